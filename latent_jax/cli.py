@@ -1,0 +1,62 @@
+"""The ``latent-jax`` command line (also ``python -m latent_jax``).
+
+Each subcommand is an experiment module under :mod:`latent_jax.experiments` that defines its
+own flags; this file only registers them and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+import latent_jax
+
+# subcommand -> (module under latent_jax.experiments, one-line help)
+SUBCOMMANDS = {
+    "pca": ("pca_summary", "fit PCA, print the explained-variance table, save the figure"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="latent-jax",
+        description="Latent representations in JAX: PCA, autoencoders, VAEs.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"latent-jax {latent_jax.__version__}"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(f"latent_jax.experiments.{module_name}")
+        sub = subparsers.add_parser(name, help=help_text, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parses ``argv`` (default: ``sys.argv[1:]``), runs the subcommand, returns an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        args.run(args)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"latent-jax {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+r"""β schedules for β-VAEs, as jit-safe functions of a count (step or epoch).
+
+Each factory validates its arguments in Python and returns ``schedule(count) -> β``, a pure
+function built from ``jnp`` operations: it accepts a Python int or a traced integer array, casts
+the count to float and returns a float32 scalar (or an array of the count's shape).
+
+Whether the count is an optimizer step or an epoch is the caller's choice; the seed's face VAE
+counts epochs (``β(epoch) = β_max (1 - e^{-epoch/1000})``), Fu et al. count steps.
+
+Example:
+    >>> beta = cyclical(total_steps=100, n_cycles=4, ratio=0.5)
+    >>> [round(float(beta(t)), 2) for t in (0, 5, 13, 24, 25)]
+    [0.0, 0.4, 1.0, 1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+Schedule = Callable[[ArrayLike], Array]
+
+RAMPS = ("linear", "sigmoid", "cosine")
+SCHEDULES = ("constant", "linear", "monotonic", "cyclical")
+
+
+def _check_finite(**values: float) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {name}={value}")
+
+
+def _check_positive_int(**values: int) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {name}={value}")
+
+
+def _as_float(count: ArrayLike) -> Array:
+    return jnp.asarray(count).astype(jnp.float32)
+
+
+def constant(value: float = 1.0) -> Schedule:
+    """β fixed at ``value`` (``value = 1`` is the plain VAE's ELBO).
+
+    Args:
+        value: the constant β, finite and >= 0.
+
+    Returns:
+        A schedule ``count -> value``.
+    """
+    _check_finite(value=value)
+    if value < 0:
+        raise ValueError(f"value must be >= 0, got {value=}")
+
+    def schedule(count: ArrayLike) -> Array:
+        return jnp.full(jnp.shape(count), value, jnp.float32)
+
+    return schedule
+
+
+def linear(start: float = 0.0, stop: float = 1.0, num_steps: int = 1000) -> Schedule:
+    r"""Linear warm-up from ``start`` to ``stop`` over ``num_steps`` counts, then held.
+
+    .. math:: \beta(t) = \text{start} + (\text{stop} - \text{start})\,\min(t / n, 1)
+
+    Args:
+        start: β at count 0, >= 0.
+        stop: β from count ``num_steps`` on, >= 0.
+        num_steps: length of the ramp, >= 1.
+
+    Returns:
+        A schedule ``count -> β``.
+    """
+    _check_finite(start=start, stop=stop)
+    _check_positive_int(num_steps=num_steps)
+    if start < 0 or stop < 0:
+        raise ValueError(f"start and stop must be >= 0, got {start=}, {stop=}")
+
+    def schedule(count: ArrayLike) -> Array:
+        fraction = jnp.clip(_as_float(count) / num_steps, 0.0, 1.0)
+        return start + (stop - start) * fraction
+
+    return schedule
+
+
+def monotonic(beta_max: float = 1.0 / 30.0, tau: float = 1000.0) -> Schedule:
+    r"""The seed's monotonic schedule :math:`\beta(t) = \beta_{max}(1 - e^{-t/\tau})`.
+
+    The seed's face VAE uses ``beta_max = 1/30`` and ``tau = 1000`` epochs.
+
+    Args:
+        beta_max: the limit of β as the count grows, >= 0.
+        tau: the time constant, > 0; β reaches 63% of ``beta_max`` at ``count = tau``.
+
+    Returns:
+        A schedule ``count -> β``.
+    """
+    _check_finite(beta_max=beta_max, tau=tau)
+    if beta_max < 0:
+        raise ValueError(f"beta_max must be >= 0, got {beta_max=}")
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau=}")
+
+    def schedule(count: ArrayLike) -> Array:
+        return beta_max * -jnp.expm1(-_as_float(count) / tau)
+
+    return schedule
+
+
+def _ramp(fraction: Array, ramp: str) -> Array:
+    """Maps a ramp fraction u in [0, 1] to a shape f(u) in [0, 1]."""
+    if ramp == "linear":
+        return fraction
+    if ramp == "sigmoid":
+        # Fu et al.'s reference code sweeps the logistic over [-6, 6] across the ramp.
+        return jax.nn.sigmoid(12.0 * fraction - 6.0)
+    return 0.5 - 0.5 * jnp.cos(jnp.pi * fraction)
+
+
+def cyclical(
+    total_steps: int,
+    n_cycles: int = 4,
+    ratio: float = 0.5,
+    start: float = 0.0,
+    stop: float = 1.0,
+    ramp: str = "linear",
+) -> Schedule:
+    r"""Cyclical annealing (Fu et al., NAACL 2019): ``n_cycles`` ramps from ``start`` to ``stop``.
+
+    The ``total_steps`` counts are cut into ``n_cycles`` cycles of length
+    :math:`P = T / M`. In each cycle β rises from ``start`` to ``stop`` over the first
+    ``ratio`` of the cycle (the ramp, shaped ``linear``, ``sigmoid`` or ``cosine``) and is then
+    held at ``stop`` for the rest of it.
+
+    **Paper versus reference code.** The paper writes :math:`\beta_t = f(\tau)` for
+    :math:`\tau \le R` and 1 otherwise, with
+    :math:`\tau = \mathrm{mod}(t - 1, \lceil T/M \rceil) / (T/M)`: cycles of the integer length
+    :math:`\lceil T/M \rceil`, so when M does not divide T the last cycle is cut short and the
+    ramps drift against the fractional period. The authors' code (``frange_cycle_linear``)
+    instead starts cycle :math:`c` at count :math:`\lfloor cP \rfloor` with the fractional
+    period :math:`P = T/M` and increments β by :math:`(\text{stop}-\text{start}) / (PR)` per
+    count, so every cycle is a full cycle and all M ramps fit in T counts. We implement the
+    **reference code's** convention (counts are 0-based, the code's array index); the two agree
+    whenever M divides T. Counts past ``total_steps`` keep cycling with the same period.
+
+    Args:
+        total_steps: T, the number of counts the M cycles span, >= 1.
+        n_cycles: M, the number of cycles, between 1 and ``total_steps``.
+        ratio: R in (0, 1], the fraction of each cycle spent ramping.
+        start: β at the beginning of each cycle, >= 0.
+        stop: β at the end of each ramp, >= 0.
+        ramp: ``"linear"``, ``"sigmoid"`` or ``"cosine"``, the ramp's shape.
+
+    Returns:
+        A schedule ``count -> β``.
+    """
+    _check_positive_int(total_steps=total_steps, n_cycles=n_cycles)
+    _check_finite(ratio=ratio, start=start, stop=stop)
+    if n_cycles > total_steps:
+        raise ValueError(f"n_cycles must be <= total_steps, got {n_cycles=}, {total_steps=}")
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio=}")
+    if start < 0 or stop < 0:
+        raise ValueError(f"start and stop must be >= 0, got {start=}, {stop=}")
+    if ramp not in RAMPS:
+        raise ValueError(f"ramp must be one of {RAMPS}, got {ramp=}")
+    period = total_steps / n_cycles
+
+    def schedule(count: ArrayLike) -> Array:
+        t = _as_float(count)
+        # Cycle c starts at floor(c * P): c is the largest integer with floor(c * P) <= t.
+        cycle = jnp.ceil((t + 1.0) / period) - 1.0
+        offset = t - jnp.floor(cycle * period)
+        fraction = offset / (period * ratio)
+        # Past the ramp β is held at ``stop`` itself (the sigmoid ramp ends at s(6) < 1).
+        shape = jnp.where(fraction <= 1.0, _ramp(jnp.clip(fraction, 0.0, 1.0), ramp), 1.0)
+        return start + (stop - start) * shape
+
+    return schedule
+
+
+def make_schedule(name: str, **kwargs) -> Schedule:
+    """Builds a schedule by name, for configs and command lines.
+
+    Args:
+        name: one of ``"constant"``, ``"linear"``, ``"monotonic"``, ``"cyclical"``.
+        **kwargs: the keyword arguments of that schedule's factory.
+
+    Returns:
+        The schedule.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    factories = {
+        "constant": constant,
+        "linear": linear,
+        "monotonic": monotonic,
+        "cyclical": cyclical,
+    }
+    if name not in factories:
+        raise ValueError(f"schedule name must be one of {SCHEDULES}, got {name!r}")
+    return factories[name](**kwargs)
