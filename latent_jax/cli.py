@@ -47,12 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # JAX logs its platform probing at INFO; keep the user's terminal for our own messages.
+    logging.getLogger("jax").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     if args.command is None:
         parser.print_help()
         return 2
     try:
         args.run(args)
     except (ValueError, TypeError, FileNotFoundError) as error:
+        if args.verbose:
+            raise
         print(f"latent-jax {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0
