@@ -132,3 +132,279 @@ def latent_scatter_pair(
         ax.set_ylabel(y_name)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _as_images(images: np.ndarray, name: str) -> np.ndarray:
+    """Images as (n, height, width, channels) with 1, 3 or 4 channels."""
+    images = np.asarray(images, np.float64)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4) or len(images) == 0:
+        raise ValueError(
+            f"{name} must have shape (n, height, width) or (n, height, width, 1|3|4) with "
+            f"n >= 1, got {images.shape}"
+        )
+    return images
+
+
+def _show(ax, image: np.ndarray, vmin: float | None, vmax: float | None) -> None:
+    """Draws one (height, width, channels) image; grey images are autoscaled unless told."""
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=vmin, vmax=vmax)
+        return
+    if vmin is not None and vmax is not None:
+        image = (image - vmin) / max(vmax - vmin, 1e-12)
+    elif image.max() > 1.0:
+        image = image / 255.0  # 8-bit pixel values
+    ax.imshow(np.clip(image, 0.0, 1.0))
+
+
+def _image_grid_figure(
+    cells: Sequence[np.ndarray | None],
+    nrows: int,
+    ncols: int,
+    *,
+    title: str | None,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    cell_inches: float = 1.0,
+    vmin: float | None = None,
+    vmax: float | None = None,
+):
+    """A figure of ``nrows`` × ``ncols`` images without ticks, filled row by row.
+
+    The figure is ``ncols * cell_inches`` wide (plus 0.6 inch for row labels) and
+    ``nrows * cell_inches * height / width`` tall (plus 0.5 inch for a title and 0.3 inch for
+    column labels); ``None`` cells stay blank.
+    """
+    shapes = [c.shape for c in cells if c is not None]
+    aspect = shapes[0][0] / shapes[0][1]
+    left = 0.6 if row_labels else 0.0
+    top = (0.5 if title else 0.0) + (0.3 if col_labels else 0.0)
+    width = ncols * cell_inches + left
+    height = nrows * cell_inches * aspect + top
+    fig = plt.figure(figsize=(width, height))
+    axes = fig.subplots(
+        nrows,
+        ncols,
+        squeeze=False,
+        subplot_kw={"xticks": [], "yticks": []},
+        gridspec_kw={"hspace": 0.02, "wspace": 0.02},
+    )
+    fig.subplots_adjust(left=left / width, right=1.0, bottom=0.0, top=1.0 - top / height)
+    for index, ax in enumerate(axes.flat):
+        cell = cells[index] if index < len(cells) else None
+        if cell is None:
+            ax.axis("off")
+            continue
+        _show(ax, cell, vmin, vmax)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    if row_labels:
+        for ax, label in zip(axes[:, 0], row_labels, strict=False):
+            ax.set_ylabel(label, fontsize=9)
+    if col_labels:
+        for ax, label in zip(axes[0], col_labels, strict=False):
+            ax.set_title(label, fontsize=9)
+    if title:
+        fig.suptitle(title, y=1.0 - 0.1 / height, va="top")
+    return fig
+
+
+def image_grid(
+    images: np.ndarray,
+    path: str | os.PathLike,
+    nrows: int = 10,
+    ncols: int = 10,
+    *,
+    title: str | None = None,
+    cell_inches: float = 1.0,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> str:
+    """The seed's preview of a data set: the first ``nrows * ncols`` images, no ticks.
+
+    Args:
+        images: array of shape (n, height, width) or (n, height, width, channels) with 1
+            (grey) or 3/4 (RGB(A)) channels, in display units (de-normalized); grey images are
+            autoscaled one by one (the seed's ``imshow``) unless ``vmin``/``vmax`` are given,
+            colour images are read as [0, 1] or, when larger, 0–255.
+        path: the PNG file to write.
+        nrows: rows of the grid.
+        ncols: columns of the grid; fewer images leave blank cells.
+        title: the figure title (the seed's "AT&T Database of Faces").
+        cell_inches: width of one image; the figure is ``ncols * cell_inches`` by
+            ``nrows * cell_inches * height / width`` inches (plus 0.5 for a title) at
+            :data:`DPI`.
+        vmin: grey level drawn black, or None.
+        vmax: grey level drawn white, or None.
+
+    Returns:
+        The path written.
+    """
+    images = _as_images(images, "images")
+    if nrows < 1 or ncols < 1:
+        raise ValueError(f"nrows and ncols must be positive, got {nrows=} and {ncols=}")
+    cells = list(images[: nrows * ncols])
+    fig = _image_grid_figure(
+        cells, nrows, ncols, title=title, cell_inches=cell_inches, vmin=vmin, vmax=vmax
+    )
+    return _save(fig, path)
+
+
+def reconstruction_pairs(
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    path: str | os.PathLike,
+    n: int = 10,
+    *,
+    title: str | None = "Test Images and Their Reconstructions",
+    cell_inches: float = 1.2,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> str:
+    """Originals (top row) above their reconstructions (bottom row).
+
+    Args:
+        originals: array of shape (m, height, width[, channels]), display units.
+        reconstructions: array of the same shape.
+        path: the PNG file to write.
+        n: how many pairs, the first ``min(n, m)``.
+        title: the figure title, or None.
+        cell_inches: width of one image (see :func:`image_grid` for the figure size; row
+            labels add 0.6 inch).
+        vmin: grey level drawn black, or None to autoscale each image.
+        vmax: grey level drawn white, or None.
+
+    Returns:
+        The path written.
+    """
+    originals = _as_images(originals, "originals")
+    reconstructions = _as_images(reconstructions, "reconstructions")
+    if originals.shape != reconstructions.shape:
+        raise ValueError(
+            f"originals and reconstructions must have one shape, got {originals.shape} and "
+            f"{reconstructions.shape}"
+        )
+    count = min(n, len(originals))
+    cells = [*originals[:count], *reconstructions[:count]]
+    fig = _image_grid_figure(
+        cells,
+        2,
+        count,
+        title=title,
+        row_labels=("Original", "Reconstruction"),
+        cell_inches=cell_inches,
+        vmin=vmin,
+        vmax=vmax,
+    )
+    return _save(fig, path)
+
+
+def image_strip(
+    images: np.ndarray,
+    path: str | os.PathLike,
+    title: str | None = None,
+    *,
+    nrows: int = 2,
+    captions: Sequence[str] | None = None,
+    figsize: tuple[float, float] | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> str:
+    """A few images in ``nrows`` rows: the seed's 2×5 figures of generated and interpolated
+    faces.
+
+    Args:
+        images: array of shape (n, height, width[, channels]), display units.
+        path: the PNG file to write.
+        title: the figure title, or None.
+        nrows: rows; the columns are ``ceil(n / nrows)``.
+        captions: one short caption per image (e.g. the interpolation fraction), or None.
+        figsize: inches; default ``(2.4 * ncols, 3 * nrows)``, the seed's (12, 6) for 2×5.
+        vmin: grey level drawn black, or None to autoscale each image.
+        vmax: grey level drawn white, or None.
+
+    Returns:
+        The path written.
+    """
+    images = _as_images(images, "images")
+    if nrows < 1:
+        raise ValueError(f"nrows must be positive, got {nrows=}")
+    if captions is not None and len(captions) != len(images):
+        raise ValueError(
+            f"captions must have one entry per image ({len(images)}), got {len(captions)}"
+        )
+    ncols = -(-len(images) // nrows)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=figsize or (2.4 * ncols, 3.0 * nrows), squeeze=False
+    )
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < len(images):
+            _show(ax, images[index], vmin, vmax)
+            if captions is not None:
+                ax.set_title(captions[index], fontsize=10)
+    top = 0.9 if title else 0.97
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.05, hspace=0.15)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def traversal_grid(
+    grid: np.ndarray,
+    values: Sequence[float],
+    path: str | os.PathLike,
+    *,
+    dims: Sequence[int] | None = None,
+    title: str | None = "Latent Traversal",
+    cell_inches: float = 1.0,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> str:
+    """A latent traversal: one row per latent dimension, one column per value.
+
+    Args:
+        grid: array of shape (n_dims, n_values, height, width[, channels]) from
+            ``generate.latent_traversal``, display units.
+        values: the swept values, shape (n_values,), written above the columns.
+        path: the PNG file to write.
+        dims: the dimension of each row (default 0, 1, ...), written as ``z<d>`` beside it.
+        title: the figure title, or None.
+        cell_inches: width of one image (see :func:`image_grid`; row labels add 0.6 inch and
+            column labels 0.3 inch).
+        vmin: grey level drawn black, or None to autoscale each image.
+        vmax: grey level drawn white, or None.
+
+    Returns:
+        The path written.
+    """
+    grid = np.asarray(grid, np.float64)
+    values = np.asarray(values, np.float64)
+    if grid.ndim not in (4, 5) or grid.shape[0] == 0:
+        raise ValueError(
+            f"grid must have shape (n_dims, n_values, height, width[, channels]), got {grid.shape}"
+        )
+    if values.shape != (grid.shape[1],):
+        raise ValueError(
+            f"values must have shape ({grid.shape[1]},) to match the grid's columns, got "
+            f"{values.shape}"
+        )
+    n_dims, n_values = grid.shape[:2]
+    dims = list(range(n_dims)) if dims is None else list(dims)
+    if len(dims) != n_dims:
+        raise ValueError(f"dims must have one entry per row ({n_dims}), got {len(dims)}")
+    cells = list(_as_images(grid.reshape(n_dims * n_values, *grid.shape[2:]), "grid"))
+    fig = _image_grid_figure(
+        cells,
+        n_dims,
+        n_values,
+        title=title,
+        row_labels=[f"z{d}" for d in dims],
+        col_labels=[f"{v:+.1f}" for v in values],
+        cell_inches=cell_inches,
+        vmin=vmin,
+        vmax=vmax,
+    )
+    return _save(fig, path)

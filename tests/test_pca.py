@@ -631,3 +631,20 @@ def test_streaming_bad_input():
     with pytest.raises(TypeError, match=r"dtype must be a floating dtype; got int32"):
         accumulator_init(3, jnp.int32)
     assert isinstance(acc, CovarianceAccumulator)
+
+
+@pytest.mark.parametrize("d", [23, 37], ids=["two-column-blocks", "four-column-blocks"])
+def test_block_symmetric_scatter_matches_numpy(d, monkeypatch):
+    """Wide rows take the block-symmetric product; it must equal the plain covariance."""
+    from latent_jax import pca as module
+
+    # Lower the width threshold so that small (and test-only) shapes take that path.
+    monkeypatch.setattr(module, "_SYMMETRIC_MIN_FEATURES", 10)
+    x = make_data(300, d, seed=d).astype(np.float32)
+    expected = np.cov(x.astype(np.float64), rowvar=False)
+    acc = accumulator_update(accumulator_init(d), x)
+    np.testing.assert_allclose(acc.scatter / 299, expected, atol=1e-5 * np.abs(expected).max())
+    assert np.array_equal(np.asarray(acc.scatter), np.asarray(acc.scatter).T)
+    exact = np.linalg.eigvalsh(expected)[::-1]
+    for state in (fit_pca(x, 5, block_rows=64), fit_pca(jnp.asarray(x), 5, block_rows=64)):
+        np.testing.assert_allclose(state.explained_variance, exact[:5], rtol=1e-4)

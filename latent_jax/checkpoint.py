@@ -1,0 +1,342 @@
+"""Checkpoints: pytrees of arrays written atomically, verified on load, never pickled.
+
+A checkpoint is two files in a directory plus a pointer:
+
+* ``checkpoint_<epoch>.<digest>.msgpack``, the payload: a nested dict of arrays serialized
+  with ``flax.serialization.msgpack_serialize`` (data only: loading it runs no code);
+* ``checkpoint_<epoch>.json``, the manifest: the payload's file name, byte length and
+  SHA-256, the epoch and JSON metadata (for :func:`latent_jax.train.fit`, the config, the
+  data shapes and the PRNG key's implementation);
+* ``latest``, the name of the newest complete checkpoint's manifest.
+
+Every file is written to a temporary file in the same directory, flushed and ``fsync``-ed,
+then moved into place with ``os.replace`` (atomic on POSIX), and the directory is ``fsync``-ed.
+The payload goes first, under a name that includes its digest so that it never overwrites the
+payload an existing manifest points to, then the manifest, then ``latest``. A crash at any
+point leaves ``latest`` on a complete, loadable checkpoint (or leaves no checkpoint at all),
+plus at worst an orphaned temporary file that the next save removes.
+
+Loading checks the payload's length and SHA-256 against the manifest and raises
+:class:`CheckpointError`, naming the file, for a truncated or corrupted checkpoint instead of
+loading it. Older checkpoints beyond ``keep`` are removed after each save.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+from flax import serialization
+
+__all__ = [
+    "FORMAT",
+    "Checkpoint",
+    "CheckpointError",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+FORMAT = "latent_jax.checkpoint/1"
+LATEST = "latest"
+_MANIFEST = re.compile(r"^checkpoint_(\d+)\.json$")
+_PAYLOAD = re.compile(r"^checkpoint_(\d+)\.[0-9a-f]+\.msgpack$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, truncated, corrupted or not a checkpoint at all."""
+
+
+class Checkpoint(NamedTuple):
+    """A loaded checkpoint.
+
+    Attributes:
+        tree: the nested dict of NumPy arrays that was saved.
+        metadata: the JSON metadata that was saved with it.
+        epoch: the epoch it was saved at.
+        path: the manifest's path.
+    """
+
+    tree: dict
+    metadata: dict
+    epoch: int
+    path: str
+
+
+def _fsync_dir(directory: str) -> None:
+    # Makes the rename itself durable; some file systems do not allow opening a directory.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _to_numpy(tree: Any) -> Any:
+    def convert(leaf: Any) -> Any:
+        if isinstance(leaf, jax.Array):
+            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                raise TypeError(
+                    "checkpoint trees cannot hold typed PRNG keys; store "
+                    "jax.random.key_data(key) instead"
+                )
+            return np.asarray(jax.device_get(leaf))
+        return leaf
+
+    return jax.tree.map(convert, tree)
+
+
+def _check_tree(tree: Any, where: str = "tree") -> None:
+    if isinstance(tree, Mapping):
+        for key, value in tree.items():
+            if not isinstance(key, str):
+                raise TypeError(f"checkpoint {where} keys must be strings, got {key!r}")
+            _check_tree(value, f"{where}[{key!r}]")
+    elif not isinstance(tree, np.ndarray | np.generic | int | float | bool | str | bytes):
+        raise TypeError(
+            f"checkpoint {where} must be nested dicts of arrays, got {type(tree).__name__}; "
+            "convert structures with flax.serialization.to_state_dict first"
+        )
+
+
+def _check_epoch(epoch: Any) -> int:
+    if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
+        raise ValueError(f"epoch must be an int >= 0, got epoch={epoch!r}")
+    return int(epoch)
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, str]]:
+    """The manifests in ``directory``, as ``(epoch, path)`` sorted by epoch.
+
+    Args:
+        directory: a checkpoint directory (need not exist).
+
+    Returns:
+        A list, empty when there is none. Listed manifests are not verified.
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        match = _MANIFEST.match(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(directory, name)))
+    return sorted(found)
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> str | None:
+    """The manifest path of the newest complete checkpoint in ``directory``.
+
+    Reads the ``latest`` pointer (written after the manifest it names); without one, the
+    manifest of the highest epoch.
+
+    Args:
+        directory: a checkpoint directory.
+
+    Returns:
+        The manifest's path, or ``None`` when the directory holds no checkpoint.
+    """
+    directory = os.fspath(directory)
+    pointer = os.path.join(directory, LATEST)
+    if os.path.isfile(pointer):
+        with open(pointer, encoding="utf-8") as handle:
+            name = handle.read().strip()
+        if not _MANIFEST.match(name):
+            raise CheckpointError(f"checkpoint pointer {pointer} is corrupt: got {name[:80]!r}")
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"checkpoint pointer {pointer} names {name}, which is missing")
+        return path
+    found = list_checkpoints(directory)
+    return found[-1][1] if found else None
+
+
+def _prune(directory: str, keep: int, current: str) -> None:
+    manifests = list_checkpoints(directory)
+    for _, path in manifests[:-keep]:
+        if os.path.abspath(path) == os.path.abspath(current):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    # Payloads (and stray temporary files) that no remaining manifest references.
+    referenced = set()
+    for _, path in list_checkpoints(directory):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                referenced.add(json.load(handle).get("payload"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    for name in os.listdir(directory):
+        stray = name.startswith(".checkpoint_") and name.endswith(".tmp")
+        if (_PAYLOAD.match(name) and name not in referenced) or stray:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    tree: Mapping[str, Any],
+    *,
+    epoch: int,
+    metadata: Mapping[str, Any] | None = None,
+    keep: int = 2,
+) -> str:
+    """Writes ``tree`` and ``metadata`` as the checkpoint of ``epoch``, atomically.
+
+    Args:
+        directory: the checkpoint directory, created if needed.
+        tree: nested dicts (string keys) of arrays and Python scalars; use
+            ``flax.serialization.to_state_dict`` for structures such as a ``TrainState``.
+        epoch: the epoch this checkpoint belongs to, >= 0; a checkpoint of the same epoch is
+            replaced.
+        metadata: JSON-serializable data stored in the manifest.
+        keep: how many checkpoints to keep (the newest), >= 1.
+
+    Returns:
+        The manifest's path.
+
+    Raises:
+        TypeError: for a tree that is not nested dicts of arrays, or metadata that is not JSON.
+        ValueError: for a negative epoch or ``keep < 1``.
+    """
+    epoch = _check_epoch(epoch)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"keep must be an int >= 1, got keep={keep!r}")
+    if not isinstance(tree, Mapping):
+        raise TypeError(f"tree must be a dict, got {type(tree).__name__}")
+    tree = _to_numpy(dict(tree))
+    _check_tree(tree)
+    try:
+        meta_json = json.loads(json.dumps(dict(metadata or {}), allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"metadata must be JSON-serializable: {err}") from err
+
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    payload = serialization.msgpack_serialize(tree)
+    digest = hashlib.sha256(payload).hexdigest()
+    stem = f"checkpoint_{epoch:08d}"
+    payload_name = f"{stem}.{digest[:16]}.msgpack"
+    manifest = {
+        "format": FORMAT,
+        "epoch": epoch,
+        "payload": payload_name,
+        "nbytes": len(payload),
+        "sha256": digest,
+        "metadata": meta_json,
+    }
+    manifest_path = os.path.join(directory, f"{stem}.json")
+    _atomic_write(os.path.join(directory, payload_name), payload)
+    _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode("utf-8"))
+    _atomic_write(os.path.join(directory, LATEST), f"{stem}.json\n".encode())
+    _prune(directory, keep, manifest_path)
+    return manifest_path
+
+
+def _read_manifest(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except FileNotFoundError as err:
+        raise CheckpointError(f"checkpoint manifest {path} does not exist") from err
+    except (OSError, ValueError) as err:
+        raise CheckpointError(
+            f"checkpoint manifest {path} is unreadable or corrupt: {err}"
+        ) from err
+    required = ("format", "epoch", "payload", "nbytes", "sha256")
+    if not isinstance(manifest, dict) or any(k not in manifest for k in required):
+        raise CheckpointError(
+            f"checkpoint manifest {path} is incomplete: expected the fields {required}"
+        )
+    if manifest["format"] != FORMAT:
+        raise CheckpointError(
+            f"checkpoint manifest {path} has format {manifest['format']!r}, expected {FORMAT!r}"
+        )
+    name = manifest["payload"]
+    if not isinstance(name, str) or os.path.basename(name) != name or not _PAYLOAD.match(name):
+        raise CheckpointError(f"checkpoint manifest {path} names an invalid payload {name!r}")
+    return manifest
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Loads and verifies a checkpoint.
+
+    Args:
+        path: a checkpoint directory (its latest checkpoint is loaded) or a manifest's path.
+
+    Returns:
+        The :class:`Checkpoint`, with the tree as nested dicts of NumPy arrays.
+
+    Raises:
+        FileNotFoundError: if the directory holds no checkpoint or the path does not exist.
+        CheckpointError: if the manifest or payload is missing, truncated or corrupted; the
+            message names the file.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        manifest_path = latest_checkpoint(path)
+        if manifest_path is None:
+            raise FileNotFoundError(f"no checkpoint in directory {path}")
+    elif os.path.isfile(path):
+        manifest_path = path
+    else:
+        raise FileNotFoundError(f"checkpoint path {path} does not exist")
+    manifest = _read_manifest(manifest_path)
+    payload_path = os.path.join(os.path.dirname(manifest_path), manifest["payload"])
+    try:
+        with open(payload_path, "rb") as handle:
+            payload = handle.read()
+    except OSError as err:
+        raise CheckpointError(
+            f"checkpoint payload {payload_path} (of {manifest_path}) cannot be read: {err}"
+        ) from err
+    if len(payload) != manifest["nbytes"]:
+        raise CheckpointError(
+            f"checkpoint payload {payload_path} is truncated or corrupt: expected "
+            f"{manifest['nbytes']} bytes, found {len(payload)}; it was not loaded"
+        )
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != manifest["sha256"]:
+        raise CheckpointError(
+            f"checkpoint payload {payload_path} is corrupt: its SHA-256 {digest[:16]}... does "
+            f"not match the manifest's {str(manifest['sha256'])[:16]}...; it was not loaded"
+        )
+    try:
+        tree = serialization.msgpack_restore(payload)
+    except Exception as err:
+        raise CheckpointError(
+            f"checkpoint payload {payload_path} cannot be decoded: {err}"
+        ) from err
+    return Checkpoint(
+        tree=tree,
+        metadata=manifest.get("metadata", {}),
+        epoch=int(manifest["epoch"]),
+        path=manifest_path,
+    )

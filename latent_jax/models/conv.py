@@ -1,0 +1,547 @@
+"""Convolutional autoencoder (pool / unpool) and convolutional VAE, channels last.
+
+:class:`ConvVAE` with no arguments is the seed's face VAE for 112x92 grayscale images:
+
+=====================================  =========================================
+encoder                                decoder
+=====================================  =========================================
+Conv(1->32, 3, s1, p1), LeakyReLU,     Dense(10->100), LeakyReLU,
+BatchNorm(32)                          Dense(100->41216), Reshape(28, 23, 64)
+Conv(32->64, 3, s2, p1), LeakyReLU     ConvT(64->64, 3, s1, p1), LeakyReLU
+Conv(64->64, 3, s2, p1), LeakyReLU     ConvT(64->64, 3, s2, p1), LeakyReLU
+Conv(64->64, 3, s1, p1)                ConvT(64->32, 3, s2, p0), BatchNorm(32),
+                                       LeakyReLU
+Flatten, Dense(41216->100)             ConvT(32->1, 3, s1, p0), Trim (Crop)
+mean, logvar: Dense(100->10) each
+=====================================  =========================================
+
+LeakyReLU slopes are 0.01. The spatial sizes run 112x92 -> 56x46 -> 28x23 in the encoder and
+28x23 -> 55x45 -> 111x91 -> 113x93 -> 112x92 in the decoder; the model has 8,473,045
+trainable parameters, as the PyTorch original. The flattened size (41216 = 28 * 23 * 64) is
+computed from ``image_shape``, and the decoder's output is cropped to the image, so the same
+configuration trains on other sizes (8x8, 25x25, 28x28, 64x64, ...).
+
+Differences from PyTorch worth knowing: inputs are (batch, height, width, channels), so the
+flatten order (and hence the meaning of the big Dense kernels' rows) differs; initialization is
+flax's default (LeCun normal, zero bias); BatchNorm uses PyTorch's defaults (momentum 0.1, i.e.
+flax ``momentum=0.9``, epsilon 1e-5) but tracks the biased batch variance. Models with
+BatchNorm take ``train`` (keyword): ``train=True`` normalizes with batch statistics and needs
+``mutable=["batch_stats"]`` in ``apply``; ``train=False`` uses the running statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+from jax import Array
+
+from latent_jax.gaussian import reparameterize
+from latent_jax.models.layers import (
+    ConvTranspose,
+    Crop,
+    Reshape,
+    conv_output_size,
+    conv_transpose_output_size,
+    max_pool_with_argmax,
+    max_unpool,
+)
+
+# PyTorch's BatchNorm2d defaults: running = 0.9 * running + 0.1 * batch, eps = 1e-5.
+_BN_MOMENTUM = 0.9
+_BN_EPSILON = 1e-5
+
+
+class ConvSpec(NamedTuple):
+    """One (transposed) convolution with PyTorch-style symmetric padding.
+
+    Attributes:
+        features: output channels.
+        kernel_size: square kernel size.
+        stride: stride along both spatial axes.
+        padding: PyTorch ``padding`` along both spatial axes.
+        batch_norm: whether a BatchNorm follows (after the activation in the encoder, before
+            it in the decoder, as in the seed).
+    """
+
+    features: int
+    kernel_size: int = 3
+    stride: int = 1
+    padding: int = 0
+    batch_norm: bool = False
+
+
+SEED_ENCODER_CONVS: tuple[ConvSpec, ...] = (
+    ConvSpec(32, 3, 1, 1, batch_norm=True),
+    ConvSpec(64, 3, 2, 1),
+    ConvSpec(64, 3, 2, 1),
+    ConvSpec(64, 3, 1, 1),
+)
+SEED_DECODER_CONVS: tuple[ConvSpec, ...] = (
+    ConvSpec(64, 3, 1, 1),
+    ConvSpec(64, 3, 2, 1),
+    ConvSpec(32, 3, 2, 0, batch_norm=True),
+)
+SEED_IMAGE_SHAPE: tuple[int, int, int] = (112, 92, 1)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_positive_ints(name: str, value: object, length: int | None = None) -> tuple[int, ...]:
+    try:
+        values = tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of ints, got {value!r}") from None
+    if (length is not None and len(values) != length) or not all(
+        _is_int(v) and v >= 1 for v in values
+    ):
+        size = f"{length} " if length is not None else ""
+        raise ValueError(f"{name} must be a tuple of {size}ints >= 1, got {name}={value!r}")
+    return values
+
+
+def _check_dim(name: str, value: object) -> None:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < 1:  # type: ignore[operator]
+        raise ValueError(f"{name} must be >= 1, got {name}={value}")
+
+
+def _as_specs(name: str, specs: Sequence[object], allow_empty: bool) -> tuple[ConvSpec, ...]:
+    try:
+        out = tuple(ConvSpec(*spec) for spec in specs)  # type: ignore[misc]
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a sequence of ConvSpec(features, kernel_size, stride, padding, "
+            f"batch_norm), got {specs!r}"
+        ) from None
+    if not out and not allow_empty:
+        raise ValueError(f"{name} must hold at least one convolution, got {specs!r}")
+    for i, spec in enumerate(out):
+        ok = (
+            all(_is_int(v) for v in spec[:4])
+            and min(spec.features, spec.kernel_size, spec.stride) >= 1
+            and spec.padding >= 0
+        )
+        if not ok:
+            raise ValueError(
+                f"{name}[{i}] must have features, kernel_size, stride >= 1 and padding >= 0 "
+                f"(ints), got {spec!r}"
+            )
+    return out
+
+
+def _check_images(x: Array, image_shape: Sequence[int]) -> Array:
+    x = jnp.asarray(x)
+    expected = tuple(image_shape)
+    if x.ndim != 4 or x.shape[1:] != expected:
+        raise ValueError(
+            f"x must have shape (batch, {', '.join(map(str, expected))}) (channels last), "
+            f"got shape {x.shape}"
+        )
+    return x
+
+
+def _check_latents(z: Array, latent_dim: int) -> Array:
+    z = jnp.asarray(z)
+    if z.ndim != 2 or z.shape[1] != latent_dim:
+        raise ValueError(f"z must have shape (batch, {latent_dim}), got shape {z.shape}")
+    return z
+
+
+class _VAEPlan(NamedTuple):
+    feature_shape: tuple[int, int, int]  # the encoder's last feature map (h, w, channels)
+    decoder_size: tuple[int, int]  # the decoder's (height, width) before cropping
+
+
+def _plan_conv_vae(
+    image_shape: tuple[int, ...],
+    encoder_convs: tuple[ConvSpec, ...],
+    decoder_convs: tuple[ConvSpec, ...],
+    output_conv: tuple[int, ...],
+) -> _VAEPlan:
+    """Spatial sizes through the encoder and decoder, or a ValueError naming the problem."""
+    height, width = image_shape[:2]
+    h, w = height, width
+    for i, spec in enumerate(encoder_convs):
+        try:
+            h = conv_output_size(h, spec.kernel_size, spec.stride, spec.padding)
+            w = conv_output_size(w, spec.kernel_size, spec.stride, spec.padding)
+        except ValueError as err:
+            raise ValueError(
+                f"image_shape={image_shape} is too small for encoder_convs[{i}]={spec}: {err}"
+            ) from None
+    feature_shape = (h, w, encoder_convs[-1].features)
+    kernel, stride, padding = output_conv
+    layers = [(s.kernel_size, s.stride, s.padding) for s in decoder_convs]
+    for i, (k, s, p) in enumerate([*layers, (kernel, stride, padding)]):
+        try:
+            h = conv_transpose_output_size(h, k, s, p)
+            w = conv_transpose_output_size(w, k, s, p)
+        except ValueError as err:
+            where = f"decoder_convs[{i}]" if i < len(layers) else "output_conv"
+            raise ValueError(f"{where} gives an empty feature map: {err}") from None
+    if h < height or w < width:
+        raise ValueError(
+            f"the decoder's output is {h}x{w}, smaller than image_shape={image_shape}; "
+            f"it must be at least {height}x{width} so it can be cropped to the image "
+            f"(change decoder_convs or output_conv)"
+        )
+    return _VAEPlan(feature_shape, (h, w))
+
+
+class ConvEncoder(nn.Module):
+    """Convolutions, flatten and a Dense layer: the seed's VAE encoder trunk.
+
+    Every convolution but the last is followed by LeakyReLU, then BatchNorm where its spec
+    asks; the Dense output is linear (the VAE's heads follow it).
+
+    Attributes:
+        convs: the convolutions.
+        hidden_dim: width of the Dense layer after flattening.
+        negative_slope: LeakyReLU slope.
+    """
+
+    convs: Sequence[ConvSpec]
+    hidden_dim: int
+    negative_slope: float = 0.01
+
+    @nn.compact
+    def __call__(self, x: Array, *, train: bool = False) -> Array:
+        """Maps (batch, H, W, C) to (batch, hidden_dim)."""
+        for i, spec in enumerate(self.convs):
+            p = spec.padding
+            x = nn.Conv(
+                spec.features,
+                (spec.kernel_size, spec.kernel_size),
+                strides=spec.stride,
+                padding=((p, p), (p, p)),
+                name=f"conv{i}",
+            )(x)
+            if i < len(self.convs) - 1:
+                x = nn.leaky_relu(x, self.negative_slope)
+            if spec.batch_norm:
+                x = nn.BatchNorm(
+                    use_running_average=not train,
+                    momentum=_BN_MOMENTUM,
+                    epsilon=_BN_EPSILON,
+                    name=f"bn{i}",
+                )(x)
+        x = x.reshape(x.shape[0], -1)
+        return nn.Dense(self.hidden_dim, name="dense")(x)
+
+
+class ConvDecoder(nn.Module):
+    """Dense layers, reshape, transposed convolutions and a crop: the seed's VAE decoder.
+
+    ``Dense(hidden_dim)``, LeakyReLU, ``Dense(prod(feature_shape))``, reshape to
+    ``feature_shape``; every transposed convolution of ``convs`` is followed by BatchNorm
+    (where its spec asks) and LeakyReLU; a last, linear transposed convolution maps to the
+    image's channels, and the result is cropped to the image's height and width.
+
+    Attributes:
+        convs: the hidden transposed convolutions.
+        output_conv: (kernel_size, stride, padding) of the last transposed convolution.
+        feature_shape: (h, w, channels) of the first feature map.
+        image_shape: (height, width, channels) of the output.
+        hidden_dim: width of the first Dense layer.
+        negative_slope: LeakyReLU slope.
+    """
+
+    convs: Sequence[ConvSpec]
+    output_conv: tuple[int, int, int]
+    feature_shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int]
+    hidden_dim: int
+    negative_slope: float = 0.01
+
+    @nn.compact
+    def __call__(self, z: Array, *, train: bool = False) -> Array:
+        """Maps (batch, latent_dim) to (batch, *image_shape)."""
+        x = nn.Dense(self.hidden_dim, name="dense0")(z)
+        x = nn.leaky_relu(x, self.negative_slope)
+        x = nn.Dense(math.prod(self.feature_shape), name="dense1")(x)
+        x = Reshape(tuple(self.feature_shape))(x)
+        for i, spec in enumerate(self.convs):
+            x = ConvTranspose(
+                spec.features, spec.kernel_size, spec.stride, spec.padding, name=f"convt{i}"
+            )(x)
+            if spec.batch_norm:
+                x = nn.BatchNorm(
+                    use_running_average=not train,
+                    momentum=_BN_MOMENTUM,
+                    epsilon=_BN_EPSILON,
+                    name=f"bn{i}",
+                )(x)
+            x = nn.leaky_relu(x, self.negative_slope)
+        kernel, stride, padding = self.output_conv
+        x = ConvTranspose(self.image_shape[-1], kernel, stride, padding, name="convt_out")(x)
+        return Crop(self.image_shape[0], self.image_shape[1])(x)
+
+
+class ConvVAE(nn.Module):
+    """Convolutional VAE; the defaults are the seed's face VAE (see the module docstring).
+
+    Attributes:
+        image_shape: (height, width, channels) of the images, channels last.
+        hidden_dim: width of the Dense layers around the latent space.
+        latent_dim: dimension of the latent space.
+        encoder_convs: the encoder's convolutions (:class:`ConvSpec` or plain tuples).
+        decoder_convs: the decoder's hidden transposed convolutions.
+        output_conv: (kernel_size, stride, padding) of the decoder's last transposed
+            convolution, whose channels are the image's.
+        negative_slope: LeakyReLU slope.
+
+    Raises:
+        ValueError: at construction, if the image is too small for the encoder or the
+            decoder's output would be smaller than the image.
+    """
+
+    image_shape: tuple[int, int, int] = SEED_IMAGE_SHAPE
+    hidden_dim: int = 100
+    latent_dim: int = 10
+    encoder_convs: Sequence[ConvSpec] = SEED_ENCODER_CONVS
+    decoder_convs: Sequence[ConvSpec] = SEED_DECODER_CONVS
+    output_conv: tuple[int, int, int] = (3, 1, 0)
+    negative_slope: float = 0.01
+
+    def __post_init__(self) -> None:
+        self._plan()  # fail at construction, not deep inside the first trace
+        super().__post_init__()
+
+    def _plan(self) -> _VAEPlan:
+        image_shape = _check_positive_ints("image_shape", self.image_shape, 3)
+        _check_dim("hidden_dim", self.hidden_dim)
+        _check_dim("latent_dim", self.latent_dim)
+        encoder = _as_specs("encoder_convs", self.encoder_convs, allow_empty=False)
+        decoder = _as_specs("decoder_convs", self.decoder_convs, allow_empty=True)
+        output_conv = tuple(self.output_conv)
+        if (
+            len(output_conv) != 3
+            or not all(_is_int(v) for v in output_conv)
+            or min(output_conv[:2]) < 1
+            or output_conv[2] < 0
+        ):
+            raise ValueError(
+                f"output_conv must be (kernel_size >= 1, stride >= 1, padding >= 0), "
+                f"got output_conv={self.output_conv!r}"
+            )
+        return _plan_conv_vae(image_shape, encoder, decoder, output_conv)
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        """(h, w, channels) of the encoder's last feature map, (28, 23, 64) for the seed."""
+        return self._plan().feature_shape
+
+    def setup(self) -> None:
+        plan = self._plan()
+        self.encoder = ConvEncoder(
+            _as_specs("encoder_convs", self.encoder_convs, False),
+            self.hidden_dim,
+            self.negative_slope,
+        )
+        self.mean_layer = nn.Dense(self.latent_dim)
+        self.logvar_layer = nn.Dense(self.latent_dim)
+        self.decoder = ConvDecoder(
+            _as_specs("decoder_convs", self.decoder_convs, True),
+            tuple(self.output_conv),
+            plan.feature_shape,
+            tuple(self.image_shape),
+            self.hidden_dim,
+            self.negative_slope,
+        )
+
+    def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
+        """Posterior ``(mean, logvar)``, each (batch, latent_dim), of images x.
+
+        Args:
+            x: array of shape (batch, *image_shape).
+            train: BatchNorm uses batch statistics (and updates ``batch_stats``) if True.
+        """
+        h = self.encoder(_check_images(x, self.image_shape), train=train)
+        return self.mean_layer(h), self.logvar_layer(h)
+
+    def decode(self, z: Array, *, train: bool = False) -> Array:
+        """Images of shape (batch, *image_shape) from latents of shape (batch, latent_dim)."""
+        return self.decoder(_check_latents(z, self.latent_dim), train=train)
+
+    def __call__(self, x: Array, key: Array, *, train: bool = False) -> tuple[Array, Array, Array]:
+        """Encodes, draws ``z = mean + exp(logvar / 2) * eps`` with ``key``, decodes.
+
+        Args:
+            x: array of shape (batch, *image_shape).
+            key: ``jax.random`` key of the reparameterization draw.
+            train: BatchNorm mode (see :meth:`encode`).
+
+        Returns:
+            ``(reconstruction, mean, logvar)`` of shapes (batch, *image_shape),
+            (batch, latent_dim), (batch, latent_dim).
+        """
+        mean, logvar = self.encode(x, train=train)
+        z = reparameterize(key, mean, logvar)
+        return self.decode(z, train=train), mean, logvar
+
+
+class ConvAutoencoder(nn.Module):
+    """Convolution + max-pool encoder, max-unpool + transposed-convolution decoder.
+
+    Encoder, per stage ``i``: ``Conv(channels[i], kernel_size, stride 1, "same" padding)``,
+    LeakyReLU, ``max_pool_with_argmax(pool)``; then flatten and ``Dense(latent_dim)``.
+    Decoder: ``Dense``, LeakyReLU, reshape, then per stage in reverse: unpool to the stage's
+    pre-pool size, ``ConvTranspose`` (stride 1, same padding) back to the previous stage's
+    channels (the image's for the first stage, linear), LeakyReLU between stages.
+
+    Unpooling places each value at a recorded switch (the position of a window's maximum).
+    :meth:`encode_with_indices` returns those switches and ``decode(z, indices)`` uses them
+    (the seed's unpooling). ``decode(z)`` alone has no switches, as when generating from a
+    latent, and puts every value at its window's top-left corner instead: zero insertion,
+    which makes each unpool + convolution a stride-``pool`` transposed convolution with the
+    same weights. ``__call__`` uses the encoder's switches if ``use_switches`` (the default)
+    and otherwise the fixed ones, so that ``model(x) == decode(encode(x))``; train with
+    ``use_switches=False`` when the decoder must also work from latents alone.
+
+    Attributes:
+        image_shape: (height, width, channels), channels last.
+        channels: channels of each encoder stage.
+        latent_dim: size of the code.
+        kernel_size: odd kernel size of every (transposed) convolution.
+        pool: pooling window (and stride) of every stage.
+        negative_slope: LeakyReLU slope.
+        use_switches: whether ``__call__`` unpools at the encoder's recorded maxima.
+    """
+
+    image_shape: tuple[int, int, int] = SEED_IMAGE_SHAPE
+    channels: Sequence[int] = (16, 32)
+    latent_dim: int = 10
+    kernel_size: int = 3
+    pool: int = 2
+    negative_slope: float = 0.01
+    use_switches: bool = True
+
+    def __post_init__(self) -> None:
+        self._stage_sizes()
+        super().__post_init__()
+
+    def _stage_sizes(self) -> tuple[tuple[int, int], ...]:
+        """(height, width) entering each stage's pool, plus the final pooled size."""
+        image_shape = _check_positive_ints("image_shape", self.image_shape, 3)
+        channels = _check_positive_ints("channels", self.channels)
+        if not channels:
+            raise ValueError(f"channels must hold at least one stage, got {self.channels!r}")
+        _check_dim("latent_dim", self.latent_dim)
+        _check_dim("pool", self.pool)
+        _check_dim("kernel_size", self.kernel_size)
+        if self.kernel_size % 2 != 1:
+            raise ValueError(
+                f"kernel_size must be odd so convolutions keep the size, got {self.kernel_size}"
+            )
+        sizes = [image_shape[:2]]
+        for i in range(len(channels)):
+            h, w = sizes[-1]
+            if h < self.pool or w < self.pool:
+                raise ValueError(
+                    f"image_shape={image_shape} is too small for {len(channels)} stages of "
+                    f"{self.pool}x{self.pool} pooling: stage {i} gets {h}x{w}"
+                )
+            sizes.append((h // self.pool, w // self.pool))
+        return tuple(sizes)
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        """(h, w, channels) of the last pooled feature map."""
+        h, w = self._stage_sizes()[-1]
+        return (h, w, tuple(self.channels)[-1])
+
+    def setup(self) -> None:
+        channels = tuple(self.channels)
+        k, p = self.kernel_size, self.kernel_size // 2
+        self.convs = [
+            nn.Conv(c, (k, k), padding=((p, p), (p, p)), name=f"conv{i}")
+            for i, c in enumerate(channels)
+        ]
+        self.to_code = nn.Dense(self.latent_dim)
+        self.from_code = nn.Dense(math.prod(self.feature_shape))
+        outputs = (self.image_shape[-1], *channels[:-1])
+        self.deconvs = [ConvTranspose(c, k, 1, p, name=f"convt{i}") for i, c in enumerate(outputs)]
+
+    def encode_with_indices(
+        self, x: Array, *, train: bool = False
+    ) -> tuple[Array, tuple[Array, ...]]:
+        """Codes and pooling switches of images ``x``.
+
+        Args:
+            x: array of shape (batch, *image_shape).
+            train: ignored (no BatchNorm); accepted for a uniform interface.
+
+        Returns:
+            ``(code, indices)``: the code of shape (batch, latent_dim) and, per stage, the
+            int32 switches of :func:`~latent_jax.models.layers.max_pool_with_argmax`.
+        """
+        del train
+        x = _check_images(x, self.image_shape)
+        indices = []
+        for conv in self.convs:
+            x = nn.leaky_relu(conv(x), self.negative_slope)
+            x, idx = max_pool_with_argmax(x, self.pool)
+            indices.append(idx)
+        code = self.to_code(x.reshape(x.shape[0], -1))
+        return code, tuple(indices)
+
+    def encode(self, x: Array, *, train: bool = False) -> Array:
+        """Codes of shape (batch, latent_dim) of images x of shape (batch, *image_shape)."""
+        return self.encode_with_indices(x, train=train)[0]
+
+    def decode(
+        self, z: Array, indices: Sequence[Array] | None = None, *, train: bool = False
+    ) -> Array:
+        """Images of shape (batch, *image_shape) from codes of shape (batch, latent_dim).
+
+        Args:
+            z: array of shape (batch, latent_dim).
+            indices: the switches from :meth:`encode_with_indices`, or None to unpool at
+                each window's top-left corner.
+            train: ignored (no BatchNorm); accepted for a uniform interface.
+        """
+        del train
+        z = _check_latents(z, self.latent_dim)
+        sizes = self._stage_sizes()
+        n_stages = len(self.convs)
+        if indices is not None:
+            indices = tuple(indices)
+            if len(indices) != n_stages:
+                raise ValueError(
+                    f"indices must hold {n_stages} arrays (one per stage), got {len(indices)}"
+                )
+        x = nn.leaky_relu(self.from_code(z), self.negative_slope)
+        x = x.reshape((z.shape[0], *self.feature_shape))
+        for i in reversed(range(n_stages)):
+            if indices is None:
+                idx = self._fixed_switches(x.shape, sizes[i][1])
+            else:
+                idx = jnp.asarray(indices[i])
+                if idx.shape != x.shape:
+                    raise ValueError(
+                        f"indices[{i}] must have shape {x.shape}, got shape {idx.shape}"
+                    )
+            x = max_unpool(x, idx, sizes[i])
+            x = self.deconvs[i](x)
+            if i > 0:
+                x = nn.leaky_relu(x, self.negative_slope)
+        return x
+
+    def _fixed_switches(self, shape: tuple[int, ...], width: int) -> Array:
+        """Switches at each window's top-left corner, for a pooled map of ``shape``."""
+        rows = jnp.arange(shape[1]) * self.pool
+        cols = jnp.arange(shape[2]) * self.pool
+        flat = (rows[:, None] * width + cols[None, :]).astype(jnp.int32)
+        return jnp.broadcast_to(flat[None, :, :, None], shape)
+
+    def __call__(self, x: Array, *, train: bool = False) -> Array:
+        """Reconstruction of ``x`` (batch, *image_shape), same shape (see the class doc)."""
+        code, indices = self.encode_with_indices(x, train=train)
+        return self.decode(code, indices if self.use_switches else None, train=train)

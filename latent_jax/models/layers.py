@@ -1,0 +1,355 @@
+r"""Building blocks that PyTorch has and linen lacks, with PyTorch's shape semantics.
+
+Images are channels last, ``(batch, height, width, channels)``, throughout.
+
+* :class:`Reshape` and :class:`Crop` are the seed's ``Reshape`` and ``Trim`` helper layers;
+  ``Crop`` keeps the top-left ``height x width`` window, so the seed's ``Trim``
+  (``x[:, :, :-1, :-1]`` on a 113x93 map) is ``Crop(112, 92)``.
+* :func:`max_pool_with_argmax` and :func:`max_unpool` are max pooling that records where each
+  maximum came from and the unpooling that puts values back there (zeros elsewhere), as in
+  the seed's unpooling figure (Noh et al., 2015). Indices follow PyTorch's
+  ``MaxPool2d(return_indices=True)``: the flat position ``row * width + col`` in the input
+  plane of each example and channel.
+* :class:`ConvTranspose` is a transposed convolution with PyTorch's ``ConvTranspose2d``
+  arithmetic,
+
+  .. math::
+
+      \text{out}[i s + a - p,\ j s + b - p,\ o] \mathrel{+}= \sum_c x[i, j, c]\, w[a, b, c, o],
+
+  so its output size is :math:`(n - 1) s - 2p + k + \text{output\_padding}` and
+  architectures written for PyTorch keep their shapes.
+
+:func:`conv_output_size` and :func:`conv_transpose_output_size` give the spatial sizes in
+Python, so models can compute flattened sizes from the image shape instead of hard-coding them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+IntOrPair = int | tuple[int, int]
+
+
+def _pair(name: str, value: IntOrPair) -> tuple[int, int]:
+    """``value`` as an (height, width) pair of ints, or a TypeError naming ``name``."""
+    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
+    if len(pair) != 2 or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in pair
+    ):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_images(name: str, x: Array) -> None:
+    if x.ndim != 4:
+        raise ValueError(
+            f"{name} must have shape (batch, height, width, channels), got shape {x.shape}"
+        )
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """Spatial size after a convolution with symmetric zero padding (PyTorch's ``Conv2d``).
+
+    Args:
+        size: input size along one spatial axis.
+        kernel_size: kernel size along that axis.
+        stride: stride along that axis.
+        padding: zeros added on each side.
+
+    Returns:
+        ``floor((size + 2 * padding - kernel_size) / stride) + 1``.
+
+    Raises:
+        ValueError: if the result would be smaller than 1.
+    """
+    out = (size + 2 * padding - kernel_size) // stride + 1
+    if out < 1:
+        raise ValueError(
+            f"a convolution with kernel_size={kernel_size}, stride={stride}, padding={padding} "
+            f"needs an input of size >= {kernel_size - 2 * padding}, got size={size}"
+        )
+    return out
+
+
+def conv_transpose_output_size(
+    size: int, kernel_size: int, stride: int = 1, padding: int = 0, output_padding: int = 0
+) -> int:
+    """Spatial size after a transposed convolution (PyTorch's ``ConvTranspose2d``).
+
+    Args:
+        size: input size along one spatial axis.
+        kernel_size: kernel size along that axis.
+        stride: stride along that axis.
+        padding: rows/columns removed from each side of the full output.
+        output_padding: extra rows/columns added at the end (bottom/right).
+
+    Returns:
+        ``(size - 1) * stride - 2 * padding + kernel_size + output_padding``.
+
+    Raises:
+        ValueError: if the result would be smaller than 1.
+    """
+    out = (size - 1) * stride - 2 * padding + kernel_size + output_padding
+    if out < 1:
+        raise ValueError(
+            f"a transposed convolution with kernel_size={kernel_size}, stride={stride}, "
+            f"padding={padding}, output_padding={output_padding} gives an empty output "
+            f"for size={size} (output size {out})"
+        )
+    return out
+
+
+class Reshape(nn.Module):
+    """Reshapes each example, keeping the batch axis (the seed's ``Reshape``).
+
+    Attributes:
+        shape: the per-example target shape, e.g. ``(28, 23, 64)`` (channels last).
+    """
+
+    shape: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Reshapes ``x`` of shape (batch, ...) to (batch, *shape)."""
+        shape = tuple(int(s) for s in self.shape)
+        if x.ndim < 1 or math.prod(x.shape[1:]) != math.prod(shape):
+            raise ValueError(
+                f"x must have {math.prod(shape)} values per example to reshape to {shape}, "
+                f"got shape {x.shape}"
+            )
+        return x.reshape((x.shape[0], *shape))
+
+
+class Crop(nn.Module):
+    """Keeps the top-left ``height x width`` window of each image (the seed's ``Trim``).
+
+    Transposed-convolution decoders often overshoot the image size by a row or two; cropping
+    from the top-left drops the extra rows at the bottom and columns at the right, as the
+    seed's ``x[:, :, :-1, :-1]`` does.
+
+    Attributes:
+        height: target height.
+        width: target width.
+    """
+
+    height: int
+    width: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Crops ``x`` of shape (batch, H, W, C) to (batch, height, width, C).
+
+        Raises:
+            ValueError: if ``x`` is not 4-D or is smaller than the target.
+        """
+        _check_images("x", x)
+        if x.shape[1] < self.height or x.shape[2] < self.width:
+            raise ValueError(
+                f"x must be at least {self.height}x{self.width} to crop to that size, "
+                f"got shape {x.shape}"
+            )
+        return x[:, : self.height, : self.width, :]
+
+
+def max_pool_with_argmax(x: ArrayLike, window: IntOrPair = 2) -> tuple[Array, Array]:
+    """Non-overlapping max pooling that also returns where each maximum was.
+
+    Windows have stride equal to their size; rows and columns that do not fill a whole window
+    are dropped (PyTorch's ``MaxPool2d`` default, ``ceil_mode=False``). Within a window the
+    first maximum in row-major order wins ties.
+
+    Args:
+        x: array of shape (batch, height, width, channels).
+        window: window size, an int or a (height, width) pair.
+
+    Returns:
+        ``(pooled, indices)``, both of shape (batch, height // wh, width // ww, channels):
+        the window maxima and their flat positions ``row * width + col`` in the input plane
+        (int32), ready for :func:`max_unpool`. Gradients flow to the maxima.
+
+    Raises:
+        ValueError: if ``x`` is not 4-D or is smaller than one window.
+    """
+    x = jnp.asarray(x)
+    wh, ww = _pair("window", window)
+    if wh < 1 or ww < 1:
+        raise ValueError(f"window must be >= 1, got window={window!r}")
+    _check_images("x", x)
+    batch, height, width, channels = x.shape
+    out_h, out_w = height // wh, width // ww
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"x must be at least one {wh}x{ww} window in height and width, got shape {x.shape}"
+        )
+    windows = x[:, : out_h * wh, : out_w * ww, :].reshape(batch, out_h, wh, out_w, ww, channels)
+    # (batch, out_h, out_w, channels, wh * ww): each window's values in row-major order.
+    windows = windows.transpose(0, 1, 3, 5, 2, 4).reshape(batch, out_h, out_w, channels, wh * ww)
+    local = jnp.argmax(windows, axis=-1)  # argmax returns the first of tied maxima
+    pooled = jnp.take_along_axis(windows, local[..., None], axis=-1)[..., 0]
+    rows = jnp.arange(out_h)[:, None, None] * wh + local // ww
+    cols = jnp.arange(out_w)[None, :, None] * ww + local % ww
+    indices = (rows * width + cols).astype(jnp.int32)
+    return pooled, indices
+
+
+def max_unpool(pooled: ArrayLike, indices: ArrayLike, output_size: Sequence[int]) -> Array:
+    """Puts pooled values back at their recorded positions, zeros elsewhere.
+
+    The inverse of :func:`max_pool_with_argmax` in PyTorch's ``MaxUnpool2d`` sense:
+    ``max_unpool(*max_pool_with_argmax(x), x.shape[1:3])`` keeps each window's maximum where
+    it was and zeros everything else. Gradients flow to ``pooled``; indices outside the
+    output plane are dropped.
+
+    Args:
+        pooled: array of shape (batch, h, w, channels).
+        indices: integer array of the same shape, flat positions ``row * width + col`` in
+            the output plane.
+        output_size: the output's (height, width).
+
+    Returns:
+        Array of shape (batch, height, width, channels).
+
+    Raises:
+        ValueError: if the shapes of ``pooled`` and ``indices`` differ or are not 4-D.
+    """
+    pooled = jnp.asarray(pooled)
+    indices = jnp.asarray(indices)
+    _check_images("pooled", pooled)
+    if indices.shape != pooled.shape:
+        raise ValueError(
+            f"indices must have the shape of pooled {pooled.shape}, got shape {indices.shape}"
+        )
+    if not jnp.issubdtype(indices.dtype, jnp.integer):
+        raise TypeError(f"indices must be integers, got dtype {indices.dtype}")
+    height, width = _pair("output_size", tuple(output_size))
+    batch, _, _, channels = pooled.shape
+    out = jnp.zeros((batch, height * width, channels), pooled.dtype)
+    batch_idx = jnp.arange(batch)[:, None, None, None]
+    channel_idx = jnp.arange(channels)[None, None, None, :]
+    out = out.at[batch_idx, indices, channel_idx].set(pooled, mode="drop")
+    return out.reshape(batch, height, width, channels)
+
+
+def conv_transpose(
+    x: ArrayLike,
+    kernel: ArrayLike,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    output_padding: IntOrPair = 0,
+) -> Array:
+    r"""PyTorch's ``conv_transpose2d`` for channels-last arrays, without bias.
+
+    Computes :math:`\text{out}[i s + a - p, j s + b - p, o] \mathrel{+}= x[i, j, c]\,
+    w[a, b, c, o]` (the gradient of a strided convolution) as one dilated convolution: the
+    input is dilated by the stride, padded by ``k - 1 - p`` (plus ``output_padding`` at the
+    bottom/right) and correlated with the spatially flipped kernel.
+
+    Args:
+        x: array of shape (batch, height, width, in_channels).
+        kernel: array of shape (kh, kw, in_channels, out_channels).
+        stride: an int or (height, width) pair, >= 1.
+        padding: an int or pair, >= 0.
+        output_padding: an int or pair, each smaller than the stride along its axis.
+
+    Returns:
+        Array of shape (batch, H, W, out_channels) with
+        ``H = (height - 1) * sh - 2 * ph + kh + oph`` and likewise ``W``.
+    """
+    x = jnp.asarray(x)
+    kernel = jnp.asarray(kernel)
+    _check_images("x", x)
+    if kernel.ndim != 4 or kernel.shape[2] != x.shape[3]:
+        raise ValueError(
+            f"kernel must have shape (kh, kw, {x.shape[3]}, out_channels) for x of shape "
+            f"{x.shape}, got shape {kernel.shape}"
+        )
+    strides = _pair("stride", stride)
+    pads = _pair("padding", padding)
+    out_pads = _pair("output_padding", output_padding)
+    _check_transpose_args(strides, pads, out_pads)
+    for axis in range(2):
+        conv_transpose_output_size(
+            x.shape[1 + axis], kernel.shape[axis], strides[axis], pads[axis], out_pads[axis]
+        )
+    lax_padding = [
+        (k - 1 - p, k - 1 - p + op)
+        for k, p, op in zip(kernel.shape[:2], pads, out_pads, strict=True)
+    ]
+    return jax.lax.conv_general_dilated(
+        x,
+        jnp.flip(kernel, axis=(0, 1)),
+        window_strides=(1, 1),
+        padding=lax_padding,
+        lhs_dilation=strides,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+
+
+def _check_transpose_args(
+    strides: tuple[int, int], pads: tuple[int, int], out_pads: tuple[int, int]
+) -> None:
+    if min(strides) < 1:
+        raise ValueError(f"stride must be >= 1, got stride={strides}")
+    if min(pads) < 0:
+        raise ValueError(f"padding must be >= 0, got padding={pads}")
+    if min(out_pads) < 0 or any(op >= s for op, s in zip(out_pads, strides, strict=True)):
+        raise ValueError(
+            f"output_padding must be >= 0 and smaller than the stride {strides}, "
+            f"got output_padding={out_pads}"
+        )
+
+
+class ConvTranspose(nn.Module):
+    """Transposed convolution with PyTorch's ``ConvTranspose2d`` shapes and arithmetic.
+
+    The output size is ``(in - 1) * stride - 2 * padding + kernel_size + output_padding`` per
+    spatial axis, and the layer has ``kh * kw * in_channels * features + features``
+    parameters, as in PyTorch. The kernel is stored as (kh, kw, in_channels, features) and
+    used without flipping in the scatter form of :func:`conv_transpose`, so a PyTorch weight
+    ``w`` of shape (in, out, kh, kw) loads as ``w.transpose(2, 3, 0, 1)``.
+
+    Initialization uses flax's defaults (LeCun normal kernel, zero bias), not PyTorch's
+    uniform ones.
+
+    Attributes:
+        features: output channels.
+        kernel_size: an int or (kh, kw) pair.
+        stride: an int or (height, width) pair.
+        padding: an int or pair, the PyTorch ``padding`` (rows/columns cut from each side).
+        output_padding: an int or pair added at the bottom/right, smaller than the stride.
+        use_bias: whether to add a bias.
+        kernel_init: initializer of the kernel.
+        bias_init: initializer of the bias.
+    """
+
+    features: int
+    kernel_size: IntOrPair
+    stride: IntOrPair = 1
+    padding: IntOrPair = 0
+    output_padding: IntOrPair = 0
+    use_bias: bool = True
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Applies the layer to ``x`` of shape (batch, height, width, in_channels)."""
+        x = jnp.asarray(x)
+        _check_images("x", x)
+        kh, kw = _pair("kernel_size", self.kernel_size)
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+        kernel, x = nn.dtypes.promote_dtype(kernel, x)
+        y = conv_transpose(x, kernel, self.stride, self.padding, self.output_padding)
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init, (self.features,))
+            y = y + bias.astype(y.dtype)
+        return y

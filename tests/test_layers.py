@@ -1,0 +1,251 @@
+"""Layers: transposed convolution against PyTorch's definition, pool/unpool, reshape and crop."""
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from latent_jax.models.layers import (
+    ConvTranspose,
+    Crop,
+    Reshape,
+    conv_output_size,
+    conv_transpose,
+    conv_transpose_output_size,
+    max_pool_with_argmax,
+    max_unpool,
+)
+
+
+def _conv_transpose_reference(x, w, stride, padding, output_padding=(0, 0)):
+    """PyTorch's ConvTranspose2d by its definition, in float64 NumPy (channels last).
+
+    out[i*s + a - p, j*s + b - p, o] += x[i, j, c] * w[a, b, c, o], then
+    output_padding extra rows/columns at the bottom/right.
+    """
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    n, h, wd, _ = x.shape
+    kh, kw, _, cout = w.shape
+    (sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding
+    full = np.zeros((n, (h - 1) * sh + kh + oh, (wd - 1) * sw + kw + ow, cout))
+    for i, j, a, b in itertools.product(range(h), range(wd), range(kh), range(kw)):
+        full[:, i * sh + a, j * sw + b, :] += x[:, i, j, :] @ w[a, b]
+    out_h = (h - 1) * sh - 2 * ph + kh + oh
+    out_w = (wd - 1) * sw - 2 * pw + kw + ow
+    return full[:, ph : ph + out_h, pw : pw + out_w, :]
+
+
+@pytest.mark.parametrize(("stride", "padding"), list(itertools.product((1, 2), (0, 1))))
+def test_conv_transpose_matches_pytorch_definition(stride, padding):
+    rng = np.random.default_rng(stride * 10 + padding)
+    x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)  # non-square input
+    w = rng.normal(size=(3, 2, 3, 4)).astype(np.float32)  # non-square kernel
+    got = conv_transpose(x, w, stride, padding)
+    want = _conv_transpose_reference(x, w, (stride, stride), (padding, padding))
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_transpose_per_axis_arguments_and_output_padding():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(1, 4, 6, 2)).astype(np.float32)
+    w = rng.normal(size=(3, 3, 2, 3)).astype(np.float32)
+    got = conv_transpose(x, w, stride=(2, 3), padding=(1, 0), output_padding=(1, 2))
+    want = _conv_transpose_reference(x, w, (2, 3), (1, 0), (1, 2))
+    assert got.shape == (1, 8, 20, 3)  # (4-1)*2-2+3+1, (6-1)*3-0+3+2
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("stride", "padding"), list(itertools.product((1, 2), (0, 1))))
+def test_conv_transpose_module_shape_and_params(stride, padding):
+    x = jax.ShapeDtypeStruct((2, 7, 5, 4), jnp.float32)
+    layer = ConvTranspose(features=6, kernel_size=3, stride=stride, padding=padding)
+    y, variables = jax.eval_shape(lambda a: layer.init_with_output(jax.random.key(1), a), x)
+    expected = tuple((n - 1) * stride - 2 * padding + 3 for n in (7, 5))
+    assert y.shape == (2, *expected, 6)
+    assert expected == tuple(conv_transpose_output_size(n, 3, stride, padding) for n in (7, 5))
+    params = variables["params"]
+    assert params["kernel"].shape == (3, 3, 4, 6)
+    assert sum(p.size for p in jax.tree.leaves(params)) == 3 * 3 * 4 * 6 + 6  # PyTorch's count
+
+
+def test_conv_transpose_module_applies_kernel_and_bias():
+    x = jax.random.normal(jax.random.key(0), (2, 4, 3, 2))
+    layer = ConvTranspose(features=3, kernel_size=(3, 2), stride=2, padding=1)
+    kernel = jax.random.normal(jax.random.key(1), (3, 2, 2, 3))
+    y = layer.apply({"params": {"kernel": kernel, "bias": jnp.arange(3.0)}}, x)
+    want = _conv_transpose_reference(x, kernel, (2, 2), (1, 1)) + np.arange(3.0)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_transpose_without_bias():
+    x = jnp.ones((1, 3, 3, 2))
+    _, variables = ConvTranspose(4, (2, 3), use_bias=False).init_with_output(jax.random.key(0), x)
+    assert set(variables["params"]) == {"kernel"}
+    assert variables["params"]["kernel"].shape == (2, 3, 2, 4)
+
+
+def test_seed_decoder_sizes():
+    """The seed's face decoder: 28x23 -> 28x23 -> 55x45 -> 111x91 -> 113x93."""
+    sizes = [(28, 23)]
+    for stride, padding in ((1, 1), (2, 1), (2, 0), (1, 0)):
+        sizes.append(tuple(conv_transpose_output_size(n, 3, stride, padding) for n in sizes[-1]))
+    assert sizes == [(28, 23), (28, 23), (55, 45), (111, 91), (113, 93)]
+    encoder = [(112, 92)]
+    for stride in (1, 2, 2, 1):
+        encoder.append(tuple(conv_output_size(n, 3, stride, 1) for n in encoder[-1]))
+    assert encoder == [(112, 92), (112, 92), (56, 46), (28, 23), (28, 23)]
+
+
+def test_conv_transpose_is_the_gradient_of_a_strided_convolution():
+    """<conv(u), v> == <u, conv_transpose(v)>: the transposed convolution is the adjoint."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(3, 3, 2, 3)).astype(np.float32)
+    u = rng.normal(size=(1, 9, 8, 2)).astype(np.float32)
+
+    def conv(a):
+        return jax.lax.conv_general_dilated(
+            a, w, (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    v = rng.normal(size=conv(u).shape).astype(np.float32)
+    # conv maps 9 -> 5 rows and 8 -> 4 columns; the transpose maps 5 -> 9 and 4 -> 7 (+1).
+    back = conv_transpose(v, w.transpose(0, 1, 3, 2), 2, 1, output_padding=(0, 1))
+    assert back.shape == u.shape
+    np.testing.assert_allclose(jnp.vdot(conv(u), v), jnp.vdot(u, back), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"stride": 2, "output_padding": 2}, "output_padding must be >= 0 and smaller"),
+        ({"stride": 1, "output_padding": 1}, "output_padding must be >= 0 and smaller"),
+        ({"padding": -1}, "padding must be >= 0"),
+        ({"stride": 0}, "stride must be >= 1"),
+        ({"padding": 3}, "gives an empty output"),
+    ],
+)
+def test_conv_transpose_rejects_bad_arguments(kwargs, match):
+    x, w = jnp.ones((1, 2, 2, 1)), jnp.ones((3, 3, 1, 1))
+    with pytest.raises(ValueError, match=match):
+        conv_transpose(x, w, **kwargs)
+
+
+def test_conv_transpose_rejects_bad_shapes():
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, height, width, channels\)"):
+        conv_transpose(jnp.ones((2, 2, 1)), jnp.ones((3, 3, 1, 1)))
+    with pytest.raises(ValueError, match=r"kernel must have shape \(kh, kw, 2, out_channels\)"):
+        conv_transpose(jnp.ones((1, 2, 2, 2)), jnp.ones((3, 3, 1, 1)))
+    with pytest.raises(TypeError, match="stride must be an int or a pair of ints"):
+        conv_transpose(jnp.ones((1, 2, 2, 1)), jnp.ones((3, 3, 1, 1)), stride=(1, 2, 3))
+    with pytest.raises(ValueError, match="needs an input of size >= 5"):
+        conv_output_size(4, kernel_size=5)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _roundtrip(x, window):
+    """max_unpool(max_pool_with_argmax(x)), one compile per shape instead of one per op."""
+    return max_unpool(*max_pool_with_argmax(x, window), x.shape[1:3])
+
+
+def _unpool_reference(x, window):
+    """Each full window's first maximum kept in place, everything else zero (NumPy)."""
+    x = np.asarray(x)
+    wh, ww = window
+    out = np.zeros_like(x)
+    for n, c in itertools.product(range(x.shape[0]), range(x.shape[3])):
+        for i, j in itertools.product(range(x.shape[1] // wh), range(x.shape[2] // ww)):
+            block = x[n, i * wh : (i + 1) * wh, j * ww : (j + 1) * ww, c]
+            a, b = np.unravel_index(np.argmax(block), block.shape)
+            out[n, i * wh + a, j * ww + b, c] = block[a, b]
+    return out
+
+
+def test_max_pool_values_and_indices():
+    x = jax.random.normal(jax.random.key(0), (2, 7, 5, 3))  # odd sizes: the last row/col drop
+    pooled, indices = max_pool_with_argmax(x, 2)
+    assert pooled.shape == indices.shape == (2, 3, 2, 3)
+    assert indices.dtype == jnp.int32
+    want = np.asarray(x)[:, :6, :4, :].reshape(2, 3, 2, 2, 2, 3).max(axis=(2, 4))
+    np.testing.assert_array_equal(pooled, want)
+    # Indices are flat positions row * width + col of the maxima, inside their own window.
+    flat = np.asarray(x).reshape(2, 7 * 5, 3)
+    gathered = np.take_along_axis(flat, np.asarray(indices).reshape(2, 6, 3), axis=1)
+    np.testing.assert_array_equal(gathered.reshape(want.shape), want)
+    rows, cols = np.divmod(np.asarray(indices), 5)
+    np.testing.assert_array_equal(
+        rows // 2, np.broadcast_to(np.arange(3)[:, None, None], rows.shape)
+    )
+    np.testing.assert_array_equal(cols // 2, np.broadcast_to(np.arange(2)[:, None], cols.shape))
+
+
+def test_max_pool_ties_pick_the_first_maximum():
+    x = jnp.zeros((1, 4, 6, 1)).at[0, 1, 1, 0].set(-1.0)
+    _, indices = max_pool_with_argmax(x, (2, 3))
+    np.testing.assert_array_equal(indices[0, :, :, 0], [[0, 3], [12, 15]])
+
+
+@pytest.mark.parametrize(("shape", "window"), [((2, 6, 4, 3), (2, 2)), ((1, 7, 9, 2), (3, 2))])
+def test_unpool_of_pool_keeps_each_maximum_in_place(shape, window):
+    x = jax.random.uniform(jax.random.key(1), shape, minval=1.0, maxval=2.0)
+    out = _roundtrip(x, window)
+    assert out.shape == shape
+    np.testing.assert_array_equal(out, _unpool_reference(x, window))
+
+
+@settings(deadline=None, max_examples=15)
+@given(
+    height=st.integers(1, 9),
+    width=st.integers(1, 9),
+    channels=st.integers(1, 3),
+    window=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    seed=st.integers(0, 2**16),
+)
+def test_unpool_of_pool_property(height, width, channels, window, seed):
+    if height < window[0] or width < window[1]:
+        with pytest.raises(ValueError, match="x must be at least one"):
+            max_pool_with_argmax(jnp.ones((1, height, width, channels)), window)
+        return
+    x = np.random.default_rng(seed).normal(size=(2, height, width, channels)).astype(np.float32)
+    out = _roundtrip(x, window)
+    np.testing.assert_array_equal(out, _unpool_reference(x, window))
+
+
+def test_pool_unpool_jit_and_gradient():
+    x = jax.random.normal(jax.random.key(2), (2, 5, 6, 2))
+    weights = jax.random.normal(jax.random.key(3), x.shape)
+
+    eager = max_unpool(*max_pool_with_argmax(x, 2), (5, 6))
+    np.testing.assert_array_equal(_roundtrip(x, 2), eager)
+    grad = jax.jit(jax.grad(lambda a: jnp.sum(_roundtrip(a, 2) * weights)))(x)
+    mask = _unpool_reference(np.asarray(x) - np.asarray(x).min() + 1.0, (2, 2)) != 0
+    np.testing.assert_allclose(grad, np.where(mask, weights, 0.0), rtol=1e-6)
+
+
+def test_unpool_rejects_mismatched_indices():
+    pooled = jnp.ones((1, 2, 2, 1))
+    with pytest.raises(ValueError, match=r"indices must have the shape of pooled \(1, 2, 2, 1\)"):
+        max_unpool(pooled, jnp.zeros((1, 2, 2, 2), jnp.int32), (4, 4))
+    with pytest.raises(TypeError, match="indices must be integers"):
+        max_unpool(pooled, jnp.zeros((1, 2, 2, 1)), (4, 4))
+    with pytest.raises(ValueError, match=r"pooled must have shape \(batch, height"):
+        max_unpool(jnp.ones((2, 2, 1)), jnp.zeros((2, 2, 1), jnp.int32), (4, 4))
+
+
+def test_reshape_and_crop():
+    x = jnp.arange(24.0).reshape(2, 12)
+    y = Reshape((2, 3, 2)).apply({}, x)
+    np.testing.assert_array_equal(y, np.arange(24.0).reshape(2, 2, 3, 2))
+    with pytest.raises(
+        ValueError, match=r"x must have 10 values per example .* got shape \(2, 12\)"
+    ):
+        Reshape((5, 2)).apply({}, x)
+    img = jax.random.normal(jax.random.key(0), (2, 113, 93, 1))
+    np.testing.assert_array_equal(Crop(112, 92).apply({}, img), img[:, :-1, :-1, :])  # the Trim
+    with pytest.raises(ValueError, match=r"x must be at least 114x92 .* got shape \(2, 113, 93"):
+        Crop(114, 92).apply({}, img)

@@ -1,0 +1,342 @@
+"""Models: shapes and parameter counts, the seed's face VAE, BatchNorm modes, bad input."""
+
+import itertools
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from latent_jax.gaussian import reparameterize
+from latent_jax.models.conv import ConvAutoencoder, ConvSpec, ConvVAE
+from latent_jax.models.mlp import VAE, Autoencoder
+
+KEY = jax.random.key(0)
+
+
+def _count(tree):
+    return sum(leaf.size for leaf in jax.tree.leaves(tree))
+
+
+def _dense(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+def _conv(k, c_in, c_out):
+    return k * k * c_in * c_out + c_out
+
+
+def _abstract_init(model, *args, **kwargs):
+    """init_with_output through jax.eval_shape: shapes only, nothing compiled or allocated."""
+    return jax.eval_shape(lambda *a: model.init_with_output(KEY, *a, **kwargs), *args)
+
+
+# ---------------------------------------------------------------- MLP models
+
+
+def test_autoencoder_defaults_are_the_seeds():
+    model = Autoencoder()
+    x = jax.random.normal(KEY, (4, 50))
+    recon, variables = jax.jit(model.init_with_output)(KEY, x)
+    assert recon.shape == (4, 50)
+    params = variables["params"]
+    assert set(variables) == {"params"}
+    # 50 -> 30 -> 10 -> 5 and back, as in the seed's AutoEncoder(50, 5).
+    expected = sum(
+        _dense(a, b) for a, b in [(50, 30), (30, 10), (10, 5), (5, 10), (10, 30), (30, 50)]
+    )
+    assert _count(params) == expected == 3835
+    assert params["encoder"]["dense0"]["kernel"].shape == (50, 30)
+    assert params["decoder"]["dense2"]["kernel"].shape == (30, 50)
+    z = model.apply(variables, x, method="encode")
+    assert z.shape == (4, 5)
+    np.testing.assert_allclose(model.apply(variables, z, method="decode"), recon, rtol=1e-6)
+
+
+def test_autoencoder_activation_is_leaky_relu_01():
+    """One hidden layer, identity-like weights: the code is LeakyReLU(0.1) of the input."""
+    model = Autoencoder(input_dim=2, hidden_dims=(2,), latent_dim=2)
+    eye = {"kernel": jnp.eye(2), "bias": jnp.zeros(2)}
+    params = {"encoder": {"dense0": eye, "dense1": eye}, "decoder": {"dense0": eye, "dense1": eye}}
+    x = jnp.array([[1.0, -2.0]])
+    np.testing.assert_allclose(model.apply({"params": params}, x, method="encode"), [[1.0, -0.2]])
+
+
+@pytest.mark.parametrize(("hidden", "latent"), [((), 3), ((8,), 2), ((16, 8, 4), 2)])
+def test_autoencoder_widths(hidden, latent):
+    model = Autoencoder(input_dim=12, hidden_dims=hidden, latent_dim=latent)
+    recon, variables = _abstract_init(model, jnp.zeros((3, 12)))
+    assert recon.shape == (3, 12)
+    widths = [12, *hidden, latent]
+    expected = 2 * sum(_dense(a, b) for a, b in itertools.pairwise(widths))
+    expected += 12 - latent  # the two sides' biases differ: decoder biases end at input_dim
+    assert _count(variables["params"]) == expected
+
+
+def test_vae_shapes_params_and_reparameterization():
+    model = VAE()
+    x = jax.random.normal(KEY, (4, 50))
+    key = jax.random.key(1)
+    (recon, mean, logvar), variables = jax.jit(model.init_with_output)(KEY, x, key)
+    assert recon.shape == (4, 50)
+    assert mean.shape == logvar.shape == (4, 5)
+    trunk = _dense(50, 30) + _dense(30, 10)
+    heads = 2 * _dense(10, 5)
+    decoder = _dense(5, 10) + _dense(10, 30) + _dense(30, 50)
+    assert _count(variables["params"]) == trunk + heads + decoder == 3890
+    # __call__ = decode(reparameterize(key, *encode(x))), and the key alone sets the draw.
+    mean2, logvar2 = model.apply(variables, x, method="encode")
+    np.testing.assert_allclose(mean2, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logvar2, logvar, rtol=1e-5, atol=1e-6)
+    z = reparameterize(key, mean, logvar)
+    np.testing.assert_allclose(
+        model.apply(variables, z, method="decode"), recon, rtol=1e-5, atol=1e-6
+    )
+    again = model.apply(variables, x, key)[0]
+    np.testing.assert_array_equal(model.apply(variables, x, key)[0], again)
+    np.testing.assert_allclose(again, recon, rtol=1e-5, atol=1e-6)
+    other = model.apply(variables, x, jax.random.key(2))[0]
+    assert not np.allclose(other, recon, atol=1e-3)
+
+
+# ---------------------------------------------------------------- ConvVAE
+
+
+def _conv_vae_params(flat):
+    """Trainable parameters of the seed's ConvVAE as a function of the flattened size."""
+    encoder = _conv(3, 1, 32) + 2 * 32 + _conv(3, 32, 64) + 2 * _conv(3, 64, 64)
+    encoder += _dense(flat, 100)
+    heads = 2 * _dense(100, 10)
+    decoder = _dense(10, 100) + _dense(100, flat)
+    decoder += 2 * _conv(3, 64, 64) + _conv(3, 64, 32) + 2 * 32 + _conv(3, 32, 1)
+    return encoder + heads + decoder
+
+
+def test_seed_conv_vae():
+    model = ConvVAE()
+    x = jax.ShapeDtypeStruct((3, 112, 92, 1), jnp.float32)
+    (recon, mean, logvar), variables = _abstract_init(model, x, KEY)
+    assert recon.shape == (3, 112, 92, 1)
+    assert mean.shape == logvar.shape == (3, 10)
+    assert model.feature_shape == (28, 23, 64)
+    params = variables["params"]
+    assert _count(params) == _conv_vae_params(41216) == 8_473_045  # the PyTorch model's count
+    assert params["encoder"]["dense"]["kernel"].shape == (41216, 100)
+    assert params["decoder"]["dense1"]["kernel"].shape == (100, 41216)
+    # Running statistics are state, not trainable: two BatchNorm(32), mean and variance each.
+    assert _count(variables["batch_stats"]) == 2 * 2 * 32
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "feature_hw"),
+    [((25, 25, 1), (7, 7)), ((64, 64, 1), (16, 16)), ((8, 8, 1), (2, 2)), ((28, 28, 1), (7, 7))],
+)
+def test_conv_vae_other_image_sizes(image_shape, feature_hw):
+    model = ConvVAE(image_shape=image_shape)
+    x = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
+    (recon, mean, _), variables = _abstract_init(model, x, KEY)
+    assert recon.shape == (2, *image_shape)
+    assert mean.shape == (2, 10)
+    assert model.feature_shape == (*feature_hw, 64)
+    assert _count(variables["params"]) == _conv_vae_params(math.prod(feature_hw) * 64)
+
+
+def test_conv_vae_configurable():
+    model = ConvVAE(
+        image_shape=(12, 10, 3),
+        hidden_dim=16,
+        latent_dim=4,
+        encoder_convs=(ConvSpec(8, 3, 2, 1, batch_norm=True), (8, 3, 2, 1)),
+        decoder_convs=((8, 4, 2, 1),),
+        output_conv=(4, 2, 1),
+    )
+    x = jax.ShapeDtypeStruct((2, 12, 10, 3), jnp.float32)
+    (recon, mean, _), variables = _abstract_init(model, x, KEY)
+    assert recon.shape == (2, 12, 10, 3)  # 3x3 -> 6x6 -> 12x12, cropped to 12x10
+    assert mean.shape == (2, 4)
+    assert model.feature_shape == (3, 3, 8)
+    assert set(variables["batch_stats"]["encoder"]) == {"bn0"}
+
+
+@pytest.fixture(scope="module")
+def small_vae():
+    model = ConvVAE(image_shape=(8, 8, 1), hidden_dim=16, latent_dim=3)
+    x = jax.random.normal(jax.random.key(3), (5, 8, 8, 1)) * 2.0 + 1.0
+    variables = jax.jit(model.init)(KEY, x, KEY)
+    return model, variables, x
+
+
+def test_conv_vae_batchnorm_train_and_eval(small_vae):
+    model, variables, x = small_vae
+    apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
+    (recon, mean, logvar), updates = apply(variables, x, KEY, train=True, mutable=("batch_stats",))
+    assert recon.shape == x.shape and mean.shape == logvar.shape == (5, 3)
+    assert np.isfinite(recon).all()
+    # PyTorch's update: running = 0.9 * running + 0.1 * batch (flax momentum 0.9), from 0 / 1.
+    conv0 = nn.Conv(32, (3, 3), padding=((1, 1), (1, 1)))
+    h = nn.leaky_relu(conv0.apply({"params": variables["params"]["encoder"]["conv0"]}, x), 0.01)
+    bn0 = updates["batch_stats"]["encoder"]["bn0"]
+    np.testing.assert_allclose(bn0["mean"], 0.1 * h.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bn0["var"], 0.9 + 0.1 * h.var(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+    # Evaluation uses the running statistics: no mutation needed, same result every time, and
+    # a different result from batch statistics.
+    eval_recon = apply(variables, x, KEY, train=False)[0]
+    np.testing.assert_array_equal(eval_recon, apply(variables, x, KEY)[0])
+    assert not np.allclose(eval_recon, recon)
+    z = jax.random.normal(KEY, (7, 3))
+    assert model.apply(variables, z, method="decode").shape == (7, 8, 8, 1)
+    mean_eval, _ = model.apply(variables, x, method="encode")
+    np.testing.assert_allclose(mean_eval, apply(variables, x, KEY)[1], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- ConvAutoencoder
+
+
+@pytest.fixture(scope="module")
+def small_conv_ae():
+    model = ConvAutoencoder(image_shape=(8, 8, 1), channels=(4, 8), latent_dim=3)
+    x = jax.random.normal(jax.random.key(4), (2, 8, 8, 1))
+    recon, variables = jax.jit(model.init_with_output)(KEY, x)
+    return model, variables, x, recon
+
+
+def test_conv_autoencoder_shapes_and_params(small_conv_ae):
+    model, variables, x, recon = small_conv_ae
+    assert recon.shape == x.shape
+    assert model.feature_shape == (2, 2, 8)  # 8x8 -> 4x4 -> 2x2
+    expected = (
+        _conv(3, 1, 4)
+        + _conv(3, 4, 8)  # encoder convolutions
+        + _dense(2 * 2 * 8, 3)
+        + _dense(3, 2 * 2 * 8)  # to and from the code
+        + _conv(3, 8, 4)
+        + _conv(3, 4, 1)  # decoder transposed convolutions
+    )
+    assert _count(variables["params"]) == expected == 892
+    code, indices = model.apply(variables, x, method="encode_with_indices")
+    assert code.shape == (2, 3)
+    assert [i.shape for i in indices] == [(2, 4, 4, 4), (2, 2, 2, 8)]
+    np.testing.assert_array_equal(model.apply(variables, x, method="encode"), code)
+
+
+def test_conv_autoencoder_switch_and_standalone_decoders(small_conv_ae):
+    model, variables, x, recon = small_conv_ae
+    code, indices = model.apply(variables, x, method="encode_with_indices")
+    # __call__ unpools at the encoder's switches ...
+    np.testing.assert_allclose(
+        model.apply(variables, code, indices, method="decode"), recon, rtol=1e-5, atol=1e-6
+    )
+    # ... decode(z) alone (generation) unpools at fixed positions: a different output, and
+    # the one __call__ gives with use_switches=False.
+    standalone = model.apply(variables, code, method="decode")
+    assert standalone.shape == x.shape
+    assert not np.allclose(standalone, recon)
+    fixed = ConvAutoencoder(
+        image_shape=(8, 8, 1), channels=(4, 8), latent_dim=3, use_switches=False
+    )
+    np.testing.assert_allclose(fixed.apply(variables, x), standalone, rtol=1e-5, atol=1e-6)
+
+
+def test_conv_autoencoder_odd_sizes_and_seed_images():
+    model = ConvAutoencoder(image_shape=(9, 7, 2), channels=(3,), latent_dim=2)
+    recon, variables = _abstract_init(model, jax.ShapeDtypeStruct((2, 9, 7, 2), jnp.float32))
+    assert recon.shape == (2, 9, 7, 2)  # 9x7 -> 4x3 pooled, unpooled back to 9x7
+    assert model.feature_shape == (4, 3, 3)
+    model = ConvAutoencoder()
+    recon, variables = _abstract_init(model, jax.ShapeDtypeStruct((2, 112, 92, 1), jnp.float32))
+    assert recon.shape == (2, 112, 92, 1)
+    flat = 28 * 23 * 32
+    expected = _conv(3, 1, 16) + _conv(3, 16, 32) + _dense(flat, 10) + _dense(10, flat)
+    expected += _conv(3, 32, 16) + _conv(3, 16, 1)
+    assert _count(variables["params"]) == expected
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("model", "args", "match"),
+    [
+        (
+            Autoencoder(),
+            (jnp.zeros((4, 49)),),
+            r"x must have shape \(batch, 50\), got shape \(4, 49\)",
+        ),
+        (Autoencoder(), (jnp.zeros(50),), r"x must have shape \(batch, 50\), got shape \(50,\)"),
+        (VAE(), (jnp.zeros((4, 51)), KEY), r"x must have shape \(batch, 50\), got shape \(4, 51\)"),
+        (
+            ConvVAE(),
+            (jnp.zeros((2, 64, 64, 1)), KEY),
+            r"x must have shape \(batch, 112, 92, 1\) \(channels last\), "
+            r"got shape \(2, 64, 64, 1\)",
+        ),
+        (
+            ConvVAE(),
+            (jnp.zeros((2, 112, 92)), KEY),
+            r"x must have shape \(batch, 112, 92, 1\) .* got shape \(2, 112, 92\)",
+        ),
+        (
+            ConvAutoencoder(image_shape=(8, 8, 1)),
+            (jnp.zeros((2, 1, 8, 8)),),
+            r"x must have shape \(batch, 8, 8, 1\) .* got shape \(2, 1, 8, 8\)",
+        ),
+    ],
+)
+def test_mismatched_inputs_raise(model, args, match):
+    with pytest.raises(ValueError, match=match):
+        jax.eval_shape(lambda: model.init(KEY, *args))
+
+
+def test_mismatched_latents_raise(small_vae, small_conv_ae):
+    model, variables, _ = small_vae
+    with pytest.raises(ValueError, match=r"z must have shape \(batch, 3\), got shape \(2, 4\)"):
+        model.apply(variables, jnp.zeros((2, 4)), method="decode")
+    model, variables, x, _ = small_conv_ae
+    with pytest.raises(ValueError, match=r"z must have shape \(batch, 3\), got shape \(3,\)"):
+        model.apply(variables, jnp.zeros(3), method="decode")
+    code, indices = model.apply(variables, x, method="encode_with_indices")
+    with pytest.raises(ValueError, match="indices must hold 2 arrays"):
+        model.apply(variables, code, indices[:1], method="decode")
+    with pytest.raises(ValueError, match=r"indices\[1\] must have shape \(2, 2, 2, 8\)"):
+        model.apply(variables, code, indices[::-1], method="decode")
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (lambda: Autoencoder(input_dim=0), ValueError, "input_dim must be >= 1, got input_dim=0"),
+        (lambda: Autoencoder(latent_dim=2.5), TypeError, "latent_dim must be an int"),
+        (lambda: VAE(hidden_dims=()), ValueError, "hidden_dims must have at least one width"),
+        (lambda: VAE(hidden_dims=(8, 0)), ValueError, "hidden_dims must be a sequence of ints"),
+        (lambda: ConvVAE(image_shape=(112, 92)), ValueError, "image_shape must be a tuple of 3"),
+        (
+            lambda: ConvVAE(image_shape=(4, 4, 1), encoder_convs=((8, 5, 1, 0),)),
+            ValueError,
+            r"image_shape=\(4, 4, 1\) is too small for encoder_convs\[0\]",
+        ),
+        (
+            lambda: ConvVAE(decoder_convs=(), output_conv=(3, 1, 1)),
+            ValueError,
+            r"the decoder's output is 28x23, smaller than image_shape=\(112, 92, 1\)",
+        ),
+        (lambda: ConvVAE(encoder_convs=()), ValueError, "encoder_convs must hold at least one"),
+        (
+            lambda: ConvVAE(encoder_convs=((8, 3, 0, 1),)),
+            ValueError,
+            r"encoder_convs\[0\] must have features, kernel_size, stride >= 1",
+        ),
+        (lambda: ConvVAE(output_conv=(3, 1)), ValueError, "output_conv must be"),
+        (
+            lambda: ConvAutoencoder(image_shape=(4, 4, 1), channels=(2, 2, 2)),
+            ValueError,
+            r"too small for 3 stages of 2x2 pooling: stage 2 gets 1x1",
+        ),
+        (lambda: ConvAutoencoder(kernel_size=4), ValueError, "kernel_size must be odd"),
+        (lambda: ConvAutoencoder(channels=()), ValueError, "channels must hold at least one"),
+    ],
+)
+def test_bad_configurations_raise_at_construction(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
