@@ -58,7 +58,7 @@ def repeats_for(n: int, d: int) -> int:
     """Fewer repeats for larger problems: about 10 minutes in all on two cores."""
     elements = n * d
     if elements <= 10**7:
-        return 7
+        return 5
     if elements <= 10**8:
         return 3
     return 2
@@ -151,9 +151,8 @@ def available_bytes() -> int:
 
 def bench_one_shot(n: int, d: int, *, x64: bool, sklearn_solvers: tuple[str, ...]) -> dict:
     """Times fit_pca and scikit-learn on one (n, d); x64 picks the JAX precision."""
-    from sklearn.decomposition import PCA
-
     import jax
+    from sklearn.decomposition import PCA
 
     from latent_jax.pca import fit_pca
 
@@ -172,7 +171,7 @@ def bench_one_shot(n: int, d: int, *, x64: bool, sklearn_solvers: tuple[str, ...
                 "smaller size"
             }
             continue
-        reps = 1 if solver == "full" and n * d > 10**7 else repeats
+        reps = 1 if solver == "full" and n * d > 10**6 else repeats
         median, times, est = timed(lambda s=solver: PCA(N_COMPONENTS, svd_solver=s).fit(x), reps)
         sk[solver] = {"median_s": median, "times_s": times}
         sk_results[solver] = est.explained_variance_
@@ -213,8 +212,8 @@ def bench_one_shot(n: int, d: int, *, x64: bool, sklearn_solvers: tuple[str, ...
             "latent_jax_ratio": median / median32,
             "max_rel_diff_explained_variance": max_rel_diff(est32.explained_variance_, reference),
         }
-        del x32
-    del x
+        x32 = None
+    x = None
     gc.collect()
     return row
 
@@ -439,6 +438,7 @@ def main() -> None:
             print(f"streaming {n}x{STREAM_FEATURES} (child process)", file=sys.stderr)
             results["streaming"].append(run_child(["--child-streaming", str(n)]))
     results["wall_s"] = time.perf_counter() - wall
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     results["table_markdown"] = table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

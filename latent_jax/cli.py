@@ -17,6 +17,7 @@ import latent_jax
 # subcommand -> (module under latent_jax.experiments, one-line help)
 SUBCOMMANDS = {
     "pca": ("pca_summary", "fit PCA, print the explained-variance table, save the figure"),
+    "reduce": ("reduce", "dimensionality reduction: PCA against an autoencoder (seed example 1)"),
 }
 
 

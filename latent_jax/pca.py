@@ -504,6 +504,25 @@ def _log_likelihood_kernel(mean, components, explained_variance, noise_variance,
     return (-0.5 * (n_features * _LOG_2PI + log_det + mahalanobis)).astype(dtype)
 
 
+@functools.partial(jax.jit, static_argnames=("n_components",))
+def _ml_noise_kernel(eigenvalues, n_components):
+    n_rest = eigenvalues.shape[0] - n_components
+    return jnp.sum(eigenvalues[n_components:]) / max(n_rest, 1)
+
+
+@jax.jit
+def _ppca_params_kernel(components, explained_variance, noise_variance):
+    scale = jnp.sqrt(jnp.maximum(explained_variance - noise_variance, 0.0))
+    return components.T * scale
+
+
+@jax.jit
+def _ppca_covariance_kernel(components, explained_variance, noise_variance):
+    weight = _ppca_params_kernel(components, explained_variance, noise_variance)
+    cov = jnp.matmul(weight, weight.T, precision=_HIGHEST)
+    return cov + noise_variance * jnp.eye(weight.shape[0], dtype=cov.dtype)
+
+
 @jax.jit
 def _posterior_kernel(mean, components, explained_variance, noise_variance, x):
     # With W = V diag(a)^{1/2}, a = max(lambda - sigma^2, 0): M = W^T W + sigma^2 I is
@@ -815,10 +834,7 @@ def fit_ppca(x: ArrayLike, n_components: int) -> PCAState:
     if n_components is None:
         raise TypeError("n_components must be an int for probabilistic PCA; got None.")
     state = fit_pca(x, n_components, ddof=0)
-    n_features = state.mean.shape[0]
-    n_rest = n_features - state.components.shape[0]
-    noise = jnp.sum(state.eigenvalues[state.components.shape[0] :]) / max(n_rest, 1)
-    return state._replace(noise_variance=noise)
+    return state._replace(noise_variance=_ml_noise_kernel(state.eigenvalues, n_components))
 
 
 # --------------------------------------------------------------------------------------------
@@ -895,8 +911,8 @@ def ppca_params(state: PCAState) -> PPCAParams:
         :class:`PPCAParams` with ``weight`` of shape (n_features, n_components).
     """
     state = _check_state(state)
-    scale = jnp.sqrt(jnp.maximum(state.explained_variance - state.noise_variance, 0.0))
-    return PPCAParams(weight=state.components.T * scale, noise_variance=state.noise_variance)
+    weight = _ppca_params_kernel(state.components, state.explained_variance, state.noise_variance)
+    return PPCAParams(weight=weight, noise_variance=state.noise_variance)
 
 
 def ppca_covariance(state: PCAState) -> Array:
@@ -908,9 +924,8 @@ def ppca_covariance(state: PCAState) -> Array:
     Returns:
         Array of shape (n_features, n_features).
     """
-    weight, noise = ppca_params(state)
-    cov = jnp.matmul(weight, weight.T, precision=_HIGHEST)
-    return cov + noise * jnp.eye(weight.shape[0], dtype=cov.dtype)
+    state = _check_state(state)
+    return _ppca_covariance_kernel(state.components, state.explained_variance, state.noise_variance)
 
 
 def ppca_log_likelihood(state: PCAState, x: ArrayLike) -> Array:

@@ -618,17 +618,23 @@ def _make_chunk_fn(
             state, out = epoch_fn(state, train_key, eval_key, x_train, x_test, epoch)
             return state, (out, jnp.ones((), jnp.bool_))
 
-        out_shape = jax.eval_shape(run, state, first_epoch)[1]
+        # The metric names, from tracing the loss alone (cheaper than tracing an epoch).
+        example = jax.ShapeDtypeStruct((1, *x_train.shape[1:]), x_train.dtype)
+        batch = Batch(example, jax.ShapeDtypeStruct((1,), jnp.float32))
+        loss = functools.partial(objective.loss, train=True)
+        _, (names, _) = jax.eval_shape(
+            loss, state.params, state.model_state, batch, train_key, state.step, first_epoch
+        )
 
         def skip(state: TrainState, epoch: Array) -> tuple[TrainState, tuple[EpochOutput, Array]]:
             del epoch
-
-            def blank(s: jax.ShapeDtypeStruct) -> Array:
-                fill = jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else 0
-                return jnp.full(s.shape, fill, s.dtype)
-
-            out, ran = jax.tree.map(blank, out_shape)
-            return state, (out._replace(bad_step=jnp.full((), -1, jnp.int32)), ran)
+            blank = {name: jnp.full((), jnp.nan, jnp.float32) for name in names}
+            out = EpochOutput(
+                train=blank,
+                test=dict(blank) if plan.n_test else {},
+                bad_step=jnp.full((), -1, jnp.int32),
+            )
+            return state, (out, jnp.zeros((), jnp.bool_))
 
         def maybe_run(state: TrainState, epoch: Array) -> tuple[TrainState, Any]:
             # Under vmap (several runs) this predicate is per run and becomes a select.
@@ -643,13 +649,45 @@ def _make_chunk_fn(
     return chunk_fn
 
 
-# Compiled chunks, reused across fit() calls with the same objective, optimizer and shapes.
-_COMPILED: dict[tuple, tuple[Objective, Any]] = {}
-_COMPILED_MAX = 16
+# Compiled functions, reused across calls with the same objective, optimizer and shapes (the
+# objective is kept alongside so that the ids in the keys stay valid).
+_CACHE: dict[tuple, tuple[Objective, Any]] = {}
+_CACHE_MAX = 32
+
+
+def _memo(objective: Objective, key: tuple, build: Callable[[], Any]) -> tuple[Any, bool]:
+    """``build()`` cached under ``key`` for ``objective``; also whether it was built now."""
+    full_key = (id(objective.init), id(objective.loss), *key)
+    hit = _CACHE.get(full_key)
+    if hit is not None and hit[0] is objective:
+        return hit[1], False
+    value = build()
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[full_key] = (objective, value)
+    return value, True
 
 
 def _optimizer_key(config: TrainConfig) -> tuple:
     return (config.optimizer, config.learning_rate, config.weight_decay, config.momentum)
+
+
+def _initializer(
+    objective: Objective, config: TrainConfig, features: tuple[int, ...], batched: bool
+) -> Callable[[Array], TrainState]:
+    """A jitted ``root_key -> TrainState`` (vmapped over keys when ``batched``)."""
+
+    def build() -> Callable[[Array], TrainState]:
+        tx = make_optimizer(config)
+
+        def init_fn(key: Array) -> TrainState:
+            init_key = jax.random.split(key, 3)[0]
+            return init_state(objective, tx, init_key, jnp.zeros((2, *features), jnp.float32))
+
+        return jax.jit(jax.vmap(init_fn) if batched else init_fn)
+
+    key = ("init", _optimizer_key(config), features, batched)
+    return _memo(objective, key, build)[0]
 
 
 def _compiled_chunk(
@@ -660,29 +698,22 @@ def _compiled_chunk(
     args: tuple,
 ) -> tuple[Any, float]:
     """The compiled chunk function for these arguments, and the seconds spent compiling."""
-    avals = jax.tree.map(lambda a: (jnp.shape(a), jnp.result_type(a)), args)
-    cache_key = (
-        id(objective.init),
-        id(objective.loss),
-        _optimizer_key(config),
-        plan,
-        batched,
-        jax.tree.structure(args),
-        tuple(jax.tree.leaves(avals)),
-    )
-    hit = _COMPILED.get(cache_key)
-    if hit is not None and hit[0] is objective:
-        return hit[1], 0.0
-    chunk_fn = _make_chunk_fn(objective, make_optimizer(config), plan)
-    if batched:
-        chunk_fn = jax.vmap(chunk_fn, in_axes=(0, 0, 0, None, None, None, None))
-    start = time.perf_counter()
-    compiled = jax.jit(chunk_fn).lower(*args).compile()
-    seconds = time.perf_counter() - start
-    if len(_COMPILED) >= _COMPILED_MAX:
-        _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[cache_key] = (objective, compiled)
-    return compiled, seconds
+    avals = jax.tree.map(lambda a: (jnp.shape(a), str(jnp.result_type(a))), args)
+    key = ("chunk", _optimizer_key(config), plan, batched, jax.tree.structure(args))
+    key = (*key, tuple(jax.tree.leaves(avals)))
+    seconds = 0.0
+
+    def build() -> Any:
+        nonlocal seconds
+        chunk_fn = _make_chunk_fn(objective, make_optimizer(config), plan)
+        if batched:
+            chunk_fn = jax.vmap(chunk_fn, in_axes=(0, 0, 0, None, None, None, None))
+        start = time.perf_counter()
+        compiled = jax.jit(chunk_fn).lower(*args).compile()
+        seconds = time.perf_counter() - start
+        return compiled
+
+    return _memo(objective, key, build)[0], seconds
 
 
 # --------------------------------------------------------------------------------------
@@ -705,12 +736,12 @@ def _check_config(config: Any) -> TrainConfig:
 
 
 def _check_data(x: Any, name: str) -> Array:
-    if isinstance(x, jax.Array):
-        array = x
-    else:
-        array = np.asarray(x)
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            raise TypeError(f"{name} must be a numeric array, got dtype {array.dtype}")
+    is_device = isinstance(x, jax.Array)
+    array = x if is_device else np.asarray(x)
+    if not (jnp.issubdtype(array.dtype, jnp.number) or array.dtype == np.bool_):
+        raise TypeError(f"{name} must be a numeric array, got dtype {array.dtype}")
+    if jnp.issubdtype(array.dtype, jnp.complexfloating):
+        raise TypeError(f"{name} must be real, got dtype {array.dtype}")
     if array.ndim < 2:
         raise ValueError(
             f"{name} must have shape (n_samples, ...features) with at least 2 dimensions, "
@@ -718,13 +749,14 @@ def _check_data(x: Any, name: str) -> Array:
         )
     if array.shape[0] == 0 or array.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(array.shape)}")
-    if jnp.issubdtype(array.dtype, jnp.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {array.dtype}")
-    array = jnp.asarray(array, jnp.float32)
-    bad = int(array.size - jnp.count_nonzero(jnp.isfinite(array)))
+    if is_device:
+        bad = int(array.size - jnp.count_nonzero(jnp.isfinite(array)))
+    else:
+        array = array.astype(np.float32, copy=False)
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     if bad:
         raise ValueError(f"{name} contains {bad} NaN or infinite values; clean or impute them")
-    return array
+    return jnp.asarray(array, jnp.float32)
 
 
 def _check_key(key: Any, name: str, batched: bool) -> Array:
@@ -967,12 +999,7 @@ def _fit(
     _probe(objective, x_train, x_test, probe_key)
 
     plan = _make_plan(config, n_train, n_test)
-    tx = make_optimizer(config)
-    example = x_train[: min(2, n_train)]
-
-    def init_fn(k: Array) -> TrainState:
-        return init_state(objective, tx, jax.random.split(k, 3)[0], example)
-
+    init_fn = _initializer(objective, config, features, batched)
     history = History()
     start_epoch = 0
     manifest = None
@@ -989,10 +1016,8 @@ def _fit(
                 f"cannot resume from {loaded.path}: it was written by "
                 f"{'fit_many' if saved_runs is not None else 'fit'}()"
             )
-        if batched:
-            template = jax.eval_shape(jax.vmap(init_fn), jax.random.split(probe_key, saved_runs))
-        else:
-            template = jax.eval_shape(init_fn, probe_key)
+        probe = jax.random.split(probe_key, saved_runs) if batched else probe_key
+        template = jax.eval_shape(init_fn, probe)
         expected = {
             "n_train": n_train,
             "n_test": n_test,
@@ -1000,7 +1025,7 @@ def _fit(
         }
         state, history, key, start_epoch = _restore_run(loaded, template, key, config, expected)
     else:
-        state = jax.jit(jax.vmap(init_fn) if batched else init_fn)(key)
+        state = init_fn(key)
     n_runs = int(key.shape[0]) if batched else None
     keys3 = jax.vmap(lambda k: jax.random.split(k, 3))(key) if batched else jax.random.split(key, 3)
     train_key, eval_key = (keys3[:, 1], keys3[:, 2]) if batched else (keys3[1], keys3[2])
@@ -1219,8 +1244,6 @@ def fit_many(
 # --------------------------------------------------------------------------------------
 # Evaluation outside fit().
 
-_EVALUATORS: dict[tuple, tuple[Objective, Any]] = {}
-
 
 def evaluate(
     objective: Objective,
@@ -1272,18 +1295,13 @@ def evaluate(
         epochs = jnp.maximum(jnp.asarray(state.epoch, jnp.int32) - 1, 0)
     else:
         epochs = jnp.full(jnp.shape(state.epoch), epoch, jnp.int32)
-    cache_key = (id(objective.loss), n, size, batched, tuple(data.shape[1:]))
-    hit = _EVALUATORS.get(cache_key)
-    if hit is None or hit[0] is not objective:
 
+    def build() -> Callable[..., dict[str, Array]]:
         def run(state: TrainState, x: Array, key: Array, epoch: Array) -> dict[str, Array]:
             return _evaluate_batches(objective, state, x, key, epoch, n, size, n_batches)
 
-        if batched:
-            run = jax.vmap(run, in_axes=(0, None, None, 0))
-        if len(_EVALUATORS) >= _COMPILED_MAX:
-            _EVALUATORS.pop(next(iter(_EVALUATORS)))
-        hit = (objective, jax.jit(run))
-        _EVALUATORS[cache_key] = hit
-    metrics = jax.device_get(hit[1](state, data, key, epochs))
+        return jax.jit(jax.vmap(run, in_axes=(0, None, None, 0)) if batched else run)
+
+    run, _ = _memo(objective, ("evaluate", n, size, batched, features), build)
+    metrics = jax.device_get(run(state, data, key, epochs))
     return {k: (np.asarray(v) if batched else float(v)) for k, v in metrics.items()}

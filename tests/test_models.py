@@ -16,6 +16,10 @@ from latent_jax.models.mlp import VAE, Autoencoder
 KEY = jax.random.key(0)
 
 
+def _normal(seed, shape):
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
 def _count(tree):
     return sum(leaf.size for leaf in jax.tree.leaves(tree))
 
@@ -33,13 +37,36 @@ def _abstract_init(model, *args, **kwargs):
     return jax.eval_shape(lambda *a: model.init_with_output(KEY, *a, **kwargs), *args)
 
 
+def _random_variables(model, *args, seed=0):
+    """Variables of the right structure filled from NumPy.
+
+    Compiling the initializers costs seconds on a CPU, and numeric tests need any weights, not
+    flax's: kernels ~ N(0, 1 / fan_in), vectors ~ N(0, 0.1^2), BatchNorm statistics at their
+    initial 0 / 1.
+    """
+    rng = np.random.default_rng(seed)
+    _, abstract = _abstract_init(model, *args)
+
+    def fill(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "batch_stats" in name:
+            value = np.ones(leaf.shape) if "var" in name else np.zeros(leaf.shape)
+        elif len(leaf.shape) >= 2:
+            value = rng.normal(size=leaf.shape) / math.sqrt(math.prod(leaf.shape[:-1]))
+        else:
+            value = 0.1 * rng.normal(size=leaf.shape)
+        return jnp.asarray(value, leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
 # ---------------------------------------------------------------- MLP models
 
 
 def test_autoencoder_defaults_are_the_seeds():
     model = Autoencoder()
-    x = jax.random.normal(KEY, (4, 50))
-    recon, variables = jax.jit(model.init_with_output)(KEY, x)
+    x = _normal(0, (4, 50))
+    recon, variables = _abstract_init(model, x)
     assert recon.shape == (4, 50)
     params = variables["params"]
     assert set(variables) == {"params"}
@@ -50,9 +77,16 @@ def test_autoencoder_defaults_are_the_seeds():
     assert _count(params) == expected == 3835
     assert params["encoder"]["dense0"]["kernel"].shape == (50, 30)
     assert params["decoder"]["dense2"]["kernel"].shape == (30, 50)
-    z = model.apply(variables, x, method="encode")
+    variables = _random_variables(model, x)
+
+    @jax.jit
+    def run(variables, x):
+        z = model.apply(variables, x, method="encode")
+        return z, model.apply(variables, z, method="decode"), model.apply(variables, x)
+
+    z, decoded, recon = run(variables, x)
     assert z.shape == (4, 5)
-    np.testing.assert_allclose(model.apply(variables, z, method="decode"), recon, rtol=1e-6)
+    np.testing.assert_allclose(decoded, recon, rtol=1e-5, atol=1e-6)
 
 
 def test_autoencoder_activation_is_leaky_relu_01():
@@ -77,28 +111,32 @@ def test_autoencoder_widths(hidden, latent):
 
 def test_vae_shapes_params_and_reparameterization():
     model = VAE()
-    x = jax.random.normal(KEY, (4, 50))
+    x = _normal(0, (4, 50))
     key = jax.random.key(1)
-    (recon, mean, logvar), variables = jax.jit(model.init_with_output)(KEY, x, key)
+    (recon, mean, logvar), variables = _abstract_init(model, x, key)
     assert recon.shape == (4, 50)
     assert mean.shape == logvar.shape == (4, 5)
     trunk = _dense(50, 30) + _dense(30, 10)
     heads = 2 * _dense(10, 5)
     decoder = _dense(5, 10) + _dense(10, 30) + _dense(30, 50)
     assert _count(variables["params"]) == trunk + heads + decoder == 3890
+
+    @jax.jit
+    def run(variables, x, key):
+        mean, logvar = model.apply(variables, x, method="encode")
+        z = reparameterize(key, mean, logvar)
+        decoded = model.apply(variables, z, method="decode")
+        return model.apply(variables, x, key), (decoded, mean, logvar)
+
+    variables = _random_variables(model, x, key)
     # __call__ = decode(reparameterize(key, *encode(x))), and the key alone sets the draw.
-    mean2, logvar2 = model.apply(variables, x, method="encode")
-    np.testing.assert_allclose(mean2, mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(logvar2, logvar, rtol=1e-5, atol=1e-6)
-    z = reparameterize(key, mean, logvar)
-    np.testing.assert_allclose(
-        model.apply(variables, z, method="decode"), recon, rtol=1e-5, atol=1e-6
-    )
-    again = model.apply(variables, x, key)[0]
-    np.testing.assert_array_equal(model.apply(variables, x, key)[0], again)
-    np.testing.assert_allclose(again, recon, rtol=1e-5, atol=1e-6)
-    other = model.apply(variables, x, jax.random.key(2))[0]
-    assert not np.allclose(other, recon, atol=1e-3)
+    got, want = run(variables, x, key)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(run(variables, x, key)[0][0], got[0])
+    other = run(variables, x, jax.random.key(2))[0]
+    assert not np.allclose(other[0], got[0], atol=1e-3)
+    np.testing.assert_array_equal(other[1], got[1])
 
 
 # ---------------------------------------------------------------- ConvVAE
@@ -163,48 +201,89 @@ def test_conv_vae_configurable():
 @pytest.fixture(scope="module")
 def small_vae():
     model = ConvVAE(image_shape=(8, 8, 1), hidden_dim=16, latent_dim=3)
-    x = jax.random.normal(jax.random.key(3), (5, 8, 8, 1)) * 2.0 + 1.0
-    variables = jax.jit(model.init)(KEY, x, KEY)
-    return model, variables, x
+    x = _normal(3, (5, 8, 8, 1)) * 2.0 + 1.0
+    return model, _random_variables(model, x, KEY, seed=1), x
 
 
 def test_conv_vae_batchnorm_train_and_eval(small_vae):
     model, variables, x = small_vae
-    apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
-    (recon, mean, logvar), updates = apply(variables, x, KEY, train=True, mutable=("batch_stats",))
+    conv0 = nn.Conv(32, (3, 3), padding=((1, 1), (1, 1)))
+
+    @jax.jit
+    def run(variables, x, key, z):
+        train_out, updates = model.apply(variables, x, key, train=True, mutable=["batch_stats"])
+        return {
+            "train": train_out,
+            "stats": updates["batch_stats"],
+            "eval": model.apply(variables, x, key),  # the default: running statistics
+            "eval_explicit": model.apply(variables, x, key, train=False),
+            "encode": model.apply(variables, x, method="encode"),
+            "decode": model.apply(variables, z, method="decode"),
+            "bn0_input": nn.leaky_relu(
+                conv0.apply({"params": variables["params"]["encoder"]["conv0"]}, x), 0.01
+            ),
+        }
+
+    out = run(variables, x, KEY, jnp.ones((7, 3)))
+    recon, mean, logvar = out["train"]
     assert recon.shape == x.shape and mean.shape == logvar.shape == (5, 3)
     assert np.isfinite(recon).all()
     # PyTorch's update: running = 0.9 * running + 0.1 * batch (flax momentum 0.9), from 0 / 1.
-    conv0 = nn.Conv(32, (3, 3), padding=((1, 1), (1, 1)))
-    h = nn.leaky_relu(conv0.apply({"params": variables["params"]["encoder"]["conv0"]}, x), 0.01)
-    bn0 = updates["batch_stats"]["encoder"]["bn0"]
+    h, bn0 = out["bn0_input"], out["stats"]["encoder"]["bn0"]
     np.testing.assert_allclose(bn0["mean"], 0.1 * h.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(bn0["var"], 0.9 + 0.1 * h.var(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
-    # Evaluation uses the running statistics: no mutation needed, same result every time, and
-    # a different result from batch statistics.
-    eval_recon = apply(variables, x, KEY, train=False)[0]
-    np.testing.assert_array_equal(eval_recon, apply(variables, x, KEY)[0])
-    assert not np.allclose(eval_recon, recon)
-    z = jax.random.normal(KEY, (7, 3))
-    assert model.apply(variables, z, method="decode").shape == (7, 8, 8, 1)
-    mean_eval, _ = model.apply(variables, x, method="encode")
-    np.testing.assert_allclose(mean_eval, apply(variables, x, KEY)[1], rtol=1e-5, atol=1e-6)
+    assert set(out["stats"]["decoder"]) == {"bn2"}
+    # Evaluation uses the running statistics, so it differs from the batch-statistics pass.
+    for a, b in zip(out["eval"], out["eval_explicit"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(out["eval"][0], recon, atol=1e-3)
+    np.testing.assert_allclose(out["encode"][0], out["eval"][1], rtol=1e-5, atol=1e-6)
+    assert out["decode"].shape == (7, 8, 8, 1)
 
 
 # ---------------------------------------------------------------- ConvAutoencoder
 
 
+def _corner_indices():
+    """Switches at every 2x2 window's top-left corner for the 8x8 -> 4x4 -> 2x2 model."""
+    out = []
+    for size, channels in ((8, 4), (4, 8)):
+        corners = np.arange(0, size, 2)
+        flat = corners[:, None] * size + corners[None, :]
+        out.append(jnp.asarray(np.broadcast_to(flat[None, :, :, None], (2, *flat.shape, channels))))
+    return tuple(out)
+
+
 @pytest.fixture(scope="module")
 def small_conv_ae():
+    """A small ConvAutoencoder, its variables, an input and every path's output, one compile."""
     model = ConvAutoencoder(image_shape=(8, 8, 1), channels=(4, 8), latent_dim=3)
-    x = jax.random.normal(jax.random.key(4), (2, 8, 8, 1))
-    recon, variables = jax.jit(model.init_with_output)(KEY, x)
-    return model, variables, x, recon
+    no_switches = ConvAutoencoder(
+        image_shape=(8, 8, 1), channels=(4, 8), latent_dim=3, use_switches=False
+    )
+    x = _normal(4, (2, 8, 8, 1))
+    variables = _random_variables(model, x, seed=2)
+
+    @jax.jit
+    def run(variables, x):
+        code, indices = model.apply(variables, x, method="encode_with_indices")
+        return {
+            "call": model.apply(variables, x),
+            "code": code,
+            "indices": indices,
+            "encode": model.apply(variables, x, method="encode"),
+            "decode_switches": model.apply(variables, code, indices, method="decode"),
+            "decode": model.apply(variables, code, method="decode"),
+            "call_no_switches": no_switches.apply(variables, x),
+            "decode_corners": model.apply(variables, code, _corner_indices(), method="decode"),
+        }
+
+    return model, variables, x, run(variables, x)
 
 
 def test_conv_autoencoder_shapes_and_params(small_conv_ae):
-    model, variables, x, recon = small_conv_ae
-    assert recon.shape == x.shape
+    model, variables, x, out = small_conv_ae
+    assert out["call"].shape == x.shape
     assert model.feature_shape == (2, 2, 8)  # 8x8 -> 4x4 -> 2x2
     expected = (
         _conv(3, 1, 4)
@@ -215,28 +294,22 @@ def test_conv_autoencoder_shapes_and_params(small_conv_ae):
         + _conv(3, 4, 1)  # decoder transposed convolutions
     )
     assert _count(variables["params"]) == expected == 892
-    code, indices = model.apply(variables, x, method="encode_with_indices")
-    assert code.shape == (2, 3)
-    assert [i.shape for i in indices] == [(2, 4, 4, 4), (2, 2, 2, 8)]
-    np.testing.assert_array_equal(model.apply(variables, x, method="encode"), code)
+    assert out["code"].shape == (2, 3)
+    assert [i.shape for i in out["indices"]] == [(2, 4, 4, 4), (2, 2, 2, 8)]
+    np.testing.assert_array_equal(out["encode"], out["code"])
 
 
 def test_conv_autoencoder_switch_and_standalone_decoders(small_conv_ae):
-    model, variables, x, recon = small_conv_ae
-    code, indices = model.apply(variables, x, method="encode_with_indices")
+    _, _, x, out = small_conv_ae
     # __call__ unpools at the encoder's switches ...
-    np.testing.assert_allclose(
-        model.apply(variables, code, indices, method="decode"), recon, rtol=1e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(out["decode_switches"], out["call"], rtol=1e-5, atol=1e-6)
     # ... decode(z) alone (generation) unpools at fixed positions: a different output, and
     # the one __call__ gives with use_switches=False.
-    standalone = model.apply(variables, code, method="decode")
-    assert standalone.shape == x.shape
-    assert not np.allclose(standalone, recon)
-    fixed = ConvAutoencoder(
-        image_shape=(8, 8, 1), channels=(4, 8), latent_dim=3, use_switches=False
-    )
-    np.testing.assert_allclose(fixed.apply(variables, x), standalone, rtol=1e-5, atol=1e-6)
+    assert out["decode"].shape == x.shape
+    assert not np.allclose(out["decode"], out["call"], atol=1e-3)
+    np.testing.assert_allclose(out["call_no_switches"], out["decode"], rtol=1e-5, atol=1e-6)
+    # The fixed positions are the windows' top-left corners (zero insertion).
+    np.testing.assert_allclose(out["decode_corners"], out["decode"], rtol=1e-5, atol=1e-6)
 
 
 def test_conv_autoencoder_odd_sizes_and_seed_images():
@@ -290,17 +363,20 @@ def test_mismatched_inputs_raise(model, args, match):
 
 
 def test_mismatched_latents_raise(small_vae, small_conv_ae):
+    def decode(model, variables, *args):
+        return jax.eval_shape(lambda: model.apply(variables, *args, method="decode"))
+
     model, variables, _ = small_vae
     with pytest.raises(ValueError, match=r"z must have shape \(batch, 3\), got shape \(2, 4\)"):
-        model.apply(variables, jnp.zeros((2, 4)), method="decode")
-    model, variables, x, _ = small_conv_ae
+        decode(model, variables, jnp.zeros((2, 4)))
+    model, variables, _, out = small_conv_ae
     with pytest.raises(ValueError, match=r"z must have shape \(batch, 3\), got shape \(3,\)"):
-        model.apply(variables, jnp.zeros(3), method="decode")
-    code, indices = model.apply(variables, x, method="encode_with_indices")
+        decode(model, variables, jnp.zeros(3))
+    code, indices = out["code"], out["indices"]
     with pytest.raises(ValueError, match="indices must hold 2 arrays"):
-        model.apply(variables, code, indices[:1], method="decode")
+        decode(model, variables, code, indices[:1])
     with pytest.raises(ValueError, match=r"indices\[1\] must have shape \(2, 2, 2, 8\)"):
-        model.apply(variables, code, indices[::-1], method="decode")
+        decode(model, variables, code, indices[::-1])
 
 
 @pytest.mark.parametrize(
@@ -340,3 +416,18 @@ def test_mismatched_latents_raise(small_vae, small_conv_ae):
 def test_bad_configurations_raise_at_construction(build, error, match):
     with pytest.raises(error, match=match):
         build()
+
+
+def test_sequence_fields_become_tuples():
+    """Lists are accepted and normalized, so models stay hashable (static jit arguments)."""
+    seed = [[32, 3, 1, 1, True], [64, 3, 2, 1], [64, 3, 2, 1], [64, 3, 1, 1]]
+    pairs = [
+        (ConvVAE(image_shape=[112, 92, 1], encoder_convs=seed), ConvVAE()),
+        (ConvAutoencoder(channels=[16, 32]), ConvAutoencoder()),
+        (Autoencoder(hidden_dims=[30, 10]), Autoencoder()),
+        (VAE(hidden_dims=[30, 10]), VAE()),
+    ]
+    for from_lists, default in pairs:
+        assert from_lists == default
+        assert hash(from_lists) == hash(default)
+    assert ConvVAE(encoder_convs=seed).encoder_convs[0] == ConvSpec(32, 3, 1, 1, batch_norm=True)

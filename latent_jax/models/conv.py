@@ -136,6 +136,24 @@ def _as_specs(name: str, specs: Sequence[object], allow_empty: bool) -> tuple[Co
     return out
 
 
+def _check_output_conv(output_conv: object) -> tuple[int, int, int]:
+    try:
+        values = tuple(output_conv)  # type: ignore[arg-type]
+    except TypeError:
+        values = ()
+    if (
+        len(values) != 3
+        or not all(_is_int(v) for v in values)
+        or min(values[:2]) < 1
+        or values[2] < 0
+    ):
+        raise ValueError(
+            f"output_conv must be (kernel_size >= 1, stride >= 1, padding >= 0), "
+            f"got output_conv={output_conv!r}"
+        )
+    return values  # type: ignore[return-value]
+
+
 def _check_images(x: Array, image_shape: Sequence[int]) -> Array:
     x = jnp.asarray(x)
     expected = tuple(image_shape)
@@ -311,27 +329,21 @@ class ConvVAE(nn.Module):
     negative_slope: float = 0.01
 
     def __post_init__(self) -> None:
-        self._plan()  # fail at construction, not deep inside the first trace
+        # Normalize to tuples (hashable, so the model can be a static jit argument) and fail
+        # here, at construction, rather than deep inside the first trace.
+        self.image_shape = _check_positive_ints("image_shape", self.image_shape, 3)
+        _check_dim("hidden_dim", self.hidden_dim)
+        _check_dim("latent_dim", self.latent_dim)
+        self.encoder_convs = _as_specs("encoder_convs", self.encoder_convs, allow_empty=False)
+        self.decoder_convs = _as_specs("decoder_convs", self.decoder_convs, allow_empty=True)
+        self.output_conv = _check_output_conv(self.output_conv)
+        self._plan()
         super().__post_init__()
 
     def _plan(self) -> _VAEPlan:
-        image_shape = _check_positive_ints("image_shape", self.image_shape, 3)
-        _check_dim("hidden_dim", self.hidden_dim)
-        _check_dim("latent_dim", self.latent_dim)
-        encoder = _as_specs("encoder_convs", self.encoder_convs, allow_empty=False)
-        decoder = _as_specs("decoder_convs", self.decoder_convs, allow_empty=True)
-        output_conv = tuple(self.output_conv)
-        if (
-            len(output_conv) != 3
-            or not all(_is_int(v) for v in output_conv)
-            or min(output_conv[:2]) < 1
-            or output_conv[2] < 0
-        ):
-            raise ValueError(
-                f"output_conv must be (kernel_size >= 1, stride >= 1, padding >= 0), "
-                f"got output_conv={self.output_conv!r}"
-            )
-        return _plan_conv_vae(image_shape, encoder, decoder, output_conv)
+        return _plan_conv_vae(
+            self.image_shape, self.encoder_convs, self.decoder_convs, self.output_conv
+        )
 
     @property
     def feature_shape(self) -> tuple[int, int, int]:
@@ -339,19 +351,14 @@ class ConvVAE(nn.Module):
         return self._plan().feature_shape
 
     def setup(self) -> None:
-        plan = self._plan()
-        self.encoder = ConvEncoder(
-            _as_specs("encoder_convs", self.encoder_convs, False),
-            self.hidden_dim,
-            self.negative_slope,
-        )
+        self.encoder = ConvEncoder(self.encoder_convs, self.hidden_dim, self.negative_slope)
         self.mean_layer = nn.Dense(self.latent_dim)
         self.logvar_layer = nn.Dense(self.latent_dim)
         self.decoder = ConvDecoder(
-            _as_specs("decoder_convs", self.decoder_convs, True),
-            tuple(self.output_conv),
-            plan.feature_shape,
-            tuple(self.image_shape),
+            self.decoder_convs,
+            self.output_conv,
+            self.feature_shape,
+            self.image_shape,
             self.hidden_dim,
             self.negative_slope,
         )
@@ -424,14 +431,9 @@ class ConvAutoencoder(nn.Module):
     use_switches: bool = True
 
     def __post_init__(self) -> None:
-        self._stage_sizes()
-        super().__post_init__()
-
-    def _stage_sizes(self) -> tuple[tuple[int, int], ...]:
-        """(height, width) entering each stage's pool, plus the final pooled size."""
-        image_shape = _check_positive_ints("image_shape", self.image_shape, 3)
-        channels = _check_positive_ints("channels", self.channels)
-        if not channels:
+        self.image_shape = _check_positive_ints("image_shape", self.image_shape, 3)
+        self.channels = _check_positive_ints("channels", self.channels)
+        if not self.channels:
             raise ValueError(f"channels must hold at least one stage, got {self.channels!r}")
         _check_dim("latent_dim", self.latent_dim)
         _check_dim("pool", self.pool)
@@ -440,13 +442,18 @@ class ConvAutoencoder(nn.Module):
             raise ValueError(
                 f"kernel_size must be odd so convolutions keep the size, got {self.kernel_size}"
             )
-        sizes = [image_shape[:2]]
-        for i in range(len(channels)):
+        self._stage_sizes()
+        super().__post_init__()
+
+    def _stage_sizes(self) -> tuple[tuple[int, int], ...]:
+        """(height, width) entering each stage's pool, plus the final pooled size."""
+        sizes = [tuple(self.image_shape[:2])]
+        for i in range(len(self.channels)):
             h, w = sizes[-1]
             if h < self.pool or w < self.pool:
                 raise ValueError(
-                    f"image_shape={image_shape} is too small for {len(channels)} stages of "
-                    f"{self.pool}x{self.pool} pooling: stage {i} gets {h}x{w}"
+                    f"image_shape={self.image_shape} is too small for {len(self.channels)} "
+                    f"stages of {self.pool}x{self.pool} pooling: stage {i} gets {h}x{w}"
                 )
             sizes.append((h // self.pool, w // self.pool))
         return tuple(sizes)
@@ -455,18 +462,17 @@ class ConvAutoencoder(nn.Module):
     def feature_shape(self) -> tuple[int, int, int]:
         """(h, w, channels) of the last pooled feature map."""
         h, w = self._stage_sizes()[-1]
-        return (h, w, tuple(self.channels)[-1])
+        return (h, w, self.channels[-1])
 
     def setup(self) -> None:
-        channels = tuple(self.channels)
         k, p = self.kernel_size, self.kernel_size // 2
         self.convs = [
             nn.Conv(c, (k, k), padding=((p, p), (p, p)), name=f"conv{i}")
-            for i, c in enumerate(channels)
+            for i, c in enumerate(self.channels)
         ]
         self.to_code = nn.Dense(self.latent_dim)
         self.from_code = nn.Dense(math.prod(self.feature_shape))
-        outputs = (self.image_shape[-1], *channels[:-1])
+        outputs = (self.image_shape[-1], *self.channels[:-1])
         self.deconvs = [ConvTranspose(c, k, 1, p, name=f"convt{i}") for i, c in enumerate(outputs)]
 
     def encode_with_indices(

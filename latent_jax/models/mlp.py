@@ -23,15 +23,20 @@ from jax import Array
 from latent_jax.gaussian import reparameterize
 
 
-def _check_dims(input_dim: int, hidden_dims: Sequence[int], latent_dim: int) -> None:
+def _check_dims(input_dim: int, hidden_dims: Sequence[int], latent_dim: int) -> tuple[int, ...]:
+    """Validates the widths; returns ``hidden_dims`` as a tuple."""
     for name, value in (("input_dim", input_dim), ("latent_dim", latent_dim)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {name}={value}")
-    dims = tuple(hidden_dims)
+    try:
+        dims = tuple(hidden_dims)
+    except TypeError:
+        dims = (None,)
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
         raise ValueError(f"hidden_dims must be a sequence of ints >= 1, got {hidden_dims!r}")
+    return dims
 
 
 def _check_features(name: str, x: Array, expected: int) -> Array:
@@ -84,11 +89,12 @@ class Autoencoder(nn.Module):
     negative_slope: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_dims(self.input_dim, self.hidden_dims, self.latent_dim)
+        # A tuple keeps the module hashable (usable as a static jit argument).
+        self.hidden_dims = _check_dims(self.input_dim, self.hidden_dims, self.latent_dim)
         super().__post_init__()
 
     def setup(self) -> None:
-        hidden = tuple(self.hidden_dims)
+        hidden = self.hidden_dims
         self.encoder = MLP((*hidden, self.latent_dim), self.negative_slope)
         self.decoder = MLP((*hidden[::-1], self.input_dim), self.negative_slope)
 
@@ -129,13 +135,13 @@ class VAE(nn.Module):
     negative_slope: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_dims(self.input_dim, self.hidden_dims, self.latent_dim)
-        if len(tuple(self.hidden_dims)) < 1:
+        self.hidden_dims = _check_dims(self.input_dim, self.hidden_dims, self.latent_dim)
+        if not self.hidden_dims:
             raise ValueError(f"hidden_dims must have at least one width, got {self.hidden_dims!r}")
         super().__post_init__()
 
     def setup(self) -> None:
-        hidden = tuple(self.hidden_dims)
+        hidden = self.hidden_dims
         self.trunk = MLP(hidden, self.negative_slope, activate_last=True)
         self.mean_layer = nn.Dense(self.latent_dim)
         self.logvar_layer = nn.Dense(self.latent_dim)
