@@ -123,8 +123,10 @@ def latent_scatter_pair(
     fig, axes = plt.subplots(1, len(panels), figsize=(10 * len(panels), 8), squeeze=False)
     for ax, (title, codes) in zip(axes[0], panels.items(), strict=True):
         codes = np.asarray(codes)
-        scatter = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="viridis", s=6)
-        if labels is not None:
+        if labels is None:
+            ax.scatter(codes[:, 0], codes[:, 1], s=6)
+        else:
+            scatter = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="viridis", s=6)
             fig.colorbar(scatter, ax=ax)
         ax.set_title(title)
         x_name, y_name = (axis_names or {}).get(title, ("Dimension 1", "Dimension 2"))

@@ -684,7 +684,12 @@ def _initializer(
             init_key = jax.random.split(key, 3)[0]
             return init_state(objective, tx, init_key, jnp.zeros((2, *features), jnp.float32))
 
-        return jax.jit(jax.vmap(init_fn) if batched else init_fn)
+        # Initialization runs once per run: optimizing its machine code (random initializers,
+        # a forward pass) costs seconds of compile time for conv models and saves nothing.
+        return jax.jit(
+            jax.vmap(init_fn) if batched else init_fn,
+            compiler_options={"xla_backend_optimization_level": 0},
+        )
 
     key = ("init", _optimizer_key(config), features, batched)
     return _memo(objective, key, build)[0]

@@ -1,0 +1,100 @@
+"""The seed's first example end to end: PCA against an autoencoder."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latent_jax import cli, data
+from latent_jax.experiments import reduce
+
+FIGURES = {
+    "explained_variance.png": (1000, 600),
+    "loss_curves.png": (1000, 600),
+    "latent_scatter.png": (2000, 800),
+}
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory):
+    """Three epochs of the seed's configuration, with the scatter's labels captured."""
+    out = tmp_path_factory.mktemp("reduce")
+    captured = {}
+    original = reduce.plots.latent_scatter_pair
+
+    def spy(panels, labels, path, **kwargs):
+        captured["labels"] = labels
+        captured["panels"] = panels
+        return original(panels, labels, path, **kwargs)
+
+    reduce.plots.latent_scatter_pair = spy
+    try:
+        code = cli.main(["reduce", "--epochs", "3", "--out", str(out), "--quiet"])
+    finally:
+        reduce.plots.latent_scatter_pair = original
+    assert code == 0
+    return out, captured
+
+
+def test_writes_every_output(seed_run):
+    out, _ = seed_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "pca_cumulative_explained_variance",
+        "pca_test_mse",
+        "ae_train_mse",
+        "ae_test_mse",
+        "train_seconds",
+        "compile_seconds",
+    ):
+        assert np.isfinite(metrics[key]), key
+    assert round(metrics["pca_cumulative_explained_variance"], 4) == 0.3161
+    np.testing.assert_allclose(metrics["pca_test_mse"], 0.6895, atol=5e-4)
+    assert metrics["epochs"] == 3 and metrics["environment"]["jax"]
+    assert json.loads((out / "config.json").read_text())["batch_size"] == 128
+    for name, size in FIGURES.items():
+        with Image.open(out / name) as figure:
+            figure.verify()
+        with Image.open(out / name) as figure:
+            assert figure.format == "PNG" and figure.size == size, name
+    assert any((out / "checkpoints").iterdir())
+
+
+def test_scatter_uses_the_true_class_labels(seed_run):
+    _, captured = seed_run
+    expected = data.load_tabular("seed").y_train
+    np.testing.assert_array_equal(captured["labels"], expected)
+    assert set(captured["panels"]) == {"PCA", "Autoencoder"}
+    assert all(codes.shape == (8000, 5) for codes in captured["panels"].values())
+
+
+def test_several_seeds_train_different_models_and_seed_zero_is_the_single_run(tmp_path):
+    table = np.random.default_rng(0).normal(size=(120, 6)).astype(np.float32)
+    path = tmp_path / "table.npy"
+    np.save(path, table)
+    common = ["--data", str(path), "--epochs", "2", "--batch-size", "32", "--latent-dim", "2"]
+    common += ["--hidden-dims", "4", "--quiet"]
+    single = reduce.run(
+        cli.build_parser().parse_args(["reduce", *common, "--out", str(tmp_path / "a")])
+    )
+    many = reduce.run(
+        cli.build_parser().parse_args(
+            ["reduce", *common, "--seeds", "3", "--out", str(tmp_path / "b")]
+        )
+    )
+    per_seed = many["ae_test_mse_per_seed"]
+    assert len(per_seed) == 3 and len(set(per_seed)) == 3
+    np.testing.assert_allclose(per_seed[0], single["ae_test_mse"], rtol=1e-5)
+    np.testing.assert_allclose(many["ae_test_mse_mean"], np.mean(per_seed), rtol=1e-6)
+
+
+def test_bad_inputs_get_clear_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,x\n")
+    assert cli.main(["reduce", "--data", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "non-numeric value 'x'" in capsys.readouterr().err
+    assert cli.main(["reduce", "--data", str(tmp_path / "none.csv")]) == 2
+    assert "data file not found" in capsys.readouterr().err
+    assert cli.main(["reduce", "--seeds", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--seeds must be >= 1" in capsys.readouterr().err
