@@ -181,6 +181,9 @@ class TrainConfig:
             train loss without test data); ``None`` never stops early.
         min_delta: the decrease that counts as an improvement, >= 0.
         quiet: no progress bar.
+        compiler_options: XLA options for compiling the training chunk, e.g.
+            ``{"xla_backend_optimization_level": 0}``, which compiles convolutional models
+            several times faster and runs them slower (for tests and quick experiments).
     """
 
     learning_rate: float = 1e-3
@@ -200,6 +203,7 @@ class TrainConfig:
     patience: int | None = None
     min_delta: float = 0.0
     quiet: bool = False
+    compiler_options: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _check_float("learning_rate", self.learning_rate, positive=True)
@@ -227,6 +231,11 @@ class TrainConfig:
         _check_float("min_delta", self.min_delta)
         if not isinstance(self.quiet, bool):
             raise TypeError(f"quiet must be a bool, got {self.quiet!r}")
+        if self.compiler_options is not None:
+            options = self.compiler_options
+            if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+                raise TypeError(f"compiler_options must be a dict of str keys, got {options!r}")
+            object.__setattr__(self, "compiler_options", dict(options))
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-serializable dict."""
@@ -704,7 +713,8 @@ def _compiled_chunk(
 ) -> tuple[Any, float]:
     """The compiled chunk function for these arguments, and the seconds spent compiling."""
     avals = jax.tree.map(lambda a: (jnp.shape(a), str(jnp.result_type(a))), args)
-    key = ("chunk", _optimizer_key(config), plan, batched, jax.tree.structure(args))
+    options = tuple(sorted((config.compiler_options or {}).items()))
+    key = ("chunk", _optimizer_key(config), options, plan, batched, jax.tree.structure(args))
     key = (*key, tuple(jax.tree.leaves(avals)))
     seconds = 0.0
 
@@ -714,7 +724,7 @@ def _compiled_chunk(
         if batched:
             chunk_fn = jax.vmap(chunk_fn, in_axes=(0, 0, 0, None, None, None, None))
         start = time.perf_counter()
-        compiled = jax.jit(chunk_fn).lower(*args).compile()
+        compiled = jax.jit(chunk_fn).lower(*args).compile(dict(options) or None)
         seconds = time.perf_counter() - start
         return compiled
 

@@ -221,9 +221,7 @@ def test_batchnorm_statistics_update_in_training_only():
     assert jax.tree.structure(trained) == jax.tree.structure(state)
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), trained, state)
     assert any(jax.tree.leaves(changed))
-    assert all(
-        jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), evaluated, state))
-    )
+    assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), evaluated, state)))
     assert set(metrics) == {"loss", "reconstruction", "kl", "beta"}
 
 

@@ -249,9 +249,12 @@ def conv_transpose(
     r"""PyTorch's ``conv_transpose2d`` for channels-last arrays, without bias.
 
     Computes :math:`\text{out}[i s + a - p, j s + b - p, o] \mathrel{+}= x[i, j, c]\,
-    w[a, b, c, o]` (the gradient of a strided convolution) as one dilated convolution: the
-    input is dilated by the stride, padded by ``k - 1 - p`` (plus ``output_padding`` at the
-    bottom/right) and correlated with the spatially flipped kernel.
+    w[a, b, c, o]` (the gradient of a strided convolution): the input gets ``s - 1`` zeros
+    between neighbours and ``k - 1 - p`` zeros at each border (plus ``output_padding`` at the
+    bottom/right), in one ``lax.pad``, and is correlated with the spatially flipped kernel.
+    Inserting the zeros explicitly, rather than through ``lhs_dilation``, keeps the
+    convolution and its gradients on XLA's ordinary stride-1 path, which made a training step
+    of the seed's face VAE about 3x faster on a CPU.
 
     Args:
         x: array of shape (batch, height, width, in_channels).
@@ -280,16 +283,17 @@ def conv_transpose(
         conv_transpose_output_size(
             x.shape[1 + axis], kernel.shape[axis], strides[axis], pads[axis], out_pads[axis]
         )
-    lax_padding = [
-        (k - 1 - p, k - 1 - p + op)
-        for k, p, op in zip(kernel.shape[:2], pads, out_pads, strict=True)
-    ]
+    dtype = jnp.result_type(x, kernel)
+    x, kernel = x.astype(dtype), kernel.astype(dtype)
+    config = [(0, 0, 0)]
+    for k, s, p, op in zip(kernel.shape[:2], strides, pads, out_pads, strict=True):
+        config.append((k - 1 - p, k - 1 - p + op, s - 1))  # negative edges crop (p > k - 1)
+    config.append((0, 0, 0))
     return jax.lax.conv_general_dilated(
-        x,
+        jax.lax.pad(x, jnp.zeros((), dtype), config),
         jnp.flip(kernel, axis=(0, 1)),
         window_strides=(1, 1),
-        padding=lax_padding,
-        lhs_dilation=strides,
+        padding="VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
 
