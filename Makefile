@@ -31,8 +31,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)
-	$(BIN)/latent-jax pca --data seed --n-components 5 --out runs/pca-seed
-	@echo "Figures and metrics.json are in runs/pca-seed/"
+	$(BIN)/latent-jax reduce --out runs/reduce
+	@echo "PCA against the autoencoder (seed example 1): figures and metrics.json in runs/reduce/"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"

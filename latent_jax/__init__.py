@@ -7,10 +7,21 @@ PCA and probabilistic PCA, autoencoders, denoising autoencoders, variational aut
 from latent_jax.gaussian import kl_diag_gaussians as kl_diag_gaussians
 from latent_jax.gaussian import kl_standard_normal as kl_standard_normal
 from latent_jax.gaussian import reparameterize as reparameterize
+from latent_jax.models import VAE as VAE
+from latent_jax.models import Autoencoder as Autoencoder
+from latent_jax.models import ConvAutoencoder as ConvAutoencoder
+from latent_jax.models import ConvVAE as ConvVAE
+from latent_jax.objectives import autoencoder_objective as autoencoder_objective
+from latent_jax.objectives import denoising_objective as denoising_objective
+from latent_jax.objectives import vae_objective as vae_objective
 from latent_jax.pca import PCA as PCA
 from latent_jax.pca import PCAState as PCAState
 from latent_jax.pca import fit_pca as fit_pca
 from latent_jax.pca import fit_pca_streaming as fit_pca_streaming
 from latent_jax.pca import fit_ppca as fit_ppca
+from latent_jax.train import TrainConfig as TrainConfig
+from latent_jax.train import TrainState as TrainState
+from latent_jax.train import fit as fit
+from latent_jax.train import fit_many as fit_many
 
 __version__ = "0.1.0"

@@ -194,7 +194,8 @@ def _prune(directory: str, keep: int, current: str) -> None:
         except (OSError, ValueError, AttributeError):
             continue
     for name in os.listdir(directory):
-        stray = name.startswith(".checkpoint_") and name.endswith(".tmp")
+        # _atomic_write's temporary names: "." + the target's name + a random part + ".tmp".
+        stray = name.startswith((".checkpoint_", f".{LATEST}.")) and name.endswith(".tmp")
         if (_PAYLOAD.match(name) and name not in referenced) or stray:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(directory, name))

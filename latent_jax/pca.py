@@ -427,6 +427,7 @@ def _finalize(
 
 
 @functools.partial(jax.jit, static_argnames=("n_components", "ddof", "block_rows"))
+@functools.partial(jax.jit, static_argnames=("n_components", "ddof", "block_rows"))
 def _fit_kernel(x: Array, n_components: int, ddof: int, block_rows: int) -> tuple[Array, ...]:
     count, mean, scatter = _blocked_moments(x, block_rows)
     return _finalize(count, mean, scatter, n_components, ddof)

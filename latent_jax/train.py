@@ -1134,7 +1134,8 @@ def _fit(
             for callback in callbacks:
                 if callback(state, history):
                     done = True
-            if done and not config.quiet and stopped:
+            if stopped:
+                # Logged whatever ``quiet`` says: quiet hides the progress bar, not events.
                 logger.info("early stopping after epoch %d", epoch)
         if checkpoint_dir is not None and saved_epoch != epoch and epoch > start_epoch:
             save(state, history, epoch)
