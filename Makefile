@@ -37,6 +37,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python benchmarks/bench_pca.py
+	$(BIN)/python benchmarks/bench_train_step.py
+	$(BIN)/python benchmarks/bench_example1.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
