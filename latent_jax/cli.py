@@ -18,6 +18,7 @@ import latent_jax
 SUBCOMMANDS = {
     "pca": ("pca_summary", "fit PCA, print the explained-variance table, save the figure"),
     "reduce": ("reduce", "dimensionality reduction: PCA against an autoencoder (seed example 1)"),
+    "vae": ("vae_faces", "image generation with a convolutional VAE (seed example 2)"),
 }
 
 

@@ -1,6 +1,8 @@
 """The seed's first example end to end: PCA against an autoencoder."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -59,6 +61,9 @@ def test_writes_every_output(seed_run):
         with Image.open(out / name) as figure:
             assert figure.format == "PNG" and figure.size == size, name
     assert any((out / "checkpoints").iterdir())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((out / "metrics.json").stat().st_mode) == 0o666 & ~umask
 
 
 def test_scatter_uses_the_true_class_labels(seed_run):

@@ -44,6 +44,10 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> str:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(_to_json(payload), handle, indent=2, sort_keys=True)
             handle.write("\n")
+        # mkstemp creates the file 0600; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

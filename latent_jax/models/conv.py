@@ -43,6 +43,7 @@ from latent_jax.gaussian import reparameterize
 from latent_jax.models.layers import (
     ConvTranspose,
     Crop,
+    FastConv,
     Reshape,
     conv_output_size,
     conv_transpose_output_size,
@@ -239,6 +240,7 @@ class ConvEncoder(nn.Module):
                 (spec.kernel_size, spec.kernel_size),
                 strides=spec.stride,
                 padding=((p, p), (p, p)),
+                conv_general_dilated_cls=FastConv,
                 name=f"conv{i}",
             )(x)
             if i < len(self.convs) - 1:
@@ -467,7 +469,13 @@ class ConvAutoencoder(nn.Module):
     def setup(self) -> None:
         k, p = self.kernel_size, self.kernel_size // 2
         self.convs = [
-            nn.Conv(c, (k, k), padding=((p, p), (p, p)), name=f"conv{i}")
+            nn.Conv(
+                c,
+                (k, k),
+                padding=((p, p), (p, p)),
+                conv_general_dilated_cls=FastConv,
+                name=f"conv{i}",
+            )
             for i, c in enumerate(self.channels)
         ]
         self.to_code = nn.Dense(self.latent_dim)

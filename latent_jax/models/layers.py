@@ -26,6 +26,7 @@ Python, so models can compute flattened sizes from the image shape instead of ha
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -239,6 +240,198 @@ def max_unpool(pooled: ArrayLike, indices: ArrayLike, output_size: Sequence[int]
     return out.reshape(batch, height, width, channels)
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _kernel_gradient(
+    x: Array,
+    dy: Array,
+    kernel_shape: tuple[int, ...],
+    strides: tuple[int, int],
+    padding: tuple[tuple[int, int], ...],
+) -> Array:
+    """The gradient of a channels-last convolution with respect to its kernel.
+
+    ``dk[a, b, c, o] = sum over n, i, j of xp[n, i s + a, j s + b, c] dy[n, i, j, o]`` with
+    ``xp`` the padded input, computed as a plain stride-1 convolution (dilated by the
+    stride) in which the input's channels act as the batch and its batch as the channels.
+
+    Args:
+        x: the convolution's input, array of shape (batch, height, width, in_channels).
+        dy: the output's cotangent, array of shape (batch, out_height, out_width,
+            out_channels).
+        kernel_shape: (kh, kw, in_channels, out_channels).
+        strides: the convolution's (height, width) strides.
+        padding: its ((low, high), (low, high)) padding.
+
+    Returns:
+        Array of shape ``kernel_shape``.
+    """
+    config = [(0, 0, 0)]
+    for axis in range(2):
+        size, kernel, stride = x.shape[1 + axis], kernel_shape[axis], strides[axis]
+        low = padding[axis][0]
+        # The rows the kernel can reach; a negative high edge crops rows no window uses.
+        high = kernel + stride * (dy.shape[1 + axis] - 1) - size - low
+        config.append((low, high, 0))
+    config.append((0, 0, 0))
+    padded = jax.lax.pad(x, jnp.zeros((), x.dtype), config)
+    out = jax.lax.conv_general_dilated(
+        jnp.transpose(padded, (3, 1, 2, 0)),
+        jnp.transpose(dy, (1, 2, 0, 3)),
+        window_strides=(1, 1),
+        padding="VALID",
+        rhs_dilation=strides,
+        dimension_numbers=_NHWC,
+    )
+    return jnp.transpose(out, (1, 2, 0, 3))
+
+
+def _input_gradient(
+    dy: Array,
+    kernel: Array,
+    x_shape: tuple[int, ...],
+    strides: tuple[int, int],
+    padding: tuple[tuple[int, int], ...],
+) -> Array:
+    """The gradient of a channels-last convolution with respect to its input.
+
+    The cotangent gets ``s - 1`` zeros between neighbours and ``k - 1 - low`` at the border
+    (one ``lax.pad``; negative edges crop) and is correlated with the flipped kernel whose
+    input and output channels are swapped: a plain stride-1 convolution.
+
+    Args:
+        dy: the output's cotangent, array of shape (batch, out_height, out_width,
+            out_channels).
+        kernel: array of shape (kh, kw, in_channels, out_channels).
+        x_shape: the input's shape (batch, height, width, in_channels).
+        strides: the convolution's (height, width) strides.
+        padding: its ((low, high), (low, high)) padding.
+
+    Returns:
+        Array of shape ``x_shape``.
+    """
+    config = [(0, 0, 0)]
+    for axis in range(2):
+        size, width, stride = x_shape[1 + axis], kernel.shape[axis], strides[axis]
+        low = width - 1 - padding[axis][0]
+        high = size + width - 2 - (dy.shape[1 + axis] - 1) * stride - low
+        config.append((low, high, stride - 1))
+    config.append((0, 0, 0))
+    return jax.lax.conv_general_dilated(
+        jax.lax.pad(dy, jnp.zeros((), dy.dtype), config),
+        jnp.transpose(jnp.flip(kernel, axis=(0, 1)), (0, 1, 3, 2)),
+        window_strides=(1, 1),
+        padding="VALID",
+        dimension_numbers=_NHWC,
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_nhwc(
+    x: Array, kernel: Array, strides: tuple[int, int], padding: tuple[tuple[int, int], ...]
+) -> Array:
+    return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_NHWC)
+
+
+def _conv_nhwc_fwd(x, kernel, strides, padding):
+    return _conv_nhwc(x, kernel, strides, padding), (x, kernel)
+
+
+def _conv_nhwc_bwd(strides, padding, residuals, dy):
+    x, kernel = residuals
+    dx = _input_gradient(dy, kernel, x.shape, strides, padding)
+    dk = _kernel_gradient(x, dy, kernel.shape, strides, padding)
+    return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_conv_nhwc.defvjp(_conv_nhwc_fwd, _conv_nhwc_bwd)
+
+
+def conv_general_dilated(
+    lhs: ArrayLike,
+    rhs: ArrayLike,
+    window_strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers=None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision=None,
+    preferred_element_type=None,
+) -> Array:
+    """``jax.lax.conv_general_dilated`` with a kernel gradient that stays fast in loops.
+
+    XLA's CPU backend rewrites the gradients of a channels-last convolution (whose
+    dimension layouts JAX's transpose rules permute) into its fast convolution form only
+    outside ``while`` loops; inside one (a ``lax.scan`` over batches, as in
+    :mod:`latent_jax.train`) it runs generic loop nests, which made a training step of a
+    convolutional VAE about 10x slower than the same step outside a loop (compare
+    jax-ml/jax#12868). For 2-D channels-last convolutions without dilation or groups, this
+    function computes both gradients itself as plain stride-1 channels-last convolutions
+    (:func:`_input_gradient`, :func:`_kernel_gradient`); values and gradients equal those of
+    ``lax.conv_general_dilated``. Any other configuration is passed through to it.
+    Pass it to ``nn.Conv(conv_general_dilated_cls=...)`` through :class:`FastConv`.
+
+    Args:
+        lhs: input, array of shape (batch, height, width, in_channels) in the fast case.
+        rhs: kernel, array of shape (kh, kw, in_channels, out_channels) in the fast case.
+        window_strides: the strides.
+        padding: ``"SAME"``, ``"VALID"`` or (low, high) pairs.
+        lhs_dilation: input dilation (transposed convolutions).
+        rhs_dilation: kernel dilation.
+        dimension_numbers: as for ``lax.conv_general_dilated``.
+        feature_group_count: grouped convolutions.
+        batch_group_count: batch groups.
+        precision: as for ``lax.conv_general_dilated``.
+        preferred_element_type: as for ``lax.conv_general_dilated``.
+
+    Returns:
+        The convolution's output.
+    """
+    lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
+    strides = tuple(int(s) for s in window_strides)
+    undilated = all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+    fast = (
+        lhs.ndim == 4
+        and rhs.ndim == 4
+        and undilated
+        and feature_group_count == 1
+        and batch_group_count == 1
+        and precision is None
+        and preferred_element_type is None
+        and dimension_numbers is not None
+        and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+        == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+    )
+    if not fast:
+        return jax.lax.conv_general_dilated(
+            lhs,
+            rhs,
+            window_strides,
+            padding,
+            lhs_dilation=lhs_dilation,
+            rhs_dilation=rhs_dilation,
+            dimension_numbers=dimension_numbers,
+            feature_group_count=feature_group_count,
+            batch_group_count=batch_group_count,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
+    if isinstance(padding, str):
+        padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
+    pads = tuple((int(low), int(high)) for low, high in padding)
+    return _conv_nhwc(lhs, rhs, strides, pads)
+
+
+class FastConv:
+    """The ``conv_general_dilated_cls`` of ``nn.Conv`` that uses :func:`conv_general_dilated`."""
+
+    def __call__(self, *args, **kwargs) -> Array:
+        return conv_general_dilated(*args, **kwargs)
+
+
 def conv_transpose(
     x: ArrayLike,
     kernel: ArrayLike,
@@ -289,12 +482,12 @@ def conv_transpose(
     for k, s, p, op in zip(kernel.shape[:2], strides, pads, out_pads, strict=True):
         config.append((k - 1 - p, k - 1 - p + op, s - 1))  # negative edges crop (p > k - 1)
     config.append((0, 0, 0))
-    return jax.lax.conv_general_dilated(
+    return conv_general_dilated(
         jax.lax.pad(x, jnp.zeros((), dtype), config),
         jnp.flip(kernel, axis=(0, 1)),
         window_strides=(1, 1),
         padding="VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        dimension_numbers=_NHWC,
     )
 
 

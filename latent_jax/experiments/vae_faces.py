@@ -1,0 +1,529 @@
+"""Image generation with a convolutional VAE: the seed's second example.
+
+The seed's setup by default: the AT&T faces (400 grayscale 112x92 images, ``data/s*/*.pgm``),
+an 80/20 split with random_state 42, one mean and one standard deviation over the pixels of
+the training images (inverted for display); the seed's ConvVAE (hidden 100, latent 10)
+trained with Adam (1e-4), batch 64, for 10,000 epochs on the summed squared error plus
+beta(epoch) times the KL divergence, with beta(epoch) = beta_max (1 - exp(-epoch / 1000)) and
+beta_max = 1/30. Every setting is a flag; the image size comes from the data.
+
+``--preset cpu-demo`` changes the defaults (explicit flags still win) to a run of about a
+minute on a small CPU: the bundled 25x25 LFW crops of scikit-image (100 faces and 100
+non-face crops), a larger learning rate and batch 16, and a β that warms up within the run.
+
+Writes into --out: metrics.json, config.json (the resolved flags, the image shape and the
+normalization), history.json (every metric per epoch), checkpoints under checkpoints/ and
+the figures dataset_preview.png (the first 100 training images), loss_curves.png,
+reconstructions.png (test images above their reconstructions), samples.png (10 images
+decoded from the prior), interpolation.png (10 steps between the latent means of two
+training images) and traversal.png (each latent dimension swept over [-3, 3], the others
+fixed at the latent mean of the first training image). Images are shown de-normalized, on
+one grey scale: the training images' range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fractions
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from latent_jax import generate, image_data, plots, schedules
+from latent_jax.data import Dataset
+from latent_jax.experiments import common
+from latent_jax.models.conv import ConvVAE
+from latent_jax.objectives import BETA_UNITS, LIKELIHOODS, vae_objective
+from latent_jax.train import History, TrainConfig, fit
+
+logger = logging.getLogger(__name__)
+
+# The seed's settings: the defaults of every flag a preset may change.
+SEED_DEFAULTS: dict[str, Any] = {
+    "data": "att",
+    "data_dir": "data",
+    "size": None,
+    "normalization": "global",
+    "hidden_dim": 100,
+    "latent_dim": 10,
+    "epochs": 10_000,
+    "batch_size": 64,
+    "learning_rate": 1e-4,
+    "test_size": 0.2,
+    "seed": 42,
+    "likelihood": "sse",
+    "beta_schedule": "monotonic",
+    "beta_unit": "epoch",
+    "beta_max": 1.0 / 30.0,
+    "beta_tau": 1000.0,
+    "beta_start": 0.0,
+    "beta_warmup": 1000,
+    "beta_cycles": 4,
+    "beta_ratio": 0.5,
+    "beta_total": None,
+    "beta_ramp": "linear",
+    "log_every": 1000,
+    "checkpoint_every": 500,
+    "out": "runs/vae",
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # About a minute on 2 CPU cores, compilation included: 160 training images of 25x25,
+    # 10 updates per epoch. β warms up over the first ~10 epochs, so the prior's samples
+    # come from a regularized latent space within the run.
+    "cpu-demo": {
+        "data": "lfw-faces",
+        "epochs": 60,
+        "batch_size": 16,
+        "learning_rate": 3e-4,
+        "beta_max": 1.0,
+        "beta_tau": 10.0,
+        "log_every": 0,
+        "checkpoint_every": 0,
+        "out": "runs/vae-demo",
+    },
+}
+
+DATASET_TITLES = {
+    "att": "AT&T Database of Faces",
+    "olivetti": "Olivetti Faces (AT&T, 64x64)",
+    "lfw-faces": "LFW Crops (scikit-image: 100 faces, 100 non-faces)",
+    "digits": "Digits (scikit-learn, 8x8)",
+}
+TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 10)
+MAX_TRAVERSAL_DIMS = 16
+N_SHOWN = 10
+
+
+def _number(text: str) -> float:
+    """A float that may be written as a fraction, like the seed's ``1/30``."""
+    try:
+        return float(fractions.Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        message = f"expected a number such as 0.5 or 1/30, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        message = f"expected HEIGHT,WIDTH such as 64,52, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    return height, width
+
+
+def _default(name: str) -> str:
+    """The help text's note on the seed's default of a flag."""
+    value = SEED_DEFAULTS[name]
+    return f" (default: {value:.6g})" if isinstance(value, float) else f" (default: {value})"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Registers this experiment's flags, with the seed's values as defaults.
+
+    Flags a preset can change parse to ``None`` when not given; :func:`resolve_arguments`
+    fills them from the preset, then from :data:`SEED_DEFAULTS`.
+    """
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="change the defaults to a named configuration; explicit flags still win",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        help=f"{', '.join(image_data.DATASET_NAMES)}, an AT&T-layout folder (s*/*.pgm), any "
+        "image folder, or a .npy/.npz array of images" + _default("data"),
+    )
+    data.add_argument(
+        "--data-dir", help="where the AT&T folder is for --data att" + _default("data_dir")
+    )
+    data.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch the AT&T faces (or Olivetti) when missing; needs network",
+    )
+    data.add_argument("--size", type=_size, help="resize images to HEIGHT,WIDTH")
+    data.add_argument("--rgb", action="store_true", help="keep colour (image folders)")
+    data.add_argument(
+        "--normalization",
+        choices=image_data.NORMALIZATIONS,
+        help="'global' is the seed's one mean and std" + _default("normalization"),
+    )
+    data.add_argument("--test-size", type=float, help="held-out fraction" + _default("test_size"))
+    model = parser.add_argument_group("model and training")
+    model.add_argument("--hidden-dim", type=int, help="Dense width" + _default("hidden_dim"))
+    model.add_argument("--latent-dim", type=int, help="latent size" + _default("latent_dim"))
+    model.add_argument("--epochs", type=int, help="training epochs" + _default("epochs"))
+    model.add_argument("--batch-size", type=int, help="batch size" + _default("batch_size"))
+    model.add_argument(
+        "--learning-rate", type=_number, help="Adam's step size" + _default("learning_rate")
+    )
+    model.add_argument("--seed", type=int, help="seed of split and training" + _default("seed"))
+    model.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        help="reconstruction term; 'sse' is the seed's summed squared error"
+        + _default("likelihood"),
+    )
+    beta = parser.add_argument_group("beta schedule (loss = reconstruction + beta * KL)")
+    beta.add_argument(
+        "--beta-schedule",
+        choices=schedules.SCHEDULES,
+        help="constant: beta-max; linear: beta-start to beta-max over beta-warmup; monotonic: "
+        "beta-max (1 - exp(-t / beta-tau)); cyclical: beta-cycles ramps from beta-start to "
+        "beta-max over beta-total" + _default("beta_schedule"),
+    )
+    beta.add_argument(
+        "--beta-unit", choices=BETA_UNITS, help="what t counts" + _default("beta_unit")
+    )
+    beta.add_argument("--beta-max", type=_number, help="the final beta" + _default("beta_max"))
+    beta.add_argument(
+        "--beta-tau", type=_number, help="monotonic time constant" + _default("beta_tau")
+    )
+    beta.add_argument(
+        "--beta-start", type=_number, help="linear/cyclical start" + _default("beta_start")
+    )
+    beta.add_argument(
+        "--beta-warmup", type=int, help="linear ramp length" + _default("beta_warmup")
+    )
+    beta.add_argument("--beta-cycles", type=int, help="cyclical cycles" + _default("beta_cycles"))
+    beta.add_argument(
+        "--beta-ratio", type=_number, help="cyclical ramp fraction" + _default("beta_ratio")
+    )
+    beta.add_argument(
+        "--beta-total",
+        type=int,
+        help="cyclical span in units of t (default: the whole run)",
+    )
+    beta.add_argument(
+        "--beta-ramp", choices=schedules.RAMPS, help="cyclical ramp shape" + _default("beta_ramp")
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--log-every", type=int, help="log a line every N epochs (0: never)" + _default("log_every")
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="checkpoint every N epochs besides the end (0: only the end)"
+        + _default("checkpoint_every"),
+    )
+    run.add_argument(
+        "--fast-compile",
+        action="store_true",
+        help="compile with XLA's backend optimizations off: a few seconds faster to compile "
+        "but many times slower to run, so only for runs of a few steps",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--out", help="output folder" + _default("out"))
+
+
+def resolve_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """The flags with every unset one filled: the preset's value, else the seed's.
+
+    Args:
+        args: parsed flags, ``None`` where not given on the command line.
+
+    Returns:
+        A new namespace; ``args`` is not changed.
+
+    Raises:
+        ValueError: for an unknown preset.
+    """
+    preset = getattr(args, "preset", None)
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    overrides = PRESETS.get(preset, {})
+    values = dict(vars(args))
+    for name, seed_value in SEED_DEFAULTS.items():
+        if values.get(name) is None:
+            values[name] = overrides.get(name, seed_value)
+    return argparse.Namespace(**values)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    positive = ("hidden_dim", "latent_dim", "epochs", "batch_size", "beta_warmup", "beta_cycles")
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("log_every", "checkpoint_every"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
+        raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
+    if not 0.0 < args.test_size < 1.0:
+        raise ValueError(f"--test-size must be in (0, 1), got {args.test_size}")
+    if args.beta_schedule not in schedules.SCHEDULES:
+        raise ValueError(
+            f"--beta-schedule must be one of {schedules.SCHEDULES}, got {args.beta_schedule!r}"
+        )
+
+
+def make_beta_schedule(args: argparse.Namespace, steps_per_epoch: int) -> schedules.Schedule:
+    """The β schedule the flags describe.
+
+    Args:
+        args: resolved flags (:func:`resolve_arguments`).
+        steps_per_epoch: optimizer updates per epoch; with ``--beta-unit step`` the cyclical
+            schedule's default span is ``epochs * steps_per_epoch``.
+
+    Returns:
+        ``schedule(t) -> beta``.
+
+    Raises:
+        ValueError: for an unknown name or invalid parameters, naming the flag.
+    """
+    name = args.beta_schedule
+    if name == "constant":
+        kwargs = {"value": args.beta_max}
+    elif name == "linear":
+        kwargs = {"start": args.beta_start, "stop": args.beta_max, "num_steps": args.beta_warmup}
+    elif name == "monotonic":
+        kwargs = {"beta_max": args.beta_max, "tau": args.beta_tau}
+    elif name == "cyclical":
+        total = args.beta_total
+        if total is None:
+            total = args.epochs * (steps_per_epoch if args.beta_unit == "step" else 1)
+        kwargs = {
+            "total_steps": total,
+            "n_cycles": args.beta_cycles,
+            "ratio": args.beta_ratio,
+            "start": args.beta_start,
+            "stop": args.beta_max,
+            "ramp": args.beta_ramp,
+        }
+    else:
+        raise ValueError(f"--beta-schedule must be one of {schedules.SCHEDULES}, got {name!r}")
+    try:
+        return schedules.make_schedule(name, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--beta-schedule {name}: {error}") from error
+
+
+def load_data(args: argparse.Namespace) -> Dataset:
+    """Loads, splits and normalizes the images the resolved flags name.
+
+    Raises:
+        FileNotFoundError: for a missing folder or file; for the AT&T faces, saying how to get
+            them and how to run on the bundled faces instead.
+        ValueError: for an unknown source or unreadable file.
+    """
+    try:
+        return image_data.load_image_dataset(
+            args.data,
+            test_size=args.test_size,
+            random_state=args.seed,
+            size=args.size,
+            grayscale=not args.rgb,
+            normalization=args.normalization,
+            download=args.download,
+            data_dir=args.data_dir,
+        )
+    except FileNotFoundError as error:
+        if args.data != "att":
+            raise
+        raise FileNotFoundError(
+            f"{error} To run now on the bundled faces: --data lfw-faces (or --preset cpu-demo)."
+        ) from error
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Runs the experiment and returns the metrics written to ``metrics.json``."""
+    args = resolve_arguments(args)
+    _check_args(args)
+    dataset = load_data(args)
+    x_train, x_test = dataset.x_train, dataset.x_test
+    image_shape = tuple(int(d) for d in x_train.shape[1:])
+    model = ConvVAE(image_shape=image_shape, hidden_dim=args.hidden_dim, latent_dim=args.latent_dim)
+    steps_per_epoch = -(-len(x_train) // min(args.batch_size, len(x_train)))
+    beta = make_beta_schedule(args, steps_per_epoch)
+    objective = vae_objective(model, beta, likelihood=args.likelihood, beta_unit=args.beta_unit)
+    out = common.prepare_output_dir(args.out)
+    checkpoint_dir = os.path.join(out, "checkpoints")
+    config = TrainConfig(
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        optimizer="adam",
+        seed=args.seed,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=args.checkpoint_every,
+        quiet=args.quiet,
+        log_every=args.log_every,
+        compiler_options={"xla_backend_optimization_level": 0} if args.fast_compile else None,
+    )
+    start = time.perf_counter()
+    state, history = fit(objective, x_train, x_test, config, jax.random.key(args.seed))
+    wall_seconds = time.perf_counter() - start
+    train_seconds = float(np.sum(history["epoch_time"]))
+    compile_seconds = max(wall_seconds - train_seconds, 0.0)
+
+    figures = _figures(args, model, state.variables, dataset, history, out)
+    last = history.last()
+    metrics = {
+        "data": dataset.name,
+        "preset": args.preset,
+        "image_shape": list(image_shape),
+        "n_train": len(x_train),
+        "n_test": len(x_test),
+        "n_parameters": int(sum(leaf.size for leaf in jax.tree.leaves(state.params))),
+        "hidden_dim": args.hidden_dim,
+        "latent_dim": args.latent_dim,
+        "epochs": history.num_epochs,
+        "beta_schedule": args.beta_schedule,
+        "final_train_loss": last["train_loss"],
+        "final_test_loss": last["test_loss"],
+        "final_reconstruction_loss": last["train_reconstruction"],
+        "final_kl": last["train_kl"],
+        "final_beta": last["train_beta"],
+        "final_test_reconstruction_loss": last["test_reconstruction"],
+        "final_test_kl": last["test_kl"],
+        "test_mse_per_pixel": figures.pop("test_mse_per_pixel"),
+        "interpolation_train_indices": figures.pop("interpolation_train_indices"),
+        "train_seconds": train_seconds,
+        "compile_seconds": compile_seconds,
+        "environment": common.environment_info(),
+    }
+    common.write_json(os.path.join(out, "metrics.json"), metrics)
+    common.write_json(os.path.join(out, "history.json"), history.to_dict())
+    config_payload = common.arguments_dict(args)
+    config_payload["image_shape"] = list(image_shape)
+    config_payload["normalizer"] = (
+        dataset.normalizer.to_dict() if dataset.normalizer is not None else None
+    )
+    common.write_json(os.path.join(out, "config.json"), config_payload)
+    _print_summary(metrics, out)
+    return metrics
+
+
+def _figures(
+    args: argparse.Namespace,
+    model: ConvVAE,
+    variables: dict,
+    dataset: Dataset,
+    history: History,
+    out: str,
+) -> dict[str, Any]:
+    """Writes the six figures; returns the numbers computed on the way."""
+    normalizer = dataset.normalizer
+
+    def display(images: Any) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        return normalizer.inverse_transform(images) if normalizer is not None else images
+
+    x_train, x_test = dataset.x_train, dataset.x_test
+    shown_train = display(x_train)
+    scale = {"vmin": float(shown_train.min()), "vmax": float(shown_train.max())}
+    title = DATASET_TITLES.get(dataset.name, os.path.basename(os.path.normpath(dataset.name)))
+    plots.image_grid(
+        shown_train[:100],
+        os.path.join(out, "dataset_preview.png"),
+        10,
+        10,
+        title=f"{title}: training images",
+    )
+    curves = {
+        "Train Loss": history["train_loss"],
+        "Test Loss": history["test_loss"],
+        "Reconstruction Loss": history["train_reconstruction"],
+        "KL Divergence": history["train_kl"],
+    }
+    plots.loss_curves(
+        curves,
+        os.path.join(out, "loss_curves.png"),
+        title="VAE Training Progress",
+        log_scale=_spans_decades(curves.values()),
+    )
+
+    reconstructions = display(generate.reconstruct(model, variables, x_test))
+    originals = display(x_test)
+    test_mse_per_pixel = float(np.mean(np.square(reconstructions - originals)))
+    plots.reconstruction_pairs(
+        originals, reconstructions, os.path.join(out, "reconstructions.png"), N_SHOWN, **scale
+    )
+
+    sample_key = jax.random.fold_in(jax.random.key(args.seed), 1)
+    samples = generate.sample_prior(sample_key, model, variables, N_SHOWN, args.latent_dim)
+    plots.image_strip(
+        display(samples),
+        os.path.join(out, "samples.png"),
+        "Images Generated from the Prior",
+        **scale,
+    )
+
+    rng = np.random.default_rng(args.seed)
+    first, second = (int(i) for i in rng.choice(len(x_train), 2, replace=len(x_train) < 2))
+    path = generate.interpolate(model, variables, x_train[first], x_train[second], N_SHOWN)
+    fractions_shown = np.linspace(0.0, 1.0, N_SHOWN)
+    plots.image_strip(
+        display(path),
+        os.path.join(out, "interpolation.png"),
+        f"Interpolation between training images {first} and {second}",
+        captions=[f"t = {t:.2f}" for t in fractions_shown],
+        **scale,
+    )
+
+    dims = tuple(range(min(args.latent_dim, MAX_TRAVERSAL_DIMS)))
+    # The base is a real image's code: a short run's decoder can be poor near z = 0, which
+    # no encoded image occupies, and a row of one face's variations reads better.
+    grid = generate.latent_traversal(
+        model, variables, x=x_train[0], values=TRAVERSAL_VALUES, dims=dims
+    )
+    shown = "" if len(dims) == args.latent_dim else f" (first {len(dims)} of {args.latent_dim})"
+    plots.traversal_grid(
+        display(grid),
+        TRAVERSAL_VALUES,
+        os.path.join(out, "traversal.png"),
+        dims=dims,
+        title=f"Latent Traversal{shown}: one dimension swept, the others at training image 0's",
+        **scale,
+    )
+    return {
+        "test_mse_per_pixel": test_mse_per_pixel,
+        "interpolation_train_indices": [first, second],
+    }
+
+
+def _spans_decades(curves: Any, ratio: float = 100.0) -> bool:
+    """Whether positive curve values differ by more than ``ratio`` (then plot on a log axis).
+
+    The KL term is often tiny next to the reconstruction term, or spikes in the first epochs
+    while β is still 0; on a linear axis either hides the other curves.
+    """
+    values = np.concatenate([np.ravel(np.asarray(c, np.float64)) for c in curves])
+    values = values[np.isfinite(values) & (values > 0)]
+    return bool(values.size) and float(values.max() / values.min()) > ratio
+
+
+def _print_summary(metrics: dict, out: str) -> None:
+    rows = [
+        ("loss", metrics["final_train_loss"], metrics["final_test_loss"]),
+        (
+            "reconstruction",
+            metrics["final_reconstruction_loss"],
+            metrics["final_test_reconstruction_loss"],
+        ),
+        ("KL", metrics["final_kl"], metrics["final_test_kl"]),
+    ]
+    print(
+        f"VAE on {metrics['data']} ({metrics['n_train']} train / {metrics['n_test']} test "
+        f"images of {'x'.join(map(str, metrics['image_shape']))}), latent "
+        f"{metrics['latent_dim']}, after epoch {metrics['epochs']}, "
+        f"beta = {metrics['final_beta']:.4g} ({metrics['beta_schedule']})"
+    )
+    print(f"{'per image':<16} {'train':>12} {'test':>12}")
+    for name, train, test in rows:
+        print(f"{name:<16} {train:>12.4f} {test:>12.4f}")
+    print(f"test reconstruction MSE per pixel (data units): {metrics['test_mse_per_pixel']:.5g}")
+    print(
+        f"Training: {metrics['train_seconds']:.2f} s for {metrics['epochs']} epochs "
+        f"(+ {metrics['compile_seconds']:.2f} s compile and setup). Outputs in {out}/"
+    )
