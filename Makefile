@@ -32,7 +32,9 @@ format: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/latent-jax reduce --out runs/reduce
+	$(BIN)/latent-jax vae --preset cpu-demo --out runs/vae-faces
 	@echo "PCA against the autoencoder (seed example 1): figures and metrics.json in runs/reduce/"
+	@echo "Faces VAE on the embedded LFW subset (seed example 2): figures and metrics.json in runs/vae-faces/"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
