@@ -34,7 +34,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -251,10 +250,11 @@ def stream_chunks(n: int, d: int, seed: int = 1):
         yield chunk
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (``VmRSS``) or its peak (``VmHWM``), in MB."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -281,7 +281,9 @@ def streaming_child(n: int) -> dict:
     start = time.perf_counter()
     state = jax.block_until_ready(fit_pca_streaming(lambda: stream_chunks(n, d), N_COMPONENTS))
     fit_s = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # Not getrusage's ru_maxrss: Linux carries it over from the parent through fork and exec,
+    # so a child would report the parent's peak.
+    peak = rss_mb("VmHWM")
 
     # Float64 reference: the same chunks, two passes in NumPy.
     total = np.zeros(d)
