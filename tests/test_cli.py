@@ -67,7 +67,9 @@ def test_pca_on_a_csv_file_writes_every_output(tmp_path, capsys):
 
 
 def test_pca_errors_are_one_clear_line(tmp_path, capsys):
-    assert cli.main(["pca", "--data", str(tmp_path / "missing.csv")]) == 2
+    out = tmp_path / "never-created"
+    assert cli.main(["pca", "--data", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+    assert not out.exists()
     assert "data file not found" in capsys.readouterr().err
     path = tmp_path / "small.npy"
     np.save(path, np.random.default_rng(1).normal(size=(10, 3)))

@@ -99,7 +99,9 @@ def test_bad_inputs_get_clear_errors(tmp_path, capsys):
     bad.write_text("a,b\n1,2\n3,x\n")
     assert cli.main(["reduce", "--data", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "non-numeric value 'x'" in capsys.readouterr().err
-    assert cli.main(["reduce", "--data", str(tmp_path / "none.csv")]) == 2
+    never = tmp_path / "never-created"
+    assert cli.main(["reduce", "--data", str(tmp_path / "none.csv"), "--out", str(never)]) == 2
+    assert not never.exists()
     assert "data file not found" in capsys.readouterr().err
     assert cli.main(["reduce", "--seeds", "0", "--out", str(tmp_path / "o")]) == 2
     assert "--seeds must be >= 1" in capsys.readouterr().err

@@ -59,7 +59,6 @@ def explained_variance_table(ratio: np.ndarray, eigenvalues: np.ndarray, limit: 
 
 def run(args: argparse.Namespace) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
-    out = common.prepare_output_dir(args.out)
     dataset = data.load_tabular(
         args.data,
         label_column=args.label_column,
@@ -67,6 +66,7 @@ def run(args: argparse.Namespace) -> dict:
         random_state=args.seed,
         standardize=args.standardize,
     )
+    out = common.prepare_output_dir(args.out)  # after the data load: bad input writes nothing
     start = time.perf_counter()
     full = pca.fit_pca(dataset.x_train)  # every component, for the bar chart
     state = pca.fit_pca(dataset.x_train, args.n_components)

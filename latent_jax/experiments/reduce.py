@@ -86,10 +86,10 @@ def _first_run(state: TrainState) -> TrainState:
 def run(args: argparse.Namespace) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     _check_args(args)
-    out = common.prepare_output_dir(args.out)
     dataset = data.load_tabular(
         args.data, label_column=args.label_column, test_size=args.test_size, random_state=args.seed
     )
+    out = common.prepare_output_dir(args.out)  # after the data load: bad input writes nothing
     x_train, x_test = dataset.x_train, dataset.x_test
     n_features = x_train.shape[1]
 
