@@ -338,10 +338,30 @@ def _kernel_gradient(
         config.append((low, high, 0))
     config.append((0, 0, 0))
     padded = jax.lax.pad(x, jnp.zeros((), x.dtype), config)
-    batch, out_h, out_w, _ = dy.shape
-    sh, sw = strides
-    kh, kw, channels, out_channels = kernel_shape
-    windows = [
+    # One product (n i j, kh kw c)^T @ (n i j, o): wide enough for an efficient GEMM.
+    patches = _strided_patches(padded, kernel_shape[:2], strides, dy.shape[1:3])
+    dk = jnp.matmul(patches.T, dy.reshape(-1, kernel_shape[3]))
+    return dk.reshape(kernel_shape)
+
+
+def _strided_patches(
+    padded: Array, window: tuple[int, int], strides: tuple[int, int], out_size: tuple[int, int]
+) -> Array:
+    """Every ``window``-sized patch of ``padded`` at the given strides, as rows of a matrix.
+
+    Args:
+        padded: array of shape (batch, height, width, channels).
+        window: (kh, kw).
+        strides: (sh, sw).
+        out_size: (out_h, out_w), the number of patch positions along each axis.
+
+    Returns:
+        Array of shape (batch * out_h * out_w, kh * kw * channels): row ``(n, i, j)`` holds
+        ``padded[n, i sh + a, j sw + b, c]`` at column ``(a, b, c)``.
+    """
+    batch, channels = padded.shape[0], padded.shape[3]
+    (kh, kw), (sh, sw), (out_h, out_w) = window, strides, out_size
+    slices = [
         jax.lax.slice(
             padded,
             (0, a, b, 0),
@@ -351,10 +371,7 @@ def _kernel_gradient(
         for a in range(kh)
         for b in range(kw)
     ]
-    # One product (n i j, kh kw c)^T @ (n i j, o): wide enough for an efficient GEMM.
-    patches = jnp.concatenate(windows, axis=3).reshape(-1, kh * kw * channels)
-    dk = jnp.matmul(patches.T, dy.reshape(-1, out_channels))
-    return dk.reshape(kernel_shape)
+    return jnp.concatenate(slices, axis=3).reshape(-1, kh * kw * channels)
 
 
 def _input_gradient(
@@ -587,7 +604,7 @@ def _ct_bwd(strides, pads, out_pads, residuals, dy):
     """
     x, kernel = residuals
     kh, kw, channels, out_channels = kernel.shape
-    batch, height, width, _ = x.shape
+    height, width = x.shape[1:3]
     config = [(0, 0, 0)]
     for p, op in zip(pads, out_pads, strict=True):
         config.append((p, p - op, 0))  # a negative high edge crops the output padding
@@ -600,18 +617,7 @@ def _ct_bwd(strides, pads, out_pads, residuals, dy):
         padding="VALID",
         dimension_numbers=_NHWC,
     )
-    sh, sw = strides
-    windows = [
-        jax.lax.slice(
-            padded,
-            (0, a, b, 0),
-            (batch, a + sh * (height - 1) + 1, b + sw * (width - 1) + 1, out_channels),
-            (1, sh, sw, 1),
-        )
-        for a in range(kh)
-        for b in range(kw)
-    ]
-    patches = jnp.concatenate(windows, axis=3).reshape(-1, kh * kw * out_channels)
+    patches = _strided_patches(padded, (kh, kw), strides, (height, width))
     dk = jnp.matmul(x.reshape(-1, channels).T, patches)  # (c, kh kw o)
     dk = jnp.transpose(dk.reshape(channels, kh, kw, out_channels), (1, 2, 0, 3))
     return dx.astype(x.dtype), dk.astype(kernel.dtype)
