@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from latent_jax import generate
@@ -171,6 +171,7 @@ unit_vectors = st.lists(st.floats(-10, 10), min_size=4, max_size=4).filter(
 
 @settings(deadline=None, max_examples=30)
 @given(unit_vectors, unit_vectors)
+@example(a=[0.0, 0.0, 1.0, 0.0], b=[0.0, 0.0, -1.0, 0.0])  # antipodal: the lerp fallback
 def test_slerp_moves_along_the_great_circle(a, b):
     z0 = np.asarray(a) / np.linalg.norm(a)
     z1 = np.asarray(b) / np.linalg.norm(b)
@@ -179,8 +180,13 @@ def test_slerp_moves_along_the_great_circle(a, b):
     assert path.shape == (9, 4)
     np.testing.assert_allclose(path[0], z0, atol=1e-6)
     np.testing.assert_allclose(path[-1], z1, atol=1e-6)
+    cosine = float(np.clip(z0 @ z1, -1, 1))
+    if abs(cosine) >= generate._PARALLEL_COSINE:
+        # (Anti-)parallel codes: the documented fallback to the straight line.
+        np.testing.assert_allclose(path, np.asarray(generate.lerp(z0, z1, t)), atol=1e-5)
+        return
     np.testing.assert_allclose(np.linalg.norm(path, axis=1), 1.0, atol=1e-4)
-    omega = np.arccos(np.clip(z0 @ z1, -1, 1))
+    omega = np.arccos(cosine)
     if 1e-2 < omega < np.pi - 1e-2:  # constant angular speed, away from the fallback
         angles = np.arccos(np.clip(path @ z0, -1, 1))
         np.testing.assert_allclose(angles, t * omega, atol=2e-3)
