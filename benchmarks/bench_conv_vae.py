@@ -38,10 +38,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -60,9 +58,9 @@ from torch_reference.faces_vae import (
     SEED_PARAMETER_COUNT,
     train_vae,
 )
+from torch_reference.record import write_record
 
 from latent_jax import schedules
-from latent_jax.experiments.common import environment_info
 from latent_jax.image_data import is_att_folder, load_image_dataset
 from latent_jax.models.conv import ConvVAE
 from latent_jax.models.layers import conv_transpose, conv_transpose_output_size
@@ -239,23 +237,14 @@ def main() -> None:
         "seed_run_torch_hours": seed_images / torch_rate / 3600,
         "seed_run_jax_hours": seed_images / jax_rate / 3600,
     }
-    record = {
-        "benchmark": "conv_vae",
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-        },
-        "environment": environment_info(),
-        "summary": summary,
-        "torch_runs": torch_runs,
-        "jax_runs": jax_runs,
-        "conv_transpose_check": conv_rows,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(
+        args.output,
+        "conv_vae",
+        summary,
+        torch_runs=torch_runs,
+        jax_runs=jax_runs,
+        conv_transpose_check=conv_rows,
+    )
 
     print()
     print(f"torch threads: {torch.get_num_threads()}, cpu_count: {os.cpu_count()}")

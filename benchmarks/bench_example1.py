@@ -27,9 +27,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -38,14 +35,13 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from torch_reference.example1 import train_autoencoder
+from torch_reference.record import write_record
 
 from latent_jax.data import load_tabular
-from latent_jax.experiments.common import environment_info
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import autoencoder_objective
 from latent_jax.train import TrainConfig, evaluate, fit, fit_many
@@ -155,23 +151,14 @@ def main() -> None:
         "jax_fraction_of_peak": flops / jax_s / 1e9 / peak,
         "torch_fraction_of_peak": flops / torch_s / 1e9 / peak,
     }
-    record = {
-        "benchmark": "example1",
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-        },
-        "environment": environment_info(),
-        "summary": summary,
-        "torch_runs": torch_runs,
-        "jax_runs": jax_runs,
-        "jax_many_runs": many_runs,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(
+        args.output,
+        "example1",
+        summary,
+        torch_runs=torch_runs,
+        jax_runs=jax_runs,
+        jax_many_runs=many_runs,
+    )
 
     print()
     print(f"| | PyTorch (seed's loop) | latent_jax | latent_jax, {args.seeds} seeds |")
