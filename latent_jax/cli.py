@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "pca": ("pca_summary", "fit PCA, print the explained-variance table, save the figure"),
     "reduce": ("reduce", "dimensionality reduction: PCA against an autoencoder (seed example 1)"),
     "vae": ("vae_faces", "image generation with a convolutional VAE (seed example 2)"),
+    "train": ("train_cli", "train an AE / VAE / ConvVAE on your data; many devices, many hosts"),
 }
 
 

@@ -8,8 +8,9 @@ per-epoch metrics. :func:`fit_many` trains K independent runs (seeds) at once, a
 How an epoch runs:
 
 * The data stay on the device. Epoch ``e`` (0-based, absolute) uses the key
-  ``fold_in(train_key, e)``, split into a shuffle key (``jax.random.permutation`` of the N
-  rows) and a batch key; batch ``b`` of the epoch gets ``fold_in(batch_key, b)``, which the
+  ``fold_in(train_key, e)``, split into a shuffle key (a permutation of the N rows from
+  :func:`latent_jax.shuffle.permutation`, O(N) where a sort-based shuffle is not) and a batch
+  key; batch ``b`` of the epoch gets ``fold_in(batch_key, b)``, which the
   objective splits for its own draws (reparameterization, corruption, dropout).
 * The permutation is padded to ``ceil(N / batch_size)`` full batches and a mask marks the
   padding: every sample enters the epoch's loss exactly once, none is dropped, and each batch's
@@ -69,6 +70,7 @@ from jax import Array, lax
 from tqdm import tqdm
 
 from latent_jax import checkpoint as ckpt
+from latent_jax import distributed, shuffle
 from latent_jax.objectives import Batch, Objective, split_variables
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "evaluate",
     "fit",
     "fit_many",
+    "fit_stream",
     "init_state",
     "make_epoch_fn",
     "make_optimizer",
@@ -434,9 +437,12 @@ class _Plan(NamedTuple):
     patience: int | None
     min_delta: float
     chunk: int
+    # Data parallelism: batches are padded (masked) to a multiple of the mesh's data axis and
+    # sharded over it; None is the single-device path.
+    mesh: Any = None
 
 
-def _make_plan(config: TrainConfig, n_train: int, n_test: int) -> _Plan:
+def _make_plan(config: TrainConfig, n_train: int, n_test: int, mesh: Any = None) -> _Plan:
     batch_size = min(config.batch_size, n_train)
     n_batches = -(-n_train // batch_size)
     eval_batch_size = config.eval_batch_size or max(config.batch_size, 256)
@@ -458,17 +464,35 @@ def _make_plan(config: TrainConfig, n_train: int, n_test: int) -> _Plan:
         patience=config.patience,
         min_delta=float(config.min_delta),
         chunk=chunk,
+        mesh=mesh,
     )
 
 
-def _padded_batches(order: Array, n: int, batch_size: int, n_batches: int) -> tuple[Array, Array]:
-    """Row indices of shape (n_batches, batch_size) and the matching 0/1 mask."""
+def _padded_batches(
+    order: Array, n: int, batch_size: int, n_batches: int, mesh: Any = None
+) -> tuple[Array, Array]:
+    """Row indices of shape (n_batches, width) and the matching 0/1 mask.
+
+    ``width`` is ``batch_size``, or with a mesh ``batch_size`` rounded up to a multiple of its
+    data axis (the extra columns are padding, masked out).
+    """
     total = n_batches * batch_size
     position = jnp.arange(total)
     # Padding slots point at a real row (any will do) so every gathered value is finite.
     indices = jnp.where(position < n, jnp.pad(order, (0, total - n)), order[0])
     mask = (position < n).astype(jnp.float32)
-    return indices.reshape(n_batches, batch_size), mask.reshape(n_batches, batch_size)
+    indices, mask = indices.reshape(n_batches, batch_size), mask.reshape(n_batches, batch_size)
+    if mesh is not None:
+        extra = distributed.padded_size(batch_size, mesh) - batch_size
+        indices = jnp.pad(indices, ((0, 0), (0, extra)), constant_values=order[0])
+        mask = jnp.pad(mask, ((0, 0), (0, extra)))
+    return indices, mask
+
+
+def _gather(x: Array, idx: Array, m: Array, mesh: Any) -> Batch:
+    """The batch of rows ``idx``; with a mesh, split over its data axis (an SPMD hint)."""
+    batch = Batch(jnp.take(x, idx, axis=0), m)
+    return batch if mesh is None else distributed.constrain_batch(batch, mesh)
 
 
 def _weighted(metrics: dict[str, Array], counts: Array, n: int) -> dict[str, Array]:
@@ -484,13 +508,14 @@ def _evaluate_batches(
     n: int,
     batch_size: int,
     n_batches: int,
+    mesh: Any = None,
 ) -> dict[str, Array]:
     """Mean metrics over the N rows of ``x`` in inference mode, in masked batches."""
-    indices, mask = _padded_batches(jnp.arange(n), n, batch_size, n_batches)
+    indices, mask = _padded_batches(jnp.arange(n), n, batch_size, n_batches, mesh)
 
     def body(carry: None, inputs: tuple[Array, Array, Array]) -> tuple[None, Any]:
         b, idx, m = inputs
-        batch = Batch(jnp.take(x, idx, axis=0), m)
+        batch = _gather(x, idx, m, mesh)
         _, (metrics, _) = objective.loss(
             state.params,
             state.model_state,
@@ -559,15 +584,17 @@ def _make_epoch_fn(
         epoch = jnp.asarray(epoch, jnp.int32)
         shuffle_key, batch_key = jax.random.split(jax.random.fold_in(train_key, epoch))
         if plan.shuffle:
-            order = jax.random.permutation(shuffle_key, plan.n_train)
+            order = shuffle.permutation(shuffle_key, plan.n_train)
         else:
             order = jnp.arange(plan.n_train)
-        indices, mask = _padded_batches(order, plan.n_train, plan.batch_size, plan.n_batches)
+        indices, mask = _padded_batches(
+            order, plan.n_train, plan.batch_size, plan.n_batches, plan.mesh
+        )
         first_step = state.step
 
         def body(state: TrainState, inputs: tuple[Array, Array, Array]) -> tuple[TrainState, Any]:
             b, idx, m = inputs
-            batch = Batch(jnp.take(x_train, idx, axis=0), m)
+            batch = _gather(x_train, idx, m, plan.mesh)
             state, metrics = train_step(state, batch, jax.random.fold_in(batch_key, b), epoch)
             return state, (metrics, jnp.sum(m))
 
@@ -590,6 +617,7 @@ def _make_epoch_fn(
                 plan.n_test,
                 plan.eval_batch_size,
                 plan.n_eval_batches,
+                plan.mesh,
             )
         monitored = test["loss"] if plan.n_test else train["loss"]
         improved = monitored < state.best_loss - plan.min_delta
@@ -710,12 +738,20 @@ def _compiled_chunk(
     plan: _Plan,
     batched: bool,
     args: tuple,
+    state_sharding: Any = None,
 ) -> tuple[Any, float]:
-    """The compiled chunk function for these arguments, and the seconds spent compiling."""
+    """The compiled chunk function for these arguments, and the seconds spent compiling.
+
+    With a mesh, ``state_sharding`` (a pytree of shardings matching the state) fixes the
+    output state's layout, so that each call's output is the next call's input as compiled.
+    """
     avals = jax.tree.map(lambda a: (jnp.shape(a), str(jnp.result_type(a))), args)
     options = tuple(sorted((config.compiler_options or {}).items()))
     key = ("chunk", _optimizer_key(config), options, plan, batched, jax.tree.structure(args))
-    key = (*key, tuple(jax.tree.leaves(avals)))
+    key = (*key, tuple(jax.tree.leaves(avals)), tuple(jax.tree.leaves(state_sharding)))
+    jit_options = {}
+    if state_sharding is not None:
+        jit_options["out_shardings"] = (state_sharding, distributed.replicated(plan.mesh))
     seconds = 0.0
 
     def build() -> Any:
@@ -724,7 +760,7 @@ def _compiled_chunk(
         if batched:
             chunk_fn = jax.vmap(chunk_fn, in_axes=(0, 0, 0, None, None, None, None))
         start = time.perf_counter()
-        compiled = jax.jit(chunk_fn).lower(*args).compile(dict(options) or None)
+        compiled = jax.jit(chunk_fn, **jit_options).lower(*args).compile(dict(options) or None)
         seconds = time.perf_counter() - start
         return compiled
 
@@ -989,16 +1025,27 @@ def _fit(
     batched: bool,
     resume: str | os.PathLike | None,
     callbacks: Sequence[Callable[[TrainState, History], Any]],
+    mesh: Any = None,
+    shard_params: bool = False,
 ) -> tuple[TrainState, History]:
     objective = _check_objective(objective)
     config = _check_config(config)
     for i, callback in enumerate(callbacks):
         if not callable(callback):
             raise TypeError(f"callbacks[{i}] must be callable (state, history), got {callback!r}")
-    x_train = _check_data(train_x, "train_x")
-    x_test = None if test_x is None else _check_data(test_x, "test_x")
-    n_train = int(x_train.shape[0])
-    n_test = 0 if x_test is None else int(x_test.shape[0])
+    if not isinstance(shard_params, bool):
+        raise TypeError(f"shard_params must be a bool, got {shard_params!r}")
+    if mesh is None:
+        x_train = _check_data(train_x, "train_x")
+        x_test = None if test_x is None else _check_data(test_x, "test_x")
+        n_train = int(x_train.shape[0])
+        n_test = 0 if x_test is None else int(x_test.shape[0])
+    else:
+        # Rows split over the mesh (zero-padded; the padding is never indexed).
+        x_train, n_train = distributed.shard_rows(train_x, mesh, "train_x")
+        x_test, n_test = (
+            (None, 0) if test_x is None else distributed.shard_rows(test_x, mesh, "test_x")
+        )
     features = tuple(int(d) for d in x_train.shape[1:])
     if resume is not None:
         resume = os.fspath(resume)
@@ -1013,7 +1060,7 @@ def _fit(
     probe_key = jax.random.key(0)
     _probe(objective, x_train, x_test, probe_key)
 
-    plan = _make_plan(config, n_train, n_test)
+    plan = _make_plan(config, n_train, n_test, mesh)
     init_fn = _initializer(objective, config, features, batched)
     history = History()
     start_epoch = 0
@@ -1045,12 +1092,25 @@ def _fit(
     keys3 = jax.vmap(lambda k: jax.random.split(k, 3))(key) if batched else jax.random.split(key, 3)
     train_key, eval_key = (keys3[:, 1], keys3[:, 2]) if batched else (keys3[1], keys3[2])
     key_impl = str(jax.random.key_impl(key))
+    state_sharding = None
+    if mesh is not None:
+        # A fresh or restored state (host arrays) is laid out on this mesh, whatever mesh
+        # wrote the checkpoint.
+        state_sharding = distributed.state_shardings(
+            state, mesh, fsdp=shard_params, skip=int(batched)
+        )
+        state = distributed.place(state, state_sharding)
+        train_key, eval_key = distributed.place((train_key, eval_key), distributed.replicated(mesh))
     checkpoint_dir = config.checkpoint_dir
     if checkpoint_dir is None and resume is not None:
         checkpoint_dir = resume if os.path.isdir(resume) else os.path.dirname(resume)
 
-    def save(state: TrainState, history: History, epoch: int) -> str:
+    def save(state: TrainState, history: History, epoch: int) -> str | None:
         meta = _meta(config, objective, epoch, n_train, n_test, features, n_runs, key_impl)
+        if mesh is not None:
+            state = distributed.to_host(state)  # every process takes part in the gather
+            if jax.process_index() != 0:
+                return None  # one writer: process 0
         return _save_run(checkpoint_dir, state, history, key, epoch, meta, config.keep_checkpoints)
 
     saved_epoch = start_epoch if resume is not None else -1
@@ -1068,7 +1128,7 @@ def _fit(
     )
     compiled = None
     if not done:
-        compiled, seconds = _compiled_chunk(objective, config, plan, batched, args)
+        compiled, seconds = _compiled_chunk(objective, config, plan, batched, args, state_sharding)
         if seconds:
             logger.info("compiled %d-epoch chunk in %.2f s", plan.chunk, seconds)
     bar = tqdm(
@@ -1175,6 +1235,8 @@ def fit(
     *,
     resume: str | os.PathLike | None = None,
     callbacks: Sequence[Callable[[TrainState, History], Any]] = (),
+    mesh: Any = None,
+    shard_params: bool = False,
 ) -> tuple[TrainState, History]:
     """Trains ``objective.model`` on ``train_x``, evaluating ``test_x`` after every epoch.
 
@@ -1193,6 +1255,15 @@ def fit(
             resumed directory when that is ``None``.
         callbacks: functions ``callback(state, history)`` called after every compiled call
             (after checkpointing); one that returns ``True`` stops training.
+        mesh: a :class:`jax.sharding.Mesh` with a ``"data"`` axis (see
+            :func:`latent_jax.distributed.make_mesh`) for data-parallel training: the rows are
+            split over its devices (each process reads only its own rows, so a memory-mapped
+            ``train_x`` is never read whole), every batch is padded with masked rows to a
+            multiple of the devices and split over them, and the gradients and BatchNorm's
+            batch moments are global (the same numbers as one device, up to float32
+            reassociation). ``None`` (the default) is the single-device path.
+        shard_params: with a mesh, split parameters and optimizer state over the data axis
+            (FSDP-style) instead of replicating them.
 
     Returns:
         ``(state, history)``: the final :class:`TrainState` and the :class:`History`.
@@ -1216,7 +1287,16 @@ def fit(
         (2,)
     """
     return _fit(
-        objective, train_x, test_x, config, key, batched=False, resume=resume, callbacks=callbacks
+        objective,
+        train_x,
+        test_x,
+        config,
+        key,
+        batched=False,
+        resume=resume,
+        callbacks=callbacks,
+        mesh=mesh,
+        shard_params=shard_params,
     )
 
 
@@ -1229,6 +1309,8 @@ def fit_many(
     *,
     resume: str | os.PathLike | None = None,
     callbacks: Sequence[Callable[[TrainState, History], Any]] = (),
+    mesh: Any = None,
+    shard_params: bool = False,
 ) -> tuple[TrainState, History]:
     """Trains K independent runs at once: :func:`fit` vmapped over K root keys.
 
@@ -1247,13 +1329,24 @@ def fit_many(
             ``None`` when resuming uses the checkpoint's.
         resume: as for :func:`fit`.
         callbacks: as for :func:`fit`; they see the stacked state.
+        mesh: as for :func:`fit`.
+        shard_params: as for :func:`fit` (the run axis is never split).
 
     Returns:
         ``(state, history)``: every state leaf has a leading axis K; history metrics have
         shape (K, epochs) (``epoch`` and ``epoch_time`` stay (epochs,)).
     """
     return _fit(
-        objective, train_x, test_x, config, keys, batched=True, resume=resume, callbacks=callbacks
+        objective,
+        train_x,
+        test_x,
+        config,
+        keys,
+        batched=True,
+        resume=resume,
+        callbacks=callbacks,
+        mesh=mesh,
+        shard_params=shard_params,
     )
 
 
@@ -1321,3 +1414,204 @@ def evaluate(
     run, _ = _memo(objective, ("evaluate", n, size, batched, features), build)
     metrics = jax.device_get(run(state, data, key, epochs))
     return {k: (np.asarray(v) if batched else float(v)) for k, v in metrics.items()}
+
+
+# --------------------------------------------------------------------------------------
+# Training on data streamed from disk.
+
+
+def fit_stream(
+    objective: Objective,
+    source: Any,
+    test_x: Any,
+    config: TrainConfig,
+    key: Array | None = None,
+    *,
+    mesh: Any = None,
+    steps_per_call: int = 16,
+    prefetch: int = 4,
+    callbacks: Sequence[Callable[[TrainState, History], Any]] = (),
+) -> tuple[TrainState, History]:
+    """Trains on data read from disk batch by batch (larger than memory), like :func:`fit`.
+
+    Every epoch visits each example once, in the order
+    :func:`latent_jax.streaming.epoch_order` draws from the epoch's shuffle key (the same key
+    sequence as :func:`fit`: ``fold_in(train_key, epoch)`` split into a shuffle key and a
+    batch key, ``fold_in(batch_key, b)`` for batch ``b``); the ragged last batch is padded and
+    masked. A background thread reads the next batches while ``steps_per_call`` of them run
+    as one compiled ``lax.scan``. Only the parameters and a few batches are ever in memory.
+    With a mesh, batches are split over its data axis and each process reads only its share
+    of every batch. The history and checkpoints have :func:`fit`'s format (a checkpoint can
+    be resumed in memory by :func:`fit` on the same data); early stopping follows
+    ``config.patience``.
+
+    Args:
+        objective: as for :func:`fit`.
+        source: a :mod:`latent_jax.streaming` source, a ``.npy`` path (memory-mapped), an image
+            folder or an array.
+        test_x: array of shape (n_test, ...features) evaluated after every epoch (in memory),
+            or ``None``.
+        config: as for :func:`fit` (``epochs_per_call`` does not apply).
+        key: the root key; ``None`` is ``jax.random.key(config.seed)``.
+        mesh: as for :func:`fit`.
+        steps_per_call: batches per compiled call, >= 1.
+        prefetch: groups of batches read ahead, >= 1.
+        callbacks: as for :func:`fit`, called after every epoch.
+
+    Returns:
+        ``(state, history)`` as for :func:`fit`.
+
+    Raises:
+        As :func:`fit`, and ValueError for NaN/Inf met while reading (naming the source).
+    """
+    from latent_jax import streaming  # streaming depends on data modules only
+
+    objective = _check_objective(objective)
+    config = _check_config(config)
+    _check_int("steps_per_call", steps_per_call, 1)
+    _check_int("prefetch", prefetch, 1)
+    source = streaming.open_source(source)
+    n_train = len(source)
+    features = source.example_shape
+    x_test = None if test_x is None else _check_data(test_x, "test_x")
+    n_test = 0 if x_test is None else int(x_test.shape[0])
+    key = jax.random.key(config.seed) if key is None else _check_key(key, "key", False)
+    _probe(objective, jax.ShapeDtypeStruct((1, *features), jnp.float32), x_test, key)
+    batch_size = min(config.batch_size, n_train)
+    width = batch_size if mesh is None else distributed.padded_size(batch_size, mesh)
+    part = None
+    tx = make_optimizer(config)
+    state = _initializer(objective, config, features, False)(key)
+    _, train_key, eval_key = jax.random.split(key, 3)
+    state_sharding = None
+    if mesh is not None:
+        state_sharding = distributed.state_shardings(state, mesh)
+        state = distributed.place(state, state_sharding)
+        columns = distributed.batch_sharding(mesh).addressable_devices_indices_map((width,))
+        starts = sorted(index[0].start or 0 for index in columns.values())
+        stops = sorted(
+            width if index[0].stop is None else index[0].stop for index in columns.values()
+        )
+        part = (starts[0], stops[-1])
+    train_step = make_train_step(objective, tx)
+
+    def run_group(
+        state: TrainState, xs: Array, masks: Array, batch_key: Array, first: Array, epoch: Array
+    ) -> tuple[TrainState, tuple[dict[str, Array], Array]]:
+        def body(state: TrainState, inputs: tuple[Array, Array, Array]) -> tuple[TrainState, Any]:
+            b, x, m = inputs
+            batch = Batch(x, m)
+            if mesh is not None:
+                batch = distributed.constrain_batch(batch, mesh)
+            state, metrics = train_step(state, batch, jax.random.fold_in(batch_key, b), epoch)
+            return state, (metrics, jnp.sum(m))
+
+        steps = first + jnp.arange(xs.shape[0])
+        state, (metrics, counts) = lax.scan(body, state, (steps, xs, masks))
+        return state, ({k: jnp.sum(v * counts) for k, v in metrics.items()}, jnp.sum(counts))
+
+    jit_options = {}
+    if mesh is not None:
+        jit_options["out_shardings"] = (state_sharding, distributed.replicated(mesh))
+    run_group = jax.jit(run_group, donate_argnums=0, **jit_options)
+    history = History()
+    best, bad_epochs = math.inf, 0
+    bar = tqdm(total=config.epochs, disable=config.quiet, desc=objective.name, unit="epoch")
+    try:
+        for epoch in range(config.epochs):
+            start = time.perf_counter()
+            shuffle_key, batch_key = jax.random.split(jax.random.fold_in(train_key, epoch))
+            order = streaming.epoch_order(shuffle_key, n_train, config.shuffle)
+            batches = streaming.iter_batches(
+                source,
+                batch_size,
+                order,
+                width=width,
+                part=part,
+                group=steps_per_call,
+                prefetch=prefetch,
+            )
+            totals: dict[str, Array] | None = None
+            first = 0
+            for xs, masks in batches:
+                if mesh is not None:
+                    sharding = distributed.batch_sharding(mesh, leading=1)
+                    shape = (xs.shape[0], width, *xs.shape[2:])
+                    xs = jax.make_array_from_process_local_data(sharding, xs, shape)
+                    masks = jax.make_array_from_process_local_data(sharding, masks, shape[:2])
+                state, (sums, _) = run_group(
+                    state, xs, masks, batch_key, np.int32(first), np.int32(epoch)
+                )
+                first += int(xs.shape[0])
+                totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+            train = {k: float(v) / n_train for k, v in jax.device_get(totals).items()}
+            test: dict[str, float] = {}
+            if n_test:
+                host_state = distributed.to_host(state) if mesh is not None else state
+                test = evaluate(
+                    objective,
+                    host_state,
+                    x_test,
+                    eval_key,
+                    epoch=epoch,
+                    batch_size=config.eval_batch_size or max(config.batch_size, 256),
+                )
+            values = [*train.values(), *test.values()]
+            if not all(math.isfinite(v) for v in values):
+                raise NonFiniteLossError(
+                    f"non-finite loss at epoch {epoch + 1}: training stopped (lower the "
+                    "learning rate or check the data)",
+                    epoch=epoch + 1,
+                    step=None,
+                    run=None,
+                    history=history,
+                    checkpoint=None,
+                )
+            rows = {f"train_{k}": np.array([v]) for k, v in train.items()}
+            rows.update({f"test_{k}": np.array([v]) for k, v in test.items()})
+            rows["epoch"] = np.array([epoch + 1])
+            rows["epoch_time"] = np.array([time.perf_counter() - start])
+            history = history._extend(rows)
+            monitored = test["loss"] if n_test else train["loss"]
+            improved = monitored < best - config.min_delta
+            best, bad_epochs = (monitored, 0) if improved else (best, bad_epochs + 1)
+            stopped = config.patience is not None and bad_epochs >= config.patience
+            fields = {
+                "epoch": jnp.int32(epoch + 1),
+                "best_loss": jnp.float32(best),
+                "bad_epochs": jnp.int32(bad_epochs),
+                "stopped": jnp.bool_(stopped),
+            }
+            if mesh is not None:
+                fields = distributed.place(fields, distributed.replicated(mesh))
+            state = state.replace(**fields)
+            done = stopped or epoch + 1 == config.epochs
+            due = bool(config.checkpoint_every) and (epoch + 1) % config.checkpoint_every == 0
+            if config.checkpoint_dir is not None and (due or done):
+                host_state = distributed.to_host(state) if mesh is not None else state
+                if jax.process_index() == 0:
+                    meta = _meta(
+                        config,
+                        objective,
+                        epoch + 1,
+                        n_train,
+                        n_test,
+                        features,
+                        None,
+                        str(jax.random.key_impl(key)),
+                    )
+                    _save_run(
+                        config.checkpoint_dir,
+                        host_state,
+                        history,
+                        key,
+                        epoch + 1,
+                        meta,
+                        config.keep_checkpoints,
+                    )
+            _report(bar, history, 1, config, stopped)
+            if any(callback(state, history) for callback in callbacks) or stopped:
+                break
+    finally:
+        bar.close()
+    return state, history

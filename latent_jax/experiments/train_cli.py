@@ -1,0 +1,234 @@
+"""Train an autoencoder, VAE or convolutional VAE on your own data, on one or many devices.
+
+Data: a .npy file (memory-mapped), a .csv table or a folder of images. The last
+``--test-size`` fraction of the rows (at most ``--max-test-rows``) is held out for evaluation
+(shuffle the file beforehand if its rows are ordered). Images are scaled to [0, 1]; the MLP
+models see them flattened.
+
+Scaling out: ``--devices N`` (or ``--mesh data=N``) trains data-parallel on N devices of a
+``jax.sharding`` mesh (on CPU, N host devices are forced); ``--shard-params`` splits the
+parameters over them too. Several hosts: run the same command on every host with
+``--coordinator HOST:PORT --num-processes P --process-id I``; each process reads only its
+own rows, process 0 writes the outputs. ``--stream`` reads batches from disk with a prefetch
+thread instead of holding the data in memory (for data larger than RAM).
+
+Writes into --out: config.json, metrics.json (final losses, per-epoch history, timing,
+devices) and checkpoints/ (resumable with ``latent_jax.train.fit(..., resume=...)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import time
+
+import numpy as np
+
+from latent_jax import distributed
+
+logger = logging.getLogger(__name__)
+
+MODELS = ("ae", "vae", "conv-vae")
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)[x,](\d+)", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Registers the flags."""
+    parser.add_argument("--data", required=True, help=".npy or .csv file, or an image folder")
+    parser.add_argument("--model", choices=MODELS, default="ae", help="what to train")
+    parser.add_argument("--latent-dim", type=int, default=5)
+    parser.add_argument(
+        "--hidden-dims",
+        type=lambda s: tuple(int(v) for v in s.split(",") if v),
+        default=(30, 10),
+        help="MLP encoder widths, comma-separated (the decoder mirrors them)",
+    )
+    parser.add_argument("--image-size", type=_image_size, default=None, help="resize to HxW")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--test-size", type=float, default=0.1, help="held-out fraction")
+    parser.add_argument("--max-test-rows", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/train", help="output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    scale = parser.add_argument_group("scaling out")
+    scale.add_argument("--devices", type=int, default=None, help="data-parallel over N devices")
+    scale.add_argument("--mesh", default=None, help="'data=N' or 'auto' (every device)")
+    scale.add_argument(
+        "--shard-params", action="store_true", help="split parameters over the devices (FSDP)"
+    )
+    scale.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
+    scale.add_argument("--num-processes", type=int, default=None)
+    scale.add_argument("--process-id", type=int, default=None)
+    scale.add_argument(
+        "--stream", action="store_true", help="read batches from disk (data larger than RAM)"
+    )
+    scale.add_argument("--steps-per-call", type=int, default=16, help="with --stream")
+
+
+def _start(args: argparse.Namespace) -> tuple[object | None, int | None]:
+    """Starts multi-process JAX and forces CPU devices before the backend starts."""
+    requested = args.devices
+    if args.mesh is not None:
+        from_mesh = distributed.parse_mesh(args.mesh)
+        if requested is not None and from_mesh is not None and from_mesh != requested:
+            raise ValueError(f"--devices {requested} and --mesh {args.mesh} disagree")
+        requested = requested if from_mesh is None else from_mesh
+        if from_mesh is None and requested is None:
+            requested = -1  # every device
+    multi = args.coordinator is not None or args.num_processes not in (None, 1)
+    if multi:
+        if None in (args.coordinator, args.num_processes, args.process_id):
+            raise ValueError(
+                "--coordinator, --num-processes and --process-id go together (got "
+                f"{args.coordinator!r}, {args.num_processes!r}, {args.process_id!r})"
+            )
+        local = None
+        if requested and requested > 0 and requested % args.num_processes == 0:
+            local = requested // args.num_processes
+        if os.environ.get("JAX_PLATFORMS", "cpu") != "cpu":
+            local = None  # only the CPU backend's device count can be forced
+        distributed.initialize(
+            args.coordinator, args.num_processes, args.process_id, local_devices=local
+        )
+    elif (
+        requested
+        and requested > 1
+        and "xla_force_host_platform_device_count" not in (os.environ.get("XLA_FLAGS", ""))
+    ):
+        # Only effective on CPU, and only before JAX's backend starts (harmless otherwise).
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={requested}"
+    if requested is None and not multi:
+        return None, None
+    mesh = distributed.make_mesh(None if requested in (None, -1) else requested)
+    return mesh, mesh.size
+
+
+def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[int, ...]]:
+    """(train data or stream source, in-memory test rows, example shape)."""
+    from latent_jax import data, image_data, streaming
+
+    path = args.data
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--data {path!r} does not exist")
+    if os.path.isdir(path):
+        if args.stream:
+            source = streaming.ImageFolderSource(path, size=args.image_size, scale=1 / 255)
+            array = None
+        else:
+            images, _ = image_data.load_image_folder(path, size=args.image_size)
+            array = images / 255.0
+    elif path.endswith(".npy"):
+        array = np.load(path, mmap_mode="r", allow_pickle=False)  # rows read when needed
+    else:
+        array, _ = data.load_array_file(path)
+    if array is not None:
+        source = streaming.ArraySource(array, path)
+    n = len(source)
+    if not 0 <= args.test_size < 1:
+        raise ValueError(f"--test-size must be in [0, 1), got {args.test_size}")
+    n_test = min(round(args.test_size * n), args.max_test_rows) if args.test_size else 0
+    if n - n_test < 1:
+        raise ValueError(f"--data {path!r} has {n} rows: none left for training")
+    test = source.read(np.arange(n - n_test, n)) if n_test else None
+    if isinstance(source, streaming.ArraySource):
+        source = streaming.ArraySource(source.array[: n - n_test], path)
+    else:
+        source.paths = source.paths[: n - n_test]
+    shape = source.example_shape
+    if args.model != "conv-vae" and len(shape) > 1:
+        if args.stream:
+            raise ValueError("--stream with images needs --model conv-vae")
+        source = streaming.ArraySource(source.array.reshape(len(source), -1), path)
+        test = None if test is None else test.reshape(len(test), -1)
+    if args.model == "conv-vae" and len(shape) != 3:
+        raise ValueError(f"--model conv-vae needs images (n, H, W, C); {path!r} has {shape}")
+    return source, test, source.example_shape
+
+
+def _objective(args: argparse.Namespace, shape: tuple[int, ...]):
+    from latent_jax.models.conv import ConvVAE
+    from latent_jax.models.mlp import VAE, Autoencoder
+    from latent_jax.objectives import autoencoder_objective, vae_objective
+
+    if args.model == "ae":
+        model = Autoencoder(
+            input_dim=shape[0], hidden_dims=args.hidden_dims, latent_dim=args.latent_dim
+        )
+        return autoencoder_objective(model)
+    if args.model == "vae":
+        model = VAE(input_dim=shape[0], hidden_dims=args.hidden_dims, latent_dim=args.latent_dim)
+        return vae_objective(model)
+    return vae_objective(ConvVAE(image_shape=shape, latent_dim=args.latent_dim))
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Trains and writes the outputs; returns the metrics."""
+    mesh, n_devices = _start(args)
+    import jax
+
+    from latent_jax.experiments import common
+    from latent_jax.train import TrainConfig, fit, fit_stream
+
+    source, test, shape = _load(args)
+    objective = _objective(args, shape)
+    writer = jax.process_index() == 0
+    out = common.prepare_output_dir(args.out) if writer else args.out
+    config = TrainConfig(
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        quiet=args.quiet or not writer,
+        checkpoint_dir=os.path.join(out, "checkpoints"),
+    )
+    if writer:
+        common.write_json(
+            os.path.join(out, "config.json"),
+            {"arguments": common.arguments_dict(args), "train": config.to_dict()},
+        )
+    key = jax.random.key(args.seed)
+    start = time.perf_counter()
+    if args.stream:
+        state, history = fit_stream(
+            objective, source, test, config, key, mesh=mesh, steps_per_call=args.steps_per_call
+        )
+    else:
+        state, history = fit(
+            objective, source.array, test, config, key, mesh=mesh, shard_params=args.shard_params
+        )
+    seconds = time.perf_counter() - start
+    last = history.last()
+    metrics = {
+        "model": args.model,
+        "n_train": len(source),
+        "n_test": 0 if test is None else len(test),
+        "example_shape": list(shape),
+        "devices": n_devices or 1,
+        "processes": jax.process_count(),
+        "stream": args.stream,
+        "train_seconds": seconds,
+        "final": {k: v for k, v in last.items() if k not in ("epoch", "epoch_time")},
+        "history": history.to_dict(),
+        "environment": common.environment_info(),
+    }
+    if writer:
+        common.write_json(os.path.join(out, "metrics.json"), metrics)
+        print(f"\n{'metric':<24}{'value':>14}")
+        for name, value in metrics["final"].items():
+            print(f"{name:<24}{value:>14.5g}")
+        print(f"{'devices':<24}{metrics['devices']:>14d}")
+        print(f"{'seconds':<24}{seconds:>14.2f}")
+        print(f"outputs in {out}")
+    del state
+    return metrics
