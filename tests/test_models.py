@@ -241,6 +241,31 @@ def test_conv_vae_batchnorm_train_and_eval(small_vae):
     assert out["decode"].shape == (7, 8, 8, 1)
 
 
+def test_conv_vae_masked_rows_do_not_enter_batchnorm(small_vae):
+    # The padding rows of a ragged batch: wild values, masked out. Real rows' outputs and the
+    # running statistics must equal those of the unpadded batch.
+    model, variables, x = small_vae
+    padded = jnp.concatenate([x, 50.0 * _normal(9, (3, *x.shape[1:]))])
+    mask = jnp.arange(len(padded)) < len(x)
+
+    def train_pass(x, mask):
+        return model.apply(variables, x, KEY, train=True, mask=mask, mutable=["batch_stats"])
+
+    (recon, mean, _), stats = train_pass(x, None)
+    (recon_p, mean_p, _), stats_p = train_pass(padded, mask)
+    np.testing.assert_allclose(recon_p[: len(x)], recon, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mean_p[: len(x)], mean, rtol=1e-4, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(stats_p), jax.tree.leaves(stats), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # Without the mask the padding shifts the statistics: the check above is not vacuous.
+    _, unmasked = train_pass(padded, None)
+    assert not np.allclose(
+        unmasked["batch_stats"]["encoder"]["bn0"]["var"],
+        stats["batch_stats"]["encoder"]["bn0"]["var"],
+        rtol=1e-2,
+    )
+
+
 # ---------------------------------------------------------------- ConvAutoencoder
 
 

@@ -26,7 +26,9 @@ flatten order (and hence the meaning of the big Dense kernels' rows) differs; in
 flax's default (LeCun normal, zero bias); BatchNorm uses PyTorch's defaults (momentum 0.1, i.e.
 flax ``momentum=0.9``, epsilon 1e-5) but tracks the biased batch variance. Models with
 BatchNorm take ``train`` (keyword): ``train=True`` normalizes with batch statistics and needs
-``mutable=["batch_stats"]`` in ``apply``; ``train=False`` uses the running statistics.
+``mutable=["batch_stats"]`` in ``apply``; ``train=False`` uses the running statistics. The
+ConvVAE also takes ``mask`` (bool, shape (batch,)): only those rows enter the batch statistics,
+so the padding rows of a ragged or device-padded batch change nothing.
 """
 
 from __future__ import annotations
@@ -214,6 +216,11 @@ def _plan_conv_vae(
     return _VAEPlan(feature_shape, (h, w))
 
 
+def _batch_norm_mask(mask: Array | None) -> Array | None:
+    """A (batch,) row mask broadcast over (batch, height, width, channels) feature maps."""
+    return None if mask is None else jnp.asarray(mask, bool)[:, None, None, None]
+
+
 class ConvEncoder(nn.Module):
     """Convolutions, flatten and a Dense layer: the seed's VAE encoder trunk.
 
@@ -231,8 +238,9 @@ class ConvEncoder(nn.Module):
     negative_slope: float = 0.01
 
     @nn.compact
-    def __call__(self, x: Array, *, train: bool = False) -> Array:
-        """Maps (batch, H, W, C) to (batch, hidden_dim)."""
+    def __call__(self, x: Array, *, train: bool = False, mask: Array | None = None) -> Array:
+        """Maps (batch, H, W, C) to (batch, hidden_dim); ``mask`` as for :class:`ConvVAE`."""
+        bn_mask = _batch_norm_mask(mask)
         for i, spec in enumerate(self.convs):
             p = spec.padding
             x = nn.Conv(
@@ -251,7 +259,7 @@ class ConvEncoder(nn.Module):
                     momentum=_BN_MOMENTUM,
                     epsilon=_BN_EPSILON,
                     name=f"bn{i}",
-                )(x)
+                )(x, mask=bn_mask)
         x = x.reshape(x.shape[0], -1)
         return nn.Dense(self.hidden_dim, name="dense")(x)
 
@@ -281,8 +289,9 @@ class ConvDecoder(nn.Module):
     negative_slope: float = 0.01
 
     @nn.compact
-    def __call__(self, z: Array, *, train: bool = False) -> Array:
-        """Maps (batch, latent_dim) to (batch, *image_shape)."""
+    def __call__(self, z: Array, *, train: bool = False, mask: Array | None = None) -> Array:
+        """Maps (batch, latent_dim) to (batch, *image_shape); ``mask`` as for :class:`ConvVAE`."""
+        bn_mask = _batch_norm_mask(mask)
         x = nn.Dense(self.hidden_dim, name="dense0")(z)
         x = nn.leaky_relu(x, self.negative_slope)
         x = nn.Dense(math.prod(self.feature_shape), name="dense1")(x)
@@ -297,7 +306,7 @@ class ConvDecoder(nn.Module):
                     momentum=_BN_MOMENTUM,
                     epsilon=_BN_EPSILON,
                     name=f"bn{i}",
-                )(x)
+                )(x, mask=bn_mask)
             x = nn.leaky_relu(x, self.negative_slope)
         kernel, stride, padding = self.output_conv
         x = ConvTranspose(self.image_shape[-1], kernel, stride, padding, name="convt_out")(x)
@@ -365,35 +374,45 @@ class ConvVAE(nn.Module):
             self.negative_slope,
         )
 
-    def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
+    def encode(
+        self, x: Array, *, train: bool = False, mask: Array | None = None
+    ) -> tuple[Array, Array]:
         """Posterior ``(mean, logvar)``, each (batch, latent_dim), of images x.
 
         Args:
             x: array of shape (batch, *image_shape).
             train: BatchNorm uses batch statistics (and updates ``batch_stats``) if True.
+            mask: bool array of shape (batch,), True for the rows that enter BatchNorm's
+                batch statistics (the padding of a ragged batch does not); None: all rows.
         """
-        h = self.encoder(_check_images(x, self.image_shape), train=train)
+        h = self.encoder(_check_images(x, self.image_shape), train=train, mask=mask)
         return self.mean_layer(h), self.logvar_layer(h)
 
-    def decode(self, z: Array, *, train: bool = False) -> Array:
-        """Images of shape (batch, *image_shape) from latents of shape (batch, latent_dim)."""
-        return self.decoder(_check_latents(z, self.latent_dim), train=train)
+    def decode(self, z: Array, *, train: bool = False, mask: Array | None = None) -> Array:
+        """Images of shape (batch, *image_shape) from latents of shape (batch, latent_dim).
 
-    def __call__(self, x: Array, key: Array, *, train: bool = False) -> tuple[Array, Array, Array]:
+        ``train`` and ``mask`` are as for :meth:`encode`.
+        """
+        return self.decoder(_check_latents(z, self.latent_dim), train=train, mask=mask)
+
+    def __call__(
+        self, x: Array, key: Array, *, train: bool = False, mask: Array | None = None
+    ) -> tuple[Array, Array, Array]:
         """Encodes, draws ``z = mean + exp(logvar / 2) * eps`` with ``key``, decodes.
 
         Args:
             x: array of shape (batch, *image_shape).
             key: ``jax.random`` key of the reparameterization draw.
             train: BatchNorm mode (see :meth:`encode`).
+            mask: the rows of BatchNorm's batch statistics (see :meth:`encode`).
 
         Returns:
             ``(reconstruction, mean, logvar)`` of shapes (batch, *image_shape),
             (batch, latent_dim), (batch, latent_dim).
         """
-        mean, logvar = self.encode(x, train=train)
+        mean, logvar = self.encode(x, train=train, mask=mask)
         z = reparameterize(key, mean, logvar)
-        return self.decode(z, train=train), mean, logvar
+        return self.decode(z, train=train, mask=mask), mean, logvar
 
 
 class ConvAutoencoder(nn.Module):
