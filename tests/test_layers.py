@@ -3,6 +3,7 @@
 import functools
 import itertools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latent_jax.models.layers import (
+    BatchNorm,
     ConvTranspose,
     Crop,
     Reshape,
@@ -301,3 +303,63 @@ def test_reshape_and_crop():
     np.testing.assert_array_equal(Crop(112, 92).apply({}, img), img[:, :-1, :-1, :])  # the Trim
     with pytest.raises(ValueError, match=r"x must be at least 114x92 .* got shape \(2, 113, 93"):
         Crop(114, 92).apply({}, img)
+
+
+# ---------------------------------------------------------------- BatchNorm
+
+
+def _batch_norm_pass(module, x, **kwargs):
+    variables = module.init(jax.random.key(0), x, use_running_average=False)
+    variables = {
+        "params": {"scale": jnp.linspace(0.5, 2.0, x.shape[-1]), "bias": jnp.ones(x.shape[-1])},
+        "batch_stats": variables["batch_stats"],
+    }
+    y, updates = module.apply(
+        variables, x, use_running_average=False, mutable=["batch_stats"], **kwargs
+    )
+    return y, updates["batch_stats"], variables
+
+
+def test_batch_norm_matches_flax_and_its_running_statistics():
+    x = 3.0 + 2.0 * jax.random.normal(jax.random.key(1), (6, 5, 4, 3))
+    ours, stats, variables = _batch_norm_pass(BatchNorm(momentum=0.9, epsilon=1e-5), x)
+    theirs, flax_stats, _ = _batch_norm_pass(nn.BatchNorm(momentum=0.9, epsilon=1e-5), x)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    for name in ("mean", "var"):
+        np.testing.assert_allclose(stats[name], flax_stats[name], rtol=1e-5)
+    np.testing.assert_allclose(stats["mean"], 0.1 * x.mean(axis=(0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * x.var(axis=(0, 1, 2)), rtol=1e-5)
+    # Inference mode normalizes with the stored statistics.
+    y = BatchNorm().apply(variables, x, use_running_average=True)
+    expected = (x - 0.0) / np.sqrt(1.0 + 1e-5) * variables["params"]["scale"] + 1.0
+    np.testing.assert_allclose(y, expected, rtol=1e-5)
+
+
+def test_batch_norm_mask_keeps_padding_rows_out_of_the_statistics():
+    x = jax.random.normal(jax.random.key(2), (4, 3, 3, 2))
+    padded = jnp.concatenate([x, 100.0 + jax.random.normal(jax.random.key(3), (2, 3, 3, 2))])
+    mask = jnp.array([True] * 4 + [False] * 2)
+    y, stats, _ = _batch_norm_pass(BatchNorm(), x)
+    y_padded, stats_padded, _ = _batch_norm_pass(BatchNorm(), padded, mask=mask)
+    np.testing.assert_allclose(y_padded[:4], y, rtol=1e-5, atol=1e-5)
+    for name in ("mean", "var"):
+        np.testing.assert_allclose(stats_padded[name], stats[name], rtol=1e-5)
+
+    # Gradients agree with flax's masked BatchNorm too.
+    def loss(module, x):
+        variables = module.init(jax.random.key(0), x, use_running_average=False)
+        y, _ = module.apply(
+            variables,
+            x,
+            use_running_average=False,
+            mask=mask[:, None, None, None] if isinstance(module, nn.BatchNorm) else mask,
+            mutable=["batch_stats"],
+        )
+        return jnp.sum(jnp.sin(y))
+
+    np.testing.assert_allclose(
+        jax.grad(functools.partial(loss, BatchNorm()))(padded),
+        jax.grad(functools.partial(loss, nn.BatchNorm()))(padded),
+        rtol=1e-4,
+        atol=1e-5,
+    )

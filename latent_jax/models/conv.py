@@ -43,6 +43,7 @@ from jax import Array
 
 from latent_jax.gaussian import reparameterize
 from latent_jax.models.layers import (
+    BatchNorm,
     ConvTranspose,
     Crop,
     FastConv,
@@ -216,11 +217,6 @@ def _plan_conv_vae(
     return _VAEPlan(feature_shape, (h, w))
 
 
-def _batch_norm_mask(mask: Array | None) -> Array | None:
-    """A (batch,) row mask broadcast over (batch, height, width, channels) feature maps."""
-    return None if mask is None else jnp.asarray(mask, bool)[:, None, None, None]
-
-
 class ConvEncoder(nn.Module):
     """Convolutions, flatten and a Dense layer: the seed's VAE encoder trunk.
 
@@ -240,7 +236,6 @@ class ConvEncoder(nn.Module):
     @nn.compact
     def __call__(self, x: Array, *, train: bool = False, mask: Array | None = None) -> Array:
         """Maps (batch, H, W, C) to (batch, hidden_dim); ``mask`` as for :class:`ConvVAE`."""
-        bn_mask = _batch_norm_mask(mask)
         for i, spec in enumerate(self.convs):
             p = spec.padding
             x = nn.Conv(
@@ -254,12 +249,9 @@ class ConvEncoder(nn.Module):
             if i < len(self.convs) - 1:
                 x = nn.leaky_relu(x, self.negative_slope)
             if spec.batch_norm:
-                x = nn.BatchNorm(
-                    use_running_average=not train,
-                    momentum=_BN_MOMENTUM,
-                    epsilon=_BN_EPSILON,
-                    name=f"bn{i}",
-                )(x, mask=bn_mask)
+                x = BatchNorm(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=f"bn{i}")(
+                    x, use_running_average=not train, mask=mask
+                )
         x = x.reshape(x.shape[0], -1)
         return nn.Dense(self.hidden_dim, name="dense")(x)
 
@@ -291,7 +283,6 @@ class ConvDecoder(nn.Module):
     @nn.compact
     def __call__(self, z: Array, *, train: bool = False, mask: Array | None = None) -> Array:
         """Maps (batch, latent_dim) to (batch, *image_shape); ``mask`` as for :class:`ConvVAE`."""
-        bn_mask = _batch_norm_mask(mask)
         x = nn.Dense(self.hidden_dim, name="dense0")(z)
         x = nn.leaky_relu(x, self.negative_slope)
         x = nn.Dense(math.prod(self.feature_shape), name="dense1")(x)
@@ -301,12 +292,9 @@ class ConvDecoder(nn.Module):
                 spec.features, spec.kernel_size, spec.stride, spec.padding, name=f"convt{i}"
             )(x)
             if spec.batch_norm:
-                x = nn.BatchNorm(
-                    use_running_average=not train,
-                    momentum=_BN_MOMENTUM,
-                    epsilon=_BN_EPSILON,
-                    name=f"bn{i}",
-                )(x, mask=bn_mask)
+                x = BatchNorm(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=f"bn{i}")(
+                    x, use_running_average=not train, mask=mask
+                )
             x = nn.leaky_relu(x, self.negative_slope)
         kernel, stride, padding = self.output_conv
         x = ConvTranspose(self.image_shape[-1], kernel, stride, padding, name="convt_out")(x)

@@ -161,6 +161,70 @@ class Crop(nn.Module):
         return x[:, : self.height, : self.width, :]
 
 
+class BatchNorm(nn.Module):
+    """Batch normalization over all axes but the last, with a row mask (PyTorch's semantics).
+
+    ``flax.linen.BatchNorm`` takes a mask too, but counts the selected elements by summing
+    the mask broadcast to the input's full shape, a pass over the whole activation per
+    statistic (for the seed's 64 x 112 x 92 x 32 maps, a tenth of a training step on CPU).
+    Here the mask selects rows, so the count is ``sum(mask) * height * width``, and the two
+    moments are one fused pass. Variables have ``flax.linen.BatchNorm``'s names and shapes
+    (``params``: ``scale``, ``bias``; ``batch_stats``: ``mean``, ``var``), and the update is
+    PyTorch's with its ``momentum`` written flax's way:
+    ``running = momentum * running + (1 - momentum) * batch`` with the biased batch variance.
+
+    Attributes:
+        momentum: decay of the running statistics (0.9 is PyTorch's ``momentum=0.1``).
+        epsilon: added to the variance before the square root.
+    """
+
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: Array, *, use_running_average: bool, mask: Array | None = None) -> Array:
+        """Normalizes ``x`` of shape (batch, ..., features).
+
+        Args:
+            x: the input.
+            use_running_average: normalize with the running statistics (inference) instead of
+                the batch's, which also updates them (needs ``mutable=["batch_stats"]``).
+            mask: bool array of shape (batch,), True for the rows that enter the batch
+                statistics; None: all rows. Every row is normalized either way.
+
+        Returns:
+            Array of the shape of ``x``.
+        """
+        features = x.shape[-1]
+        running_mean = self.variable(
+            "batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)
+        )
+        running_var = self.variable(
+            "batch_stats", "var", lambda: jnp.ones((features,), jnp.float32)
+        )
+        scale = self.param("scale", nn.initializers.ones, (features,))
+        bias = self.param("bias", nn.initializers.zeros, (features,))
+        if use_running_average:
+            mean, var = running_mean.value, running_var.value
+        else:
+            axes = tuple(range(x.ndim - 1))
+            per_row = math.prod(x.shape[1:-1])
+            if mask is None:
+                weights, count = None, x.shape[0] * per_row
+            else:
+                weights = jnp.asarray(mask, x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
+                count = jnp.maximum(jnp.sum(weights), 1.0) * per_row
+            mean = jnp.sum(x if weights is None else x * weights, axes) / count
+            squares = jnp.square(x)
+            mean_square = jnp.sum(squares if weights is None else squares * weights, axes) / count
+            # E[x^2] - E[x]^2 (one pass, as flax's default), clipped at 0 against round-off.
+            var = jnp.maximum(mean_square - jnp.square(mean), 0.0)
+            if not self.is_initializing():
+                running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
+                running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
+        return (x - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+
+
 def max_pool_with_argmax(x: ArrayLike, window: IntOrPair = 2) -> tuple[Array, Array]:
     """Non-overlapping max pooling that also returns where each maximum was.
 
