@@ -20,6 +20,9 @@ SUBCOMMANDS = {
     "reduce": ("reduce", "dimensionality reduction: PCA against an autoencoder (seed example 1)"),
     "vae": ("vae_faces", "image generation with a convolutional VAE (seed example 2)"),
     "train": ("train_cli", "train an AE / VAE / ConvVAE on your data; many devices, many hosts"),
+    "evaluate": ("evaluate", "IWAE bound, NLL, active units and KL per dimension of a VAE run"),
+    "linear-vae": ("linear_vae", "linear VAE against probabilistic PCA: ELBO, IWAE, angles"),
+    "beta-study": ("beta_schedules", "beta schedules compared on digits over several seeds"),
 }
 
 

@@ -350,7 +350,7 @@ def vae_objective(
     *,
     likelihood: str = "sse",
     beta_unit: str = "epoch",
-    obs_logvar: float = 0.0,
+    obs_logvar: float | str = 0.0,
 ) -> Objective:
     r"""The (β-)VAE's objective: reconstruction plus β times the KL term.
 
@@ -363,7 +363,9 @@ def vae_objective(
     * ``"sse"``: :math:`\sum_j (\hat x_{ij} - x_{ij})^2`, the seed's summed MSE;
     * ``"gaussian"``: :math:`-\log \mathcal{N}(x_i; \hat x_i, e^{l} I)` with the fixed
       observation log-variance ``obs_logvar`` (with constants; ``obs_logvar=0`` gives
-      :math:`\tfrac12 \mathrm{SSE} + \tfrac D2 \log 2\pi`);
+      :math:`\tfrac12 \mathrm{SSE} + \tfrac D2 \log 2\pi`), or with ``obs_logvar="learned"``
+      the log-variance the model learns, read from its ``observation_logvar()`` method (a
+      scalar or one value per feature, e.g. :class:`latent_jax.models.linear.LinearVAE`);
     * ``"bernoulli"``: :math:`-\sum_j [x_{ij}\log s(a_{ij}) + (1-x_{ij})\log(1-s(a_{ij}))]`
       with the decoder output :math:`a` read as logits (data in [0, 1]).
 
@@ -382,7 +384,8 @@ def vae_objective(
             ``"bernoulli"``).
         likelihood: ``"sse"``, ``"gaussian"`` or ``"bernoulli"``.
         beta_unit: ``"epoch"`` or ``"step"``, what the schedule counts.
-        obs_logvar: the Gaussian likelihood's log-variance (only for ``"gaussian"``).
+        obs_logvar: the Gaussian likelihood's log-variance (only for ``"gaussian"``), or
+            ``"learned"`` to use the model's ``observation_logvar()``.
 
     Returns:
         The :class:`Objective`.
@@ -396,9 +399,20 @@ def vae_objective(
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     if beta_unit not in BETA_UNITS:
         raise ValueError(f"beta_unit must be one of {BETA_UNITS}, got {beta_unit!r}")
-    if isinstance(obs_logvar, bool) or not isinstance(obs_logvar, int | float):
-        raise TypeError(f"obs_logvar must be a real number, got {obs_logvar!r}")
-    if not math.isfinite(obs_logvar):
+    learned_noise = isinstance(obs_logvar, str) and obs_logvar == "learned"
+    if learned_noise:
+        if likelihood != "gaussian":
+            raise ValueError(
+                f'obs_logvar="learned" needs likelihood="gaussian", got {likelihood!r}'
+            )
+        if not callable(getattr(model, "observation_logvar", None)):
+            raise TypeError(
+                'obs_logvar="learned" needs a model with an observation_logvar() method, got '
+                f"{type(model).__name__}"
+            )
+    elif isinstance(obs_logvar, bool) or not isinstance(obs_logvar, int | float):
+        raise TypeError(f'obs_logvar must be a real number or "learned", got {obs_logvar!r}')
+    elif not math.isfinite(obs_logvar):
         raise ValueError(f"obs_logvar must be finite, got {obs_logvar=}")
     caller = _Caller(model)
 
@@ -406,11 +420,11 @@ def vae_objective(
         init_key, sample_key = jax.random.split(key)
         return caller.init(init_key, x, sample_key)
 
-    def reconstruction_term(output: Array, x: Array) -> Array:
+    def reconstruction_term(output: Array, x: Array, noise_logvar: Any) -> Array:
         if likelihood == "sse":
             return per_example_sse(output, x)
         if likelihood == "gaussian":
-            return -gaussian_log_likelihood(_flatten(x), _flatten(output), obs_logvar)
+            return -gaussian_log_likelihood(_flatten(x), _flatten(output), noise_logvar)
         return -bernoulli_log_likelihood(_flatten(x), _flatten(output))
 
     def loss(
@@ -432,7 +446,11 @@ def vae_objective(
             )
         output, mean, logvar = out
         _check_reconstruction(output, batch.x, "the VAE")
-        rec = masked_mean(reconstruction_term(output, batch.x), batch.mask)
+        noise_logvar = obs_logvar
+        if learned_noise:
+            variables = {"params": params, **model_state}
+            noise_logvar = model.apply(variables, method="observation_logvar")
+        rec = masked_mean(reconstruction_term(output, batch.x, noise_logvar), batch.mask)
         kl = masked_mean(kl_standard_normal(_flatten(mean), _flatten(logvar)), batch.mask)
         count = epoch if beta_unit == "epoch" else step
         beta = jnp.asarray(beta_schedule(count), jnp.float32).reshape(())

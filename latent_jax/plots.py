@@ -410,3 +410,291 @@ def traversal_grid(
         vmax=vmax,
     )
     return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------
+# Denoising and anomaly detection.
+
+
+def psnr_vs_noise(
+    levels: Sequence[float],
+    psnr: Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    *,
+    xlabel: str = "Noise level",
+    title: str | None = "Denoising: PSNR against the noise level",
+) -> str:
+    """One line per method: PSNR (dB) against the noise level.
+
+    Args:
+        levels: the noise levels, shape (n_levels,).
+        psnr: method name -> PSNR at each level, shape (n_levels,).
+        path: the PNG file to write.
+        xlabel: the x axis' label (e.g. "Gaussian noise σ").
+        title: the figure title, or None.
+
+    Returns:
+        The path written.
+    """
+    levels = np.asarray(levels, np.float64)
+    if levels.ndim != 1 or len(levels) == 0:
+        raise ValueError(
+            f"levels must have shape (n_levels,) with n_levels >= 1, got {levels.shape}"
+        )
+    for name, values in psnr.items():
+        if np.shape(values) != levels.shape:
+            raise ValueError(
+                f"psnr[{name!r}] must have shape {levels.shape} (one value per level), got "
+                f"{np.shape(values)}"
+            )
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, values in psnr.items():
+        ax.plot(levels, np.asarray(values, np.float64), marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("PSNR (dB)")
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def denoising_rows(
+    clean: np.ndarray,
+    noisy: np.ndarray,
+    outputs: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    n: int = 10,
+    *,
+    title: str | None = None,
+    cell_inches: float = 1.0,
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+) -> str:
+    """Rows of images: clean, noisy, then each method's denoised output, one example a column.
+
+    Args:
+        clean: array of shape (m, height, width[, channels]), display units.
+        noisy: array of the same shape.
+        outputs: method name -> array of the same shape.
+        path: the PNG file to write.
+        n: how many examples, the first ``min(n, m)``.
+        title: the figure title, or None.
+        cell_inches: width of one image.
+        vmin: grey level drawn black (default 0), or None to autoscale each image.
+        vmax: grey level drawn white (default 1), or None.
+
+    Returns:
+        The path written.
+    """
+    rows = {"Clean": clean, "Noisy": noisy, **outputs}
+    arrays = {name: _as_images(images, name) for name, images in rows.items()}
+    shape = arrays["Clean"].shape
+    for name, images in arrays.items():
+        if images.shape != shape:
+            raise ValueError(f"{name} images have shape {images.shape}, expected {shape}")
+    count = min(n, shape[0])
+    cells = [image for images in arrays.values() for image in images[:count]]
+    fig = _image_grid_figure(
+        cells,
+        len(arrays),
+        count,
+        title=title,
+        row_labels=list(arrays),
+        cell_inches=cell_inches,
+        vmin=vmin,
+        vmax=vmax,
+    )
+    return _save(fig, path)
+
+
+def score_histograms(
+    scores: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | os.PathLike,
+    *,
+    bins: int = 30,
+    title: str | None = "Anomaly scores: normal against anomalous",
+) -> str:
+    """One panel per method: histograms of the scores of normal and anomalous examples.
+
+    Args:
+        scores: method name -> ``(normal_scores, anomalous_scores)``, 1-D arrays.
+        path: the PNG file to write.
+        bins: histogram bins per panel.
+        title: the figure title, or None.
+
+    Returns:
+        The path written.
+    """
+    if not scores:
+        raise ValueError("scores must name at least one method")
+    n = len(scores)
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, (name, (normal, anomalous)) in zip(axes.flat, scores.items(), strict=False):
+        normal = np.ravel(np.asarray(normal, np.float64))
+        anomalous = np.ravel(np.asarray(anomalous, np.float64))
+        both = np.concatenate([normal, anomalous])
+        edges = np.histogram_bin_edges(both, bins=bins)
+        ax.hist(normal, bins=edges, alpha=0.6, density=True, label=f"normal ({len(normal)})")
+        ax.hist(
+            anomalous, bins=edges, alpha=0.6, density=True, label=f"anomalous ({len(anomalous)})"
+        )
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("score (higher = more anomalous)", fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def roc_curves(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]],
+    path: str | os.PathLike,
+    *,
+    title: str | None = "ROC curves",
+) -> str:
+    """ROC curves of several methods on one axes, with their AUROC in the legend.
+
+    Args:
+        curves: method name -> ``(false_positive_rate, true_positive_rate, auroc)`` as from
+            ``sklearn.metrics.roc_curve`` and ``roc_auc_score``.
+        path: the PNG file to write.
+        title: the figure title, or None.
+
+    Returns:
+        The path written.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    for name, (fpr, tpr, auc) in curves.items():
+        ax.plot(np.asarray(fpr), np.asarray(tpr), label=f"{name} (AUROC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("False positive rate")
+    ax.set_ylabel("True positive rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def ranked_images(
+    most: np.ndarray,
+    least: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    cell_inches: float = 1.0,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> str:
+    """Two rows: the most anomalous examples (top, "Most") and the least anomalous ("Least").
+
+    Args:
+        most: array of shape (n, height, width[, channels]), most anomalous first.
+        least: array of shape (m, height, width[, channels]), least anomalous first.
+        path: the PNG file to write.
+        title: the figure title, or None.
+        cell_inches: width of one image.
+        vmin: grey level drawn black, or None to autoscale each image.
+        vmax: grey level drawn white, or None.
+
+    Returns:
+        The path written.
+    """
+    most = _as_images(most, "most")
+    least = _as_images(least, "least")
+    if most.shape[1:] != least.shape[1:]:
+        raise ValueError(
+            f"most and least must hold images of one shape, got {most.shape[1:]} and "
+            f"{least.shape[1:]}"
+        )
+    ncols = max(len(most), len(least))
+    cells = [*most, *[None] * (ncols - len(most)), *least, *[None] * (ncols - len(least))]
+    fig = _image_grid_figure(
+        cells,
+        2,
+        ncols,
+        title=title,
+        row_labels=("Most", "Least"),
+        cell_inches=cell_inches,
+        vmin=vmin,
+        vmax=vmax,
+    )
+    return _save(fig, path)
+
+
+def beta_over_training(
+    betas: Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    *,
+    xlabel: str = "Optimizer step",
+    title: str = "β over training",
+) -> str:
+    """β against training time, one line per schedule.
+
+    Args:
+        betas: mapping from a schedule's name to its β at every step (or epoch).
+        path: the PNG file to write.
+        xlabel: what the horizontal axis counts.
+        title: the figure title.
+
+    Returns:
+        The path written.
+    """
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for label, values in betas.items():
+        values = np.asarray(values, np.float64)
+        ax.plot(np.arange(len(values)), values, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("β")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def terms_per_schedule(
+    kl: Mapping[str, np.ndarray],
+    reconstruction: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    *,
+    title: str = "KL and reconstruction terms per β schedule",
+) -> str:
+    """Two panels, the KL term and the reconstruction term per epoch, one line per schedule.
+
+    Each series is an array of shape (runs, epochs) (or (epochs,)); the line is the mean over
+    runs and the band spans their minimum to maximum.
+
+    Args:
+        kl: mapping from a schedule's name to its per-epoch KL term.
+        reconstruction: mapping from the same names to the per-epoch reconstruction term.
+        path: the PNG file to write.
+        title: the figure title.
+
+    Returns:
+        The path written.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for ax, series, name in ((axes[0], kl, "KL term"), (axes[1], reconstruction, "Reconstruction")):
+        for label, values in series.items():
+            values = np.atleast_2d(np.asarray(values, np.float64))
+            epochs = np.arange(1, values.shape[1] + 1)
+            (line,) = ax.plot(epochs, np.nanmean(values, axis=0), label=label)
+            if values.shape[0] > 1:
+                low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+                ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(f"{name} (nats per example)")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

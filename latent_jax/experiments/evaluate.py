@@ -1,0 +1,156 @@
+"""Scores a trained VAE run: IWAE bound, negative log-likelihood, active units, KL per dimension.
+
+``latent-jax evaluate RUN_DIR`` reads a run folder written by ``latent-jax vae`` (its
+config.json, the latest checkpoint under checkpoints/), reloads the same data split and
+normalization, and scores the chosen split with β = 1 (:func:`latent_jax.metrics.evaluate_vae`):
+
+* ``elbo``: the ELBO per example (closed-form KL, the reconstruction term sampled);
+* ``iwae``: the importance-weighted bound with ``--k`` samples, and ``nll_nats`` = -iwae,
+  ``nll_bits_per_dim`` = nll_nats / (D ln 2), with D the number of pixel values;
+* ``active_units``: latent dimensions whose posterior mean varies over the data (> 0.01);
+* ``kl_per_dim``: the KL term of each latent dimension, averaged over the data.
+
+The numbers are densities of the data as the model sees them (after the run's normalization).
+A run trained with the seed's summed squared error (``--likelihood sse``) is scored as the
+Gaussian of variance 1/2 whose negative log-density that error is, up to a constant. The results
+are printed and merged into RUN_DIR/metrics.json under ``evaluation``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from latent_jax import checkpoint as ckpt
+from latent_jax import metrics
+from latent_jax.experiments import common, vae_faces
+from latent_jax.models.conv import ConvVAE
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Registers this command's flags."""
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by latent-jax vae")
+    parser.add_argument("--k", type=int, default=1000, help="IWAE samples (default 1000)")
+    parser.add_argument(
+        "--split", choices=("test", "train"), default="test", help="which split (default test)"
+    )
+    parser.add_argument(
+        "--elbo-samples", type=int, default=10, help="draws per example of the ELBO (default 10)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="examples per compiled call (default 32)"
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, default=100, help="IWAE samples decoded at once (default 100)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist: is this a run folder of latent-jax vae?")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            return json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from error
+
+
+def load_run(run_dir: str) -> tuple[ConvVAE, dict, argparse.Namespace]:
+    """The model, its trained variables and the resolved flags of a ``latent-jax vae`` run.
+
+    Raises:
+        FileNotFoundError: for a missing folder, config.json or checkpoint.
+        latent_jax.checkpoint.CheckpointError: for a checkpoint that does not fit the model.
+    """
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    config = _read_json(os.path.join(run_dir, "config.json"))
+    missing = [
+        k for k in ("image_shape", "hidden_dim", "latent_dim", "likelihood") if k not in config
+    ]
+    if missing:
+        raise ValueError(f"{run_dir}/config.json lacks {missing}: not a run of latent-jax vae")
+    args = argparse.Namespace(**config)
+    model = ConvVAE(
+        image_shape=tuple(config["image_shape"]),
+        hidden_dim=config["hidden_dim"],
+        latent_dim=config["latent_dim"],
+    )
+    manifest = ckpt.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if manifest is None:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(run_dir, 'checkpoints')}")
+    loaded = ckpt.load_checkpoint(manifest)
+    try:
+        state = loaded.tree["state"]
+        variables = {"params": state["params"], **(state.get("model_state") or {})}
+    except (KeyError, TypeError) as error:
+        raise ckpt.CheckpointError(f"{loaded.path} holds no trained state: {error}") from error
+    shape = (1, *config["image_shape"])
+    template = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), np.zeros(shape, np.float32), jax.random.key(1))
+    )
+    want = jax.tree_util.tree_structure(template)
+    got = jax.tree_util.tree_structure(variables)
+    if want != got or any(
+        tuple(a.shape) != tuple(np.shape(b))
+        for a, b in zip(jax.tree.leaves(template), jax.tree.leaves(variables), strict=True)
+    ):
+        raise ckpt.CheckpointError(f"checkpoint {loaded.path} does not match the run's model")
+    variables = jax.tree.map(lambda a: np.asarray(a, np.float32), variables)
+    return model, variables, args
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Scores the run and returns the evaluation merged into its ``metrics.json``."""
+    for name in ("k", "elbo_samples", "batch_size", "chunk_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    run_dir = os.fspath(args.run_dir)
+    model, variables, run_args = load_run(run_dir)
+    dataset = vae_faces.load_data(run_args)
+    x = dataset.x_test if args.split == "test" else dataset.x_train
+    result = metrics.evaluate_vae(
+        model,
+        variables,
+        x,
+        jax.random.key(args.seed),
+        num_samples=args.k,
+        likelihood=run_args.likelihood,
+        elbo_samples=args.elbo_samples,
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+    )
+    result.update({"split": args.split, "likelihood": run_args.likelihood, "seed": args.seed})
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    payload = _read_json(metrics_path) if os.path.exists(metrics_path) else {}
+    payload["evaluation"] = result
+    common.write_json(metrics_path, payload)
+    _print_summary(result, run_dir)
+    return result
+
+
+def _print_summary(result: dict, run_dir: str) -> None:
+    scored = "Gaussian, variance 1/2" if result["likelihood"] == "sse" else result["likelihood"]
+    print(
+        f"{run_dir}: {result['n_examples']} {result['split']} examples of {result['n_features']} "
+        f"values, likelihood {scored}, beta = 1"
+    )
+    print(f"ELBO per example        {result['elbo']:.4f} ± {result['elbo_sem']:.4f} nats")
+    print(
+        f"IWAE (k={result['num_samples']})".ljust(24)
+        + f"{result['iwae']:.4f} ± {result['iwae_sem']:.4f} nats"
+    )
+    print(
+        f"NLL estimate            {result['nll_nats']:.4f} nats, "
+        f"{result['nll_bits_per_dim']:.4f} bits/dim"
+    )
+    print(f"active units            {result['active_units']} of {result['latent_dim']}")
+    kl = " ".join(f"{v:.3f}" for v in result["kl_per_dim"])
+    print(f"KL per dimension        {kl} (total {result['kl']:.4f})")
+    print(f"Merged into {os.path.join(run_dir, 'metrics.json')} under 'evaluation'.")

@@ -1,0 +1,478 @@
+r"""How good is a trained VAE: marginal likelihood bounds and posterior-collapse diagnostics.
+
+* :func:`iwae_bound`: the importance-weighted bound of Burda et al. (2016),
+
+  .. math::
+
+      \mathcal{L}_k(x) = \mathbb{E}_{z_{1..k} \sim q(z|x)}\Big[\log \frac1k \sum_{i=1}^k
+      \frac{p(x \mid z_i)\, p(z_i)}{q(z_i \mid x)}\Big],
+
+  a lower bound on :math:`\log p(x)` that is non-decreasing in :math:`k`, equals the ELBO at
+  :math:`k = 1` and tends to :math:`\log p(x)` as :math:`k \to \infty`. The samples are drawn
+  and decoded in chunks and combined with a streaming ``logsumexp``, so memory grows with the
+  chunk, not with :math:`k`: ``k`` in the thousands fits. Sample ``i`` always uses the key
+  ``fold_in(key, i)``, so the result does not depend on the chunk size.
+* :func:`elbo`: the usual estimator (reconstruction term by sampling, closed-form KL).
+* :func:`active_units` (Burda et al. §5.2): latent dimension :math:`u` is active when
+  :math:`\mathrm{Var}_x(\mathbb{E}_{q(z|x)}[z_u]) > 0.01`; a collapsed dimension's posterior
+  mean ignores the input.
+* :func:`kl_per_dimension`: :math:`D_{KL}(q(z_u|x)\,\|\,\mathcal{N}(0,1))` averaged over the
+  data, one value per latent dimension (a collapsed dimension's is about 0).
+* :func:`evaluate_vae`: all of them over a dataset, with the negative log-likelihood estimate
+  :math:`-\mathcal{L}_k` in nats and in bits per dimension.
+
+Every function works for any VAE of the library (``encode(x) -> (mean, logvar)`` and
+``decode(z) -> output``, see :mod:`latent_jax.objectives`) and any of its likelihoods, named as
+in :func:`latent_jax.objectives.vae_objective`:
+
+* ``"gaussian"``: :math:`\mathcal{N}(x; \hat x, e^{l} I)` with ``obs_logvar`` :math:`l` a
+  number, or ``"learned"`` for the model's ``observation_logvar()``;
+* ``"bernoulli"``: independent Bernoullis with the decoder output as logits (for grey levels in
+  [0, 1] the continuous relaxation, not a normalized density);
+* ``"sse"``: the summed squared error is :math:`-\log\mathcal{N}(x; \hat x, \tfrac12 I)` up to
+  the constant :math:`\tfrac D2\log\pi`, so it is scored as that Gaussian (variance 1/2).
+
+Bounds are per example, in nats, for the data as the model sees them (after any
+normalization: a density of standardized pixels differs from one of raw pixels by the log
+of the scaling's Jacobian).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array, lax
+
+from latent_jax.gaussian import (
+    bernoulli_log_likelihood,
+    gaussian_log_likelihood,
+    kl_standard_normal,
+)
+from latent_jax.generate import _method_kwargs
+from latent_jax.objectives import LIKELIHOODS
+
+__all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
+    "active_units",
+    "elbo",
+    "evaluate_vae",
+    "iwae_bound",
+    "kl_per_dimension",
+    "log_likelihood",
+]
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+# The summed squared error is the negative log-density of a Gaussian of variance 1/2.
+_SSE_LOGVAR = math.log(0.5)
+
+
+def _check_likelihood(likelihood: Any, obs_logvar: Any) -> None:
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    if isinstance(obs_logvar, str):
+        if obs_logvar != "learned":
+            raise ValueError(f'obs_logvar must be a number or "learned", got {obs_logvar!r}')
+        if likelihood != "gaussian":
+            raise ValueError(
+                f'obs_logvar="learned" needs likelihood="gaussian", got {likelihood!r}'
+            )
+    elif isinstance(obs_logvar, bool) or not isinstance(obs_logvar, int | float):
+        raise TypeError(f'obs_logvar must be a real number or "learned", got {obs_logvar!r}')
+    elif not math.isfinite(obs_logvar):
+        raise ValueError(f"obs_logvar must be finite, got {obs_logvar=}")
+
+
+def _check_positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {name}={value}")
+    return int(value)
+
+
+def _check_data(x: Any) -> Array:
+    x = jnp.asarray(x, jnp.float32)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (n >= 1, ...features), got shape {x.shape}")
+    if not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError("x contains NaN or infinite values")
+    return x
+
+
+def _check_key(key: Any) -> Array:
+    if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        raise TypeError(f"key must be a jax.random.key(seed), got {type(key).__name__}")
+    return key
+
+
+def log_likelihood(
+    x: Array, output: Array, likelihood: str, obs_logvar: float | Array = 0.0
+) -> Array:
+    r""":math:`\log p(x \mid z)` of each example, given the decoder's output.
+
+    Args:
+        x: array of shape (batch, ...features).
+        output: the decoder's output for ``x``'s latents, same shape.
+        likelihood: ``"gaussian"``, ``"bernoulli"`` or ``"sse"`` (see the module docstring).
+        obs_logvar: the Gaussian's log-variance (a number or a traced array); ignored otherwise.
+
+    Returns:
+        Array of shape (batch,).
+    """
+    x = jnp.reshape(x, (x.shape[0], -1))
+    output = jnp.reshape(output, (output.shape[0], -1))
+    if likelihood == "bernoulli":
+        return bernoulli_log_likelihood(x, output)
+    logvar = _SSE_LOGVAR if likelihood == "sse" else obs_logvar
+    return gaussian_log_likelihood(x, output, logvar)
+
+
+def _noise_logvar(model: Any, variables: Any, likelihood: str, obs_logvar: Any) -> Any:
+    if isinstance(obs_logvar, str):
+        return model.apply(variables, method="observation_logvar")
+    return obs_logvar
+
+
+def _encode(model: Any, variables: Any, x: Array) -> tuple[Array, Array]:
+    kwargs = _method_kwargs(model, "encode", None)
+    out = model.apply(variables, x, method="encode", **kwargs)
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        raise TypeError(f"{type(model).__name__}.encode must return (mean, logvar) for a VAE")
+    mean, logvar = out
+    return jnp.reshape(mean, (x.shape[0], -1)), jnp.reshape(logvar, (x.shape[0], -1))
+
+
+def _decode(model: Any, variables: Any, z: Array) -> Array:
+    return model.apply(variables, z, method="decode", **_method_kwargs(model, "decode", None))
+
+
+def _log_weights(
+    model: Any,
+    variables: Any,
+    x: Array,
+    mean: Array,
+    logvar: Array,
+    keys: Array,
+    likelihood: str,
+    noise: Any,
+) -> Array:
+    """log p(x, z_i) - log q(z_i | x) for the samples of ``keys`` (m,): shape (m, batch)."""
+    m, batch = keys.shape[0], x.shape[0]
+    eps = jax.vmap(lambda k: jax.random.normal(k, mean.shape, mean.dtype))(keys)
+    z = mean + jnp.exp(0.5 * logvar) * eps
+    output = _decode(model, variables, jnp.reshape(z, (m * batch, -1)))
+    x_rep = jnp.broadcast_to(x, (m, *x.shape)).reshape((m * batch, *x.shape[1:]))
+    log_px = log_likelihood(x_rep, output, likelihood, noise).reshape((m, batch))
+    log_pz = gaussian_log_likelihood(z, 0.0, 0.0)
+    # log q(z|x) from eps itself: exact, no cancellation of (z - mean) / sigma.
+    log_qz = -0.5 * jnp.sum(math.log(2 * math.pi) + logvar + jnp.square(eps), axis=-1)
+    return log_px + log_pz - log_qz
+
+
+@functools.partial(
+    jax.jit, static_argnames=("model", "num_samples", "chunk_size", "likelihood", "obs_logvar")
+)
+def _iwae_kernel(
+    variables: Any,
+    x: Array,
+    key: Array,
+    *,
+    model: Any,
+    num_samples: int,
+    chunk_size: int,
+    likelihood: str,
+    obs_logvar: Any,
+) -> Array:
+    mean, logvar = _encode(model, variables, x)
+    noise = _noise_logvar(model, variables, likelihood, obs_logvar)
+    n_chunks = -(-num_samples // chunk_size)
+
+    def body(acc: Array, chunk: Array) -> tuple[Array, None]:
+        index = chunk * chunk_size + jnp.arange(chunk_size)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(index)
+        log_w = _log_weights(model, variables, x, mean, logvar, keys, likelihood, noise)
+        # Samples past num_samples (the last chunk's padding) get weight zero.
+        log_w = jnp.where((index < num_samples)[:, None], log_w, -jnp.inf)
+        return jnp.logaddexp(acc, jax.nn.logsumexp(log_w, axis=0)), None
+
+    start = jnp.full((x.shape[0],), -jnp.inf, mean.dtype)
+    total, _ = lax.scan(body, start, jnp.arange(n_chunks))
+    return total - math.log(num_samples)
+
+
+def iwae_bound(
+    model: Any,
+    variables: Mapping[str, Any],
+    x: Any,
+    key: Array,
+    *,
+    num_samples: int,
+    likelihood: str = "gaussian",
+    obs_logvar: float | str = 0.0,
+    chunk_size: int = 128,
+) -> Array:
+    r"""The importance-weighted bound :math:`\mathcal{L}_k` of each example (one draw of it).
+
+    Args:
+        model: a linen VAE with ``encode`` and ``decode``.
+        variables: its variables (``{"params": ..., **collections}``); inference mode.
+        x: array of shape (batch, ...features).
+        key: a ``jax.random`` key; sample ``i`` draws its noise from ``fold_in(key, i)``.
+        num_samples: k >= 1.
+        likelihood: ``"gaussian"``, ``"bernoulli"`` or ``"sse"``.
+        obs_logvar: the Gaussian's log-variance, or ``"learned"``.
+        chunk_size: samples drawn and decoded at once (memory ~ chunk_size * batch * features);
+            the result does not depend on it.
+
+    Returns:
+        Array of shape (batch,): :math:`\log \frac1k \sum_i w_i` in nats (k = 1: the ELBO
+        estimator with the KL term sampled).
+    """
+    _check_likelihood(likelihood, obs_logvar)
+    num_samples = _check_positive("num_samples", num_samples)
+    chunk_size = min(_check_positive("chunk_size", chunk_size), num_samples)
+    return _iwae_kernel(
+        variables,
+        _check_data(x),
+        _check_key(key),
+        model=model,
+        num_samples=num_samples,
+        chunk_size=chunk_size,
+        likelihood=likelihood,
+        obs_logvar=obs_logvar,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("model", "num_samples", "likelihood", "obs_logvar"))
+def _elbo_kernel(
+    variables: Any,
+    x: Array,
+    key: Array,
+    *,
+    model: Any,
+    num_samples: int,
+    likelihood: str,
+    obs_logvar: Any,
+) -> Array:
+    mean, logvar = _encode(model, variables, x)
+    noise = _noise_logvar(model, variables, likelihood, obs_logvar)
+
+    def one(i: Array) -> Array:
+        eps = jax.random.normal(jax.random.fold_in(key, i), mean.shape, mean.dtype)
+        output = _decode(model, variables, mean + jnp.exp(0.5 * logvar) * eps)
+        return log_likelihood(x, output, likelihood, noise)
+
+    reconstruction = jnp.mean(lax.map(one, jnp.arange(num_samples)), axis=0)
+    return reconstruction - kl_standard_normal(mean, logvar)
+
+
+def elbo(
+    model: Any,
+    variables: Mapping[str, Any],
+    x: Any,
+    key: Array,
+    *,
+    num_samples: int = 1,
+    likelihood: str = "gaussian",
+    obs_logvar: float | str = 0.0,
+) -> Array:
+    r"""The ELBO estimator :math:`\frac1S\sum_s \log p(x|z_s) - D_{KL}(q(z|x)\,\|\,p(z))`.
+
+    The KL term in closed form, the reconstruction term averaged over ``num_samples`` draws
+    (sample ``s`` uses ``fold_in(key, s)``, as in :func:`iwae_bound`). Its expectation is
+    :math:`\mathcal{L}_1`; with β = 1 it is minus the loss of
+    :func:`latent_jax.objectives.vae_objective` (except for ``"sse"``, scored here as a
+    normalized Gaussian).
+
+    Args:
+        model: a linen VAE with ``encode`` and ``decode``.
+        variables: its variables.
+        x: array of shape (batch, ...features).
+        key: a ``jax.random`` key.
+        num_samples: S >= 1.
+        likelihood: ``"gaussian"``, ``"bernoulli"`` or ``"sse"``.
+        obs_logvar: the Gaussian's log-variance, or ``"learned"``.
+
+    Returns:
+        Array of shape (batch,), in nats.
+    """
+    _check_likelihood(likelihood, obs_logvar)
+    num_samples = _check_positive("num_samples", num_samples)
+    return _elbo_kernel(
+        variables,
+        _check_data(x),
+        _check_key(key),
+        model=model,
+        num_samples=num_samples,
+        likelihood=likelihood,
+        obs_logvar=obs_logvar,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _encode_kernel(variables: Any, x: Array, *, model: Any) -> tuple[Array, Array]:
+    return _encode(model, variables, x)
+
+
+def _batches(x: Array, batch_size: int) -> list[tuple[Array, int]]:
+    """Rows in batches of one shape (the last padded by repeating row 0): (batch, n_real)."""
+    n = x.shape[0]
+    size = min(batch_size, n)
+    out = []
+    for start in range(0, n, size):
+        rows = x[start : start + size]
+        real = rows.shape[0]
+        if real < size:
+            rows = jnp.concatenate([rows, jnp.broadcast_to(x[:1], (size - real, *x.shape[1:]))])
+        out.append((rows, real))
+    return out
+
+
+def _posterior(model: Any, variables: Any, x: Any, batch_size: int) -> tuple[Array, Array]:
+    x = _check_data(x)
+    batch_size = _check_positive("batch_size", batch_size)
+    means, logvars = [], []
+    for rows, real in _batches(x, batch_size):
+        mean, logvar = _encode_kernel(variables, rows, model=model)
+        means.append(mean[:real])
+        logvars.append(logvar[:real])
+    return jnp.concatenate(means), jnp.concatenate(logvars)
+
+
+def active_units(
+    model: Any,
+    variables: Mapping[str, Any],
+    x: Any,
+    *,
+    threshold: float = ACTIVE_UNIT_THRESHOLD,
+    batch_size: int = 512,
+) -> tuple[int, np.ndarray]:
+    r"""Active latent units: :math:`A_u = \mathrm{Var}_x(\mathbb{E}_{q(z|x)}[z_u]) > 0.01`.
+
+    Args:
+        model: a linen VAE with ``encode``.
+        variables: its variables.
+        x: array of shape (n, ...features), n >= 2.
+        threshold: the activity threshold (Burda et al. use 0.01).
+        batch_size: rows encoded at once.
+
+    Returns:
+        ``(count, activity)``: the number of active units and the per-dimension variance of
+        the posterior mean over the data (population variance), array of shape (latent_dim,).
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
+    mean, _ = _posterior(model, variables, x, batch_size)
+    if mean.shape[0] < 2:
+        raise ValueError(f"x needs at least 2 rows for a variance, got {mean.shape[0]}")
+    activity = np.var(np.asarray(mean, np.float64), axis=0)
+    return int(np.sum(activity > threshold)), activity
+
+
+def kl_per_dimension(
+    model: Any, variables: Mapping[str, Any], x: Any, *, batch_size: int = 512
+) -> np.ndarray:
+    r""":math:`\frac1N\sum_n D_{KL}(q(z_u|x_n)\,\|\,\mathcal{N}(0, 1))` for every dimension u.
+
+    Args:
+        model: a linen VAE with ``encode``.
+        variables: its variables.
+        x: array of shape (n, ...features).
+        batch_size: rows encoded at once.
+
+    Returns:
+        Array of shape (latent_dim,), in nats; its sum is the mean KL term of the ELBO.
+    """
+    mean, logvar = _posterior(model, variables, x, batch_size)
+    per_dim = kl_standard_normal(mean[..., None], logvar[..., None])
+    return np.asarray(jnp.mean(per_dim, axis=0))
+
+
+def evaluate_vae(
+    model: Any,
+    variables: Mapping[str, Any],
+    x: Any,
+    key: Array,
+    *,
+    num_samples: int = 1000,
+    likelihood: str = "gaussian",
+    obs_logvar: float | str = 0.0,
+    elbo_samples: int = 100,
+    batch_size: int = 64,
+    chunk_size: int = 128,
+) -> dict[str, Any]:
+    """Marginal-likelihood estimates and collapse diagnostics of a VAE over a dataset.
+
+    Batch ``b`` of the data uses the keys ``fold_in(key, 2b)`` (IWAE) and ``fold_in(key, 2b+1)``
+    (ELBO).
+
+    Args:
+        model: a linen VAE with ``encode`` and ``decode``.
+        variables: its variables.
+        x: array of shape (n, ...features), n >= 2.
+        key: a ``jax.random`` key.
+        num_samples: k of the IWAE bound.
+        likelihood: ``"gaussian"``, ``"bernoulli"`` or ``"sse"``.
+        obs_logvar: the Gaussian's log-variance, or ``"learned"``.
+        elbo_samples: draws per example of the ELBO's reconstruction term.
+        batch_size: examples per compiled call.
+        chunk_size: IWAE samples decoded at once.
+
+    Returns:
+        A dict of floats: ``elbo`` and ``iwae`` (means per example, nats) and their standard
+        errors over the examples ``elbo_sem``, ``iwae_sem``; ``nll_nats`` (``-iwae``),
+        ``nll_bits_per_dim``; ``num_samples``; ``active_units`` and ``latent_dim``;
+        ``kl_per_dim`` (list) and ``kl`` (its sum); ``posterior_mean_variance`` (list, the
+        activity of each unit); ``n_examples`` and ``n_features``.
+    """
+    _check_likelihood(likelihood, obs_logvar)
+    data = _check_data(x)
+    key = _check_key(key)
+    num_samples = _check_positive("num_samples", num_samples)
+    elbo_samples = _check_positive("elbo_samples", elbo_samples)
+    batch_size = _check_positive("batch_size", batch_size)
+    chunk_size = min(_check_positive("chunk_size", chunk_size), num_samples)
+    common = {"model": model, "likelihood": likelihood, "obs_logvar": obs_logvar}
+    iwae_values, elbo_values = [], []
+    for b, (rows, real) in enumerate(_batches(data, batch_size)):
+        bound = _iwae_kernel(
+            variables,
+            rows,
+            jax.random.fold_in(key, 2 * b),
+            num_samples=num_samples,
+            chunk_size=chunk_size,
+            **common,
+        )
+        estimate = _elbo_kernel(
+            variables, rows, jax.random.fold_in(key, 2 * b + 1), num_samples=elbo_samples, **common
+        )
+        iwae_values.append(np.asarray(bound[:real], np.float64))
+        elbo_values.append(np.asarray(estimate[:real], np.float64))
+    iwae_all, elbo_all = np.concatenate(iwae_values), np.concatenate(elbo_values)
+    n, n_features = int(data.shape[0]), int(np.prod(data.shape[1:]))
+    count, activity = active_units(model, variables, data)
+    kl_dims = kl_per_dimension(model, variables, data)
+    iwae_mean = float(np.mean(iwae_all))
+    sem = 1.0 / math.sqrt(max(n - 1, 1))
+    return {
+        "elbo": float(np.mean(elbo_all)),
+        "elbo_sem": float(np.std(elbo_all) * sem),
+        "iwae": iwae_mean,
+        "iwae_sem": float(np.std(iwae_all) * sem),
+        "num_samples": num_samples,
+        "nll_nats": -iwae_mean,
+        "nll_bits_per_dim": -iwae_mean / (n_features * math.log(2.0)),
+        "active_units": count,
+        "latent_dim": int(activity.shape[0]),
+        "posterior_mean_variance": activity.tolist(),
+        "kl_per_dim": kl_dims.tolist(),
+        "kl": float(np.sum(kl_dims)),
+        "n_examples": n,
+        "n_features": n_features,
+    }

@@ -1,0 +1,54 @@
+"""The β-schedule study (``latent-jax beta-study``) on a tiny configuration."""
+
+import json
+
+import numpy as np
+import pytest
+
+from latent_jax import cli
+from latent_jax.experiments import beta_schedules
+
+EPOCHS, SEEDS, LATENT = 3, 2, 4
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("beta")
+    flags = ["--epochs", str(EPOCHS), "--seeds", str(SEEDS), "--schedules", "constant,cyclical"]
+    flags += ["--iwae-k", "5", "--hidden-dims", "16", "--latent-dim", str(LATENT)]
+    flags += ["--elbo-samples", "2", "--quiet", "--out", str(out)]
+    assert cli.main(["beta-study", *flags]) == 0
+    return out
+
+
+def test_writes_metrics_history_and_figures(study):
+    result = json.loads((study / "metrics.json").read_text())
+    assert result["likelihood"] == "bernoulli" and result["seeds"] == SEEDS
+    assert set(result["schedules"]) == {"constant", "cyclical"}
+    for row in result["schedules"].values():
+        assert len(row["test_elbo"]["runs"]) == SEEDS
+        assert all(0 <= a <= LATENT for a in row["active_units"]["runs"])
+        assert len(row["kl_per_dim"]) == LATENT
+        assert np.isclose(sum(row["kl_per_dim"]), row["kl"]["mean"], rtol=1e-4)
+        # IWAE with k = 5 is at least the ELBO up to sampling noise.
+        assert row["test_nll_nats"]["mean"] <= -row["test_elbo"]["mean"] + 0.5
+    history = json.loads((study / "history.json").read_text())
+    assert np.shape(history["cyclical"]["train_kl"]) == (SEEDS, EPOCHS)
+    for name in ("beta_schedules.png", "schedule_terms.png", "config.json"):
+        assert (study / name).is_file()
+
+
+def test_schedules_follow_their_definitions():
+    total = 400
+    steps = np.arange(total)
+    constant = np.asarray(beta_schedules.make_schedule("constant", total)(steps))
+    linear = np.asarray(beta_schedules.make_schedule("linear", total, 0.25)(steps))
+    cyclical = np.asarray(beta_schedules.make_schedule("cyclical", total)(steps))
+    seed = np.asarray(beta_schedules.make_schedule("monotonic-seed", total)(steps))
+    assert np.all(constant == 1.0)
+    assert linear[0] == 0.0 and linear[50] == pytest.approx(0.5) and np.all(linear[100:] == 1.0)
+    # Four cycles of 100 steps: a ramp over the first 50, then held at 1.
+    assert np.all(cyclical[[0, 100, 200, 300]] == 0.0) and np.all(cyclical[50:100] == 1.0)
+    assert seed.max() <= 1.0 / 30.0
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        beta_schedules.make_schedule("sigmoid", total)
