@@ -47,9 +47,23 @@ INTERPOLATIONS = ("linear", "slerp")
 _PARALLEL_COSINE = 1.0 - 1e-6
 
 
-def _method_kwargs(
-    model: Any, method: str, apply_kwargs: Mapping[str, Any] | None
+def inference_kwargs(
+    model: Any, method: str, apply_kwargs: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
+    """The keyword arguments that call ``model``'s ``method`` in inference mode.
+
+    Args:
+        model: a linen module.
+        method: the name of one of its methods (``"encode"``, ``"decode"``, ...).
+        apply_kwargs: extra keyword arguments, which override the inference flags.
+
+    Returns:
+        The flags of ``INFERENCE_FLAGS`` that ``method`` declares (e.g. ``train=False``),
+        updated with ``apply_kwargs``.
+
+    Raises:
+        TypeError: if the model has no such method.
+    """
     function = getattr(type(model), method, None)
     if function is None or not callable(function):
         raise TypeError(f"model {type(model).__name__} has no {method}() method")
@@ -68,7 +82,7 @@ def _apply(
     model: Any, variables: Any, x: Array, method: str, apply_kwargs: Mapping[str, Any] | None
 ) -> Any:
     """``model.apply`` in inference mode, compiled once per model, method and shape."""
-    kwargs = _method_kwargs(model, method, apply_kwargs)
+    kwargs = inference_kwargs(model, method, apply_kwargs)
     static = tuple(sorted(kwargs.items()))
     try:
         hash((model, static))

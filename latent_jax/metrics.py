@@ -54,7 +54,7 @@ from latent_jax.gaussian import (
     gaussian_log_likelihood,
     kl_standard_normal,
 )
-from latent_jax.generate import _method_kwargs
+from latent_jax.generate import inference_kwargs
 from latent_jax.objectives import LIKELIHOODS
 
 __all__ = [
@@ -140,7 +140,7 @@ def _noise_logvar(model: Any, variables: Any, likelihood: str, obs_logvar: Any) 
 
 
 def _encode(model: Any, variables: Any, x: Array) -> tuple[Array, Array]:
-    kwargs = _method_kwargs(model, "encode", None)
+    kwargs = inference_kwargs(model, "encode", None)
     out = model.apply(variables, x, method="encode", **kwargs)
     if not isinstance(out, tuple | list) or len(out) != 2:
         raise TypeError(f"{type(model).__name__}.encode must return (mean, logvar) for a VAE")
@@ -149,7 +149,7 @@ def _encode(model: Any, variables: Any, x: Array) -> tuple[Array, Array]:
 
 
 def _decode(model: Any, variables: Any, z: Array) -> Array:
-    return model.apply(variables, z, method="decode", **_method_kwargs(model, "decode", None))
+    return model.apply(variables, z, method="decode", **inference_kwargs(model, "decode", None))
 
 
 def _log_weights(
