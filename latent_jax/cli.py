@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "evaluate": ("evaluate", "IWAE bound, NLL, active units and KL per dimension of a VAE run"),
     "linear-vae": ("linear_vae", "linear VAE against probabilistic PCA: ELBO, IWAE, angles"),
     "beta-study": ("beta_schedules", "beta schedules compared on digits over several seeds"),
+    "denoise": ("denoising", "denoising autoencoders against PCA projection and a plain AE"),
+    "anomaly": ("anomaly", "anomaly detection: PCA, PPCA, AE, VAE against IsolationForest, OCSVM"),
 }
 
 

@@ -1,0 +1,472 @@
+"""Anomaly detection with latent_jax's detectors against scikit-learn's common baselines.
+
+Two tasks on bundled data (``--task``):
+
+* ``faces``: faces against non-faces. scikit-image's LFW subset holds 100 face crops and 100
+  non-face crops (25x25). The detectors train on a split of the faces and score the
+  held-out faces (normal) and all 100 non-faces (anomalous); with 30 held-out faces one
+  split's AUROC is noisy, so the metrics are means over ``--splits`` random splits.
+* ``digits``: one-class digits. scikit-learn's 8x8 digits are split in half (stratified);
+  for each class in ``--classes`` the detectors train on that class's training images and
+  score the whole test half, where every other class is anomalous. Reported per class and
+  as the mean over classes.
+
+``--data PATH`` runs on your own data instead: a table (``.csv``, or ``.npy``/``.npz`` of shape
+(n, features)) with ``--label-column`` (rows whose label is ``--normal-label`` are normal,
+the others anomalous), or images (a folder with one subfolder per class, or a ``.npy`` of
+shape (n, height, width[, channels])). With labels, the detectors train on a split of the
+normal rows and are scored on the rest; without labels they train on everything and the
+flagged rows are reported.
+
+Methods: latent_jax's :class:`~latent_jax.anomaly.AnomalyDetector` with ``pca`` (reconstruction
+error, which is also the classic baseline), ``ppca`` (negative log-likelihood),
+``autoencoder`` (reconstruction error) and ``vae`` (scored twice from one trained model:
+negative ELBO, ``vae-elbo``, and negative log reconstruction probability, ``vae-recprob``);
+baselines ``isolation-forest`` and ``one-class-svm`` (scikit-learn defaults, scored with
+``-score_samples``). Metrics: AUROC and average precision (anomalies are the positive class)
+from ``sklearn.metrics``.
+
+Writes into --out: metrics.json, config.json, and per task ``<task>_score_histograms.png``,
+``<task>_roc.png`` and ``<task>_ranked.png`` (the most and least anomalous test images under
+the best latent_jax detector; for digits, of the class ``--show-class``), and the fitted
+detectors of the faces task (or of your data) under detectors/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+from latent_jax import data as data_lib
+from latent_jax import image_data, plots
+from latent_jax.anomaly import AnomalyDetector
+from latent_jax.experiments import common
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("faces", "digits", "all")
+DETECTORS = ("pca", "ppca", "autoencoder", "vae")
+BASELINES = ("isolation-forest", "one-class-svm")
+# The methods the comparison is about: the PCA baseline is latent_jax's "pca" detector.
+CANDIDATES = ("ppca", "autoencoder", "vae-elbo", "vae-recprob")
+N_RANKED = 10
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers such as 0,1,2, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [n for n in names if n not in DETECTORS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"--methods must be a subset of {DETECTORS}, got {text!r}")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Registers this experiment's flags."""
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--task", choices=TASKS, default="all", help="bundled task(s) to run (default: all)"
+    )
+    data.add_argument(
+        "--data",
+        default=None,
+        help="your own data instead of --task: a .csv/.npy/.npz table or images (folder, .npy)",
+    )
+    data.add_argument("--label-column", type=int, default=None, help="label column of a table")
+    data.add_argument(
+        "--normal-label", type=int, default=0, help="the label of normal rows (default 0)"
+    )
+    data.add_argument(
+        "--classes",
+        type=_ints,
+        default=tuple(range(10)),
+        help="digit classes to treat as normal, one at a time (default: 0-9)",
+    )
+    data.add_argument(
+        "--show-class", type=int, default=None, help="digit class of the figures (default: first)"
+    )
+    data.add_argument(
+        "--splits",
+        type=int,
+        default=5,
+        help="faces: random splits of the faces to average over (default 5)",
+    )
+    data.add_argument(
+        "--test-size",
+        type=float,
+        default=0.3,
+        help="held-out fraction of the normal data (faces, your data; digits use half)",
+    )
+    model = parser.add_argument_group("detectors")
+    model.add_argument(
+        "--methods",
+        type=_names,
+        default=DETECTORS,
+        help=f"latent_jax detectors, comma-separated (default: {','.join(DETECTORS)})",
+    )
+    model.add_argument("--contamination", type=float, default=0.1, help="for thresholds")
+    model.add_argument(
+        "--n-components",
+        type=float,
+        default=0.9,
+        help="PCA/PPCA components: an int, or the variance fraction to keep (default 0.9)",
+    )
+    model.add_argument(
+        "--architecture", choices=("auto", "mlp", "conv"), default="auto", help="AE/VAE models"
+    )
+    model.add_argument("--hidden-dims", type=_ints, default=(128, 64), help="MLP widths")
+    model.add_argument("--latent-dim", type=int, default=8)
+    model.add_argument("--epochs", type=int, default=200)
+    model.add_argument("--batch-size", type=int, default=32)
+    model.add_argument("--learning-rate", type=float, default=1e-3)
+    model.add_argument(
+        "--obs-logvar", type=float, default=-1.0, help="VAE Gaussian log-variance (default -1)"
+    )
+    model.add_argument("--seed", type=int, default=0, help="seed of splits and training")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--out", default="runs/anomaly", help="output folder")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name in ("epochs", "batch_size", "latent_dim"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.splits < 1:
+        raise ValueError(f"--splits must be >= 1, got {args.splits}")
+    if not 0.0 < args.test_size < 1.0:
+        raise ValueError(f"--test-size must be in (0, 1), got {args.test_size}")
+    bad = [c for c in args.classes if not 0 <= c <= 9]
+    if bad or not args.classes:
+        raise ValueError(f"--classes must be digits 0-9, got {args.classes}")
+    if args.show_class is not None and args.show_class not in args.classes:
+        raise ValueError(f"--show-class {args.show_class} is not one of --classes {args.classes}")
+    # Let the detector validate the rest (contamination, n_components, ...), before any work.
+    for method in args.methods:
+        AnomalyDetector(method, args.contamination, **_options(args, method))
+
+
+def _options(args: argparse.Namespace, method: str) -> dict[str, Any]:
+    if method in ("pca", "ppca"):
+        n = args.n_components
+        return {"n_components": int(n) if n >= 1 and float(n).is_integer() else n}
+    options = {
+        "architecture": args.architecture,
+        "hidden_dims": args.hidden_dims,
+        "latent_dim": args.latent_dim,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+        "quiet": args.quiet,
+    }
+    if method == "vae":
+        options["obs_logvar"] = args.obs_logvar
+    return options
+
+
+def fit_detectors(args: argparse.Namespace, train: np.ndarray) -> dict[str, AnomalyDetector | Any]:
+    """Every latent_jax detector the flags name and the two baselines, fitted on ``train``.
+
+    Returns:
+        Method name -> fitted detector; a scikit-learn baseline is a pipeline-like object
+        with ``score_samples`` (higher = more normal, as in scikit-learn).
+    """
+    fitted: dict[str, Any] = {}
+    for method in args.methods:
+        detector = AnomalyDetector(method, args.contamination, **_options(args, method))
+        detector.fit(train)
+        if method == "vae":
+            fitted["vae-elbo"] = detector
+            fitted["vae-recprob"] = detector.rescored("reconstruction_probability")
+        else:
+            fitted[method] = detector
+    flat = train.reshape(len(train), -1)
+    scaler = StandardScaler().fit(flat) if train.ndim == 2 else None
+    features = scaler.transform(flat) if scaler is not None else flat
+    forest = IsolationForest(random_state=args.seed).fit(features)
+    svm = OneClassSVM(gamma="scale").fit(features)
+    fitted["isolation-forest"] = _Baseline(forest, scaler)
+    fitted["one-class-svm"] = _Baseline(svm, scaler)
+    return fitted
+
+
+class _Baseline:
+    """A scikit-learn detector on flattened (and, for tables, standardized) rows."""
+
+    def __init__(self, model: Any, scaler: StandardScaler | None):
+        self.model, self.scaler = model, scaler
+
+    def score_samples(self, x: np.ndarray) -> np.ndarray:
+        """Anomaly scores, higher = more anomalous (scikit-learn's sign flipped)."""
+        flat = x.reshape(len(x), -1)
+        if self.scaler is not None:
+            flat = self.scaler.transform(flat)
+        return -self.model.score_samples(flat)
+
+
+def evaluate(
+    fitted: dict[str, Any], test: np.ndarray, is_anomaly: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """AUROC, average precision and scores of every method on a labelled test set.
+
+    Args:
+        fitted: from :func:`fit_detectors`.
+        test: array of shape (n, ...) in the training data's example shape.
+        is_anomaly: int array of shape (n,), 1 for anomalies.
+
+    Returns:
+        Method name -> ``{"auroc", "average_precision", "scores"}`` (and, for latent_jax
+        detectors, the fraction of normal and anomalous test rows ``predict`` flags).
+    """
+    out = {}
+    for name, detector in fitted.items():
+        scores = np.asarray(detector.score_samples(test), np.float64)
+        result = {
+            "auroc": float(roc_auc_score(is_anomaly, scores)),
+            "average_precision": float(average_precision_score(is_anomaly, scores)),
+            "scores": scores,
+        }
+        if isinstance(detector, AnomalyDetector):
+            flagged = scores > detector.threshold_
+            result["flagged_normal"] = float(flagged[is_anomaly == 0].mean())
+            result["flagged_anomalous"] = float(flagged[is_anomaly == 1].mean())
+        out[name] = result
+    return out
+
+
+def _best(results: dict[str, dict[str, Any]], key: str = "auroc") -> str | None:
+    candidates = [n for n in CANDIDATES if n in results]
+    return max(candidates, key=lambda n: results[n][key]) if candidates else None
+
+
+def _figures(
+    prefix: str,
+    title: str,
+    results: dict[str, dict[str, Any]],
+    test: np.ndarray,
+    is_anomaly: np.ndarray,
+    out: str,
+) -> None:
+    plots.score_histograms(
+        {
+            n: (r["scores"][is_anomaly == 0], r["scores"][is_anomaly == 1])
+            for n, r in results.items()
+        },
+        os.path.join(out, f"{prefix}_score_histograms.png"),
+        title=f"{title}: anomaly scores",
+    )
+    curves = {}
+    for name, r in results.items():
+        fpr, tpr, _ = roc_curve(is_anomaly, r["scores"])
+        curves[name] = (fpr, tpr, r["auroc"])
+    plots.roc_curves(curves, os.path.join(out, f"{prefix}_roc.png"), title=f"{title}: ROC")
+    best = _best(results) or next(iter(results))
+    if test.ndim >= 3:
+        order = np.argsort(-results[best]["scores"], kind="stable")
+        images = test if test.ndim == 4 else test[..., None]
+        plots.ranked_images(
+            images[order[:N_RANKED]],
+            images[order[::-1][:N_RANKED]],
+            os.path.join(out, f"{prefix}_ranked.png"),
+            title=f"{title}: most and least anomalous test images by {best}",
+            vmin=float(images.min()),
+            vmax=float(images.max()),
+        )
+
+
+def _strip_scores(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {n: {k: v for k, v in r.items() if k != "scores"} for n, r in results.items()}
+
+
+def run_faces(args: argparse.Namespace, out: str) -> dict[str, Any]:
+    """Faces against non-faces on scikit-image's LFW subset, over ``--splits`` random splits."""
+    images, labels = image_data.load_lfw_subset()
+    faces, non_faces = images[labels == 1], images[labels == 0]
+    per_split: dict[str, dict[str, list[float]]] = {}
+    for split in range(args.splits):
+        train, held_out = train_test_split(
+            faces, test_size=args.test_size, random_state=args.seed + split
+        )
+        test = np.concatenate([held_out, non_faces])
+        is_anomaly = np.r_[np.zeros(len(held_out)), np.ones(len(non_faces))].astype(int)
+        fitted = fit_detectors(args, train)
+        results = evaluate(fitted, test, is_anomaly)
+        for name, r in results.items():
+            entry = per_split.setdefault(name, {"auroc": [], "average_precision": []})
+            entry["auroc"].append(r["auroc"])
+            entry["average_precision"].append(r["average_precision"])
+        if split == 0:
+            _figures("faces", "Faces vs non-faces", results, test, is_anomaly, out)
+            _save_detectors(fitted, os.path.join(out, "detectors", "faces"))
+            first = _strip_scores(results)
+    methods = _mean_over(per_split)
+    for name, result in methods.items():
+        result.update({k: v for k, v in first[name].items() if k.startswith("flagged")})
+    return {
+        "n_train": len(train),
+        "n_test_normal": len(held_out),
+        "n_test_anomalous": len(non_faces),
+        "image_shape": list(images.shape[1:]),
+        "splits": args.splits,
+        "per_split": per_split,
+        "methods": methods,
+        "best_latent_jax": _best(methods),
+    }
+
+
+def _mean_over(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """Mean (and standard deviation) of each method's AUROC and average precision."""
+    return {
+        name: {
+            "auroc": float(np.mean(v["auroc"])),
+            "auroc_std": float(np.std(v["auroc"])),
+            "average_precision": float(np.mean(v["average_precision"])),
+        }
+        for name, v in runs.items()
+    }
+
+
+def run_digits(args: argparse.Namespace, out: str) -> dict[str, Any]:
+    """One-class digits: each class of ``--classes`` in turn is normal."""
+    images, labels = image_data.load_digit_images()
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=0.5, random_state=args.seed, stratify=labels
+    )
+    show = args.show_class if args.show_class is not None else args.classes[0]
+    per_class: dict[str, dict[str, list[float]]] = {}
+    for digit in args.classes:
+        start = time.perf_counter()
+        fitted = fit_detectors(args, x_train[y_train == digit])
+        is_anomaly = (y_test != digit).astype(int)
+        results = evaluate(fitted, x_test, is_anomaly)
+        for name, r in results.items():
+            entry = per_class.setdefault(name, {"auroc": [], "average_precision": []})
+            entry["auroc"].append(r["auroc"])
+            entry["average_precision"].append(r["average_precision"])
+        if digit == show:
+            _figures("digits", f"Digit {digit} as normal", results, x_test, is_anomaly, out)
+        logger.info(
+            "digit %d: %s (%.1f s)",
+            digit,
+            " ".join(f"{n}={r['auroc']:.4f}" for n, r in results.items()),
+            time.perf_counter() - start,
+        )
+    mean = _mean_over(per_class)
+    return {
+        "classes": list(args.classes),
+        "n_test": len(x_test),
+        "show_class": show,
+        "per_class": per_class,
+        "methods": mean,
+        "best_latent_jax": _best(mean),
+    }
+
+
+def run_custom(args: argparse.Namespace, out: str) -> dict[str, Any]:
+    """Your data: a labelled or unlabelled table or image set."""
+    source = os.fspath(args.data)
+    table = source.lower().endswith(".csv") or args.label_column is not None
+    if not table and source.lower().endswith((".npy", ".npz")):
+        table = data_lib.load_array_file(source)[0].ndim == 2
+    if table:
+        x, labels = data_lib.load_array_file(source, args.label_column)
+    else:
+        x, labels, source = image_data.load_images(source)
+    if labels is None:
+        fitted = fit_detectors(args, x)
+        flagged = {
+            n: int(d.predict(x).sum()) for n, d in fitted.items() if isinstance(d, AnomalyDetector)
+        }
+        _save_detectors(fitted, os.path.join(out, "detectors", "data"))
+        return {"data": source, "n": len(x), "labels": False, "flagged": flagged}
+    normal = labels == args.normal_label
+    if normal.sum() < 2 or normal.all():
+        raise ValueError(
+            f"--normal-label {args.normal_label} must mark at least 2 rows and not all of them; "
+            f"{int(normal.sum())} of {len(x)} rows have it"
+        )
+    train, held_out = train_test_split(x[normal], test_size=args.test_size, random_state=args.seed)
+    test = np.concatenate([held_out, x[~normal]])
+    is_anomaly = np.concatenate([np.zeros(len(held_out)), np.ones(int((~normal).sum()))]).astype(
+        int
+    )
+    fitted = fit_detectors(args, train)
+    results = evaluate(fitted, test, is_anomaly)
+    _figures("data", os.path.basename(os.path.normpath(source)), results, test, is_anomaly, out)
+    _save_detectors(fitted, os.path.join(out, "detectors", "data"))
+    return {
+        "data": source,
+        "n_train": len(train),
+        "n_test_normal": len(held_out),
+        "n_test_anomalous": int((~normal).sum()),
+        "methods": _strip_scores(results),
+        "best_latent_jax": _best(results),
+    }
+
+
+def _save_detectors(fitted: dict[str, Any], directory: str) -> None:
+    for name, detector in fitted.items():
+        if isinstance(detector, AnomalyDetector):
+            detector.save(os.path.join(directory, name))
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Runs the experiment and returns the metrics written to ``metrics.json``."""
+    _check_args(args)
+    if args.data is not None and not os.path.exists(args.data):
+        raise FileNotFoundError(f"--data {args.data!r}: no such file or folder")
+    out = common.prepare_output_dir(args.out)
+    start = time.perf_counter()
+    tasks: dict[str, Any] = {}
+    if args.data is not None:
+        tasks["data"] = run_custom(args, out)
+    else:
+        if args.task in ("faces", "all"):
+            tasks["faces"] = run_faces(args, out)
+        if args.task in ("digits", "all"):
+            tasks["digits"] = run_digits(args, out)
+    metrics = {
+        "tasks": tasks,
+        "seconds": time.perf_counter() - start,
+        "environment": common.environment_info(),
+    }
+    common.write_json(os.path.join(out, "metrics.json"), metrics)
+    common.write_json(os.path.join(out, "config.json"), common.arguments_dict(args))
+    _print_summary(metrics, out)
+    return metrics
+
+
+def _print_summary(metrics: dict, out: str) -> None:
+    for task, result in metrics["tasks"].items():
+        if "methods" not in result:
+            print(f"{task}: {result['n']} rows, flagged per detector: {result['flagged']}")
+            continue
+        what = {
+            "digits": "mean over classes of ",
+            "faces": f"mean over {result.get('splits')} splits of ",
+        }.get(task, "")
+        print(
+            f"{task}: {what}AUROC and average precision (best latent_jax: "
+            f"{result['best_latent_jax']})"
+        )
+        print(f"  {'method':<18} {'AUROC':>7} {'± std':>7} {'AP':>7}")
+        for name, r in result["methods"].items():
+            std = f"{r['auroc_std']:>7.4f}" if "auroc_std" in r else f"{'':>7}"
+            print(f"  {name:<18} {r['auroc']:>7.4f} {std} {r['average_precision']:>7.4f}")
+    print(f"{metrics['seconds']:.1f} s. Outputs in {out}/")

@@ -1,0 +1,464 @@
+"""Denoising autoencoders against the baselines: the noisy input, PCA projection, a plain AE.
+
+For every noise level a denoising autoencoder (DAE) is trained on clean training images
+corrupted on the fly, with fresh noise at every step (``objectives.denoising_objective``);
+then one fixed noisy copy of the test set is denoised by every method:
+
+* ``noisy``: the noisy input itself (what doing nothing scores);
+* ``pca``: projection onto the first q principal axes of the clean training data, q chosen
+  per noise level as the one with the lowest error on a noisy validation split;
+* ``autoencoder``: the same architecture trained once on clean data (no noise);
+* ``dae``: the denoising autoencoder trained at that noise level.
+
+Images are scaled to [0, 1] (8-bit files divided by 255); corrupted images are clipped to
+[0, 1] (``--no-clip`` turns that off) and so are all methods' outputs. Tabular data
+(``.csv``/``.npy`` of shape (n, features)) is standardized per feature instead, nothing is
+clipped, and the PSNR's peak is the range of the clean training data. Metrics: the mean
+squared error per pixel (feature) over the test set and the PSNR computed from it,
+``10 log10(peak^2 / MSE)`` (peak 1 for images).
+
+Noise: ``--noise`` names the kind whose level ``--levels`` varies (``gaussian``: σ;
+``masking``: fraction set to 0; ``salt-pepper``: fraction set to 0 or 1); ``--gaussian-std``,
+``--mask-fraction`` and ``--salt-pepper-fraction`` add fixed amounts of the other kinds.
+
+Writes into --out: metrics.json, config.json, psnr_vs_noise.png, denoising_examples.png
+(rows clean / noisy / each method at ``--show-level``), dae_loss_curves.png and the trained
+models' checkpoints under checkpoints/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from latent_jax import data as data_lib
+from latent_jax import image_data, plots
+from latent_jax import pca as pca_lib
+from latent_jax.corruption import Corruption
+from latent_jax.experiments import common
+from latent_jax.models.conv import ConvAutoencoder
+from latent_jax.models.mlp import Autoencoder
+from latent_jax.objectives import autoencoder_objective, denoising_objective
+from latent_jax.train import TrainConfig, fit
+
+logger = logging.getLogger(__name__)
+
+NOISE_KINDS = ("gaussian", "masking", "salt-pepper")
+MODELS = ("auto", "mlp", "conv")
+METHODS = ("noisy", "pca", "autoencoder", "dae")
+METHOD_NAMES = {
+    "noisy": "Noisy input",
+    "pca": "PCA projection",
+    "autoencoder": "Autoencoder (clean)",
+    "dae": "Denoising AE",
+}
+# Short row labels for the example figure.
+SHORT_NAMES = {"pca": "PCA", "autoencoder": "AE", "dae": "DAE"}
+NOISE_LABELS = {
+    "gaussian": "Gaussian noise σ",
+    "masking": "masked fraction",
+    "salt-pepper": "salt-and-pepper fraction",
+}
+TABULAR_SUFFIXES = (".csv",)
+CONV_MIN_SIZE = 32
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers such as 0.1,0.5, got {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
+    return values
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers such as 256,128, got {text!r}"
+        ) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Registers this experiment's flags."""
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        default="digits",
+        help="'digits' (scikit-learn's 8x8, in [0, 1]), 'lfw-faces' (scikit-image's 25x25 "
+        "crops), 'olivetti', an image folder, a .npy/.npz array of images, or a tabular "
+        ".csv/.npy of shape (n, features) (default: digits)",
+    )
+    data.add_argument(
+        "--label-column", type=int, default=None, help="column of a .csv holding labels (dropped)"
+    )
+    data.add_argument("--test-size", type=float, default=0.2, help="held-out test fraction")
+    data.add_argument(
+        "--val-size",
+        type=float,
+        default=0.2,
+        help="fraction of the training split kept for validation (PCA's components)",
+    )
+    noise = parser.add_argument_group("noise")
+    noise.add_argument(
+        "--noise", choices=NOISE_KINDS, default="gaussian", help="the kind --levels varies"
+    )
+    noise.add_argument(
+        "--levels",
+        type=_floats,
+        default=(0.1, 0.25, 0.5, 0.75),
+        help="noise levels, comma-separated (default: 0.1,0.25,0.5,0.75)",
+    )
+    noise.add_argument(
+        "--show-level",
+        type=float,
+        default=None,
+        help="the level of the example figure (default: 0.5 if listed, else the last)",
+    )
+    noise.add_argument("--gaussian-std", type=float, default=0.0, help="fixed extra Gaussian σ")
+    noise.add_argument("--mask-fraction", type=float, default=0.0, help="fixed extra masking")
+    noise.add_argument(
+        "--salt-pepper-fraction", type=float, default=0.0, help="fixed extra salt-and-pepper"
+    )
+    noise.add_argument("--no-clip", action="store_true", help="do not clip noisy images to [0, 1]")
+    model = parser.add_argument_group("model and training")
+    model.add_argument(
+        "--model",
+        choices=MODELS,
+        default="auto",
+        help="MLP or convolutional autoencoder; auto: conv for images of at least 32x32",
+    )
+    model.add_argument(
+        "--hidden-dims", type=_ints, default=(256, 128), help="MLP encoder widths (default 256,128)"
+    )
+    model.add_argument("--channels", type=_ints, default=(32, 64), help="conv stages' channels")
+    model.add_argument("--latent-dim", type=int, default=32, help="code size (default 32)")
+    model.add_argument("--epochs", type=int, default=200)
+    model.add_argument("--batch-size", type=int, default=64)
+    model.add_argument("--learning-rate", type=float, default=1e-3)
+    model.add_argument("--seed", type=int, default=0, help="seed of the split, noise and training")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--out", default="runs/denoise", help="output folder")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name in ("epochs", "batch_size", "latent_dim"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("test_size", "val_size"):
+        if not 0.0 < getattr(args, name) < 1.0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be in (0, 1), got {getattr(args, name)}"
+            )
+    if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
+        raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
+    for level in args.levels:
+        if not math.isfinite(level) or level < 0 or (args.noise != "gaussian" and level > 1):
+            bound = "in [0, 1]" if args.noise != "gaussian" else ">= 0"
+            raise ValueError(f"--levels must be {bound} for --noise {args.noise}, got {level}")
+    if not args.hidden_dims or not args.channels:
+        raise ValueError("--hidden-dims and --channels need at least one width each")
+    if args.show_level is not None and args.show_level not in args.levels:
+        raise ValueError(f"--show-level {args.show_level} is not one of --levels {args.levels}")
+    # The fixed extras are validated by Corruption itself; build one to fail early.
+    _corruption(args, args.levels[0], images=True)
+
+
+def _corruption(args: argparse.Namespace, level: float, *, images: bool) -> Corruption:
+    amounts = {
+        "gaussian_std": args.gaussian_std,
+        "mask_fraction": args.mask_fraction,
+        "salt_pepper_fraction": args.salt_pepper_fraction,
+    }
+    field = {
+        "gaussian": "gaussian_std",
+        "masking": "mask_fraction",
+        "salt-pepper": "salt_pepper_fraction",
+    }
+    amounts[field[args.noise]] = level
+    try:
+        return Corruption(**amounts, clip=(0.0, 1.0) if images and not args.no_clip else None)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"noise settings: {error}") from error
+
+
+class _Data:
+    """The clean splits, whether they are images, and the PSNR peak."""
+
+    def __init__(
+        self,
+        name: str,
+        train: np.ndarray,
+        val: np.ndarray,
+        test: np.ndarray,
+        images: bool,
+        peak: float,
+    ):
+        self.name, self.train, self.val, self.test = name, train, val, test
+        self.images, self.peak = images, peak
+
+
+def load_data(args: argparse.Namespace) -> _Data:
+    """Loads the data, scales it, and splits it into train / validation / test.
+
+    Raises:
+        FileNotFoundError: for a missing file or folder.
+        ValueError: for unreadable or unsuitable data.
+    """
+    source = os.fspath(args.data)
+    tabular = source.lower().endswith(TABULAR_SUFFIXES) or args.label_column is not None
+    if not tabular and source.lower().endswith((".npy", ".npz")):
+        array, _ = data_lib.load_array_file(source)
+        tabular = array.ndim == 2
+    if tabular:
+        x, _ = data_lib.load_array_file(source, args.label_column)
+        if x.ndim != 2:
+            raise ValueError(f"tabular data must have shape (n, features), got {x.shape}")
+    else:
+        x, _, source = image_data.load_images(source)
+        if x.max() > 1.0:  # 8-bit grey levels
+            x = x / 255.0
+        if x.min() < 0.0 or x.max() > 1.0:
+            raise ValueError(
+                f"images from {source!r} must be in [0, 1] or 0-255, got values in "
+                f"[{x.min():.3g}, {x.max():.3g}]"
+            )
+    if len(x) < 10:
+        raise ValueError(f"data set {source!r} needs at least 10 examples, got {len(x)}")
+    train, test = train_test_split(x, test_size=args.test_size, random_state=args.seed)
+    train, val = train_test_split(train, test_size=args.val_size, random_state=args.seed)
+    peak = 1.0
+    if tabular:
+        scaler = data_lib.Standardizer.fit(train)
+        train, val, test = (scaler.transform(a) for a in (train, val, test))
+        peak = float(train.max() - train.min())
+    as32 = functools.partial(np.asarray, dtype=np.float32)
+    return _Data(source, as32(train), as32(val), as32(test), not tabular, peak)
+
+
+def psnr(mse: float, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB, ``10 log10(peak^2 / mse)`` (inf for mse = 0)."""
+    return float("inf") if mse <= 0 else float(10.0 * np.log10(peak**2 / mse))
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _apply(variables: Any, x: jax.Array, *, model: Any) -> jax.Array:
+    return model.apply(variables, x)
+
+
+def _run_model(model: Any, variables: Any, x: np.ndarray, flat: bool) -> np.ndarray:
+    inputs = x.reshape(len(x), -1) if flat else x
+    out = np.concatenate(
+        [
+            np.asarray(_apply(variables, jnp.asarray(inputs[i : i + 1024]), model=model))
+            for i in range(0, len(x), 1024)
+        ]
+    )
+    return out.reshape(x.shape)
+
+
+def _build_model(args: argparse.Namespace, d: _Data) -> tuple[Any, bool]:
+    shape = d.train.shape[1:]
+    image = d.images and len(shape) == 3
+    kind = args.model
+    if kind == "auto":
+        kind = "conv" if image and min(shape[:2]) >= CONV_MIN_SIZE else "mlp"
+    if kind == "conv":
+        if not image:
+            raise ValueError(f"--model conv needs images, got examples of shape {shape}")
+        model = ConvAutoencoder(
+            image_shape=tuple(int(s) for s in shape),
+            channels=args.channels,
+            latent_dim=args.latent_dim,
+        )
+        return model, False
+    n_features = int(np.prod(shape))
+    return Autoencoder(
+        input_dim=n_features, hidden_dims=args.hidden_dims, latent_dim=args.latent_dim
+    ), True
+
+
+class _PCADenoiser:
+    """Projection onto the first q principal axes of the clean training data."""
+
+    def __init__(self, train: np.ndarray):
+        flat = train.reshape(len(train), -1)
+        q_max = min(flat.shape) - 1
+        state = pca_lib.fit_pca(flat, max(q_max, 1))
+        self.mean = np.asarray(state.mean, np.float64)
+        self.components = np.asarray(state.components, np.float64)
+
+    def candidates(self) -> np.ndarray:
+        q_max = len(self.components)
+        return np.unique(np.round(np.geomspace(1, q_max, min(q_max, 40))).astype(int))
+
+    def __call__(self, x: np.ndarray, q: int) -> np.ndarray:
+        flat = x.reshape(len(x), -1).astype(np.float64) - self.mean
+        v = self.components[:q]
+        return ((flat @ v.T) @ v + self.mean).reshape(x.shape).astype(np.float32)
+
+
+def _clip(x: np.ndarray, d: _Data) -> np.ndarray:
+    return np.clip(x, 0.0, 1.0) if d.images else x
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Runs the experiment and returns the metrics written to ``metrics.json``."""
+    _check_args(args)
+    d = load_data(args)
+    model, flat = _build_model(args, d)
+    out = common.prepare_output_dir(args.out)  # after loading: bad input writes nothing
+    key = jax.random.key(args.seed)
+    train_in = d.train.reshape(len(d.train), -1) if flat else d.train
+    val_in = d.val.reshape(len(d.val), -1) if flat else d.val
+
+    def config(name: str) -> TrainConfig:
+        return TrainConfig(
+            learning_rate=args.learning_rate,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            seed=args.seed,
+            checkpoint_dir=os.path.join(out, "checkpoints", name),
+            quiet=args.quiet,
+            log_every=0,
+        )
+
+    start = time.perf_counter()
+    ae_state, _ = fit(autoencoder_objective(model), train_in, val_in, config("autoencoder"), key)
+    ae_variables = ae_state.variables
+    pca_denoiser = _PCADenoiser(d.train)
+    show_level = args.show_level
+    if show_level is None:
+        show_level = 0.5 if 0.5 in args.levels else args.levels[-1]
+    results, examples, dae_history = [], {}, None
+    for index, level in enumerate(args.levels):
+        corruption = _corruption(args, level, images=d.images)
+        level_key = jax.random.fold_in(key, 1000 + index)
+        noisy_val = np.asarray(corruption(jax.random.fold_in(level_key, 0), d.val))
+        noisy_test = np.asarray(corruption(jax.random.fold_in(level_key, 1), d.test))
+        # PCA: the number of components that denoises the validation split best.
+        val_errors = {
+            int(q): _mse(_clip(pca_denoiser(noisy_val, q), d), d.val)
+            for q in pca_denoiser.candidates()
+        }
+        q_best = min(val_errors, key=val_errors.get)
+        objective = denoising_objective(model, corruption)
+        dae_state, history = fit(
+            objective,
+            train_in,
+            val_in,
+            config(f"dae-{level:g}"),
+            jax.random.fold_in(key, 1 + index),
+        )
+        outputs = {
+            "noisy": noisy_test,
+            "pca": _clip(pca_denoiser(noisy_test, q_best), d),
+            "autoencoder": _clip(_run_model(model, ae_variables, noisy_test, flat), d),
+            "dae": _clip(_run_model(model, dae_state.variables, noisy_test, flat), d),
+        }
+        methods = {}
+        for name, output in outputs.items():
+            mse = _mse(output, d.test)
+            methods[name] = {"mse": mse, "psnr": psnr(mse, d.peak)}
+        results.append(
+            {
+                "level": level,
+                "corruption": {
+                    "gaussian_std": corruption.gaussian_std,
+                    "mask_fraction": corruption.mask_fraction,
+                    "salt_pepper_fraction": corruption.salt_pepper_fraction,
+                    "clip": list(corruption.clip) if corruption.clip else None,
+                },
+                "pca_n_components": q_best,
+                "methods": methods,
+            }
+        )
+        if level == show_level:
+            examples, dae_history = outputs, history
+    seconds = time.perf_counter() - start
+
+    levels = list(args.levels)
+    psnr_table = {m: [r["methods"][m]["psnr"] for r in results] for m in METHODS}
+    mse_table = {m: [r["methods"][m]["mse"] for r in results] for m in METHODS}
+    plots.psnr_vs_noise(
+        levels,
+        {METHOD_NAMES[m]: v for m, v in psnr_table.items()},
+        os.path.join(out, "psnr_vs_noise.png"),
+        xlabel=NOISE_LABELS[args.noise],
+    )
+    if d.images:
+        plots.denoising_rows(
+            d.test,
+            examples["noisy"],
+            {SHORT_NAMES[m]: examples[m] for m in ("pca", "autoencoder", "dae")},
+            os.path.join(out, "denoising_examples.png"),
+            title=f"{NOISE_LABELS[args.noise]} = {show_level:g}",
+        )
+    if dae_history is not None:
+        plots.loss_curves(
+            {
+                "DAE train loss": dae_history["train_loss"],
+                "DAE validation loss": dae_history["test_loss"],
+            },
+            os.path.join(out, "dae_loss_curves.png"),
+            log_scale=False,
+        )
+    metrics = {
+        "data": d.name,
+        "images": d.images,
+        "feature_shape": list(d.train.shape[1:]),
+        "n_train": len(d.train),
+        "n_val": len(d.val),
+        "n_test": len(d.test),
+        "model": type(model).__name__,
+        "noise": args.noise,
+        "levels": levels,
+        "show_level": show_level,
+        "psnr_peak": d.peak,
+        "results": results,
+        "psnr": psnr_table,
+        "mse": mse_table,
+        "seconds": seconds,
+        "environment": common.environment_info(),
+    }
+    common.write_json(os.path.join(out, "metrics.json"), metrics)
+    common.write_json(os.path.join(out, "config.json"), common.arguments_dict(args))
+    _print_summary(metrics, out)
+    return metrics
+
+
+def _print_summary(metrics: dict, out: str) -> None:
+    unit = "pixel" if metrics["images"] else "feature"
+    print(
+        f"Denoising {metrics['data']} ({metrics['n_train']} train / {metrics['n_test']} test), "
+        f"{metrics['noise']} noise; PSNR in dB (MSE per {unit})"
+    )
+    header = (
+        f"{'level':>7} " + " ".join(f"{METHOD_NAMES[m]:>22}" for m in METHODS) + f" {'PCA q':>6}"
+    )
+    print(header)
+    for r in metrics["results"]:
+        cells = " ".join(
+            f"{r['methods'][m]['psnr']:>10.2f} ({r['methods'][m]['mse']:.4f})" for m in METHODS
+        )
+        print(f"{r['level']:>7g} {cells} {r['pca_n_components']:>6}")
+    print(f"{metrics['seconds']:.1f} s. Outputs in {out}/")

@@ -1,0 +1,286 @@
+"""AnomalyDetector: thresholds, planted outliers, agreement with scikit-learn, persistence,
+errors; the anomaly-detection experiment end to end."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.decomposition import PCA as SkPCA
+from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import StandardScaler
+
+from latent_jax import cli
+from latent_jax import pca as pca_lib
+from latent_jax.anomaly import AnomalyDetector
+
+N_FEATURES = 8
+FAST = {"epochs": 40, "batch_size": 64, "hidden_dims": (16,), "latent_dim": 2}
+
+
+def _synthetic(seed=0, n=256, n_outliers=20):
+    """Inliers near a 2-D plane in 8 dimensions; outliers pushed far off it."""
+    basis = np.linalg.qr(np.random.default_rng(42).normal(size=(N_FEATURES, N_FEATURES)))[0]
+    rng = np.random.default_rng(seed)
+    plane, normal = basis[:, :2], basis[:, 2:]
+    inliers = rng.normal(size=(n, 2)) @ plane.T + 0.05 * rng.normal(size=(n, N_FEATURES))
+    codes = rng.normal(size=(n_outliers, 2)) @ plane.T
+    off = rng.normal(size=(n_outliers, N_FEATURES - 2))
+    off = 4.0 * off / np.linalg.norm(off, axis=1, keepdims=True)
+    outliers = codes + off @ normal.T
+    return inliers.astype(np.float32), outliers.astype(np.float32)
+
+
+INLIERS, OUTLIERS = _synthetic()
+TEST_INLIERS, _ = _synthetic(seed=1)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    detectors = {
+        "pca": AnomalyDetector("pca", n_components=2).fit(INLIERS),
+        "ppca": AnomalyDetector("ppca", n_components=2).fit(INLIERS),
+        "autoencoder": AnomalyDetector("autoencoder", **FAST).fit(INLIERS),
+        "vae": AnomalyDetector("vae", obs_logvar=-2.0, **FAST).fit(INLIERS),
+    }
+    detectors["vae-recprob"] = detectors["vae"].rescored("reconstruction_probability")
+    return detectors
+
+
+@pytest.mark.parametrize("name", ["pca", "ppca", "autoencoder", "vae", "vae-recprob"])
+def test_planted_outliers_score_higher_than_inliers(fitted, name):
+    detector = fitted[name]
+    inlier_scores = detector.score_samples(TEST_INLIERS)
+    outlier_scores = detector.score_samples(OUTLIERS)
+    assert inlier_scores.shape == (len(TEST_INLIERS),)
+    # Every planted outlier above the 95th percentile of held-out inliers.
+    assert outlier_scores.min() > np.quantile(inlier_scores, 0.95)
+    assert np.all(detector.predict(OUTLIERS) == 1)
+
+
+@pytest.mark.parametrize("name", ["pca", "ppca", "autoencoder", "vae", "vae-recprob"])
+def test_predict_marks_the_contamination_fraction_of_the_training_data(fitted, name):
+    detector = fitted[name]
+    labels = detector.predict(INLIERS)
+    assert set(np.unique(labels)) <= {0, 1} and labels.dtype == np.int64
+    # Linear-interpolated quantile: within one row of the requested fraction.
+    assert abs(labels.mean() - 0.1) <= 1.0 / len(INLIERS)
+    np.testing.assert_array_equal(detector.training_scores_, detector.score_samples(INLIERS))
+
+
+@pytest.mark.parametrize("contamination", [0.01, 0.05, 0.25, 0.5])
+def test_contamination_sets_the_quantile(contamination):
+    detector = AnomalyDetector("pca", contamination, n_components=2).fit(INLIERS)
+    assert abs(detector.predict(INLIERS).mean() - contamination) <= 1.0 / len(INLIERS)
+    assert detector.threshold_ == pytest.approx(
+        np.quantile(detector.training_scores_, 1 - contamination)
+    )
+
+
+def test_explicit_threshold_and_decision_function():
+    detector = AnomalyDetector("pca", threshold=0.05, n_components=2).fit(INLIERS)
+    assert detector.threshold_ == 0.05
+    x = np.concatenate([TEST_INLIERS, OUTLIERS])
+    scores = detector.score_samples(x)
+    np.testing.assert_array_equal(detector.decision_function(x), scores - 0.05)
+    np.testing.assert_array_equal(detector.predict(x), (scores > 0.05).astype(int))
+    assert AnomalyDetector("pca", None, threshold=1.0).threshold == 1.0
+
+
+def test_pca_scores_agree_with_scikit_learn():
+    detector = AnomalyDetector("pca", n_components=3).fit(INLIERS)
+    scaler = StandardScaler().fit(INLIERS)
+    reference = SkPCA(3).fit(scaler.transform(INLIERS))
+    z = scaler.transform(OUTLIERS)
+    expected = np.sum((z - reference.inverse_transform(reference.transform(z))) ** 2, axis=1)
+    np.testing.assert_allclose(detector.score_samples(OUTLIERS), expected, rtol=1e-4)
+
+
+def test_variance_fraction_picks_the_components_scikit_learn_picks():
+    x = np.random.default_rng(3).normal(size=(300, 12)) * np.linspace(3, 0.2, 12)
+    for fraction in (0.5, 0.8, 0.95):
+        detector = AnomalyDetector("pca", n_components=fraction).fit(x)
+        reference = SkPCA(fraction).fit(StandardScaler().fit_transform(x))
+        assert detector.n_components_ == reference.n_components_
+
+
+def test_ppca_score_is_the_negative_closed_form_log_likelihood():
+    detector = AnomalyDetector("ppca", n_components=2, scaling="none").fit(INLIERS)
+    state = pca_lib.fit_ppca(INLIERS, 2)
+    expected = -np.asarray(pca_lib.ppca_log_likelihood(state, OUTLIERS))
+    np.testing.assert_allclose(detector.score_samples(OUTLIERS), expected, rtol=1e-5)
+
+
+def test_reconstruction_probability_is_below_the_negative_elbo(fitted):
+    # Jensen: -log mean_l p(x|z_l) <= -mean_l log p(x|z_l) <= -mean_l log p(x|z_l) + KL.
+    x = np.concatenate([TEST_INLIERS, OUTLIERS])
+    elbo = fitted["vae"].score_samples(x)
+    recprob = fitted["vae-recprob"].score_samples(x)
+    assert np.all(recprob <= elbo + 1e-4)
+
+
+def test_scores_do_not_depend_on_the_other_rows(fitted):
+    x = np.concatenate([TEST_INLIERS, OUTLIERS])
+    for name in ("autoencoder", "vae"):
+        whole = fitted[name].score_samples(x)
+        np.testing.assert_allclose(fitted[name].score_samples(x[-5:]), whole[-5:], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["pca", "ppca", "autoencoder", "vae", "vae-recprob"])
+def test_save_and_load_give_identical_scores(fitted, name, tmp_path):
+    detector = fitted[name]
+    detector.save(tmp_path / "detector")
+    loaded = AnomalyDetector.load(tmp_path / "detector")
+    x = np.concatenate([TEST_INLIERS, OUTLIERS])
+    np.testing.assert_array_equal(loaded.score_samples(x), detector.score_samples(x))
+    assert loaded.threshold_ == detector.threshold_
+    np.testing.assert_array_equal(loaded.predict(x), detector.predict(x))
+    assert loaded.method == detector.method and loaded.options == detector.options
+
+
+def test_images_with_and_without_channel_axis():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(60, 6, 5)).astype(np.float32)
+    detector = AnomalyDetector("pca", n_components=3).fit(images)
+    assert detector.feature_shape_ == (6, 5, 1) and detector.n_features_in_ == 30
+    np.testing.assert_array_equal(
+        detector.score_samples(images), detector.score_samples(images[..., None])
+    )
+    with pytest.raises(ValueError, match=r"fitted on examples of shape \(6, 5, 1\)"):
+        detector.score_samples(images.reshape(60, 30))
+
+
+def test_predict_before_fit_is_a_clear_error():
+    detector = AnomalyDetector("pca")
+    for method in (detector.predict, detector.score_samples, detector.decision_function):
+        with pytest.raises(NotFittedError, match=r"not fitted yet: call fit\(X\)"):
+            method(INLIERS)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        detector.save("unused")
+
+
+def test_feature_count_mismatch_is_a_clear_error(fitted):
+    with pytest.raises(ValueError, match=r"shape \(5,\) \(5 features\).*\(8,\) \(8 features\)"):
+        fitted["pca"].predict(INLIERS[:, :5])
+
+
+def test_nan_input_is_a_clear_error(fitted):
+    bad = INLIERS.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="X contains 1 NaN or infinite values"):
+        AnomalyDetector("pca").fit(bad)
+    with pytest.raises(ValueError, match="X contains 1 NaN or infinite values"):
+        fitted["autoencoder"].score_samples(bad)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: AnomalyDetector("svm"), ValueError, "method must be one of"),
+        (lambda: AnomalyDetector("pca", 0.7), ValueError, r"contamination must be in \(0, 0.5\]"),
+        (lambda: AnomalyDetector("pca", None), ValueError, "needs an explicit threshold"),
+        (lambda: AnomalyDetector("pca", n_component=3), TypeError, "unknown AnomalyDetector"),
+        (lambda: AnomalyDetector("pca", n_components=1.5), ValueError, "variance fraction"),
+        (lambda: AnomalyDetector("vae", score="max"), ValueError, "score must be one of"),
+        (lambda: AnomalyDetector("autoencoder", epochs=0), ValueError, "epochs must be >= 1"),
+        (lambda: AnomalyDetector("pca").fit(INLIERS[:1]), ValueError, "at least 2 rows"),
+        (lambda: AnomalyDetector("pca").fit(np.ones(5)), ValueError, "at least 2 dimensions"),
+        (
+            lambda: AnomalyDetector("pca", n_components=9).fit(INLIERS),
+            ValueError,
+            "n_components=9 must be <= 8",
+        ),
+        (
+            lambda: AnomalyDetector("vae", likelihood="bernoulli").fit(INLIERS),
+            ValueError,
+            r"needs data in \[0, 1\]",
+        ),
+        (
+            lambda: AnomalyDetector("autoencoder", architecture="conv").fit(INLIERS),
+            ValueError,
+            "needs images",
+        ),
+    ],
+)
+def test_bad_arguments_are_clear_errors(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.slow
+def test_convolutional_backends_on_images(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(40, 16, 16, 1)).astype(np.float32)
+    for method in ("autoencoder", "vae"):
+        detector = AnomalyDetector(
+            method, epochs=2, architecture="conv", channels=(4, 8), hidden_dims=(16,)
+        )
+        detector.fit(images)
+        assert detector._architecture == "conv"
+        detector.save(tmp_path / method)
+        loaded = AnomalyDetector.load(tmp_path / method)
+        np.testing.assert_array_equal(loaded.score_samples(images), detector.score_samples(images))
+
+
+@pytest.fixture(scope="module")
+def experiment_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("anomaly")
+    flags = [
+        "--task",
+        "all",
+        "--splits",
+        "1",
+        "--classes",
+        "3",
+        "--methods",
+        "pca,ppca,vae",
+        "--epochs",
+        "3",
+    ]
+    flags += ["--architecture", "mlp", "--out", str(out), "--quiet"]
+    assert cli.main(["anomaly", *flags]) == 0
+    return out
+
+
+def test_experiment_writes_metrics_and_figures(experiment_run):
+    out = experiment_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    expected = {"pca", "ppca", "vae-elbo", "vae-recprob", "isolation-forest", "one-class-svm"}
+    faces = metrics["tasks"]["faces"]
+    assert set(faces["methods"]) == expected
+    assert (faces["n_train"], faces["n_test_normal"], faces["n_test_anomalous"]) == (70, 30, 100)
+    digits = metrics["tasks"]["digits"]
+    assert digits["classes"] == [3] and set(digits["per_class"]) == expected
+    for task in (faces, digits):
+        for result in task["methods"].values():
+            assert 0.0 <= result["auroc"] <= 1.0 and 0.0 <= result["average_precision"] <= 1.0
+        assert task["best_latent_jax"] in ("ppca", "vae-elbo", "vae-recprob")
+    # Digits are easy enough that even 3 epochs and PCA separate one class from the rest.
+    assert digits["methods"]["pca"]["auroc"] > 0.9
+    for prefix in ("faces", "digits"):
+        for suffix in ("score_histograms", "roc", "ranked"):
+            with Image.open(out / f"{prefix}_{suffix}.png") as figure:
+                assert figure.format == "PNG"
+    assert json.loads((out / "config.json").read_text())["classes"] == [3]
+    loaded = AnomalyDetector.load(out / "detectors" / "faces" / "vae-elbo")
+    assert loaded.method == "vae" and loaded.feature_shape_ == (25, 25, 1)
+
+
+def test_experiment_on_a_labelled_table(tmp_path):
+    inliers, outliers = _synthetic()
+    table = np.concatenate([inliers, outliers])
+    labels = np.r_[np.zeros(len(inliers)), np.ones(len(outliers))]
+    path = tmp_path / "table.csv"
+    np.savetxt(path, np.column_stack([table, labels]), delimiter=",")
+    flags = ["--data", str(path), "--label-column", "-1", "--methods", "pca,ppca"]
+    assert cli.main(["anomaly", *flags, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    result = json.loads((tmp_path / "out" / "metrics.json").read_text())["tasks"]["data"]
+    assert result["n_test_anomalous"] == len(outliers)
+    assert result["methods"]["pca"]["auroc"] > 0.99
+
+
+def test_experiment_rejects_bad_flags(tmp_path, capsys):
+    assert cli.main(["anomaly", "--classes", "12", "--out", str(tmp_path / "x")]) == 2
+    assert "--classes must be digits 0-9" in capsys.readouterr().err
+    assert cli.main(["anomaly", "--contamination", "0.9", "--out", str(tmp_path / "y")]) == 2
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,149 @@
+"""Denoising: fresh corruption every training step, the clean target, and the experiment end to
+end (the corruption functions themselves are tested in test_corruption.py)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import linen as nn
+from PIL import Image
+
+from latent_jax import cli
+from latent_jax.corruption import Corruption
+from latent_jax.experiments import denoising
+from latent_jax.objectives import Batch, denoising_objective, split_variables
+from latent_jax.train import TrainConfig, fit
+
+LEVELS = (0.25, 0.5)
+
+
+class Shrink(nn.Module):
+    """x -> a * x + b with scalar parameters, initialized to the identity."""
+
+    @nn.compact
+    def __call__(self, x):
+        a = self.param("a", nn.initializers.ones, ())
+        b = self.param("b", nn.initializers.zeros, ())
+        return a * x + b
+
+
+def _images(n=64, seed=0):
+    return np.random.default_rng(seed).uniform(size=(n, 6, 6, 1)).astype(np.float32)
+
+
+def test_training_draws_fresh_noise_every_epoch_and_fixed_noise_for_evaluation():
+    # The identity-initialized model with a zero learning rate never changes, so the reported
+    # corrupted_mse reflects the noise alone.
+    objective = denoising_objective(Shrink(), Corruption(mask_fraction=0.3))
+    config = TrainConfig(learning_rate=1e-12, batch_size=16, epochs=3, quiet=True, log_every=0)
+    x = _images()
+    _, history = fit(objective, x, x[:32], config, jax.random.key(0))
+    train = history["train_corrupted_mse"]
+    test = history["test_corrupted_mse"]
+    assert len(set(train.tolist())) == 3  # a new draw every epoch
+    assert len(set(test.tolist())) == 1  # evaluation noise is fixed
+    # Masking a fraction p of entries of x costs p * E[x^2] = 0.3 / 3 for uniform pixels.
+    np.testing.assert_allclose(train, 0.1, atol=0.02)
+
+
+def test_loss_is_against_the_clean_images_on_image_shaped_batches():
+    corruption = Corruption(gaussian_std=0.4, salt_pepper_fraction=0.1, clip=(0.0, 1.0))
+    objective = denoising_objective(Shrink(), corruption)
+    x = jnp.asarray(_images(8))
+    params, state = split_variables(objective.init(jax.random.key(0), x))
+    key = jax.random.key(5)
+    batch = Batch(x, jnp.ones(8))
+    loss, (metrics, _) = objective.loss(params, state, batch, key, jnp.int32(0), jnp.int32(0))
+    noisy = corruption(jax.random.split(key)[0], x)
+    expected = float(jnp.mean(jnp.square(noisy - x)))
+    # The identity returns its noisy input: scored against the clean x this is the noise's
+    # error, where a comparison with its own input would give 0.
+    assert expected > 0.05
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["corrupted_mse"]), expected, rtol=1e-5)
+    # Moving towards the mean (shrinking) lowers the loss against the clean target.
+    grads = jax.grad(lambda p: objective.loss(p, state, batch, key, jnp.int32(0), jnp.int32(0))[0])(
+        params
+    )
+    assert float(grads["a"]) > 0
+
+
+def test_psnr():
+    assert denoising.psnr(0.01) == pytest.approx(20.0)
+    assert denoising.psnr(0.04, peak=2.0) == pytest.approx(20.0)
+    assert denoising.psnr(0.0) == float("inf")
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("denoise")
+    flags = ["--levels", ",".join(map(str, LEVELS)), "--epochs", "20", "--out", str(out)]
+    assert cli.main(["denoise", *flags, "--quiet"]) == 0
+    return out
+
+
+def test_experiment_writes_metrics_and_figures(digits_run):
+    out = digits_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["levels"] == list(LEVELS) and metrics["show_level"] == 0.5
+    assert metrics["feature_shape"] == [8, 8, 1] and metrics["images"]
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 1797
+    for result in metrics["results"]:
+        assert set(result["methods"]) == {"noisy", "pca", "autoencoder", "dae"}
+        for values in result["methods"].values():
+            assert values["psnr"] == pytest.approx(10 * np.log10(1.0 / values["mse"]))
+        assert 1 <= result["pca_n_components"] <= 64
+        assert result["corruption"]["gaussian_std"] == result["level"]
+    for name in ("psnr_vs_noise.png", "denoising_examples.png", "dae_loss_curves.png"):
+        with Image.open(out / name) as figure:
+            assert figure.format == "PNG"
+    assert (out / "checkpoints" / "dae-0.5" / "latest").is_file()
+    assert json.loads((out / "config.json").read_text())["epochs"] == 20
+
+
+def test_denoisers_beat_the_noisy_input(digits_run):
+    metrics = json.loads((digits_run / "metrics.json").read_text())
+    psnr = metrics["psnr"]
+    for i, _ in enumerate(LEVELS):
+        assert psnr["dae"][i] > psnr["noisy"][i] + 3.0
+        assert psnr["pca"][i] > psnr["noisy"][i]
+    # More noise, lower PSNR, for the noisy input and the denoising autoencoder alike.
+    assert psnr["noisy"][0] > psnr["noisy"][1] and psnr["dae"][0] > psnr["dae"][1]
+
+
+def test_experiment_on_a_table_with_masking_noise(tmp_path):
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 10))
+    path = tmp_path / "table.csv"
+    np.savetxt(path, table, delimiter=",")
+    flags = ["--data", str(path), "--noise", "masking", "--levels", "0.3", "--epochs", "2"]
+    flags += ["--hidden-dims", "16", "--latent-dim", "4", "--gaussian-std", "0.1"]
+    assert cli.main(["denoise", *flags, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert not metrics["images"] and metrics["feature_shape"] == [10]
+    corruption = metrics["results"][0]["corruption"]
+    assert corruption == {
+        "gaussian_std": 0.1,
+        "mask_fraction": 0.3,
+        "salt_pepper_fraction": 0.0,
+        "clip": None,
+    }
+    assert not (tmp_path / "out" / "denoising_examples.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--levels", "-0.5"], "--levels must be >= 0"),
+        (["--noise", "masking", "--levels", "1.5"], "--levels must be in [0, 1]"),
+        (["--show-level", "0.3"], "is not one of --levels"),
+        (["--mask-fraction", "2"], "mask_fraction must be in [0, 1]"),
+        (["--data", "missing_folder/"], "no such folder"),
+    ],
+)
+def test_bad_flags_are_clear_errors(tmp_path, capsys, flags, message):
+    assert cli.main(["denoise", *flags, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
