@@ -14,8 +14,13 @@ r"""Anomaly detection with latent-variable models: fit on normal data, score, th
 
 Backends (``method``) and their scores:
 
-* ``"pca"``: squared reconstruction error :math:`\lVert x - \hat x\rVert^2` after projecting
-  onto the first ``n_components`` principal axes;
+* ``"pca"``: with ``score="reconstruction"`` (the default) the squared reconstruction error
+  :math:`\lVert x - \hat x\rVert^2` after projecting onto the first ``n_components``
+  principal axes (the Q or SPE statistic); with ``score="hotelling"`` Hotelling's
+  :math:`T^2 = \sum_k z_k^2 / \lambda_k`, the Mahalanobis distance inside that subspace
+  (:math:`z_k` the principal coordinates, :math:`\lambda_k` their variances), which flags
+  examples that are unusual *within* the normal data's main directions. The two are the
+  classical pair of PCA monitoring statistics (Jackson & Mudholkar, 1979);
 * ``"ppca"``: negative log-likelihood :math:`-\log \mathcal{N}(x; \bar x, WW^\top +
   \sigma^2 I)` under the closed-form probabilistic PCA;
 * ``"autoencoder"``: mean squared reconstruction error of an autoencoder (MLP, or
@@ -70,10 +75,13 @@ from latent_jax.objectives import autoencoder_objective, vae_objective
 from latent_jax.schedules import constant
 from latent_jax.train import TrainConfig, fit
 
-__all__ = ["ARCHITECTURES", "METHODS", "VAE_SCORES", "AnomalyDetector"]
+__all__ = ["ARCHITECTURES", "METHODS", "PCA_SCORES", "VAE_SCORES", "AnomalyDetector"]
 
 METHODS = ("pca", "ppca", "autoencoder", "vae")
+PCA_SCORES = ("reconstruction", "hotelling")
 VAE_SCORES = ("elbo", "reconstruction_probability")
+# The score of each method when none is given.
+DEFAULT_SCORES = {"pca": "reconstruction", "vae": "elbo"}
 ARCHITECTURES = ("auto", "mlp", "conv")
 SCALINGS = ("auto", "feature", "global", "none")
 VAE_LIKELIHOODS = ("gaussian", "bernoulli")
@@ -84,8 +92,8 @@ SCORE_BATCH = 1024
 CHECKPOINT_KIND = "latent_jax.anomaly"
 
 DEFAULT_OPTIONS: dict[str, Any] = {
-    # pca / ppca: an int, or a fraction of the variance to keep (the fewest components that
-    # explain at least that much).
+    # pca / ppca: an int, a fraction of the variance to keep (the fewest components that
+    # explain at least that much), or "kaiser" (the eigenvalues above their mean).
     "n_components": 0.9,
     # autoencoder / vae
     "architecture": "auto",
@@ -95,8 +103,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "epochs": 100,
     "batch_size": 32,
     "learning_rate": 1e-3,
-    # vae
-    "score": "elbo",
+    # pca: "reconstruction" | "hotelling"; vae: "elbo" | "reconstruction_probability";
+    # None: the method's default.
+    "score": None,
     "likelihood": "gaussian",
     "obs_logvar": 0.0,
     "beta": 1.0,
@@ -154,14 +163,16 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         )
     out = {**DEFAULT_OPTIONS, **options}
     n = out["n_components"]
-    if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+    if isinstance(n, str):
+        _check_choice("n_components", n, ("kaiser",))
+    elif isinstance(n, numbers.Integral) and not isinstance(n, bool):
         _check_int("n_components", n, 1)
     else:
         n = _check_real("n_components", n, positive=True)
         if n >= 1.0:
             raise ValueError(
-                f"n_components must be an int >= 1 or a variance fraction in (0, 1), got "
-                f"n_components={n}"
+                f"n_components must be an int >= 1, a variance fraction in (0, 1) or "
+                f"'kaiser', got n_components={n}"
             )
     _check_choice("architecture", out["architecture"], ARCHITECTURES)
     out["hidden_dims"] = _check_widths("hidden_dims", out["hidden_dims"])
@@ -172,12 +183,21 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     _check_real("learning_rate", out["learning_rate"], positive=True)
     _check_real("beta", out["beta"], positive=True)
     _check_real("obs_logvar", out["obs_logvar"])
-    _check_choice("score", out["score"], VAE_SCORES)
     _check_choice("likelihood", out["likelihood"], VAE_LIKELIHOODS)
     _check_choice("scaling", out["scaling"], SCALINGS)
     if not isinstance(out["quiet"], bool):
         raise TypeError(f"quiet must be a bool, got {out['quiet']!r}")
     return out
+
+
+def _check_score(method: str, score: Any) -> str | None:
+    """The method's score: ``score`` checked against the method's choices, or its default."""
+    choices = {"pca": PCA_SCORES, "vae": VAE_SCORES}.get(method)
+    if score is None:
+        return DEFAULT_SCORES.get(method)
+    if choices is None:
+        raise ValueError(f"method={method!r} has one score; the score option must be None")
+    return _check_choice("score", score, choices)
 
 
 def _check_contamination(contamination: Any, threshold: Any) -> None:
@@ -251,11 +271,12 @@ class AnomalyDetector:
             May be ``None`` when ``threshold`` is given.
         threshold: an explicit score threshold; overrides ``contamination`` for ``predict``.
         **options: backend settings, defaults in :data:`DEFAULT_OPTIONS`:
-            ``n_components`` (pca/ppca: int, or a variance fraction in (0, 1), default 0.9);
+            ``n_components`` (pca/ppca: int, a variance fraction in (0, 1), default 0.9, or
+            ``"kaiser"``); ``score`` (pca: ``"reconstruction"`` or ``"hotelling"``);
             ``architecture`` (``"auto"``, ``"mlp"``, ``"conv"``), ``hidden_dims`` (MLP
             widths; the conv VAE's dense width is the first), ``channels`` (conv stages),
             ``latent_dim``, ``epochs``, ``batch_size``, ``learning_rate`` (autoencoder/vae);
-            ``score`` (``"elbo"`` or ``"reconstruction_probability"``), ``likelihood``
+            ``score`` (vae: ``"elbo"`` or ``"reconstruction_probability"``), ``likelihood``
             (``"gaussian"`` with fixed log-variance ``obs_logvar``, or ``"bernoulli"`` for
             data in [0, 1] with ``scaling="none"``), ``beta`` (the KL weight in training),
             ``n_samples`` (draws per score) (vae); ``scaling`` (``"auto"``, ``"feature"``,
@@ -288,10 +309,12 @@ class AnomalyDetector:
         self.contamination = contamination
         self.threshold = threshold
         self.options = _check_options(options)
+        self.options["score"] = _check_score(self.method, self.options["score"])
         self._fitted = False
 
     def __repr__(self) -> str:
-        changed = {k: v for k, v in self.options.items() if v != DEFAULT_OPTIONS[k]}
+        defaults = {**DEFAULT_OPTIONS, "score": DEFAULT_SCORES.get(self.method)}
+        changed = {k: v for k, v in self.options.items() if v != defaults[k]}
         extra = "".join(f", {k}={v!r}" for k, v in changed.items())
         if self.threshold is not None:
             extra = f", threshold={self.threshold!r}{extra}"
@@ -373,10 +396,14 @@ class AnomalyDetector:
         if limit < 1:
             raise ValueError(f"method={self.method!r} needs at least 2 features, got {d}")
         wanted = self.options["n_components"]
-        if isinstance(wanted, float):
-            ratios = np.asarray(pca_lib.fit_pca(flat, 1).eigenvalues, np.float64)
-            ratios = np.cumsum(ratios) / max(ratios.sum(), np.finfo(np.float64).tiny)
-            q = int(np.searchsorted(ratios, wanted - 1e-12) + 1)
+        if isinstance(wanted, str | float):
+            eigenvalues = np.asarray(pca_lib.fit_pca(flat, 1).eigenvalues, np.float64)
+            if wanted == "kaiser":
+                # Kaiser's rule: the components with more than the average variance.
+                q = max(1, int(np.sum(eigenvalues > eigenvalues.mean())))
+            else:
+                ratios = np.cumsum(eigenvalues) / max(eigenvalues.sum(), np.finfo(np.float64).tiny)
+                q = int(np.searchsorted(ratios, wanted - 1e-12) + 1)
         else:
             q = wanted
             if q > limit:
@@ -495,7 +522,11 @@ class AnomalyDetector:
 
     def _score_block(self, xs: np.ndarray) -> np.ndarray:
         if self.method == "pca":
-            return np.asarray(pca_lib.reconstruction_error(self._pca, xs.reshape(len(xs), -1)))
+            flat = xs.reshape(len(xs), -1)
+            if self.options["score"] == "hotelling":
+                whitened = pca_lib.encode(self._pca, flat, whiten=True)
+                return np.sum(np.square(np.asarray(whitened, np.float64)), axis=1)
+            return np.asarray(pca_lib.reconstruction_error(self._pca, flat))
         if self.method == "ppca":
             flat = xs.reshape(len(xs), -1)
             return -np.asarray(pca_lib.ppca_log_likelihood(self._pca, flat))
@@ -549,20 +580,20 @@ class AnomalyDetector:
         return (self.score_samples(X) > self.threshold_).astype(np.int64)
 
     def rescored(self, score: str) -> AnomalyDetector:
-        """The same fitted VAE scoring with another ``score``; ``threshold_`` recomputed.
+        """The same fitted PCA or VAE scoring with another ``score``; ``threshold_`` recomputed.
 
-        The trained model is shared, not copied; nothing is retrained.
+        The fitted model is shared, not copied; nothing is refitted.
 
         Args:
-            score: one of :data:`VAE_SCORES`.
+            score: one of :data:`PCA_SCORES` (pca) or :data:`VAE_SCORES` (vae).
 
         Returns:
             A new fitted :class:`AnomalyDetector`.
         """
         self._check_fitted("rescored")
-        if self.method != "vae":
-            raise ValueError(f"rescored() applies to method='vae', not {self.method!r}")
-        _check_choice("score", score, VAE_SCORES)
+        if self.method not in DEFAULT_SCORES:
+            raise ValueError(f"rescored() applies to method='pca' or 'vae', not {self.method!r}")
+        score = _check_score(self.method, score)
         other = AnomalyDetector.__new__(AnomalyDetector)
         other.__dict__.update(self.__dict__)
         other.options = {**self.options, "score": score}

@@ -44,6 +44,7 @@ def fitted():
         "vae": AnomalyDetector("vae", obs_logvar=-2.0, **FAST).fit(INLIERS),
     }
     detectors["vae-recprob"] = detectors["vae"].rescored("reconstruction_probability")
+    detectors["pca-hotelling"] = detectors["pca"].rescored("hotelling")
     return detectors
 
 
@@ -96,6 +97,34 @@ def test_pca_scores_agree_with_scikit_learn():
     np.testing.assert_allclose(detector.score_samples(OUTLIERS), expected, rtol=1e-4)
 
 
+def test_hotelling_score_is_the_mahalanobis_distance_in_the_principal_subspace():
+    detector = AnomalyDetector("pca", n_components=2, score="hotelling").fit(INLIERS)
+    scaler = StandardScaler().fit(INLIERS)
+    reference = SkPCA(2).fit(scaler.transform(INLIERS))
+    z = reference.transform(scaler.transform(OUTLIERS))
+    expected = np.sum(z**2 / reference.explained_variance_, axis=1)
+    np.testing.assert_allclose(detector.score_samples(OUTLIERS), expected, rtol=1e-4)
+
+
+def test_hotelling_flags_what_the_reconstruction_error_misses(fitted):
+    # Points on the normal plane but far out along it: reconstructed perfectly, unusual codes.
+    rng = np.random.default_rng(5)
+    far = 6.0 * (TEST_INLIERS[:20] / np.linalg.norm(TEST_INLIERS[:20], axis=1, keepdims=True))
+    far = far + 0.05 * rng.normal(size=far.shape).astype(np.float32)
+    for name, flags in (("pca-hotelling", True), ("pca", False)):
+        inlier_scores = fitted[name].score_samples(TEST_INLIERS)
+        far_scores = fitted[name].score_samples(far)
+        assert (far_scores.min() > np.quantile(inlier_scores, 0.95)) == flags, name
+
+
+def test_kaiser_rule_keeps_the_eigenvalues_above_their_mean():
+    x = np.random.default_rng(3).normal(size=(300, 12)) * np.linspace(3, 0.2, 12)
+    detector = AnomalyDetector("pca", n_components="kaiser").fit(x)
+    variances = SkPCA().fit(StandardScaler().fit_transform(x)).explained_variance_
+    assert detector.n_components_ == int(np.sum(variances > variances.mean()))
+    assert 1 <= detector.n_components_ < 12
+
+
 def test_variance_fraction_picks_the_components_scikit_learn_picks():
     x = np.random.default_rng(3).normal(size=(300, 12)) * np.linspace(3, 0.2, 12)
     for fraction in (0.5, 0.8, 0.95):
@@ -126,7 +155,9 @@ def test_scores_do_not_depend_on_the_other_rows(fitted):
         np.testing.assert_allclose(fitted[name].score_samples(x[-5:]), whole[-5:], rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["pca", "ppca", "autoencoder", "vae", "vae-recprob"])
+@pytest.mark.parametrize(
+    "name", ["pca", "pca-hotelling", "ppca", "autoencoder", "vae", "vae-recprob"]
+)
 def test_save_and_load_give_identical_scores(fitted, name, tmp_path):
     detector = fitted[name]
     detector.save(tmp_path / "detector")
@@ -182,6 +213,9 @@ def test_nan_input_is_a_clear_error(fitted):
         (lambda: AnomalyDetector("pca", n_component=3), TypeError, "unknown AnomalyDetector"),
         (lambda: AnomalyDetector("pca", n_components=1.5), ValueError, "variance fraction"),
         (lambda: AnomalyDetector("vae", score="max"), ValueError, "score must be one of"),
+        (lambda: AnomalyDetector("pca", score="elbo"), ValueError, "score must be one of"),
+        (lambda: AnomalyDetector("ppca", score="hotelling"), ValueError, "has one score"),
+        (lambda: AnomalyDetector("pca", n_components="all"), ValueError, "n_components must"),
         (lambda: AnomalyDetector("autoencoder", epochs=0), ValueError, "epochs must be >= 1"),
         (lambda: AnomalyDetector("pca").fit(INLIERS[:1]), ValueError, "at least 2 rows"),
         (lambda: AnomalyDetector("pca").fit(np.ones(5)), ValueError, "at least 2 dimensions"),
@@ -245,7 +279,8 @@ def experiment_run(tmp_path_factory):
 def test_experiment_writes_metrics_and_figures(experiment_run):
     out = experiment_run
     metrics = json.loads((out / "metrics.json").read_text())
-    expected = {"pca", "ppca", "vae-elbo", "vae-recprob", "isolation-forest", "one-class-svm"}
+    expected = {"pca", "pca-hotelling", "ppca", "vae-elbo", "vae-recprob"}
+    expected |= {"isolation-forest", "one-class-svm"}
     faces = metrics["tasks"]["faces"]
     assert set(faces["methods"]) == expected
     assert (faces["n_train"], faces["n_test_normal"], faces["n_test_anomalous"]) == (70, 30, 100)
@@ -254,7 +289,7 @@ def test_experiment_writes_metrics_and_figures(experiment_run):
     for task in (faces, digits):
         for result in task["methods"].values():
             assert 0.0 <= result["auroc"] <= 1.0 and 0.0 <= result["average_precision"] <= 1.0
-        assert task["best_latent_jax"] in ("ppca", "vae-elbo", "vae-recprob")
+        assert task["best_latent_jax"] in ("pca-hotelling", "ppca", "vae-elbo", "vae-recprob")
     # Digits are easy enough that even 3 epochs and PCA separate one class from the rest.
     assert digits["methods"]["pca"]["auroc"] > 0.9
     for prefix in ("faces", "digits"):
