@@ -105,6 +105,10 @@ _RESUME_FIELDS = (
 # Automatic chunking: a chunk is compiled for about this many optimizer steps, and its active
 # length is adapted so that Python regains control roughly every _TARGET_CHUNK_SECONDS.
 _AUTO_CHUNK_STEPS = 2048
+# unroll=None: batches per scan iteration for inputs of at most _SMALL_EXAMPLE values, where a
+# step is a few microseconds of work and the loop's own overhead is a fifth of it; 1 above.
+_SMALL_UNROLL = 4
+_SMALL_EXAMPLE = 1024
 _TARGET_CHUNK_SECONDS = 0.5
 
 
@@ -175,6 +179,12 @@ class TrainConfig:
         epochs_per_call: epochs compiled into one call; ``None`` chooses a length of about
             2048 steps and adapts how many of them run per call so that Python (progress bar,
             callbacks) runs about twice a second. Results do not depend on it.
+        unroll: batches per iteration of the compiled loop over an epoch's batches (XLA's
+            ``lax.scan(..., unroll=...)``); ``None`` takes 4 for inputs of at most 1,024 values
+            per example (small models, whose steps are short enough for the loop's own
+            overhead to matter: about 20% faster for the seed's autoencoder) and 1 otherwise
+            (compiling a convolutional step 4 times over costs more than it saves). The
+            numbers do not depend on it beyond float32 round-off.
         log_every: log a line (``logging.INFO``) every this many epochs; 0 never.
         checkpoint_dir: where to write checkpoints; ``None`` writes none (unless resuming,
             see :func:`fit`).
@@ -199,6 +209,7 @@ class TrainConfig:
     shuffle: bool = True
     eval_batch_size: int | None = None
     epochs_per_call: int | None = None
+    unroll: int | None = None
     log_every: int = 1
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
@@ -221,6 +232,7 @@ class TrainConfig:
             raise TypeError(f"shuffle must be a bool, got {self.shuffle!r}")
         _check_int("eval_batch_size", self.eval_batch_size, 1, allow_none=True)
         _check_int("epochs_per_call", self.epochs_per_call, 1, allow_none=True)
+        _check_int("unroll", self.unroll, 1, allow_none=True)
         _check_int("log_every", self.log_every, 0)
         if self.checkpoint_dir is not None and not isinstance(
             self.checkpoint_dir, str | os.PathLike
@@ -437,12 +449,15 @@ class _Plan(NamedTuple):
     patience: int | None
     min_delta: float
     chunk: int
+    unroll: int
     # Data parallelism: batches are padded (masked) to a multiple of the mesh's data axis and
     # sharded over it; None is the single-device path.
     mesh: Any = None
 
 
-def _make_plan(config: TrainConfig, n_train: int, n_test: int, mesh: Any = None) -> _Plan:
+def _make_plan(
+    config: TrainConfig, n_train: int, n_test: int, mesh: Any = None, example_size: int = 0
+) -> _Plan:
     batch_size = min(config.batch_size, n_train)
     n_batches = -(-n_train // batch_size)
     eval_batch_size = config.eval_batch_size or max(config.batch_size, 256)
@@ -453,6 +468,9 @@ def _make_plan(config: TrainConfig, n_train: int, n_test: int, mesh: Any = None)
     else:
         chunk = max(1, -(-_AUTO_CHUNK_STEPS // n_batches))
     chunk = min(chunk, config.epochs)
+    unroll = config.unroll
+    if unroll is None:
+        unroll = _SMALL_UNROLL if 0 < example_size <= _SMALL_EXAMPLE else 1
     return _Plan(
         n_train=n_train,
         batch_size=batch_size,
@@ -464,6 +482,7 @@ def _make_plan(config: TrainConfig, n_train: int, n_test: int, mesh: Any = None)
         patience=config.patience,
         min_delta=float(config.min_delta),
         chunk=chunk,
+        unroll=min(unroll, n_batches),
         mesh=mesh,
     )
 
@@ -599,7 +618,7 @@ def _make_epoch_fn(
             return state, (metrics, jnp.sum(m))
 
         state, (metrics, counts) = lax.scan(
-            body, state, (jnp.arange(plan.n_batches), indices, mask)
+            body, state, (jnp.arange(plan.n_batches), indices, mask), unroll=plan.unroll
         )
         finite = jnp.isfinite(metrics["loss"])
         bad_step = jnp.where(
@@ -1060,7 +1079,7 @@ def _fit(
     probe_key = jax.random.key(0)
     _probe(objective, x_train, x_test, probe_key)
 
-    plan = _make_plan(config, n_train, n_test, mesh)
+    plan = _make_plan(config, n_train, n_test, mesh, math.prod(features))
     init_fn = _initializer(objective, config, features, batched)
     history = History()
     start_epoch = 0

@@ -212,6 +212,15 @@ def test_fit_compiles_once_whatever_the_number_of_epochs_or_calls():
     assert counts[0] == counts[1] > 0
 
 
+def test_unrolling_the_batch_loop_does_not_change_the_run():
+    # 10 rows in batches of 3: 4 batches, so unroll=3 also leaves a remainder iteration.
+    config = dataclasses.replace(BASE, epochs=3, batch_size=3)
+    runs = [fit(AE, X, X_TEST, dataclasses.replace(config, unroll=u), KEY) for u in (1, 3)]
+    (state_1, history_1), (state_3, history_3) = runs
+    chex.assert_trees_all_close(state_1.params, state_3.params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(history_1["test_loss"], history_3["test_loss"], rtol=1e-5)
+
+
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_every_row_enters_every_epoch_exactly_once(shuffle):
     objective, _ = _tally_objective()
@@ -496,6 +505,7 @@ def test_fit_many_wants_one_key_per_run():
         ("learning_rate", 0.0, ValueError, "learning_rate must be > 0"),
         ("optimizer", "rmsprop", ValueError, "optimizer must be one of"),
         ("patience", 0, ValueError, "patience must be >= 1"),
+        ("unroll", 0, ValueError, "unroll must be >= 1"),
         ("compiler_options", {1: 2}, TypeError, "compiler_options must be a dict of str keys"),
     ],
 )
