@@ -65,6 +65,7 @@ __all__ = [
     "iwae_bound",
     "kl_per_dimension",
     "log_likelihood",
+    "psnr",
 ]
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -476,3 +477,23 @@ def evaluate_vae(
         "n_examples": n,
         "n_features": n_features,
     }
+
+
+def psnr(mse: float, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB, ``10 log10(peak**2 / mse)``.
+
+    Args:
+        mse: the mean squared error per value, >= 0.
+        peak: the largest value the signal can take (1.0 for images in [0, 1]), > 0.
+
+    Returns:
+        The PSNR; ``inf`` for ``mse == 0``.
+
+    Raises:
+        ValueError: for a negative or non-finite ``mse`` or a non-positive ``peak``.
+    """
+    if not math.isfinite(mse) or mse < 0:
+        raise ValueError(f"mse must be a finite number >= 0, got mse={mse!r}")
+    if not math.isfinite(peak) or peak <= 0:
+        raise ValueError(f"peak must be a finite number > 0, got peak={peak!r}")
+    return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)

@@ -12,7 +12,6 @@ from PIL import Image
 
 from latent_jax import cli
 from latent_jax.corruption import Corruption
-from latent_jax.experiments import denoising
 from latent_jax.objectives import Batch, denoising_objective, split_variables
 from latent_jax.train import TrainConfig, fit
 
@@ -68,12 +67,6 @@ def test_loss_is_against_the_clean_images_on_image_shaped_batches():
         params
     )
     assert float(grads["a"]) > 0
-
-
-def test_psnr():
-    assert denoising.psnr(0.01) == pytest.approx(20.0)
-    assert denoising.psnr(0.04, peak=2.0) == pytest.approx(20.0)
-    assert denoising.psnr(0.0) == float("inf")
 
 
 @pytest.fixture(scope="module")

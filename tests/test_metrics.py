@@ -225,3 +225,20 @@ def test_evaluate_command_names_what_is_missing(tmp_path, capsys):
     (tmp_path / "run" / "config.json").write_text(json.dumps({"image_shape": [8, 8, 1]}))
     assert cli.main(["evaluate", str(tmp_path / "run")]) == 2
     assert "not a run of latent-jax vae" in capsys.readouterr().err
+
+
+def test_psnr_matches_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(size=(16, 16))
+    noisy = np.clip(clean + 0.1 * rng.normal(size=clean.shape), 0.0, 1.0)
+    mse = float(np.mean((clean - noisy) ** 2))
+    expected = peak_signal_noise_ratio(clean, noisy, data_range=1.0)
+    assert metrics.psnr(mse) == pytest.approx(expected, rel=1e-12)
+    assert metrics.psnr(0.04, peak=2.0) == pytest.approx(20.0)
+    assert metrics.psnr(0.0) == float("inf")
+    with pytest.raises(ValueError, match="mse must be a finite number >= 0"):
+        metrics.psnr(-1.0)
+    with pytest.raises(ValueError, match="peak must be a finite number > 0"):
+        metrics.psnr(0.1, peak=0.0)

@@ -46,6 +46,7 @@ from latent_jax import image_data, plots
 from latent_jax import pca as pca_lib
 from latent_jax.corruption import Corruption
 from latent_jax.experiments import common
+from latent_jax.metrics import psnr
 from latent_jax.models.conv import ConvAutoencoder
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import autoencoder_objective, denoising_objective
@@ -249,11 +250,6 @@ def load_data(args: argparse.Namespace) -> _Data:
         peak = float(train.max() - train.min())
     as32 = functools.partial(np.asarray, dtype=np.float32)
     return _Data(source, as32(train), as32(val), as32(test), not tabular, peak)
-
-
-def psnr(mse: float, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB, ``10 log10(peak^2 / mse)`` (inf for mse = 0)."""
-    return float("inf") if mse <= 0 else float(10.0 * np.log10(peak**2 / mse))
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
