@@ -93,7 +93,8 @@ CHECKPOINT_KIND = "latent_jax.anomaly"
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     # pca / ppca: an int, a fraction of the variance to keep (the fewest components that
-    # explain at least that much), or "kaiser" (the eigenvalues above their mean).
+    # explain at least that much), or "kaiser" (the eigenvalues above their mean, over the
+    # min(n - 1, d) a sample of n rows can make non-zero).
     "n_components": 0.9,
     # autoencoder / vae
     "architecture": "auto",
@@ -399,8 +400,11 @@ class AnomalyDetector:
         if isinstance(wanted, str | float):
             eigenvalues = np.asarray(pca_lib.fit_pca(flat, 1).eigenvalues, np.float64)
             if wanted == "kaiser":
-                # Kaiser's rule: the components with more than the average variance.
-                q = max(1, int(np.sum(eigenvalues > eigenvalues.mean())))
+                # Kaiser's rule: the components with more than the average variance. The
+                # average is over the n - 1 eigenvalues a centred sample can make non-zero
+                # when n <= d: the d - n + 1 structural zeros say nothing about the data.
+                spectrum = eigenvalues[: min(n - 1, d)]
+                q = max(1, int(np.sum(spectrum > spectrum.mean())))
             else:
                 ratios = np.cumsum(eigenvalues) / max(eigenvalues.sum(), np.finfo(np.float64).tiny)
                 q = int(np.searchsorted(ratios, wanted - 1e-12) + 1)

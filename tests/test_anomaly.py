@@ -123,6 +123,12 @@ def test_kaiser_rule_keeps_the_eigenvalues_above_their_mean():
     variances = SkPCA().fit(StandardScaler().fit_transform(x)).explained_variance_
     assert detector.n_components_ == int(np.sum(variances > variances.mean()))
     assert 1 <= detector.n_components_ < 12
+    # Fewer rows than features: the average is over the n - 1 non-zero eigenvalues, not over
+    # d values of which d - n + 1 are zero whatever the data.
+    wide = np.random.default_rng(4).normal(size=(20, 50)) * np.linspace(3, 0.2, 50)
+    detector = AnomalyDetector("pca", n_components="kaiser").fit(wide)
+    variances = SkPCA().fit(StandardScaler().fit_transform(wide)).explained_variance_[:19]
+    assert detector.n_components_ == int(np.sum(variances > variances.mean()))
 
 
 def test_variance_fraction_picks_the_components_scikit_learn_picks():
