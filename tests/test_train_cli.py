@@ -1,0 +1,84 @@
+"""`latent-jax train`: your data, in memory or streamed, on one device or a forced CPU mesh."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latent_jax import cli
+
+
+def _table(path, n=300, features=12):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 2)) @ rng.normal(size=(2, features))
+    x = (x + 0.1 * rng.normal(size=(n, features))).astype(np.float32)
+    np.save(path, x)
+    return path
+
+
+def _read(out, name):
+    return json.loads((out / name).read_text())
+
+
+def test_autoencoder_on_a_npy_file_writes_every_output_and_learns(tmp_path):
+    data = _table(tmp_path / "x.npy")
+    out = tmp_path / "ae"
+    argv = ["train", "--data", str(data), "--epochs", "15", "--batch-size", "32"]
+    assert cli.main([*argv, "--out", str(out), "--quiet"]) == 0
+    metrics, config = _read(out, "metrics.json"), _read(out, "config.json")
+    assert (metrics["n_train"], metrics["n_test"]) == (270, 30)  # the last 10% held out
+    assert metrics["example_shape"] == [12] and metrics["devices"] == 1
+    assert metrics["model"] == "ae" and config["train"]["epochs"] == 15
+    test_losses = metrics["history"]["test_loss"]
+    assert len(test_losses) == 15 and test_losses[-1] < 0.5 * test_losses[0]
+    assert metrics["final"]["test_loss"] == pytest.approx(test_losses[-1])
+    assert any((out / "checkpoints").iterdir())
+
+
+def test_conv_vae_streams_an_image_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(20):
+        pixels = (rng.uniform(size=(16, 12)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    out = tmp_path / "cvae"
+    argv = ["train", "--data", str(folder), "--model", "conv-vae", "--stream"]
+    assert cli.main([*argv, "--epochs", "2", "--batch-size", "8", "--out", str(out)]) == 0
+    metrics = _read(out, "metrics.json")
+    assert metrics["stream"] is True and metrics["example_shape"] == [16, 12, 1]
+    final = metrics["final"]
+    assert final["train_kl"] > 0 and np.isfinite(final["test_loss"])
+    assert final["train_loss"] == pytest.approx(
+        final["train_reconstruction"] + final["train_beta"] * final["train_kl"], rel=1e-5
+    )
+
+
+def test_devices_forces_a_cpu_mesh_in_a_fresh_process(tmp_path):
+    data = _table(tmp_path / "x.npy", n=96)
+    out = tmp_path / "mesh"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    command = [sys.executable, "-m", "latent_jax", "train", "--data", str(data), "--devices"]
+    command += ["2", "--epochs", "2", "--batch-size", "10", "--out", str(out), "--quiet"]
+    subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=300)
+    metrics = _read(out, "metrics.json")
+    assert metrics["devices"] == 2 and np.isfinite(metrics["final"]["train_loss"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--data", "missing.npy"], "does not exist"),
+        (["--data", "x.npy", "--devices", "2", "--mesh", "data=4"], "disagree"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(tmp_path, capsys, monkeypatch, extra, message):
+    _table(tmp_path / "x.npy", n=20)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", *extra, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "metrics.json").exists()
