@@ -53,7 +53,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 import os
 from collections.abc import Mapping
@@ -65,7 +64,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from latent_jax import checkpoint as ckpt
-from latent_jax import metrics
+from latent_jax import metrics, validation
 from latent_jax import pca as pca_lib
 from latent_jax.data import Standardizer, check_finite_array
 from latent_jax.gaussian import kl_standard_normal
@@ -118,24 +117,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {name}={value}")
-    return int(value)
-
-
-def _check_real(name: str, value: Any, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {name}={value}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0, got {name}={value}")
-    return float(value)
-
-
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {name}={value!r}")
@@ -167,9 +148,9 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(n, str):
         _check_choice("n_components", n, ("kaiser",))
     elif isinstance(n, numbers.Integral) and not isinstance(n, bool):
-        _check_int("n_components", n, 1)
+        validation.check_int("n_components", n, 1)
     else:
-        n = _check_real("n_components", n, positive=True)
+        n = validation.check_real("n_components", n, positive=True)
         if n >= 1.0:
             raise ValueError(
                 f"n_components must be an int >= 1, a variance fraction in (0, 1) or "
@@ -179,11 +160,11 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     out["hidden_dims"] = _check_widths("hidden_dims", out["hidden_dims"])
     out["channels"] = _check_widths("channels", out["channels"])
     for name in ("latent_dim", "epochs", "batch_size", "n_samples"):
-        _check_int(name, out[name], 1)
-    _check_int("seed", out["seed"], 0)
-    _check_real("learning_rate", out["learning_rate"], positive=True)
-    _check_real("beta", out["beta"], positive=True)
-    _check_real("obs_logvar", out["obs_logvar"])
+        validation.check_int(name, out[name], 1)
+    validation.check_int("seed", out["seed"], 0)
+    validation.check_real("learning_rate", out["learning_rate"], positive=True)
+    validation.check_real("beta", out["beta"], positive=True)
+    validation.check_real("obs_logvar", out["obs_logvar"])
     _check_choice("likelihood", out["likelihood"], VAE_LIKELIHOODS)
     _check_choice("scaling", out["scaling"], SCALINGS)
     if not isinstance(out["quiet"], bool):
@@ -206,7 +187,7 @@ def _check_contamination(contamination: Any, threshold: Any) -> None:
         if threshold is None:
             raise ValueError("contamination=None needs an explicit threshold")
         return
-    value = _check_real("contamination", contamination)
+    value = validation.check_real("contamination", contamination)
     if not 0.0 < value <= 0.5:
         raise ValueError(f"contamination must be in (0, 0.5], got contamination={contamination}")
 
@@ -305,7 +286,7 @@ class AnomalyDetector:
     ):
         self.method = _check_choice("method", method, METHODS)
         if threshold is not None:
-            threshold = _check_real("threshold", threshold)
+            threshold = validation.check_real("threshold", threshold)
         _check_contamination(contamination, threshold)
         self.contamination = contamination
         self.threshold = threshold

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
+from latent_jax import validation
 from latent_jax.gaussian import (
     bernoulli_log_likelihood,
     gaussian_log_likelihood,
@@ -87,14 +88,6 @@ def _check_likelihood(likelihood: Any, obs_logvar: Any) -> None:
         raise TypeError(f'obs_logvar must be a real number or "learned", got {obs_logvar!r}')
     elif not math.isfinite(obs_logvar):
         raise ValueError(f"obs_logvar must be finite, got {obs_logvar=}")
-
-
-def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {name}={value}")
-    return int(value)
 
 
 def _check_data(x: Any) -> Array:
@@ -236,8 +229,8 @@ def iwae_bound(
         estimator with the KL term sampled).
     """
     _check_likelihood(likelihood, obs_logvar)
-    num_samples = _check_positive("num_samples", num_samples)
-    chunk_size = min(_check_positive("chunk_size", chunk_size), num_samples)
+    num_samples = validation.check_int("num_samples", num_samples, 1)
+    chunk_size = min(validation.check_int("chunk_size", chunk_size, 1), num_samples)
     return _iwae_kernel(
         variables,
         _check_data(x),
@@ -304,7 +297,7 @@ def elbo(
         Array of shape (batch,), in nats.
     """
     _check_likelihood(likelihood, obs_logvar)
-    num_samples = _check_positive("num_samples", num_samples)
+    num_samples = validation.check_int("num_samples", num_samples, 1)
     return _elbo_kernel(
         variables,
         _check_data(x),
@@ -337,7 +330,7 @@ def _batches(x: Array, batch_size: int) -> list[tuple[Array, int]]:
 
 def _posterior(model: Any, variables: Any, x: Any, batch_size: int) -> tuple[Array, Array]:
     x = _check_data(x)
-    batch_size = _check_positive("batch_size", batch_size)
+    batch_size = validation.check_int("batch_size", batch_size, 1)
     means, logvars = [], []
     for rows, real in _batches(x, batch_size):
         mean, logvar = _encode_kernel(variables, rows, model=model)
@@ -435,10 +428,10 @@ def evaluate_vae(
     _check_likelihood(likelihood, obs_logvar)
     data = _check_data(x)
     key = _check_key(key)
-    num_samples = _check_positive("num_samples", num_samples)
-    elbo_samples = _check_positive("elbo_samples", elbo_samples)
-    batch_size = _check_positive("batch_size", batch_size)
-    chunk_size = min(_check_positive("chunk_size", chunk_size), num_samples)
+    num_samples = validation.check_int("num_samples", num_samples, 1)
+    elbo_samples = validation.check_int("elbo_samples", elbo_samples, 1)
+    batch_size = validation.check_int("batch_size", batch_size, 1)
+    chunk_size = min(validation.check_int("chunk_size", chunk_size, 1), num_samples)
     common = {"model": model, "likelihood": likelihood, "obs_logvar": obs_logvar}
     iwae_values, elbo_values = [], []
     for b, (rows, real) in enumerate(_batches(data, batch_size)):

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from jax import Array
 
-from latent_jax import image_data, pca
+from latent_jax import image_data, pca, validation
 
 __all__ = [
     "ArraySource",
@@ -261,14 +261,6 @@ class _Prefetcher:
             self._stop.set()
 
 
-def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {name}={value}")
-    return int(value)
-
-
 def iter_batches(
     source: Any,
     batch_size: int,
@@ -300,10 +292,10 @@ def iter_batches(
         ``k <= group`` and ``columns = stop - start``.
     """
     source = open_source(source)
-    batch_size = _check_positive("batch_size", batch_size)
-    group = _check_positive("group", group)
-    prefetch = _check_positive("prefetch", prefetch)
-    width = batch_size if width is None else _check_positive("width", width)
+    batch_size = validation.check_int("batch_size", batch_size, 1)
+    group = validation.check_int("group", group, 1)
+    prefetch = validation.check_int("prefetch", prefetch, 1)
+    width = batch_size if width is None else validation.check_int("width", width, 1)
     if width < batch_size:
         raise ValueError(f"width must be >= batch_size={batch_size}, got width={width}")
     order = np.asarray(order)
@@ -345,14 +337,14 @@ def iter_chunks(source: Any, chunk_rows: int = 65536, *, prefetch: int = 2) -> I
         float32 arrays of shape (rows, ...features).
     """
     source = open_source(source)
-    chunk_rows = _check_positive("chunk_rows", chunk_rows)
+    chunk_rows = validation.check_int("chunk_rows", chunk_rows, 1)
     n = len(source)
 
     def produce() -> Iterator[np.ndarray]:
         for first in range(0, n, chunk_rows):
             yield source.read(np.arange(first, min(first + chunk_rows, n)))
 
-    return iter(_Prefetcher(produce(), _check_positive("prefetch", prefetch)))
+    return iter(_Prefetcher(produce(), validation.check_int("prefetch", prefetch, 1)))
 
 
 def fit_pca_stream(

@@ -54,7 +54,6 @@ import dataclasses
 import functools
 import logging
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -70,7 +69,7 @@ from jax import Array, lax
 from tqdm import tqdm
 
 from latent_jax import checkpoint as ckpt
-from latent_jax import distributed, shuffle
+from latent_jax import distributed, shuffle, validation
 from latent_jax.objectives import Batch, Objective, split_variables
 
 __all__ = [
@@ -143,23 +142,12 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _check_int(name: str, value: Any, minimum: int, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {name}={value}")
+    if not (value is None and allow_none):
+        validation.check_int(name, value, minimum)
 
 
 def _check_float(name: str, value: Any, *, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {name}={value}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0, got {name}={value}")
-    if not positive and value < 0:
-        raise ValueError(f"{name} must be >= 0, got {name}={value}")
+    validation.check_real(name, value, positive=positive, nonnegative=not positive)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

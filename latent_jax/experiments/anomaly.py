@@ -146,9 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size", "latent_dim"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    common.require_at_least(args, 1, "epochs", "batch_size", "latent_dim")
     if args.splits < 1:
         raise ValueError(f"--splits must be >= 1, got {args.splits}")
     if not 0.0 < args.test_size < 1.0:

@@ -96,9 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("seeds", "epochs", "batch_size", "latent_dim", "iwae_k", "elbo_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    common.require_at_least(
+        args, 1, "seeds", "epochs", "batch_size", "latent_dim", "iwae_k", "elbo_samples"
+    )
     if not args.learning_rate > 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     if not 0.0 < args.warmup_fraction <= 1.0:

@@ -84,3 +84,17 @@ def environment_info() -> dict[str, Any]:
 def arguments_dict(args: argparse.Namespace) -> dict[str, Any]:
     """The parsed flags as a JSON-friendly dict (callables dropped)."""
     return {k: v for k, v in vars(args).items() if not callable(v)}
+
+
+def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:
+    """Raises a ValueError naming the flag if any of ``args.<name>`` is below ``minimum``.
+
+    Args:
+        args: the parsed flags.
+        minimum: the smallest allowed value.
+        *names: attribute names, e.g. ``"batch_size"`` (reported as ``--batch-size``).
+    """
+    for name in names:
+        value = getattr(args, name)
+        if value < minimum:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")

@@ -158,9 +158,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size", "latent_dim"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    common.require_at_least(args, 1, "epochs", "batch_size", "latent_dim")
     for name in ("test_size", "val_size"):
         if not 0.0 < getattr(args, name) < 1.0:
             raise ValueError(

@@ -108,9 +108,7 @@ def load_run(run_dir: str) -> tuple[ConvVAE, dict, argparse.Namespace]:
 
 def run(args: argparse.Namespace) -> dict:
     """Scores the run and returns the evaluation merged into its ``metrics.json``."""
-    for name in ("k", "elbo_samples", "batch_size", "chunk_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    common.require_at_least(args, 1, "k", "elbo_samples", "batch_size", "chunk_size")
     run_dir = os.fspath(args.run_dir)
     model, variables, run_args = load_run(run_dir)
     dataset = vae_faces.load_data(run_args)

@@ -123,12 +123,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("n_samples", "input_dim", "digits_latent_dim", "epochs", "elbo_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("decay_stages", "decay_epochs"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    common.require_at_least(
+        args, 1, "n_samples", "input_dim", "digits_latent_dim", "epochs", "elbo_samples"
+    )
+    common.require_at_least(args, 0, "decay_stages", "decay_epochs")
     if not args.learning_rate > 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     if not args.noise_variance > 0:

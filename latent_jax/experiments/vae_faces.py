@@ -251,12 +251,8 @@ def resolve_arguments(args: argparse.Namespace) -> argparse.Namespace:
 
 def _check_args(args: argparse.Namespace) -> None:
     positive = ("hidden_dim", "latent_dim", "epochs", "batch_size", "beta_warmup", "beta_cycles")
-    for name in positive:
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("log_every", "checkpoint_every"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    common.require_at_least(args, 1, *positive)
+    common.require_at_least(args, 0, "log_every", "checkpoint_every")
     if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     if not 0.0 < args.test_size < 1.0:
