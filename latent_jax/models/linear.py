@@ -34,23 +34,11 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from latent_jax import validation
 from latent_jax.gaussian import gaussian_log_likelihood, kl_standard_normal, reparameterize
+from latent_jax.models.mlp import _check_features
 
 __all__ = ["LinearVAE", "decoder_weight", "exact_elbo", "linear_vae_variables"]
-
-
-def _check_dim(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {name}={value}")
-
-
-def _check_features(name: str, x: Array, expected: int) -> Array:
-    x = jnp.asarray(x)
-    if x.ndim != 2 or x.shape[1] != expected:
-        raise ValueError(f"{name} must have shape (batch, {expected}), got shape {x.shape}")
-    return x
 
 
 class LinearVAE(nn.Module):
@@ -71,8 +59,8 @@ class LinearVAE(nn.Module):
     init_obs_logvar: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_dim("input_dim", self.input_dim)
-        _check_dim("latent_dim", self.latent_dim)
+        validation.check_int("input_dim", self.input_dim, 1)
+        validation.check_int("latent_dim", self.latent_dim, 1)
         if self.latent_dim > self.input_dim:
             raise ValueError(
                 f"latent_dim must be <= input_dim, got latent_dim={self.latent_dim}, "
