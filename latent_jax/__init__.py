@@ -1,9 +1,11 @@
 """latent_jax: latent representations in JAX.
 
-PCA and probabilistic PCA, autoencoders, denoising autoencoders, variational autoencoders and
-β-VAEs, with one compiled training engine. The public names are re-exported here.
+PCA and probabilistic PCA, autoencoders, denoising autoencoders, anomaly detection,
+variational autoencoders and β-VAEs, with one compiled training engine. The public names are
+re-exported here.
 """
 
+from latent_jax.anomaly import AnomalyDetector as AnomalyDetector
 from latent_jax.gaussian import kl_diag_gaussians as kl_diag_gaussians
 from latent_jax.gaussian import kl_standard_normal as kl_standard_normal
 from latent_jax.gaussian import reparameterize as reparameterize
@@ -11,6 +13,7 @@ from latent_jax.models import VAE as VAE
 from latent_jax.models import Autoencoder as Autoencoder
 from latent_jax.models import ConvAutoencoder as ConvAutoencoder
 from latent_jax.models import ConvVAE as ConvVAE
+from latent_jax.models.linear import LinearVAE as LinearVAE
 from latent_jax.objectives import autoencoder_objective as autoencoder_objective
 from latent_jax.objectives import denoising_objective as denoising_objective
 from latent_jax.objectives import vae_objective as vae_objective
@@ -23,5 +26,6 @@ from latent_jax.train import TrainConfig as TrainConfig
 from latent_jax.train import TrainState as TrainState
 from latent_jax.train import fit as fit
 from latent_jax.train import fit_many as fit_many
+from latent_jax.train import fit_stream as fit_stream
 
 __version__ = "0.1.0"
