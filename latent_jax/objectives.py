@@ -48,8 +48,9 @@ declares them):
   logvar)``, with ``mean`` and ``logvar`` of shape (batch, latent_dim).
 
 A model that declares ``mask`` receives a bool array of shape (batch,), ``True`` for real rows,
-and can pass it to ``nn.BatchNorm(..., mask=...)`` so padding rows do not enter the batch
-statistics of the last, ragged batch.
+and can pass it to :class:`latent_jax.models.layers.BatchNorm` (``mask=...``) so padding rows
+do not enter the batch statistics of the last, ragged batch (flax's ``nn.BatchNorm`` takes a
+mask too, but only one broadcast to the activation's full shape, which costs a pass over it).
 """
 
 from __future__ import annotations
