@@ -13,6 +13,12 @@ devices of all processes, each process runs the same program, and each reads onl
 of the data that its own devices hold (:func:`shard_rows` with a memory-mapped array, or
 :func:`process_rows` for a loader).
 
+Independent runs (:func:`latent_jax.train.fit_many`) need no communication at all: they are
+spread over a one-dimensional mesh whose axis is named ``"runs"`` (:data:`RUNS_AXIS`, see
+:func:`runs_mesh`), each device training its share of the runs. On the CPU backend JAX exposes
+one device unless told otherwise; :func:`use_cpu_cores` exposes one per core so that runs
+train on every core at once.
+
 Everything here is placement; models, objectives and the training engine do not change.
 """
 
@@ -32,6 +38,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 __all__ = [
     "DATA_AXIS",
+    "RUNS_AXIS",
     "batch_sharding",
     "constrain_batch",
     "initialize",
@@ -42,12 +49,15 @@ __all__ = [
     "place",
     "process_rows",
     "replicated",
+    "runs_mesh",
     "shard_rows",
     "state_shardings",
     "to_host",
+    "use_cpu_cores",
 ]
 
 DATA_AXIS = "data"
+RUNS_AXIS = "runs"
 
 
 def parse_mesh(spec: str) -> int | None:
@@ -124,6 +134,64 @@ def _check_mesh(mesh: Any) -> Mesh:
     if DATA_AXIS not in mesh.axis_names:
         raise ValueError(f"mesh must have an axis named {DATA_AXIS!r}, got {mesh.axis_names}")
     return mesh
+
+
+def runs_mesh(n_runs: int, devices: Sequence[Any] | None = None) -> Mesh | None:
+    """The mesh that ``n_runs`` independent runs are spread over, or ``None`` for one device.
+
+    It takes the largest number of devices that divides ``n_runs`` (each device trains the
+    same number of runs, so that one compiled program serves them all).
+
+    Args:
+        n_runs: the number of runs, >= 1.
+        devices: the devices to use; default: this process's devices (``jax.local_devices()``),
+            and none in a multi-process job, whose devices belong to a data mesh.
+
+    Returns:
+        A one-dimensional :class:`Mesh` with axis :data:`RUNS_AXIS`, or ``None`` when only one
+        device would be used.
+    """
+    if devices is None:
+        if jax.process_count() > 1:
+            return None
+        devices = jax.local_devices()
+    n_devices = max(d for d in range(1, min(n_runs, len(devices)) + 1) if n_runs % d == 0)
+    if n_devices == 1:
+        return None
+    return Mesh(np.array(list(devices)[:n_devices]), (RUNS_AXIS,))
+
+
+def use_cpu_cores(cores: int | None = None) -> int:
+    """Exposes one JAX device per CPU core on the CPU backend, so that independent runs train
+    on every core at once (see :func:`runs_mesh`).
+
+    JAX's CPU backend is one device, whose small matrix products keep about one core busy.
+    This sets ``jax_num_cpu_devices`` unless the user already chose a count (the
+    ``JAX_NUM_CPU_DEVICES`` variable, ``--xla_force_host_platform_device_count`` in
+    ``XLA_FLAGS``, or the config), and only before JAX's backends start; otherwise it changes
+    nothing. Computations that run on one device are not slowed by the extra devices.
+
+    Args:
+        cores: the device count; default: the cores this process may run on.
+
+    Returns:
+        The device count set, or 0 when nothing was changed.
+    """
+    if (
+        "JAX_NUM_CPU_DEVICES" in os.environ
+        or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+        or jax.config.jax_num_cpu_devices > 0
+    ):
+        return 0
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if not cores or cores < 2:
+        return 0
+    try:
+        jax.config.update("jax_num_cpu_devices", int(cores))
+    except RuntimeError:  # the backends have started: the device count is fixed
+        return 0
+    return int(cores)
 
 
 def mesh_size(mesh: Mesh) -> int:

@@ -1,5 +1,6 @@
 """Data-parallel training on a 4-device mesh (forced host devices, in a subprocess): the same
 parameters as one device, batches really sharded, checkpoints from 4 devices restored on 1.
+Independent runs spread over the devices: the same runs as on one device, no communication.
 
 The main test process has already started JAX with one CPU device, so the 4-device runs happen
 in a fresh interpreter whose XLA_FLAGS are set before JAX is imported.
@@ -25,10 +26,10 @@ from latent_jax.train import TrainConfig, fit
 
 WORKER = textwrap.dedent(
     """
-    import dataclasses, json, os, sys
+    import dataclasses, json, os, re, sys
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import jax, numpy as np
-    from latent_jax import distributed
+    from latent_jax import distributed, train
     from latent_jax.models.conv import ConvSpec, ConvVAE
     from latent_jax.models.mlp import Autoencoder
     from latent_jax.objectives import autoencoder_objective, vae_objective
@@ -38,7 +39,8 @@ WORKER = textwrap.dedent(
     fast = {"xla_backend_optimization_level": 0}
     mesh = distributed.make_mesh(4)
     rng = np.random.default_rng(0)
-    report = {"devices": jax.device_count()}
+    report = {"cpu_cores_set": distributed.use_cpu_cores()}  # the user's XLA_FLAGS win
+    report["devices"] = jax.device_count()
 
     def gap(a, b):
         diffs = jax.tree.map(lambda p, q: np.max(np.abs(np.asarray(p) - np.asarray(q))), a, b)
@@ -88,6 +90,28 @@ WORKER = textwrap.dedent(
     report["bn_gap"] = gap(a.model_state, b.model_state)
     initial = {"batch_stats": vae.init(jax.random.key(0), images[:2])["batch_stats"]}
     report["bn_moved"] = gap(a.model_state, initial)
+    # 6 independent runs spread over 3 of the 4 devices (the most that divide 6), 2 on each.
+    keys = jax.random.split(jax.random.key(4), 6)
+    runs_config = dataclasses.replace(config, epochs=3, checkpoint_dir=os.path.join(out, "runs"))
+    spread, hs = fit_many(mlp, x, x[:7], runs_config, keys)
+    runs_plain = dataclasses.replace(runs_config, checkpoint_dir=None)
+    together, ht = fit_many(mlp, x, x[:7], runs_plain, keys, spread_runs=False)
+    report["spread_gap"] = gap(spread.params, together.params)
+    report["spread_loss_gap"] = float(np.max(np.abs(hs["test_loss"] - ht["test_loss"])))
+    report["spread_specs"] = sorted({str(a.sharding.spec) for a in jax.tree.leaves(spread)})
+    report["spread_devices"] = sorted({len(a.sharding.device_set) for a in jax.tree.leaves(spread)})
+    spread_chunks = [v[1] for k, v in train._CACHE.items() if k[2] == "chunk" and k[-1] is not None]
+    report["spread_chunks"] = len(spread_chunks)
+    report["spread_collectives"] = sorted({
+        op for c in spread_chunks
+        for op in re.findall(r"all-reduce|all-gather|all-to-all|collective-permute", c.as_text())
+    })
+    # Its checkpoint resumes on one device and continues as an uninterrupted spread run.
+    resumed, hr = fit_many(mlp, x, x[:7], dataclasses.replace(runs_plain, epochs=4), None,
+                           resume=os.path.join(out, "runs"), spread_runs=False)
+    straight, hu = fit_many(mlp, x, x[:7], dataclasses.replace(runs_plain, epochs=4), keys)
+    report["spread_resume_gap"] = gap(resumed.params, straight.params)
+    report["spread_resume_epochs"] = [hr.num_epochs, int(np.max(resumed.epoch))]
     if len(sys.argv) > 2:  # the slow extras: FSDP-style sharding, several runs
         fsdp, _ = fit(mlp, x, x[:7], no_ckpt,
                       jax.random.key(1), mesh=mesh, shard_params=True)
@@ -174,6 +198,53 @@ def test_checkpoint_written_on_four_devices_restores_on_one(report):
         resume=os.path.join(out, "ckpt"),
     )
     assert history.num_epochs == 5 and int(more.epoch) == 5
+
+
+def test_runs_spread_over_devices_match_one_device_without_communication(report):
+    values, _ = report
+    assert values["cpu_cores_set"] == 0  # XLA_FLAGS already forced 4 devices
+    assert values["spread_gap"] < 1e-5 and values["spread_loss_gap"] < 1e-5
+    # Every state leaf is split along its run axis over 3 devices.
+    assert values["spread_specs"] == ["P('runs',)"] and values["spread_devices"] == [3]
+    assert values["spread_chunks"] >= 1 and values["spread_collectives"] == []
+    assert values["spread_resume_gap"] < 1e-5
+    assert values["spread_resume_epochs"] == [4, 4]
+
+
+CORES_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from latent_jax import distributed
+    first = distributed.use_cpu_cores(3)
+    import jax
+    report = {"first": first, "devices": jax.device_count(), "again": distributed.use_cpu_cores(2)}
+    report["mesh_sizes"] = {
+        k: (None if m is None else m.size) for k in (6, 4, 5, 1)
+        for m in [distributed.runs_mesh(k)]
+    }
+    print(json.dumps(report))
+    """
+)
+
+
+def test_use_cpu_cores_exposes_devices_before_the_backend_starts_and_never_after():
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS", "JAX_PLATFORMS")
+    }
+    env["JAX_PLATFORMS"] = "cpu"
+    result = subprocess.run(
+        [sys.executable, "-c", CORES_WORKER], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["first"] == 3 and report["devices"] == 3
+    assert report["again"] == 0  # the backend has started: the count is fixed
+    # The largest device count (at most 3) that divides the number of runs; one device: None.
+    assert report["mesh_sizes"] == {"6": 3, "4": 2, "5": None, "1": None}
+    # This test process started JAX long ago: nothing changes.
+    assert distributed.use_cpu_cores() == 0
 
 
 def test_bad_mesh_arguments_are_named():

@@ -36,17 +36,25 @@ def test_jit_and_vmap_agree_with_eager():
         np.testing.assert_array_equal(batched[i], np.asarray(permutation(keys[i], 97)))
 
 
-def test_all_orders_of_four_are_equally_likely():
-    keys = jax.random.split(jax.random.key(1), 24_000)
-    orders = np.asarray(jax.jit(jax.vmap(lambda k: permutation(k, 4)))(keys))
-    index = {p: i for i, p in enumerate(itertools.permutations(range(4)))}
-    counts = np.bincount([index[tuple(o)] for o in orders], minlength=24)
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
+def test_all_orders_of_a_few_elements_are_equally_likely(n):
+    # 3 and 5 have no factorization into two halves of at least 2, so the domain is larger
+    # and cycle walking does part of the work; 2, 4 and 6 use an exact domain.
+    orders_of_n = list(itertools.permutations(range(n)))
+    keys = jax.random.split(jax.random.key(1), 200 * len(orders_of_n))
+    orders = np.asarray(jax.jit(jax.vmap(lambda k: permutation(k, n)))(keys))
+    index = {p: i for i, p in enumerate(orders_of_n)}
+    counts = np.bincount([index[tuple(o)] for o in orders], minlength=len(orders_of_n))
+    assert counts.min() > 0
     assert stats.chisquare(counts).pvalue > 1e-3
 
 
-def test_positions_are_uniform_for_a_larger_n():
+@pytest.mark.parametrize("n", [50, 53, 400, 419])
+def test_positions_are_uniform_for_a_larger_n(n):
     # Where element 0 and element n - 1 land, over many keys: uniform over the n slots.
-    n, draws = 50, 20_000
+    # 50 = 5 x 10 exactly, and 53 (prime) walks out of a 6 x 9 domain, both with the
+    # small-domain rounds; 400 = 20 x 20 and 419 (prime, 21 x 20) with the large-domain ones.
+    draws = 20_000
     keys = jax.random.split(jax.random.key(2), draws)
     orders = np.asarray(jax.jit(jax.vmap(lambda k: permutation(k, n)))(keys))
     for element in (0, n - 1):

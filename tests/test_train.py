@@ -535,6 +535,54 @@ def test_fit_many_runs_are_the_single_runs_of_their_keys(ae_run):
             np.testing.assert_allclose(history[name][k], single_history[name], rtol=1e-4)
 
 
+def _decay_objective() -> Objective:
+    """A scalar ``w`` drawn from the key, loss ``w**2``: plain SGD at rate 0.1 multiplies ``w``
+    by 0.8 per step, so a run's losses are ``w0**2 * 0.64**(step)`` whatever the data."""
+
+    def init(key, x):
+        return {"params": {"w": jax.random.uniform(key, (), minval=0.1, maxval=4.0)}}
+
+    def loss(params, model_state, batch, key, step, epoch, train):
+        value = masked_mean(jnp.full(batch.x.shape[:1], params["w"] ** 2), batch.mask)
+        return value, ({"loss": value}, model_state)
+
+    return Objective(init=init, loss=loss, model=None, name="decay")
+
+
+def test_fit_many_runs_stop_early_on_their_own():
+    # One step per epoch; a run stops once an epoch improves its loss by less than 0.05.
+    # These keys draw w0 = 3.1 and 0.5: the second run stops after epoch 4, mid-call.
+    objective = _decay_objective()
+    config = TrainConfig(
+        learning_rate=0.1,
+        optimizer="sgd",
+        batch_size=4,
+        epochs=12,
+        epochs_per_call=5,
+        patience=1,
+        min_delta=0.05,
+        log_every=0,
+        quiet=True,
+        compiler_options=FAST,
+    )
+    x = np.zeros((4, 3), np.float32)
+    keys = jax.random.split(jax.random.key(3), 2)
+    state, history = fit_many(objective, x, None, config, keys)
+    losses = history["train_loss"]
+    np.testing.assert_array_equal(np.asarray(state.epoch), [12, 4])
+    assert bool(state.stopped[1])
+    assert np.all(np.isnan(losses[1, 4:])) and np.all(np.isfinite(losses[1, :4]))
+    for k in range(2):
+        done = int(state.epoch[k])
+        expected = losses[k, 0] * 0.64 ** np.arange(done)
+        np.testing.assert_allclose(losses[k, :done], expected, rtol=1e-5)
+        # A stopped run's state is frozen where it stopped: exactly the run fit() makes.
+        single, single_history = fit(objective, x, None, config, keys[k])
+        assert single_history.num_epochs == done
+        np.testing.assert_allclose(losses[k, :done], single_history["train_loss"], rtol=1e-6)
+        np.testing.assert_allclose(state.params["w"][k], single.params["w"], rtol=1e-6)
+
+
 # --------------------------------------------------------------------------------------
 # History, early stopping, callbacks.
 

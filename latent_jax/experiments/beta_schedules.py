@@ -33,7 +33,7 @@ import jax
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from latent_jax import metrics, plots, schedules
+from latent_jax import distributed, metrics, plots, schedules
 from latent_jax.data import load_digits_images
 from latent_jax.experiments import common
 from latent_jax.models.mlp import VAE
@@ -137,6 +137,7 @@ def _summary(values: list[float]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict:
     """Runs the study and returns the metrics written to ``metrics.json``."""
     _check_args(args)
+    distributed.use_cpu_cores()  # spread the runs over the cores (before JAX's backend starts)
     x_train, x_test = load_split(args.test_size, args.seed)
     model = VAE(
         input_dim=x_train.shape[1], hidden_dims=args.hidden_dims, latent_dim=args.latent_dim
