@@ -3,6 +3,8 @@
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -92,6 +94,28 @@ def test_several_seeds_train_different_models_and_seed_zero_is_the_single_run(tm
     assert len(per_seed) == 3 and len(set(per_seed)) == 3
     np.testing.assert_allclose(per_seed[0], single["ae_test_mse"], rtol=1e-5)
     np.testing.assert_allclose(many["ae_test_mse_mean"], np.mean(per_seed), rtol=1e-6)
+    assert many["run_devices"] == 1  # this test process started JAX with one CPU device
+
+
+def test_seeds_on_a_fresh_process_spread_over_the_cores_with_the_same_results(tmp_path):
+    # The script in a new interpreter exposes one CPU device per core (here 2 are forced, so
+    # that the test means the same on any machine) and spreads the 4 runs over them.
+    table = np.random.default_rng(0).normal(size=(120, 6)).astype(np.float32)
+    path = tmp_path / "table.npy"
+    np.save(path, table)
+    flags = ["--data", str(path), "--epochs", "2", "--batch-size", "32", "--latent-dim", "2"]
+    flags += ["--hidden-dims", "4", "--quiet", "--seeds", "4"]
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "pca_vs_autoencoder.py")
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    env.update(JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="2")
+    command = [sys.executable, script, *flags, "--out", str(tmp_path / "spread")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    spread = json.loads((tmp_path / "spread" / "metrics.json").read_text())
+    assert spread["run_devices"] == 2
+    here = reduce.run(cli.build_parser().parse_args(["reduce", *flags, "--out", str(tmp_path)]))
+    assert here["run_devices"] == 1
+    np.testing.assert_allclose(spread["ae_test_mse_per_seed"], here["ae_test_mse_per_seed"], 1e-5)
 
 
 def test_bad_inputs_get_clear_errors(tmp_path, capsys):
