@@ -157,7 +157,7 @@ def main() -> None:
         "jax_many_median_seconds": many_s,
         "jax_many_compile_seconds": cold_many - many_s,
         "many_over_single": many_s / jax_s,
-        "cpu_devices": len(jax.devices()),
+        "devices": len(jax.devices()),
         "jax_many_one_device_median_seconds": one_device_s,
         "many_one_device_over_single": one_device_s / jax_s,
         "torch_median_test_mse": statistics.median(r["test_mse"] for r in torch_runs),

@@ -57,7 +57,7 @@ def train_autoencoder(
     """
     torch.manual_seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (the seed seeds the legacy global generator)
-    device = torch.device("cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as the seed
     model = AutoEncoder(x_train.shape[1], hidden_dim).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     criterion = nn.MSELoss()
@@ -84,14 +84,17 @@ def train_autoencoder(
         test_loss = 0.0
         with torch.no_grad():
             for batch_features, _ in test_loader:
-                outputs = model(batch_features.to(device))
+                batch_features = batch_features.to(device)
+                outputs = model(batch_features)
                 test_loss += criterion(outputs, batch_features).item()
         test_losses.append(test_loss / len(test_loader))
     seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():
-        full_train = criterion(model(torch.FloatTensor(x_train)), torch.FloatTensor(x_train))
-        full_test = criterion(model(torch.FloatTensor(x_test)), torch.FloatTensor(x_test))
+        train_all = torch.FloatTensor(x_train).to(device)
+        test_all = torch.FloatTensor(x_test).to(device)
+        full_train = criterion(model(train_all), train_all)
+        full_test = criterion(model(test_all), test_all)
     return {
         "train_losses": train_losses,
         "test_losses": test_losses,

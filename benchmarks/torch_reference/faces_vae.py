@@ -167,7 +167,7 @@ def train_vae(
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
     torch.manual_seed(seed)
-    device = torch.device("cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as the seed
     x_train = to_nchw(train_images)
     model = VAE(HIDDEN_DIM, LATENT_DIM).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)

@@ -29,6 +29,7 @@ def write_record(path: Path, benchmark: str, summary: dict, **runs: object) -> N
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
+            "torch_device": (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"),
         },
         "environment": environment_info(),
         "summary": summary,
