@@ -553,17 +553,14 @@ def test_fit_many_runs_stop_early_on_their_own():
     # One step per epoch; a run stops once an epoch improves its loss by less than 0.05.
     # These keys draw w0 = 3.1 and 0.5: the second run stops after epoch 4, mid-call.
     objective = _decay_objective()
-    config = TrainConfig(
+    config = dataclasses.replace(
+        BASE,
         learning_rate=0.1,
         optimizer="sgd",
-        batch_size=4,
         epochs=12,
         epochs_per_call=5,
         patience=1,
         min_delta=0.05,
-        log_every=0,
-        quiet=True,
-        compiler_options=FAST,
     )
     x = np.zeros((4, 3), np.float32)
     keys = jax.random.split(jax.random.key(3), 2)
