@@ -1,7 +1,10 @@
 """Argument checks shared by the public functions: clear errors that name the argument.
 
-Every check raises ``TypeError`` for a value of the wrong type and ``ValueError`` for one out of
-range, with the argument's name, what was expected and what arrived, e.g.
+This is the one module of boundary checks (a finite real array of a given rank, a key, an int,
+a real, a fraction in an interval, a choice, a bool); modules call these instead of keeping
+private copies. Every check raises ``TypeError`` for a value of the wrong type and
+``ValueError`` for one out of range, with the argument's name, what was expected and what
+arrived, e.g.
 ``batch_size must be >= 1, got batch_size=0``.
 """
 
@@ -9,7 +12,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 
 def check_int(name: str, value: Any, minimum: int | None = None) -> int:
@@ -61,3 +69,182 @@ def check_real(
     if nonnegative and value < 0:
         raise ValueError(f"{name} must be >= 0, got {name}={value}")
     return float(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is a bool (NumPy bools included).
+
+    Raises:
+        TypeError: for anything else (``0``/``1`` included).
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} ({value!r})")
+    return bool(value)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``choices``.
+
+    Raises:
+        ValueError: naming the choices and the value, e.g.
+            ``optimizer must be one of ('adam', 'sgd'), got optimizer='adan'``.
+    """
+    try:
+        ok = value in tuple(choices)
+    except TypeError:  # an unhashable or incomparable value is simply not a choice
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {name}={value!r}")
+    return value
+
+
+def check_fraction(
+    name: str,
+    value: Any,
+    *,
+    low: float = 0.0,
+    high: float = 1.0,
+    closed: str = "neither",
+) -> float:
+    """``value`` as a float in an interval of [low, high].
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+        low: the lower end.
+        high: the upper end.
+        closed: which ends belong to the interval: ``"neither"`` (open, the default),
+            ``"left"``, ``"right"`` or ``"both"``.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        TypeError: if ``value`` is not a real number.
+        ValueError: if it is outside the interval, e.g.
+            ``test_size must be in (0, 1), got test_size=1.5``.
+    """
+    check_choice("closed", closed, ("neither", "left", "right", "both"))
+    value = check_real(name, value)
+    left_ok = value >= low if closed in ("left", "both") else value > low
+    right_ok = value <= high if closed in ("right", "both") else value < high
+    if not (left_ok and right_ok):
+        left = "[" if closed in ("left", "both") else "("
+        right = "]" if closed in ("right", "both") else ")"
+        raise ValueError(f"{name} must be in {left}{low:g}, {high:g}{right}, got {name}={value:g}")
+    return value
+
+
+def check_array(
+    name: str,
+    value: Any,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    min_ndim: int | None = None,
+    finite: bool = True,
+    allow_empty: bool = False,
+    dtype: Any = None,
+) -> np.ndarray | jax.Array:
+    """``value`` as a real numeric array: the one check every boundary runs on its data.
+
+    NumPy arrays, lists and JAX arrays are accepted (a JAX array stays on its device and is
+    checked there, without a copy to the host); bools count as numbers. Sparse matrices,
+    strings, object arrays of non-numbers, complex data and ragged nested lists are refused
+    with a message that says so.
+
+    Args:
+        name: the argument's name, for the message (``"train_x"``, ``"x"``).
+        value: the data.
+        ndim: the required number of dimensions (an int or a tuple of allowed ones).
+        min_ndim: the smallest number of dimensions, e.g. 2 for (n_samples, ...features).
+        finite: refuse NaN and infinite values.
+        allow_empty: accept arrays with no rows or no values.
+        dtype: cast to this dtype (e.g. ``np.float32``); ``None`` keeps a float dtype and
+            turns integers and bools into float32.
+
+    Returns:
+        The array: a NumPy array, or a JAX array if ``value`` was one.
+
+    Raises:
+        TypeError: for sparse, non-numeric or complex input.
+        ValueError: for a wrong number of dimensions, empty data or NaN/Inf values.
+    """
+    if hasattr(value, "toarray") and hasattr(value, "nnz"):
+        raise TypeError(
+            f"{name} is a sparse matrix ({type(value).__name__}); pass a dense array "
+            "(e.g. x.toarray())"
+        )
+    is_device = isinstance(value, jax.Array)
+    if is_device:
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except ValueError as err:  # NumPy >= 1.24 refuses ragged nested sequences
+            raise ValueError(
+                f"{name} must be a rectangular array; got a ragged nested sequence ({err})"
+            ) from err
+        if array.dtype == object:
+            try:
+                array = array.astype(np.float64)
+            except (TypeError, ValueError) as err:
+                raise TypeError(
+                    f"{name} must hold numbers, got an object array that does not convert "
+                    f"to float ({err})"
+                ) from err
+    kind = np.dtype(array.dtype).kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {array.dtype}")
+    if kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array, got dtype {array.dtype}")
+    shape = tuple(array.shape)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if array.ndim not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(f"{name} must have {want} dimensions, got shape {shape}")
+    if min_ndim is not None and array.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have shape (n_samples, ...features) with at least {min_ndim} "
+            f"dimensions, got shape {shape}"
+        )
+    if not allow_empty and (array.size == 0 or (array.ndim and shape[0] == 0)):
+        raise ValueError(f"{name} must not be empty, got shape {shape}")
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    elif kind != "f":
+        array = array.astype(np.float32)
+    if finite and np.dtype(array.dtype).kind == "f" and array.size:
+        xp = jnp if is_device else np
+        bad = int(array.size - int(xp.count_nonzero(xp.isfinite(array))))
+        if bad:
+            raise ValueError(f"{name} contains {bad} NaN or infinite values; clean or impute them")
+    return array
+
+
+def check_key(name: str, value: Any, *, batched: bool = False) -> jax.Array:
+    """``value`` as a typed ``jax.random`` key: one key, or (``batched``) shape (K,) keys.
+
+    Legacy uint32 ``PRNGKey`` arrays are wrapped into typed keys.
+
+    Raises:
+        TypeError: for anything that is not a key.
+        ValueError: for the wrong number of keys.
+    """
+    if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        typed = value
+    else:
+        raw = None if value is None else np.asarray(value)
+        if raw is None or raw.dtype != np.uint32 or raw.ndim < 1 or raw.shape[-1] != 2:
+            shape = "" if raw is None else f" of shape {raw.shape}"
+            raise TypeError(
+                f"{name} must be a jax.random.key (or legacy PRNGKey), got "
+                f"{type(value).__name__}{shape}"
+            )
+        typed = jax.random.wrap_key_data(jnp.asarray(raw))
+    if typed.ndim != int(batched):
+        shape = "(K,) (one key per run)" if batched else "() (a single key)"
+        raise ValueError(f"{name} must have shape {shape}, got shape {typed.shape}")
+    if batched and typed.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least one key, got shape {typed.shape}")
+    return typed
