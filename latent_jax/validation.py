@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 import jax
@@ -141,6 +141,7 @@ def check_array(
     *,
     ndim: int | tuple[int, ...] | None = None,
     min_ndim: int | None = None,
+    axes: str | None = None,
     finite: bool = True,
     allow_empty: bool = False,
     dtype: Any = None,
@@ -148,19 +149,24 @@ def check_array(
     """``value`` as a real numeric array: the one check every boundary runs on its data.
 
     NumPy arrays, lists and JAX arrays are accepted (a JAX array stays on its device and is
-    checked there, without a copy to the host); bools count as numbers. Sparse matrices,
-    strings, object arrays of non-numbers, complex data and ragged nested lists are refused
-    with a message that says so.
+    checked there, without a copy to the host); bools count as numbers. ``None``, strings,
+    mappings, sparse matrices, object arrays of non-numbers, complex data and ragged nested
+    lists are refused with a message that says so. A traced array (inside ``jax.jit``) is
+    checked for its dtype and shape only: its values are not known yet.
 
     Args:
         name: the argument's name, for the message (``"train_x"``, ``"x"``).
         value: the data.
         ndim: the required number of dimensions (an int or a tuple of allowed ones).
         min_ndim: the smallest number of dimensions, e.g. 2 for (n_samples, ...features).
-        finite: refuse NaN and infinite values.
+        axes: what the dimensions are, for the message of a wrong ``ndim``, e.g.
+            ``"(n_samples, n_features)"`` gives ``x must have shape (n_samples, n_features),
+            got shape (4,)``.
+        finite: refuse NaN and infinite values (counted, with the index of the first).
         allow_empty: accept arrays with no rows or no values.
         dtype: cast to this dtype (e.g. ``np.float32``); ``None`` keeps a float dtype and
-            turns integers and bools into float32.
+            turns integers and bools into float32; ``"numeric"`` keeps any real numeric
+            dtype (integers and bools too), as scikit-learn's ``check_array`` does.
 
     Returns:
         The array: a NumPy array, or a JAX array if ``value`` was one.
@@ -169,6 +175,8 @@ def check_array(
         TypeError: for sparse, non-numeric or complex input.
         ValueError: for a wrong number of dimensions, empty data or NaN/Inf values.
     """
+    if value is None or isinstance(value, str | bytes | Mapping | Set):
+        raise TypeError(f"{name} must be an array-like of numbers, got {type(value).__name__}")
     if hasattr(value, "toarray") and hasattr(value, "nnz"):
         raise TypeError(
             f"{name} is a sparse matrix ({type(value).__name__}); pass a dense array "
@@ -202,7 +210,13 @@ def check_array(
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if array.ndim not in allowed:
             want = " or ".join(str(d) for d in allowed)
-            raise ValueError(f"{name} must have {want} dimensions, got shape {shape}")
+            expected = f"shape {axes}" if axes else f"{want} dimensions"
+            hint = (
+                f" (use {name}.reshape(-1, 1) for a single feature)"
+                if allowed == (2,) and array.ndim == 1
+                else ""
+            )
+            raise ValueError(f"{name} must have {expected}, got shape {shape}{hint}")
     if min_ndim is not None and array.ndim < min_ndim:
         raise ValueError(
             f"{name} must have shape (n_samples, ...features) with at least {min_ndim} "
@@ -210,16 +224,45 @@ def check_array(
         )
     if not allow_empty and (array.size == 0 or (array.ndim and shape[0] == 0)):
         raise ValueError(f"{name} must not be empty, got shape {shape}")
-    if dtype is not None:
+    if isinstance(dtype, str) and dtype == "numeric":
+        pass
+    elif dtype is not None:
         array = array.astype(dtype, copy=False)
     elif kind != "f":
         array = array.astype(np.float32)
     if finite and np.dtype(array.dtype).kind == "f" and array.size:
-        xp = jnp if is_device else np
-        bad = int(array.size - int(xp.count_nonzero(xp.isfinite(array))))
-        if bad:
-            raise ValueError(f"{name} contains {bad} NaN or infinite values; clean or impute them")
+        _check_finite(name, array)
     return array
+
+
+@jax.jit
+def _all_finite(x: jax.Array) -> jax.Array:
+    return jnp.all(jnp.isfinite(x))
+
+
+def _check_finite(name: str, array: np.ndarray | jax.Array) -> None:
+    """Raises ValueError if a float ``array`` holds NaN/Inf; skips traced arrays."""
+    if isinstance(array, jax.core.Tracer):
+        return
+    if isinstance(array, np.ndarray):
+        # One sum finds any NaN/Inf without a boolean copy of the data; only a non-finite
+        # sum (perhaps an overflow) pays for the element-wise check.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.sum(array)):
+                return
+    elif bool(_all_finite(array)):
+        return
+    host = np.asarray(array)
+    bad = ~np.isfinite(host)
+    n_bad = int(np.count_nonzero(bad))
+    if not n_bad:
+        return
+    n_nan = int(np.count_nonzero(np.isnan(host)))
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise ValueError(
+        f"{name} contains {n_bad} NaN or infinite values ({n_nan} NaN, {n_bad - n_nan} "
+        f"infinite; the first at index {first}); clean or impute them"
+    )
 
 
 def check_key(name: str, value: Any, *, batched: bool = False) -> jax.Array:
