@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -62,6 +61,8 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+
+from latent_jax import validation
 
 __all__ = [
     "PCA",
@@ -165,10 +166,6 @@ class PPCAParams(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
-def _is_tracer(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
 def _float_dtype(dtype: np.dtype) -> np.dtype:
     """The floating dtype computations on an array of ``dtype`` run in."""
     default = jnp.result_type(float)
@@ -179,67 +176,15 @@ def _float_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def _as_array(x: Any, name: str) -> np.ndarray | Array:
-    """Turns ``x`` into a NumPy or JAX array with a real numeric dtype, else raises."""
-    if not isinstance(x, (np.ndarray, jax.Array)):
-        if x is None or isinstance(x, (str, bytes, dict, set)):
-            raise TypeError(f"{name} must be an array-like of numbers; got {type(x).__name__}.")
-        try:
-            x = np.asarray(x)
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                f"{name} must be a rectangular array-like of numbers; could not convert the "
-                f"{type(x).__name__} that arrived: {err}"
-            ) from None
-    dtype = np.dtype(x.dtype)
-    if dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name} must hold real numbers (bool, integer or float); got dtype {dtype}."
-        )
-    return x
-
-
-def _check_finite(x: np.ndarray | Array, name: str) -> None:
-    """Raises ValueError naming how many NaN/Inf entries ``x`` holds and where the first is."""
-    if _is_tracer(x) or np.dtype(x.dtype).kind != "f":
-        return
-    if isinstance(x, np.ndarray):
-        # One summation catches any NaN/Inf without a boolean copy of the data; only a
-        # non-finite sum (which may also be an overflow) pays for the full element-wise check.
-        with np.errstate(over="ignore", invalid="ignore"):
-            if np.isfinite(np.sum(x)):
-                return
-        bad = ~np.isfinite(x)
-        if not bad.any():
-            return
-        n_nan = int(np.isnan(x).sum())
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-    else:
-        if bool(_all_finite(x)):
-            return
-        n_nan = int(jnp.isnan(x).sum())
-        bad = np.asarray(~jnp.isfinite(x))
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-    n_inf = int(bad.sum()) - n_nan
-    raise ValueError(
-        f"{name} must contain only finite values; got {n_nan} NaN and {n_inf} infinite "
-        f"entries (the first at index {first})."
-    )
-
-
-@jax.jit
-def _all_finite(x: Array) -> Array:
-    return jnp.all(jnp.isfinite(x))
+    """``x`` as a NumPy or JAX array of real numbers in its own dtype; values unchecked."""
+    return validation.check_array(name, x, finite=False, allow_empty=True, dtype="numeric")
 
 
 def _validate_data(x: Any, name: str, *, min_samples: int = 1) -> np.ndarray | Array:
     """Validates a (n_samples, n_features) data matrix; returns it as a NumPy or JAX array."""
-    x = _as_array(x, name)
-    if x.ndim != 2:
-        hint = " (use x.reshape(-1, 1) for one feature)" if x.ndim == 1 else ""
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (n_samples, n_features); got a {x.ndim}-D "
-            f"array of shape {tuple(x.shape)}{hint}."
-        )
+    x = validation.check_array(
+        name, x, ndim=2, axes="(n_samples, n_features)", allow_empty=True, dtype="numeric"
+    )
     n_samples, n_features = x.shape
     if n_features == 0:
         raise ValueError(f"{name} must have at least one feature; got shape {tuple(x.shape)}.")
@@ -247,8 +192,12 @@ def _validate_data(x: Any, name: str, *, min_samples: int = 1) -> np.ndarray | A
         raise ValueError(
             f"{name} must have at least {min_samples} sample(s); got shape {tuple(x.shape)}."
         )
-    _check_finite(x, name)
     return x
+
+
+@jax.jit
+def _all_finite(x: Array) -> Array:
+    return jnp.all(jnp.isfinite(x))
 
 
 def _to_device(x: np.ndarray | Array, dtype: Any = None) -> Array:
@@ -263,17 +212,11 @@ def _to_device(x: np.ndarray | Array, dtype: Any = None) -> Array:
     return x if x.dtype == dtype else x.astype(dtype)
 
 
-def _check_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int; got {value!r} of type {type(value).__name__}.")
-    return int(value)
-
-
 def _check_n_components(n_components: Any, n_samples: int, n_features: int) -> int:
     bound = min(n_samples, n_features)
     if n_components is None:
         return bound
-    n_components = _check_int(n_components, "n_components")
+    n_components = validation.check_int("n_components", n_components)
     if not 1 <= n_components <= bound:
         raise ValueError(
             f"n_components={n_components} must be between 1 and "
@@ -283,7 +226,7 @@ def _check_n_components(n_components: Any, n_samples: int, n_features: int) -> i
 
 
 def _check_ddof(ddof: Any, n_samples: int) -> int:
-    ddof = _check_int(ddof, "ddof")
+    ddof = validation.check_int("ddof", ddof)
     if not 0 <= ddof < n_samples:
         raise ValueError(
             f"ddof={ddof} must be >= 0 and smaller than n_samples={n_samples} "
@@ -314,10 +257,7 @@ def _check_last_axis(x: Any, size: int, name: str, what: str) -> Array:
 def _check_block_rows(block_rows: Any, n_features: int) -> int:
     if block_rows is None:
         return max(_MIN_BLOCK_ROWS, min(_MAX_BLOCK_ROWS, _BLOCK_ELEMENTS // n_features))
-    block_rows = _check_int(block_rows, "block_rows")
-    if block_rows < 1:
-        raise ValueError(f"block_rows must be a positive int; got {block_rows}.")
-    return block_rows
+    return validation.check_int("block_rows", block_rows, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,9 +568,7 @@ def accumulator_init(n_features: int, dtype: Any = None) -> CovarianceAccumulato
     Returns:
         A :class:`CovarianceAccumulator` with count 0.
     """
-    n_features = _check_int(n_features, "n_features")
-    if n_features < 1:
-        raise ValueError(f"n_features must be a positive int; got {n_features}.")
+    n_features = validation.check_int("n_features", n_features, 1)
     dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype must be a floating dtype; got {dtype}.")
@@ -783,12 +721,9 @@ def fit_pca_streaming(
     n_rows = 0
     for i, chunk in enumerate(iterator):
         name = f"chunks[{i}]"
-        chunk = _as_array(chunk, name)
-        if chunk.ndim != 2:
-            raise ValueError(
-                f"{name} must be a 2-D array of shape (chunk_rows, n_features); got a "
-                f"{chunk.ndim}-D array of shape {tuple(chunk.shape)}."
-            )
+        chunk = validation.check_array(
+            name, chunk, ndim=2, axes="(chunk_rows, n_features)", allow_empty=True, dtype="numeric"
+        )
         if acc is None:
             if chunk.shape[1] == 0:
                 raise ValueError(f"{name} must have at least one feature; got shape (..., 0).")
@@ -799,7 +734,6 @@ def fit_pca_streaming(
                 f"{name} must have {acc.mean.shape[0]} features like chunks[0]; got shape "
                 f"{tuple(chunk.shape)}."
             )
-        _check_finite(chunk, name)
         n_rows += chunk.shape[0]
         if n_rows > np.iinfo(np.int32).max:
             raise ValueError(
@@ -992,13 +926,8 @@ def ppca_sample(key: Array, state: PCAState, n_samples: int) -> Array:
         Array of shape (n_samples, n_features) whose covariance is :func:`ppca_covariance`.
     """
     state = _check_state(state)
-    n_samples = _check_int(n_samples, "n_samples")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int; got {n_samples}.")
-    if not isinstance(key, jax.Array):
-        raise TypeError(
-            f"key must be a jax.random key (jax.random.key(seed)); got {type(key).__name__}."
-        )
+    n_samples = validation.check_int("n_samples", n_samples, 1)
+    key = validation.check_key("key", key)
     return _sample_kernel(
         key,
         state.mean,
@@ -1049,8 +978,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: Any = None) -> PCA:
         """Fits the model to ``X``, array of shape (n_samples, n_features); returns ``self``."""
-        if not isinstance(self.whiten, (bool, np.bool_)):
-            raise TypeError(f"whiten must be a bool; got {self.whiten!r}.")
+        validation.check_bool("whiten", self.whiten)
         x = _validate_data(X, "X", min_samples=2)
         n_samples, n_features = x.shape
         n_components = _check_n_components(self.n_components, n_samples, n_features)
