@@ -36,6 +36,8 @@ import jax
 import numpy as np
 from flax import serialization
 
+from latent_jax import validation
+
 __all__ = [
     "FORMAT",
     "Checkpoint",
@@ -123,12 +125,6 @@ def _check_tree(tree: Any, where: str = "tree") -> None:
             f"checkpoint {where} must be nested dicts of arrays, got {type(tree).__name__}; "
             "convert structures with flax.serialization.to_state_dict first"
         )
-
-
-def _check_epoch(epoch: Any) -> int:
-    if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
-        raise ValueError(f"epoch must be an int >= 0, got epoch={epoch!r}")
-    return int(epoch)
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, str]]:
@@ -224,12 +220,12 @@ def save_checkpoint(
         The manifest's path.
 
     Raises:
-        TypeError: for a tree that is not nested dicts of arrays, or metadata that is not JSON.
+        TypeError: for a tree that is not nested dicts of arrays, metadata that is not JSON,
+            or an ``epoch`` or ``keep`` that is not an int.
         ValueError: for a negative epoch or ``keep < 1``.
     """
-    epoch = _check_epoch(epoch)
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise ValueError(f"keep must be an int >= 1, got keep={keep!r}")
+    epoch = validation.check_int("epoch", epoch, 0)
+    keep = validation.check_int("keep", keep, 1)
     if not isinstance(tree, Mapping):
         raise TypeError(f"tree must be a dict, got {type(tree).__name__}")
     tree = _to_numpy(dict(tree))

@@ -34,13 +34,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
+
+from latent_jax import validation
 
 __all__ = [
     "Corruption",
@@ -59,31 +60,9 @@ CorruptionFn = Callable[[Array, Array], Array]
 """A corruption: ``corrupt(key, x) -> x_noisy`` with ``x_noisy.shape == x.shape``."""
 
 
-def _check_real(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {name}={value}")
-    return float(value)
-
-
-def _check_fraction(name: str, value: object) -> float:
-    value = _check_real(name, value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {name}={value}")
-    return value
-
-
-def _check_std(std: object) -> float:
-    std = _check_real("std", std)
-    if std < 0:
-        raise ValueError(f"std must be >= 0, got std={std}")
-    return std
-
-
 def _check_range(name: str, low: object, high: object) -> tuple[float, float]:
-    low = _check_real(f"{name} low", low)
-    high = _check_real(f"{name} high", high)
+    low = validation.check_real(f"{name} low", low)
+    high = validation.check_real(f"{name} high", high)
     if not low < high:
         raise ValueError(f"{name} must satisfy low < high, got ({low}, {high})")
     return low, high
@@ -118,7 +97,7 @@ def gaussian_noise(
     Returns:
         Array of the shape and floating dtype of ``x``.
     """
-    std = _check_std(std)
+    std = validation.check_real("std", std, nonnegative=True)
     clip = _check_clip(clip)
     x = _as_float_array(x)
     noisy = x + std * jax.random.normal(key, x.shape, x.dtype)
@@ -140,8 +119,8 @@ def masking_noise(key: Array, x: ArrayLike, fraction: float, *, value: float = 0
     Returns:
         Array of the shape and floating dtype of ``x``.
     """
-    fraction = _check_fraction("fraction", fraction)
-    value = _check_real("value", value)
+    fraction = validation.check_fraction("fraction", fraction, closed="both")
+    value = validation.check_real("value", value)
     x = _as_float_array(x)
     masked = jax.random.bernoulli(key, fraction, x.shape)
     return jnp.where(masked, jnp.asarray(value, x.dtype), x)
@@ -166,7 +145,7 @@ def salt_and_pepper_noise(
         Array of the shape and floating dtype of ``x``. When ``x`` lies in ``[low, high]`` so
         does the output.
     """
-    fraction = _check_fraction("fraction", fraction)
+    fraction = validation.check_fraction("fraction", fraction, closed="both")
     low, high = _check_range("(low, high)", low, high)
     x = _as_float_array(x)
     u = jax.random.uniform(key, x.shape)
@@ -192,7 +171,7 @@ def gaussian(std: float, *, clip: tuple[float, float] | None = None) -> Corrupti
     Returns:
         ``corrupt(key, x)``.
     """
-    std = _check_std(std)
+    std = validation.check_real("std", std, nonnegative=True)
     clip = _check_clip(clip)
 
     def corrupt(key: Array, x: ArrayLike) -> Array:
@@ -211,8 +190,8 @@ def masking(fraction: float, *, value: float = 0.0) -> CorruptionFn:
     Returns:
         ``corrupt(key, x)``.
     """
-    fraction = _check_fraction("fraction", fraction)
-    value = _check_real("value", value)
+    fraction = validation.check_fraction("fraction", fraction, closed="both")
+    value = validation.check_real("value", value)
 
     def corrupt(key: Array, x: ArrayLike) -> Array:
         return masking_noise(key, x, fraction, value=value)
@@ -231,7 +210,7 @@ def salt_and_pepper(fraction: float, *, low: float = 0.0, high: float = 1.0) -> 
     Returns:
         ``corrupt(key, x)``.
     """
-    fraction = _check_fraction("fraction", fraction)
+    fraction = validation.check_fraction("fraction", fraction, closed="both")
     low, high = _check_range("(low, high)", low, high)
 
     def corrupt(key: Array, x: ArrayLike) -> Array:
@@ -295,13 +274,13 @@ class Corruption:
     high: float | None = None
 
     def __post_init__(self) -> None:
-        _check_std(self.gaussian_std)
-        _check_fraction("mask_fraction", self.mask_fraction)
-        _check_fraction("salt_pepper_fraction", self.salt_pepper_fraction)
+        validation.check_real("gaussian_std", self.gaussian_std, nonnegative=True)
+        validation.check_fraction("mask_fraction", self.mask_fraction, closed="both")
+        validation.check_fraction("salt_pepper_fraction", self.salt_pepper_fraction, closed="both")
         clip = _check_clip(self.clip)
         if clip is not None:
             object.__setattr__(self, "clip", clip)
-        _check_real("mask_value", self.mask_value)
+        validation.check_real("mask_value", self.mask_value)
         _check_range("(low, high)", *self.salt_range)
 
     @property

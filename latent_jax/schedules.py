@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import jax
@@ -23,26 +22,12 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from latent_jax import validation
+
 Schedule = Callable[[ArrayLike], Array]
 
 RAMPS = ("linear", "sigmoid", "cosine")
 SCHEDULES = ("constant", "linear", "monotonic", "cyclical")
-
-
-def _check_finite(**values: float) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {name}={value}")
-
-
-def _check_positive_int(**values: int) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {name}={value}")
 
 
 def _as_float(count: ArrayLike) -> Array:
@@ -58,9 +43,7 @@ def constant(value: float = 1.0) -> Schedule:
     Returns:
         A schedule ``count -> value``.
     """
-    _check_finite(value=value)
-    if value < 0:
-        raise ValueError(f"value must be >= 0, got {value=}")
+    value = validation.check_real("value", value, nonnegative=True)
 
     def schedule(count: ArrayLike) -> Array:
         return jnp.full(jnp.shape(count), value, jnp.float32)
@@ -81,10 +64,9 @@ def linear(start: float = 0.0, stop: float = 1.0, num_steps: int = 1000) -> Sche
     Returns:
         A schedule ``count -> β``.
     """
-    _check_finite(start=start, stop=stop)
-    _check_positive_int(num_steps=num_steps)
-    if start < 0 or stop < 0:
-        raise ValueError(f"start and stop must be >= 0, got {start=}, {stop=}")
+    start = validation.check_real("start", start, nonnegative=True)
+    stop = validation.check_real("stop", stop, nonnegative=True)
+    num_steps = validation.check_int("num_steps", num_steps, 1)
 
     def schedule(count: ArrayLike) -> Array:
         fraction = jnp.clip(_as_float(count) / num_steps, 0.0, 1.0)
@@ -105,11 +87,8 @@ def monotonic(beta_max: float = 1.0 / 30.0, tau: float = 1000.0) -> Schedule:
     Returns:
         A schedule ``count -> β``.
     """
-    _check_finite(beta_max=beta_max, tau=tau)
-    if beta_max < 0:
-        raise ValueError(f"beta_max must be >= 0, got {beta_max=}")
-    if tau <= 0:
-        raise ValueError(f"tau must be > 0, got {tau=}")
+    beta_max = validation.check_real("beta_max", beta_max, nonnegative=True)
+    tau = validation.check_real("tau", tau, positive=True)
 
     def schedule(count: ArrayLike) -> Array:
         return beta_max * -jnp.expm1(-_as_float(count) / tau)
@@ -164,16 +143,14 @@ def cyclical(
     Returns:
         A schedule ``count -> β``.
     """
-    _check_positive_int(total_steps=total_steps, n_cycles=n_cycles)
-    _check_finite(ratio=ratio, start=start, stop=stop)
+    total_steps = validation.check_int("total_steps", total_steps, 1)
+    n_cycles = validation.check_int("n_cycles", n_cycles, 1)
     if n_cycles > total_steps:
-        raise ValueError(f"n_cycles must be <= total_steps, got {n_cycles=}, {total_steps=}")
-    if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio=}")
-    if start < 0 or stop < 0:
-        raise ValueError(f"start and stop must be >= 0, got {start=}, {stop=}")
-    if ramp not in RAMPS:
-        raise ValueError(f"ramp must be one of {RAMPS}, got {ramp=}")
+        raise ValueError(f"n_cycles must be <= total_steps={total_steps}, got n_cycles={n_cycles}")
+    ratio = validation.check_fraction("ratio", ratio, closed="right")
+    start = validation.check_real("start", start, nonnegative=True)
+    stop = validation.check_real("stop", stop, nonnegative=True)
+    validation.check_choice("ramp", ramp, RAMPS)
     period = total_steps / n_cycles
 
     def schedule(count: ArrayLike) -> Array:
@@ -208,6 +185,5 @@ def make_schedule(name: str, **kwargs) -> Schedule:
         "monotonic": monotonic,
         "cyclical": cyclical,
     }
-    if name not in factories:
-        raise ValueError(f"schedule name must be one of {SCHEDULES}, got {name!r}")
+    validation.check_choice("name", name, SCHEDULES)
     return factories[name](**kwargs)

@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
+from latent_jax import validation
+
 __all__ = ["ROUNDS", "SMALL_DOMAIN_ROUNDS", "permutation"]
 
 # Rounds of the network when both halves have at least _LARGE_HALF values; with smaller
@@ -72,10 +74,12 @@ def permutation(key: Array, n: int) -> Array:
         int32 array of shape (n,) holding each of ``0 .. n-1`` exactly once.
 
     Raises:
-        ValueError: if ``n`` is not a positive int below 2**31.
+        TypeError: if ``n`` is not an int.
+        ValueError: if ``n`` is not in [1, 2**31).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < 2**31:
-        raise ValueError(f"n must be an int in [1, 2**31), got {n!r}")
+    n = validation.check_int("n", n, 1)
+    if n >= 2**31:
+        raise ValueError(f"n must be < 2**31, got n={n}")
     a, b = _domain_shape(n)
     size_a, size_b = jnp.uint32(a), jnp.uint32(b)
     rounds = ROUNDS if min(a, b) >= _LARGE_HALF else SMALL_DOMAIN_ROUNDS

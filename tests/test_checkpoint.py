@@ -184,9 +184,9 @@ def test_missing_checkpoints_raise_file_not_found(tmp_path):
         ({"tree": {1: np.zeros(2)}}, TypeError, "keys must be strings"),
         ({"metadata": {"x": np.zeros(2)}}, TypeError, "metadata must be JSON-serializable"),
         ({"metadata": {"x": float("nan")}}, TypeError, "metadata must be JSON-serializable"),
-        ({"epoch": -1}, ValueError, "epoch must be an int >= 0"),
-        ({"epoch": 1.0}, ValueError, "epoch must be an int >= 0"),
-        ({"keep": 0}, ValueError, "keep must be an int >= 1"),
+        ({"epoch": -1}, ValueError, "epoch must be >= 0, got epoch=-1"),
+        ({"epoch": 1.0}, TypeError, r"epoch must be an int, got float \(1\.0\)"),
+        ({"keep": 0}, ValueError, "keep must be >= 1, got keep=0"),
     ],
 )
 def test_bad_arguments_are_rejected_before_writing(tmp_path, kwargs, error, match):

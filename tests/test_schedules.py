@@ -113,7 +113,7 @@ class ScheduleJitTest(chex.TestCase):
         (schedules.constant, {"value": "1"}, TypeError, "value must be a real number"),
         (schedules.linear, {"num_steps": 0}, ValueError, "num_steps must be >= 1"),
         (schedules.linear, {"num_steps": 2.5}, TypeError, "num_steps must be an int"),
-        (schedules.linear, {"start": -0.1}, ValueError, "start and stop must be >= 0"),
+        (schedules.linear, {"start": -0.1}, ValueError, "start must be >= 0, got start=-0.1"),
         (schedules.monotonic, {"tau": 0.0}, ValueError, "tau must be > 0"),
         (schedules.monotonic, {"beta_max": -1.0}, ValueError, "beta_max must be >= 0"),
         (schedules.cyclical, {"total_steps": 0}, ValueError, "total_steps must be >= 1"),
@@ -129,5 +129,7 @@ def test_bad_arguments_raise_naming_the_argument(factory, kwargs, error, match):
 
 
 def test_make_schedule_rejects_unknown_names():
-    with pytest.raises(ValueError, match="schedule name must be one of"):
+    with pytest.raises(
+        ValueError, match=r"name must be one of \('constant', .*got name='exponential'"
+    ):
         schedules.make_schedule("exponential")

@@ -65,7 +65,16 @@ def test_positions_are_uniform_for_a_larger_n(n):
     assert abs(adjacent.mean() - 2 / n) < 4 * np.sqrt(2 / n / draws)
 
 
-@pytest.mark.parametrize("n", [0, -3, 2.5, True, 2**31])
-def test_rejects_a_bad_n(n):
-    with pytest.raises(ValueError, match="n must be an int"):
+@pytest.mark.parametrize(
+    ("n", "error", "match"),
+    [
+        (0, ValueError, "n must be >= 1, got n=0"),
+        (-3, ValueError, "n must be >= 1, got n=-3"),
+        (2**31, ValueError, r"n must be < 2\*\*31, got n=2147483648"),
+        (2.5, TypeError, r"n must be an int, got float \(2\.5\)"),
+        (True, TypeError, r"n must be an int, got bool \(True\)"),
+    ],
+)
+def test_rejects_a_bad_n(n, error, match):
+    with pytest.raises(error, match=match):
         permutation(jax.random.key(0), n)
