@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from latent_jax import validation
+
 DPI = 100
 
 
@@ -138,7 +140,9 @@ def latent_scatter_pair(
 
 def _as_images(images: np.ndarray, name: str) -> np.ndarray:
     """Images as (n, height, width, channels) with 1, 3 or 4 channels."""
-    images = np.asarray(images, np.float64)
+    images = np.asarray(
+        validation.check_array(name, images, finite=False, allow_empty=True, dtype=np.float64)
+    )
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3, 4) or len(images) == 0:
@@ -245,8 +249,8 @@ def image_grid(
         The path written.
     """
     images = _as_images(images, "images")
-    if nrows < 1 or ncols < 1:
-        raise ValueError(f"nrows and ncols must be positive, got {nrows=} and {ncols=}")
+    nrows = validation.check_int("nrows", nrows, 1)
+    ncols = validation.check_int("ncols", ncols, 1)
     cells = list(images[: nrows * ncols])
     fig = _image_grid_figure(
         cells, nrows, ncols, title=title, cell_inches=cell_inches, vmin=vmin, vmax=vmax
@@ -331,8 +335,7 @@ def image_strip(
         The path written.
     """
     images = _as_images(images, "images")
-    if nrows < 1:
-        raise ValueError(f"nrows must be positive, got {nrows=}")
+    nrows = validation.check_int("nrows", nrows, 1)
     if captions is not None and len(captions) != len(images):
         raise ValueError(
             f"captions must have one entry per image ({len(images)}), got {len(captions)}"

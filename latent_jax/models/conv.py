@@ -41,6 +41,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
+from latent_jax import validation
 from latent_jax.gaussian import reparameterize
 from latent_jax.models.layers import (
     BatchNorm,
@@ -109,13 +110,6 @@ def _check_positive_ints(name: str, value: object, length: int | None = None) ->
     return values
 
 
-def _check_dim(name: str, value: object) -> None:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < 1:  # type: ignore[operator]
-        raise ValueError(f"{name} must be >= 1, got {name}={value}")
-
-
 def _as_specs(name: str, specs: Sequence[object], allow_empty: bool) -> tuple[ConvSpec, ...]:
     try:
         out = tuple(ConvSpec(*spec) for spec in specs)  # type: ignore[misc]
@@ -159,7 +153,8 @@ def _check_output_conv(output_conv: object) -> tuple[int, int, int]:
 
 
 def _check_images(x: Array, image_shape: Sequence[int]) -> Array:
-    x = jnp.asarray(x)
+    """``x`` as a real (batch, *image_shape) array; values unchecked (it may be traced)."""
+    x = jnp.asarray(validation.check_array("x", x, finite=False, allow_empty=True, dtype="numeric"))
     expected = tuple(image_shape)
     if x.ndim != 4 or x.shape[1:] != expected:
         raise ValueError(
@@ -170,7 +165,8 @@ def _check_images(x: Array, image_shape: Sequence[int]) -> Array:
 
 
 def _check_latents(z: Array, latent_dim: int) -> Array:
-    z = jnp.asarray(z)
+    """``z`` as a real (batch, latent_dim) array; values unchecked (it may be traced)."""
+    z = jnp.asarray(validation.check_array("z", z, finite=False, allow_empty=True, dtype="numeric"))
     if z.ndim != 2 or z.shape[1] != latent_dim:
         raise ValueError(f"z must have shape (batch, {latent_dim}), got shape {z.shape}")
     return z
@@ -331,8 +327,8 @@ class ConvVAE(nn.Module):
         # Normalize to tuples (hashable, so the model can be a static jit argument) and fail
         # here, at construction, rather than deep inside the first trace.
         self.image_shape = _check_positive_ints("image_shape", self.image_shape, 3)
-        _check_dim("hidden_dim", self.hidden_dim)
-        _check_dim("latent_dim", self.latent_dim)
+        validation.check_int("hidden_dim", self.hidden_dim, 1)
+        validation.check_int("latent_dim", self.latent_dim, 1)
         self.encoder_convs = _as_specs("encoder_convs", self.encoder_convs, allow_empty=False)
         self.decoder_convs = _as_specs("decoder_convs", self.decoder_convs, allow_empty=True)
         self.output_conv = _check_output_conv(self.output_conv)
@@ -444,9 +440,9 @@ class ConvAutoencoder(nn.Module):
         self.channels = _check_positive_ints("channels", self.channels)
         if not self.channels:
             raise ValueError(f"channels must hold at least one stage, got {self.channels!r}")
-        _check_dim("latent_dim", self.latent_dim)
-        _check_dim("pool", self.pool)
-        _check_dim("kernel_size", self.kernel_size)
+        validation.check_int("latent_dim", self.latent_dim, 1)
+        validation.check_int("pool", self.pool, 1)
+        validation.check_int("kernel_size", self.kernel_size, 1)
         if self.kernel_size % 2 != 1:
             raise ValueError(
                 f"kernel_size must be odd so convolutions keep the size, got {self.kernel_size}"

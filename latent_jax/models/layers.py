@@ -37,6 +37,8 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from latent_jax import validation
+
 IntOrPair = int | tuple[int, int]
 
 
@@ -51,10 +53,16 @@ def _pair(name: str, value: IntOrPair) -> tuple[int, int]:
 
 
 def _check_images(name: str, x: Array) -> None:
-    if x.ndim != 4:
-        raise ValueError(
-            f"{name} must have shape (batch, height, width, channels), got shape {x.shape}"
-        )
+    """Raises unless ``x`` is a real (batch, height, width, channels) array; values unchecked."""
+    validation.check_array(
+        name,
+        x,
+        ndim=4,
+        axes="(batch, height, width, channels)",
+        finite=False,
+        allow_empty=True,
+        dtype="numeric",
+    )
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:

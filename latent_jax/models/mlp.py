@@ -20,16 +20,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
+from latent_jax import validation
 from latent_jax.gaussian import reparameterize
 
 
 def _check_dims(input_dim: int, hidden_dims: Sequence[int], latent_dim: int) -> tuple[int, ...]:
     """Validates the widths; returns ``hidden_dims`` as a tuple."""
-    for name, value in (("input_dim", input_dim), ("latent_dim", latent_dim)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {name}={value}")
+    validation.check_int("input_dim", input_dim, 1)
+    validation.check_int("latent_dim", latent_dim, 1)
     try:
         dims = tuple(hidden_dims)
     except TypeError:
@@ -40,7 +38,10 @@ def _check_dims(input_dim: int, hidden_dims: Sequence[int], latent_dim: int) -> 
 
 
 def _check_features(name: str, x: Array, expected: int) -> Array:
-    x = jnp.asarray(x)
+    """``x`` as a real (batch, expected) array; values unchecked (it may be traced)."""
+    x = jnp.asarray(
+        validation.check_array(name, x, finite=False, allow_empty=True, dtype="numeric")
+    )
     if x.ndim != 2 or x.shape[1] != expected:
         raise ValueError(f"{name} must have shape (batch, {expected}), got shape {x.shape}")
     return x
