@@ -231,7 +231,7 @@ def check_array(
     elif kind != "f":
         array = array.astype(np.float32)
     if finite and np.dtype(array.dtype).kind == "f" and array.size:
-        _check_finite(name, array)
+        _raise_if_not_finite(name, array)
     return array
 
 
@@ -240,7 +240,7 @@ def _all_finite(x: jax.Array) -> jax.Array:
     return jnp.all(jnp.isfinite(x))
 
 
-def _check_finite(name: str, array: np.ndarray | jax.Array) -> None:
+def _raise_if_not_finite(name: str, array: np.ndarray | jax.Array) -> None:
     """Raises ValueError if a float ``array`` holds NaN/Inf; skips traced arrays."""
     if isinstance(array, jax.core.Tracer):
         return
