@@ -1,17 +1,21 @@
 """Streaming data: key-determined epoch orders, every example once, prefetching, streaming PCA
-and training on a memory-mapped file (equal to in-memory training on the same batches)."""
+and training on a memory-mapped file (bit for bit what in-memory training computes, resumable)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
 from latent_jax import pca, streaming
+from latent_jax.checkpoint import load_checkpoint
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import autoencoder_objective
-from latent_jax.train import TrainConfig, fit, fit_stream
+from latent_jax.train import NonFiniteLossError, TrainConfig, fit, fit_stream
 
 
 @pytest.fixture(scope="module")
@@ -100,28 +104,114 @@ def test_streaming_pca_matches_the_in_memory_fit(npy_file):
     )
 
 
-def test_fit_stream_equals_fit_on_the_same_batches(npy_file):
-    path, x = npy_file
-    objective = autoencoder_objective(Autoencoder(input_dim=6, hidden_dims=(8,), latent_dim=2))
-    # Without shuffling both walk the rows in order with the same batch keys.
-    config = TrainConfig(
-        learning_rate=1e-2, batch_size=10, epochs=3, shuffle=False, quiet=True, log_every=0
-    )
-    memory, h_memory = fit(objective, x, x[:7], config, jax.random.key(1))
-    stream, h_stream = fit_stream(
-        objective, path, x[:7], config, jax.random.key(1), steps_per_call=4
-    )
-    np.testing.assert_allclose(h_stream["train_loss"], h_memory["train_loss"], rtol=1e-5)
-    np.testing.assert_allclose(h_stream["test_loss"], h_memory["test_loss"], rtol=1e-5)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-        memory.params,
-        stream.params,
-    )
-    # Shuffled: deterministic for a key, and it learns.
-    shuffled = TrainConfig(learning_rate=1e-2, batch_size=10, epochs=4, quiet=True, log_every=0)
-    a, h_a = fit_stream(objective, path, None, shuffled, jax.random.key(2))
-    b, _ = fit_stream(objective, path, None, shuffled, jax.random.key(2))
+def _assert_same_params(a, b) -> None:
     jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
-    assert h_a["train_loss"][-1] < h_a["train_loss"][0]
-    assert int(a.epoch) == 4
+
+
+STREAM_OBJECTIVE = autoencoder_objective(Autoencoder(input_dim=6, hidden_dims=(8,), latent_dim=2))
+STREAM_CONFIG = TrainConfig(learning_rate=1e-2, batch_size=10, epochs=4, quiet=True, log_every=0)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_fit_stream_computes_what_fit_computes_bit_for_bit(npy_file, shuffle):
+    # One driver, one permutation, one end of epoch: a memory-mapped file streamed in
+    # groups of 4 batches ends with the very parameters and history of fit on the array.
+    path, x = npy_file
+    config = dataclasses.replace(STREAM_CONFIG, shuffle=shuffle, unroll=1)
+    memory, h_memory = fit(STREAM_OBJECTIVE, x, x[:7], config, jax.random.key(1))
+    stream, h_stream = fit_stream(
+        STREAM_OBJECTIVE, path, x[:7], config, jax.random.key(1), steps_per_call=4
+    )
+    _assert_same_params(memory, stream)
+    for name in ("train_loss", "test_loss"):
+        np.testing.assert_array_equal(h_stream[name], h_memory[name])
+    assert int(stream.epoch) == 4 and int(stream.step) == int(memory.step) == 4 * 6
+    assert h_stream["train_loss"][-1] < h_stream["train_loss"][0]
+    # fit's default unrolls small models' batch loop 4x: the same parameters, and epoch means
+    # that XLA may sum in another order (float32 round-off).
+    unrolled, h_unrolled = fit(STREAM_OBJECTIVE, x, x[:7], STREAM_CONFIG, jax.random.key(1))
+    if shuffle:
+        _assert_same_params(unrolled, stream)
+        np.testing.assert_allclose(h_unrolled["train_loss"], h_stream["train_loss"], rtol=1e-6)
+
+
+def test_fit_stream_early_stopping_is_fits(npy_file):
+    path, x = npy_file
+    # A learning rate this large stops improving within a few epochs.
+    config = dataclasses.replace(STREAM_CONFIG, epochs=30, patience=2, learning_rate=0.5)
+    memory, h_memory = fit(STREAM_OBJECTIVE, x, x[:7], config, jax.random.key(3))
+    stream, h_stream = fit_stream(STREAM_OBJECTIVE, path, x[:7], config, jax.random.key(3))
+    assert bool(memory.stopped) and bool(stream.stopped)
+    assert h_stream.num_epochs == h_memory.num_epochs < 30
+    _assert_same_params(memory, stream)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_after(epochs: int):
+    def callback(state, history):
+        if history.num_epochs >= epochs:
+            raise _Killed
+
+    return callback
+
+
+def test_a_killed_streamed_run_resumes_where_an_uninterrupted_one_ends(npy_file, tmp_path):
+    path, x = npy_file
+    whole, h_whole = fit_stream(STREAM_OBJECTIVE, path, x[:7], STREAM_CONFIG, jax.random.key(4))
+    config = dataclasses.replace(
+        STREAM_CONFIG, checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=1
+    )
+    with pytest.raises(_Killed):
+        fit_stream(
+            STREAM_OBJECTIVE, path, x[:7], config, jax.random.key(4), callbacks=[_kill_after(3)]
+        )
+    resumed, h_resumed = fit_stream(
+        STREAM_OBJECTIVE, path, x[:7], config, resume=str(tmp_path / "ckpt")
+    )
+    _assert_same_params(whole, resumed)
+    np.testing.assert_array_equal(h_resumed["test_loss"], h_whole["test_loss"])
+    np.testing.assert_array_equal(h_resumed["epoch"], [1, 2, 3, 4])
+    # The format is fit's: the streamed checkpoint resumes in memory too.
+    with pytest.raises(_Killed):
+        fit_stream(
+            STREAM_OBJECTIVE,
+            path,
+            x[:7],
+            dataclasses.replace(config, checkpoint_dir=str(tmp_path / "again")),
+            jax.random.key(4),
+            callbacks=[_kill_after(2)],
+        )
+    in_memory, _ = fit(STREAM_OBJECTIVE, x, x[:7], config, resume=str(tmp_path / "again"))
+    _assert_same_params(whole, in_memory)
+
+
+def test_a_streamed_divergence_names_the_checkpoint_it_kept(npy_file, tmp_path):
+    path, _ = npy_file
+
+    def loss(params, model_state, batch, key, step, epoch, train=True):
+        value, (metrics, new_state) = STREAM_OBJECTIVE.loss(
+            params, model_state, batch, key, step, epoch, train
+        )
+        value = value + jnp.where(epoch >= 2, jnp.inf, 0.0)  # epoch 3 diverges
+        return value, ({**metrics, "loss": value}, new_state)
+
+    diverging = STREAM_OBJECTIVE._replace(loss=loss)
+    config = dataclasses.replace(STREAM_CONFIG, checkpoint_dir=str(tmp_path / "ckpt"))
+    with pytest.raises(NonFiniteLossError, match="at epoch 3, step 12") as caught:
+        fit_stream(diverging, path, None, config, jax.random.key(0))
+    error = caught.value
+    assert error.checkpoint is not None and error.checkpoint in str(error)
+    assert load_checkpoint(error.checkpoint).epoch == 2 and error.history.num_epochs == 2
+
+
+def test_fit_stream_refuses_bad_arguments_by_name(npy_file):
+    path, x = npy_file
+    with pytest.raises(ValueError, match="steps_per_call must be >= 1"):
+        fit_stream(STREAM_OBJECTIVE, path, None, STREAM_CONFIG, steps_per_call=0)
+    with pytest.raises(ValueError, match="test_x has examples of shape"):
+        fit_stream(STREAM_OBJECTIVE, path, x[:, :4], STREAM_CONFIG)
+    with pytest.raises(TypeError, match="config must be a TrainConfig"):
+        fit_stream(STREAM_OBJECTIVE, path, None, {"epochs": 2})

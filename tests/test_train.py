@@ -32,9 +32,11 @@ from latent_jax.objectives import (
     vae_objective,
 )
 from latent_jax.train import (
+    CompileCache,
     History,
     NonFiniteLossError,
     TrainConfig,
+    cache_for,
     evaluate,
     fit,
     fit_many,
@@ -626,3 +628,91 @@ def test_a_callback_can_stop_training_and_sees_the_history():
     # Calls of 2 epochs: the callback runs after epochs 2 and 4 and stops the run at 4.
     assert seen == [(2, 2), (4, 4)]
     assert history.num_epochs == 4
+
+
+# --------------------------------------------------------------------------------------
+# Warm starts and the compile cache.
+
+
+def _drawn_variables(objective: Objective, key: jax.Array, features: tuple[int, ...]) -> dict:
+    """The variables fit draws for ``key``: ``objective.init`` with the first of its 3 keys.
+
+    Compiled as the engine compiles its initializer (eager initializers can differ in the
+    last bit from compiled ones).
+    """
+
+    def draw(key: jax.Array) -> dict:
+        return objective.init(jax.random.split(key, 3)[0], jnp.zeros((2, *features), jnp.float32))
+
+    return jax.jit(draw, compiler_options=FAST)(key)
+
+
+def test_a_warm_start_from_the_drawn_variables_is_the_cold_run(ae_run):
+    cold, cold_history = ae_run
+    warm, warm_history = fit(
+        AE, X, X_TEST, BASE, KEY, init_variables=_drawn_variables(AE, KEY, (6,))
+    )
+    jax.tree.map(np.testing.assert_array_equal, warm.params, cold.params)
+    np.testing.assert_array_equal(warm_history["test_loss"], cold_history["test_loss"])
+    # Continuing from trained variables (a fresh optimizer) starts where the first run ended.
+    more, more_history = fit(AE, X, X_TEST, BASE, jax.random.key(7), init_variables=cold.variables)
+    assert more_history["test_loss"][0] < cold_history["test_loss"][0]
+    assert int(more.step) == int(cold.step)  # the step counts this run's updates
+
+
+def test_a_warm_start_keeps_batch_norm_statistics():
+    objective = vae_objective(_conv_vae())
+    first, _ = fit(objective, IMAGES, IMAGES_TEST, CONV, KEY)
+    assert first.model_state  # BatchNorm's running statistics
+    config = dataclasses.replace(CONV, learning_rate=1e-12, optimizer="sgd")
+    again, _ = fit(objective, IMAGES, None, config, KEY, init_variables=first.variables)
+    # A negligible step: the parameters barely move, the statistics carry on from the first run.
+    chex.assert_trees_all_close(again.params, first.params, atol=1e-6)
+    moved = jax.tree.map(
+        lambda a, b: float(np.max(np.abs(a - b))), again.model_state, first.model_state
+    )
+    assert max(jax.tree.leaves(moved)) > 0
+
+
+def test_fit_many_warm_starts_every_run_from_shared_or_stacked_variables():
+    keys = jax.random.split(KEY, 3)
+    shared = _drawn_variables(AE, keys[1], (6,))
+    state, _ = fit_many(AE, X, X_TEST, BASE, keys, init_variables=shared, spread_runs=False)
+    single, _ = fit(AE, X, X_TEST, BASE, keys[0], init_variables=shared)
+    run0 = jax.tree.map(lambda leaf: leaf[0], state.params)
+    chex.assert_trees_all_close(run0, single.params, rtol=1e-4, atol=1e-6)
+    stacked = jax.tree.map(lambda *v: jnp.stack(v), *[_drawn_variables(AE, k, (6,)) for k in keys])
+    warm, _ = fit_many(AE, X, X_TEST, BASE, keys, init_variables=stacked, spread_runs=False)
+    cold, _ = fit_many(AE, X, X_TEST, BASE, keys, spread_runs=False)
+    jax.tree.map(np.testing.assert_array_equal, warm.params, cold.params)
+
+
+def test_warm_start_variables_that_do_not_fit_the_model_are_named():
+    variables = jax.device_get(_drawn_variables(AE, KEY, (6,)))
+    wrong = jax.tree.map(lambda v: v, variables)
+    wrong["params"]["encoder"]["dense0"]["kernel"] = np.zeros((5, 4), np.float32)
+    with pytest.raises(ValueError, match=r"init_variables\['params'\]\['encoder'\]\['dense0'\]"):
+        fit(AE, X, None, BASE, KEY, init_variables=wrong)
+    with pytest.raises(ValueError, match="do not have the model's structure"):
+        fit(AE, X, None, BASE, KEY, init_variables={"params": {"w": np.zeros(3)}})
+    with pytest.raises(TypeError, match="init_variables must be a dict"):
+        fit(AE, X, None, BASE, KEY, init_variables=[1, 2])
+
+
+def test_the_compile_cache_is_explicit_and_owned_by_its_objective():
+    objective = autoencoder_objective(Autoencoder(input_dim=6, hidden_dims=(3,), latent_dim=2))
+    cache = CompileCache()
+    fit(objective, X, X_TEST, BASE, KEY, cache=cache)
+    kinds = sorted(key[0] for key, _ in cache.items())
+    assert kinds == ["chunk", "init"] and len(cache_for(objective)) == 0
+    compiled = dict(cache.items())
+    fit(objective, X, X_TEST, BASE, jax.random.key(5), cache=cache)  # nothing new to compile
+    assert {k: v for k, v in cache.items()} == compiled
+    assert all(cache.items()[i][1] is compiled[k] for i, k in enumerate(compiled))
+    # Without cache=, the objective's own: kept on it, not shared with another objective.
+    fit(objective, X, X_TEST, BASE, KEY)
+    assert len(cache_for(objective)) == 2 and cache_for(objective) is cache_for(objective)
+    twin = autoencoder_objective(Autoencoder(input_dim=6, hidden_dims=(3,), latent_dim=2))
+    assert len(cache_for(twin)) == 0
+    with pytest.raises(TypeError, match="cache must be a CompileCache"):
+        fit(AE, X, None, BASE, KEY, cache={})

@@ -2,16 +2,15 @@
 
 A :class:`CompileCache` maps a key (the program's kind, the optimizer's settings, the run's
 :class:`~latent_jax.train.epoch.Plan`, the argument shapes) to a compiled function. Every
-objective owns one: :func:`cache_for` keeps it in a weak mapping keyed by the objective's loss
-function itself, so the cache lives exactly as long as the objective (no ids that a new object
-could reuse), and calling :func:`~latent_jax.train.fit` twice with the same objective compiles
+objective owns one: :func:`cache_for` keeps it on the objective's loss function, so the cache
+lives and dies with the objective (no module-level table, no ids that a new object could
+reuse), and calling :func:`~latent_jax.train.fit` twice with the same objective compiles
 nothing the second time. ``fit(..., cache=CompileCache())`` gives a run a cache of its own.
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -73,14 +72,24 @@ class CompileCache:
         self._entries.clear()
 
 
-_OWNED: weakref.WeakKeyDictionary[Callable, CompileCache] = weakref.WeakKeyDictionary()
+_ATTRIBUTE = "_latent_jax_compile_cache"
 
 
 def cache_for(objective: Objective) -> CompileCache:
-    """The cache ``objective`` owns (made on first use, freed with the objective)."""
-    cache = _OWNED.get(objective.loss)
-    if cache is None:
-        cache = _OWNED[objective.loss] = CompileCache()
+    """The cache ``objective`` owns: made on first use, freed with the objective.
+
+    It is kept as an attribute of ``objective.loss`` (a function, ``functools.partial`` or
+    callable object). A loss that takes no attributes (a bound method, a builtin) gets a new
+    cache each call, so nothing is reused: pass ``cache=`` to the trainers to reuse one.
+    """
+    cache = getattr(objective.loss, _ATTRIBUTE, None)
+    if isinstance(cache, CompileCache):
+        return cache
+    cache = CompileCache()
+    try:
+        setattr(objective.loss, _ATTRIBUTE, cache)
+    except (AttributeError, TypeError):
+        pass  # documented above: this objective cannot keep a cache
     return cache
 
 
