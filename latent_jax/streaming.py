@@ -22,11 +22,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import jax
 import numpy as np
 from jax import Array
 
 from latent_jax import image_data, pca, validation
+from latent_jax import shuffle as shuffle_rows
 
 __all__ = [
     "ArraySource",
@@ -199,23 +199,25 @@ def open_source(data: Any, **image_options: Any) -> Source:
 
 
 def epoch_order(key: Array, n: int, shuffle: bool = True) -> np.ndarray:
-    """The order of one epoch: a permutation of ``range(n)`` drawn from ``key`` on the host.
+    """The order of one epoch: the permutation of ``range(n)`` that ``key`` gives the engine.
 
-    The same key gives the same order on every machine and process (NumPy's generator seeded
-    with the key's data), without holding anything on the device.
+    This is :func:`latent_jax.shuffle.permutation`, the order in which
+    :func:`~latent_jax.train.fit` and :func:`~latent_jax.train.fit_stream` visit the rows for
+    an epoch's shuffle key, brought to the host: the same key gives the same order on every
+    machine and process.
 
     Args:
-        key: a ``jax.random`` key.
+        key: a ``jax.random`` key (an epoch's shuffle key).
         n: the number of examples, >= 1.
         shuffle: ``False`` returns ``arange(n)``.
 
     Returns:
-        int64 array of shape (n,).
+        int array of shape (n,).
     """
+    n = validation.check_int("n", n, 1)
     if not shuffle:
         return np.arange(n)
-    seed = np.asarray(jax.random.key_data(key), np.uint32).ravel().tolist()
-    return np.random.default_rng(seed).permutation(n)
+    return np.asarray(shuffle_rows.permutation(key, n))
 
 
 class _Prefetcher:
