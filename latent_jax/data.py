@@ -1,20 +1,24 @@
 """Datasets, splits and normalization, all in NumPy (arrays reach the device in ``train``).
 
 Sources:
-    * ``"seed"`` — the seed's synthetic classification set: ``make_classification`` with
-      10,000 samples, 50 features, 10 informative and 10 redundant, 3 classes.
+    * ``"synthetic-classification"`` — the tutorial's synthetic classification set:
+      ``make_classification`` with 10,000 samples, 50 features, 10 informative and 10
+      redundant, 3 classes (``"seed"`` is its deprecated old name).
     * ``"digits"`` — scikit-learn's 1,797 real 8×8 handwritten digits (bundled, no download),
       pixels scaled to [0, 1].
     * a ``.npy`` / ``.npz`` / ``.csv`` file of shape (n_samples, n_features), optionally with a
       label column.
 
-Normalization is a :class:`Standardizer` fitted on the training split only, stored with a run
-(``to_dict``) and inverted for display.
+Splitting and normalizing happen in one place, :func:`split_dataset` (on top of
+:func:`split_indices`): every loader and experiment calls it, so a seed gives the same split
+everywhere. Normalization is a :class:`Standardizer` fitted on the training split only, stored
+with a run (``to_dict``) and inverted for display.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from typing import Any
 
@@ -22,7 +26,11 @@ import numpy as np
 from sklearn import datasets as sk_datasets
 from sklearn.model_selection import train_test_split
 
-SEED_DATASET_PARAMS = {
+from latent_jax import validation
+from latent_jax._deprecation import deprecated_names, warn_deprecated
+
+SYNTHETIC_CLASSIFICATION = "synthetic-classification"
+SYNTHETIC_CLASSIFICATION_PARAMS = {
     "n_samples": 10_000,
     "n_features": 50,
     "n_redundant": 10,
@@ -32,6 +40,11 @@ SEED_DATASET_PARAMS = {
     "class_sep": 2,
 }
 TABULAR_SUFFIXES = (".npy", ".npz", ".csv")
+# How split_dataset normalizes: per feature (scikit-learn's StandardScaler, ddof 0), one
+# scalar mean and std over every value (the tutorial's faces, ddof 1), or not at all.
+NORMALIZATIONS = ("per-feature", "global", "none")
+# Old names kept for one release: name -> (new name, what to use instead).
+_DEPRECATED_SOURCES = {"seed": SYNTHETIC_CLASSIFICATION}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +52,7 @@ class Standardizer:
     """Affine normalization ``(x - mean) / std`` with its inverse.
 
     Attributes:
-        mean: array broadcastable to one example (per-feature), or a scalar (the seed's face
+        mean: array broadcastable to one example (per-feature), or a scalar (the tutorial's face
             normalization uses one mean and one standard deviation over all pixels).
         std: same shape as ``mean``; zero deviations are stored as 1 so constant features map
             to 0 instead of NaN.
@@ -55,7 +68,7 @@ class Standardizer:
         Args:
             x: array of shape (n_samples, ...features).
             per_feature: one mean/std per feature (scikit-learn's ``StandardScaler``, ddof 0) if
-                true, else a single scalar pair over every entry (the seed's faces, which use
+                true, else a single scalar pair over every entry (the tutorial's faces, which use
                 pandas' ddof 1).
             ddof: delta degrees of freedom of the standard deviation.
 
@@ -89,7 +102,8 @@ class Standardizer:
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """A train/test split, normalized, with labels when the source has them.
+    """A train/test split (and optionally a validation split), normalized, with labels when
+    the source has them. Built by :func:`split_dataset`.
 
     Attributes:
         x_train: float32 array of shape (n_train, ...features), normalized.
@@ -98,6 +112,9 @@ class Dataset:
         y_test: int array of shape (n_test,), or None.
         normalizer: the :class:`Standardizer` fitted on the raw training split, or None.
         name: where the data came from.
+        x_val: float32 array of shape (n_val, ...features), normalized like the others, or
+            None when no validation split was asked for.
+        y_val: int array of shape (n_val,), or None.
     """
 
     x_train: np.ndarray
@@ -106,6 +123,8 @@ class Dataset:
     y_test: np.ndarray | None
     normalizer: Standardizer | None
     name: str
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -146,27 +165,60 @@ def check_finite_array(x: Any, name: str, *, min_ndim: int = 2) -> np.ndarray:
     return array
 
 
-def load_seed_classification(random_state: int = 42) -> tuple[np.ndarray, np.ndarray]:
-    """The seed's synthetic data set (``make_classification`` with the seed's parameters).
+def load_synthetic_classification(random_state: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """The tutorial's synthetic classification set (``make_classification`` with
+    :data:`SYNTHETIC_CLASSIFICATION_PARAMS`).
 
     Args:
-        random_state: the generator seed; the seed uses 42.
+        random_state: the generator's seed; the tutorial uses 42.
 
     Returns:
         ``(x, y)``: float64 array of shape (10000, 50) and int array of shape (10000,).
     """
-    return sk_datasets.make_classification(**SEED_DATASET_PARAMS, random_state=random_state)
+    return sk_datasets.make_classification(
+        **SYNTHETIC_CLASSIFICATION_PARAMS, random_state=random_state
+    )
 
 
-def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled handwritten digits.
+def load_digits_features() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled handwritten digits as feature vectors.
+
+    For the images with a channel axis, (1797, 8, 8, 1), use
+    :func:`latent_jax.image_data.load_digits`.
 
     Returns:
-        ``(x, y)``: float32 images of shape (1797, 8, 8) with values in [0, 1] (the raw 0–16
-        grey levels divided by 16), and int labels of shape (1797,).
+        ``(x, y)``: float32 array of shape (1797, 64), the 8×8 pixels row by row with values
+        in [0, 1] (the raw 0–16 grey levels divided by 16), and int64 labels of shape (1797,).
     """
     digits = sk_datasets.load_digits()
-    return (digits.images / 16.0).astype(np.float32), digits.target.astype(np.int64)
+    pixels = (digits.images / 16.0).astype(np.float32)
+    return pixels.reshape(len(pixels), -1), digits.target.astype(np.int64)
+
+
+def _digits_as_8x8_images() -> tuple[np.ndarray, np.ndarray]:
+    """The digits as (1797, 8, 8) images: what the deprecated ``load_digits_images`` gave."""
+    x, y = load_digits_features()
+    return x.reshape(len(x), 8, 8), y
+
+
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "load_seed_classification": (
+            "latent_jax.data.load_synthetic_classification",
+            lambda: load_synthetic_classification,
+        ),
+        "load_digits_images": (
+            "latent_jax.data.load_digits_features (shape (n, 64)) or "
+            "latent_jax.image_data.load_digits (shape (n, 8, 8, 1))",
+            lambda: _digits_as_8x8_images,
+        ),
+        "SEED_DATASET_PARAMS": (
+            "latent_jax.data.SYNTHETIC_CLASSIFICATION_PARAMS",
+            lambda: SYNTHETIC_CLASSIFICATION_PARAMS,
+        ),
+    },
+)
 
 
 def load_array_file(
@@ -256,6 +308,221 @@ def _is_numeric_row(row: list[str]) -> bool:
     return True
 
 
+def _check_size(name: str, value: Any, n: int) -> int | float:
+    """A split size: a fraction in (0, 1), or a row count in [0, n) (0: no rows)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        count = validation.check_int(name, value, 0)
+        if count >= n:
+            raise ValueError(f"{name} must be < the {n} rows to split, got {name}={count}")
+        return count
+    return validation.check_fraction(name, value)
+
+
+def _split_once(
+    rows: np.ndarray,
+    size: int | float,
+    *,
+    labels: np.ndarray | None,
+    random_state: int,
+    shuffle: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` cut into (kept, held out) with scikit-learn's ``train_test_split`` rule."""
+    if isinstance(size, int) and size == 0:
+        return rows, rows[:0]
+    if not shuffle:
+        held = size if isinstance(size, int) else int(np.ceil(size * len(rows)))
+        return rows[: len(rows) - held], rows[len(rows) - held :]
+    kept, held = train_test_split(rows, test_size=size, random_state=random_state, stratify=labels)
+    return kept, held
+
+
+def split_indices(
+    n: int,
+    *,
+    test_size: int | float = 0.2,
+    val_size: int | float | None = None,
+    labels: np.ndarray | None = None,
+    random_state: int = 42,
+    shuffle: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Which rows go to training, validation and test: the one split rule of the library.
+
+    With ``shuffle`` the rows are drawn by scikit-learn's ``train_test_split`` with
+    ``random_state`` (so a split equals ``train_test_split(x, test_size=...,
+    random_state=...)`` of the same data, the tutorial's split); then, if ``val_size`` is
+    given, the validation rows are drawn from the training rows the same way, with the same
+    seed. Without ``shuffle`` the test rows are the last ones and the validation rows the last
+    of the rest (for ordered or memory-mapped data; nothing is copied by a caller that slices).
+
+    Args:
+        n: the number of rows, >= 2.
+        test_size: the fraction of rows held out for testing, in (0, 1), or their number, an
+            int in [0, n) (0: no test rows).
+        val_size: the fraction (or number) of the *training* rows held out for validation,
+            or None for no validation split.
+        labels: int array of shape (n,) to stratify by (every split keeps the class
+            proportions), or None. Needs ``shuffle``.
+        random_state: the seed of the shuffled split.
+        shuffle: draw the rows at random (see above).
+
+    Returns:
+        ``(train, val, test)``: int arrays of row indices, ``val`` None without a validation
+        split. Without ``shuffle`` each is a contiguous ascending range.
+
+    Raises:
+        TypeError: for a size, seed or flag of the wrong type.
+        ValueError: for sizes out of range, fewer than 2 rows, labels of another length, or
+            ``labels`` without ``shuffle``.
+    """
+    n = validation.check_int("n", n, 0)
+    if n < 2:
+        raise ValueError(f"needs at least 2 rows to split, got {n}")
+    test_size = _check_size("test_size", test_size, n)
+    random_state = validation.check_int("random_state", random_state, 0)
+    shuffle = validation.check_bool("shuffle", shuffle)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(
+                f"labels must have shape (n,) = ({n},) to stratify by, got {labels.shape}"
+            )
+        if not shuffle:
+            raise ValueError("stratifying by labels needs shuffle=True")
+    rows = np.arange(n)
+    train, test = _split_once(
+        rows, test_size, labels=labels, random_state=random_state, shuffle=shuffle
+    )
+    val = None
+    if val_size is not None:
+        val_size = _check_size("val_size", val_size, len(train))
+        train, val = _split_once(
+            train,
+            val_size,
+            labels=None if labels is None else labels[train],
+            random_state=random_state,
+            shuffle=shuffle,
+        )
+    return train, val, test
+
+
+def fit_normalizer(x_train: np.ndarray, normalization: str) -> Standardizer | None:
+    """The :class:`Standardizer` of ``normalization`` fitted on training data.
+
+    Args:
+        x_train: array of shape (n_train, ...features).
+        normalization: ``"per-feature"`` (one mean and std per feature, ddof 0: scikit-learn's
+            ``StandardScaler``), ``"global"`` (one mean and std over every value, ddof 1: the
+            tutorial's faces) or ``"none"``.
+
+    Returns:
+        The fitted standardizer, or None for ``"none"``.
+    """
+    validation.check_choice("normalization", normalization, NORMALIZATIONS)
+    if normalization == "none":
+        return None
+    if normalization == "global":
+        return Standardizer.fit(x_train, per_feature=False, ddof=1)
+    return Standardizer.fit(x_train, per_feature=True)
+
+
+def split_dataset(
+    x: Any,
+    y: Any = None,
+    *,
+    test_size: int | float = 0.2,
+    val_size: int | float | None = None,
+    stratify: bool = False,
+    random_state: int = 42,
+    shuffle: bool = True,
+    normalization: str = "none",
+    name: str = "arrays",
+) -> Dataset:
+    """Splits data into training, test and optional validation parts, and normalizes them.
+
+    The one way the library splits and normalizes: the rows of each part come from
+    :func:`split_indices`, the normalizer (:func:`fit_normalizer`) is fitted on the training
+    part alone and applied to every part, so nothing of the held-out rows leaks into training.
+
+    Args:
+        x: array of shape (n, ...features), n >= 2.
+        y: int labels of shape (n,), or None.
+        test_size: the fraction (or number) of rows held out for testing (see
+            :func:`split_indices`; 0 rows gives an empty ``x_test``).
+        val_size: the fraction (or number) of the training rows held out for validation, or
+            None (then ``x_val`` is None).
+        stratify: keep the class proportions of ``y`` in every part.
+        random_state: the seed of the split.
+        shuffle: draw the rows at random; otherwise the last rows are held out.
+        normalization: ``"per-feature"``, ``"global"`` or ``"none"`` (:data:`NORMALIZATIONS`).
+        name: the data's name, stored in the :class:`Dataset`.
+
+    Returns:
+        The :class:`Dataset`: float32 parts of shape (n_part, ...features), the labels split
+        the same way (None without ``y``), and the fitted normalizer (None for ``"none"``).
+
+    Raises:
+        TypeError: for arguments of the wrong type.
+        ValueError: for sizes out of range, too few rows, labels of another length, or
+            ``stratify`` without labels.
+    """
+    x = np.asarray(x)
+    if x.ndim < 1:
+        raise ValueError(f"x must have shape (n, ...features), got shape {x.shape}")
+    stratify = validation.check_bool("stratify", stratify)
+    labels = None if y is None else np.asarray(y)
+    if labels is not None and labels.shape != (len(x),):
+        raise ValueError(f"y must have shape ({len(x)},) like the rows of x, got {labels.shape}")
+    if stratify and labels is None:
+        raise ValueError("stratify=True needs the labels y")
+    validation.check_choice("normalization", normalization, NORMALIZATIONS)
+    if len(x) < 2:
+        raise ValueError(f"data set {name!r} needs at least 2 rows to split, got {len(x)}")
+    train, val, test = split_indices(
+        len(x),
+        test_size=test_size,
+        val_size=val_size,
+        labels=labels if stratify else None,
+        random_state=random_state,
+        shuffle=shuffle,
+    )
+    parts = {"train": x[train], "test": x[test], "val": None if val is None else x[val]}
+    normalizer = fit_normalizer(parts["train"], normalization)
+    for part, rows in parts.items():
+        if rows is not None:
+            rows = rows if normalizer is None else normalizer.transform(rows)
+            parts[part] = np.asarray(rows, np.float32)
+
+    def take(rows: np.ndarray | None) -> np.ndarray | None:
+        return None if labels is None or rows is None else labels[rows]
+
+    return Dataset(
+        x_train=parts["train"],
+        x_test=parts["test"],
+        y_train=take(train),
+        y_test=take(test),
+        normalizer=normalizer,
+        name=name,
+        x_val=parts["val"],
+        y_val=take(val),
+    )
+
+
+def resolve_source_name(source: str) -> str:
+    """``source`` with a deprecated data set name replaced by its new one (with a warning).
+
+    Args:
+        source: a data set name or a path.
+
+    Returns:
+        ``"synthetic-classification"`` for the old ``"seed"``; anything else unchanged.
+    """
+    if source in _DEPRECATED_SOURCES:
+        new = _DEPRECATED_SOURCES[source]
+        warn_deprecated(f"the data set name {source!r}", repr(new))
+        return new
+    return source
+
+
 def load_tabular(
     source: str,
     *,
@@ -266,45 +533,36 @@ def load_tabular(
 ) -> Dataset:
     """Loads a tabular data set, splits it and standardizes it on the training split.
 
-    This is the seed's first example's pipeline: ``train_test_split(test_size=0.2,
-    random_state=42)`` then ``StandardScaler`` fitted on the training split.
+    This is the tutorial's first example's pipeline: ``train_test_split(test_size=0.2,
+    random_state=42)`` then ``StandardScaler`` fitted on the training split
+    (:func:`split_dataset`).
 
     Args:
-        source: ``"seed"``, ``"digits"`` (flattened to 64 features) or a ``.npy``/``.npz``/
-            ``.csv`` path.
+        source: ``"synthetic-classification"``, ``"digits"`` (64 features) or a
+            ``.npy``/``.npz``/``.csv`` path (``"seed"`` is the deprecated name of the first).
         label_column: for files, the column holding labels (see :func:`load_array_file`).
         test_size: fraction of rows held out, in (0, 1).
-        random_state: seed of the split.
+        random_state: seed of the split (and of the synthetic data set).
         standardize: standardize per feature with statistics of the training split.
 
     Returns:
-        The :class:`Dataset`.
+        The :class:`Dataset`, named after the data set (its current name) or the path.
     """
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size=}")
-    if source == "seed":
-        x, y = load_seed_classification(random_state)
+    validation.check_fraction("test_size", test_size)
+    source = resolve_source_name(source)
+    if source == SYNTHETIC_CLASSIFICATION:
+        x, y = load_synthetic_classification(random_state)
     elif source == "digits":
-        images, y = load_digits_images()
-        x = images.reshape(len(images), -1)
+        x, y = load_digits_features()
     else:
         x, y = load_array_file(source, label_column)
         if x.ndim != 2:
             raise ValueError(f"tabular data must be 2-D (n_samples, n_features), got {x.shape}")
-    if len(x) < 2:
-        raise ValueError(f"data set {source!r} needs at least 2 rows to split, got {len(x)}")
-    arrays = (x,) if y is None else (x, y)
-    parts = train_test_split(*arrays, test_size=test_size, random_state=random_state)
-    x_train, x_test = parts[0], parts[1]
-    y_train, y_test = (parts[2], parts[3]) if y is not None else (None, None)
-    normalizer = Standardizer.fit(x_train) if standardize else None
-    if normalizer is not None:
-        x_train, x_test = normalizer.transform(x_train), normalizer.transform(x_test)
-    return Dataset(
-        x_train=np.asarray(x_train, np.float32),
-        x_test=np.asarray(x_test, np.float32),
-        y_train=y_train,
-        y_test=y_test,
-        normalizer=normalizer,
+    return split_dataset(
+        x,
+        y,
+        test_size=test_size,
+        random_state=random_state,
+        normalization="per-feature" if standardize else "none",
         name=source,
     )

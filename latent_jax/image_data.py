@@ -2,7 +2,7 @@
 
 Every loader returns images as a float32 array of shape (n, height, width, channels): channels
 last, the channel axis always present (1 for grayscale, 3 for RGB). Pixel values keep the
-source's units, since the seed normalizes raw values with one mean and one standard deviation:
+source's units, since the tutorial normalizes raw values with one mean and one standard deviation:
 
     * 8-bit image files (the AT&T ``.pgm`` faces, png/jpg/... folders): raw grey levels 0–255.
     * ``"olivetti"``: scikit-learn's copy of the AT&T faces, 64×64, rescaled by scikit-learn to
@@ -13,7 +13,7 @@ source's units, since the seed normalizes raw values with one mean and one stand
     * ``.npy`` / ``.npz`` arrays: as stored.
 
 The bundled ``"lfw-faces"`` and ``"digits"`` need no network; they are what the demo and the
-tests use. :func:`load_image_dataset` splits and normalizes (see there for the seed's
+tests use. :func:`load_image_dataset` splits and normalizes (see there for the tutorial's
 normalization and where this library departs from it).
 """
 
@@ -30,9 +30,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sklearn import datasets as sk_datasets
-from sklearn.model_selection import train_test_split
 
-from latent_jax.data import Dataset, Standardizer, load_array_file, load_digits_images
+from latent_jax import validation
+from latent_jax._deprecation import deprecated_names
+from latent_jax.data import Dataset, load_array_file, load_digits_features, split_dataset
 
 ATT_FACES_URL = "http://www.cl.cam.ac.uk/Research/DTG/attarchive/pub/data/att_faces.zip"
 ATT_IMAGE_SHAPE = (112, 92, 1)
@@ -40,6 +41,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".bmp", ".tif", ".tif
 ARRAY_SUFFIXES = (".npy", ".npz")
 DATASET_NAMES = ("lfw-faces", "digits", "olivetti", "att")
 NORMALIZATIONS = ("global", "per-pixel", "none")
+# The image names of data.split_dataset's normalizations: a pixel (and channel) is a feature.
+_SPLIT_NORMALIZATIONS = {"global": "global", "per-pixel": "per-feature", "none": "none"}
 # Pillow modes that hold more than 8 bits per pixel; converting them to "L" would clip.
 _WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 _SUBJECT_DIR = re.compile(r"s(\d+)")
@@ -187,7 +190,7 @@ def is_att_folder(path: str | os.PathLike) -> bool:
 def download_att_faces(
     dest: str | os.PathLike, *, url: str = ATT_FACES_URL, timeout: float = 60.0
 ) -> str:
-    """Fetches the AT&T archive from the seed's address and unpacks it.
+    """Fetches the AT&T archive from the tutorial's address and unpacks it.
 
     Args:
         dest: the folder to unpack into; ``dest/s1/1.pgm`` exists afterwards.
@@ -245,15 +248,15 @@ def load_att_faces(
     download: bool = False,
     size: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The AT&T Database of Faces as the seed reads it: ``root/s*/*.pgm``, read with Pillow.
+    """The AT&T Database of Faces as the tutorial reads it: ``root/s*/*.pgm``, read with Pillow.
 
-    The seed lists files with ``glob``, whose order depends on the file system; here the order
+    The tutorial lists files with ``glob``, whose order depends on the file system; here the order
     is fixed: subjects by number (s1, s2, …, s10, …, s40), then files by number (1.pgm, 2.pgm,
     …, 10.pgm). The full set is 40 subjects × 10 images of 112×92 pixels.
 
     Args:
-        root: the folder holding ``s1`` … ``s40`` (the seed unpacks into ``data``).
-        download: fetch and unpack the archive from the seed's address if the folder is
+        root: the folder holding ``s1`` … ``s40`` (the tutorial unpacks into ``data``).
+        download: fetch and unpack the archive from the tutorial's address if the folder is
             missing (:func:`download_att_faces`).
         size: optional (height, width) to resize to.
 
@@ -331,15 +334,23 @@ def load_lfw_subset() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled digits with a channel axis (see ``data.load_digits_images``).
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as images with a channel axis.
+
+    For the same pixels as (1797, 64) feature vectors, use
+    :func:`latent_jax.data.load_digits_features`.
 
     Returns:
         ``(images, labels)``: float32 of shape (1797, 8, 8, 1) in [0, 1] (0–16 grey levels
         divided by 16), and int64 digit labels 0–9 of shape (1797,).
     """
-    images, labels = load_digits_images()
-    return images[..., None], labels
+    x, labels = load_digits_features()
+    return x.reshape(len(x), 8, 8, 1), labels
+
+
+__getattr__ = deprecated_names(
+    __name__, {"load_digit_images": ("latent_jax.image_data.load_digits", lambda: load_digits)}
+)
 
 
 def _folder_images(root: str) -> list[str]:
@@ -470,7 +481,7 @@ def load_images(
     if name == "lfw-faces":
         images, labels = load_lfw_subset()
     elif name == "digits":
-        images, labels = load_digit_images()
+        images, labels = load_digits()
     elif name == "olivetti":
         images, labels = load_olivetti(download=download, data_home=data_home)
     elif name == "att":
@@ -505,11 +516,12 @@ def load_image_dataset(
     data_dir: str | os.PathLike = "data",
     data_home: str | os.PathLike | None = None,
 ) -> Dataset:
-    """Loads images, splits them and normalizes them as the seed does.
+    """Loads images, splits them and normalizes them as the tutorial does
+    (:func:`latent_jax.data.split_dataset`).
 
-    The seed's faces pipeline: ``train_test_split(test_size=0.2, random_state=42)`` and one
+    The tutorial's faces pipeline: ``train_test_split(test_size=0.2, random_state=42)`` and one
     mean and one standard deviation over all pixels (pandas, ddof 1; 112.63 and 49.92 on the
-    AT&T faces), inverted for display. The seed computes them over all 400 images before the
+    AT&T faces), inverted for display. The tutorial computes them over all 400 images before the
     split; here they come from the training split only, so nothing of the test images leaks
     into training.
 
@@ -519,7 +531,7 @@ def load_image_dataset(
         random_state: seed of the split.
         size: optional (height, width) to resize to.
         grayscale: for image folders, one grey channel or RGB.
-        normalization: ``"global"`` (the seed's scalar mean and std), ``"per-pixel"`` (mean and
+        normalization: ``"global"`` (the tutorial's scalar mean and std), ``"per-pixel"`` (mean and
             std per pixel and channel, ddof 0, constant pixels get std 1) or ``"none"``.
         download: allow fetching ``"att"`` or ``"olivetti"`` when missing.
         data_dir: the AT&T folder for ``"att"``.
@@ -530,10 +542,8 @@ def load_image_dataset(
         shape (n, height, width, channels), ``normalizer`` the fitted
         :class:`~latent_jax.data.Standardizer` (None for ``"none"``).
     """
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size=}")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    validation.check_fraction("test_size", test_size)
+    validation.check_choice("normalization", normalization, NORMALIZATIONS)
     images, labels, name = load_images(
         source,
         size=size,
@@ -544,22 +554,11 @@ def load_image_dataset(
     )
     if len(images) < 2:
         raise ValueError(f"image source {name!r} needs at least 2 images to split, got 1")
-    arrays = (images,) if labels is None else (images, labels)
-    parts = train_test_split(*arrays, test_size=test_size, random_state=random_state)
-    x_train, x_test = parts[0], parts[1]
-    y_train, y_test = (parts[2], parts[3]) if labels is not None else (None, None)
-    normalizer = None
-    if normalization == "global":
-        normalizer = Standardizer.fit(x_train, per_feature=False, ddof=1)
-    elif normalization == "per-pixel":
-        normalizer = Standardizer.fit(x_train, per_feature=True)
-    if normalizer is not None:
-        x_train, x_test = normalizer.transform(x_train), normalizer.transform(x_test)
-    return Dataset(
-        x_train=np.asarray(x_train, np.float32),
-        x_test=np.asarray(x_test, np.float32),
-        y_train=y_train,
-        y_test=y_test,
-        normalizer=normalizer,
+    return split_dataset(
+        images,
+        labels,
+        test_size=test_size,
+        random_state=random_state,
+        normalization=_SPLIT_NORMALIZATIONS[normalization],
         name=name,
     )

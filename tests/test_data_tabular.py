@@ -9,8 +9,8 @@ from latent_jax import data
 
 
 def test_seed_dataset_matches_the_seed_pipeline():
-    dataset = data.load_tabular("seed")
-    x, y = data.load_seed_classification()
+    dataset = data.load_tabular("synthetic-classification")
+    x, y = data.load_synthetic_classification()
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=42)
     scaler = StandardScaler().fit(x_train)
     assert dataset.x_train.shape == (8000, 50) and dataset.x_test.shape == (2000, 50)
@@ -39,9 +39,9 @@ def test_standardizer_round_trips_and_serializes():
 
 
 def test_digits_are_real_images_in_unit_range():
-    images, labels = data.load_digits_images()
-    assert images.shape == (1797, 8, 8) and labels.shape == (1797,)
-    assert images.min() == 0.0 and images.max() == 1.0
+    x, labels = data.load_digits_features()
+    assert x.shape == (1797, 64) and labels.shape == (1797,) and x.dtype == np.float32
+    assert x.min() == 0.0 and x.max() == 1.0
     dataset = data.load_tabular("digits", standardize=False)
     assert dataset.x_train.shape[1] == 64
 
@@ -99,6 +99,6 @@ def test_bad_tables_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="label_column=5 is out of range for 3 columns"):
         data.load_array_file(ok_path, label_column=5)
     with pytest.raises(ValueError, match=r"test_size must be in \(0, 1\)"):
-        data.load_tabular("seed", test_size=1.5)
+        data.load_tabular("synthetic-classification", test_size=1.5)
     with pytest.raises(TypeError, match="numeric array"):
         data.check_finite_array(np.array([["a"]]), "x")

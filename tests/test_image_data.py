@@ -145,10 +145,10 @@ def test_bundled_lfw_subset():
 
 
 def test_bundled_digits_match_the_tabular_loader():
-    images, labels = image_data.load_digit_images()
-    flat, flat_labels = data.load_digits_images()
+    images, labels = image_data.load_digits()
+    flat, flat_labels = data.load_digits_features()
     assert images.shape == (1797, 8, 8, 1)
-    np.testing.assert_array_equal(images[..., 0], flat)
+    np.testing.assert_array_equal(images.reshape(1797, 64), flat)
     np.testing.assert_array_equal(labels, flat_labels)
 
 
