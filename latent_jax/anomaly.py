@@ -68,8 +68,12 @@ from latent_jax import metrics, validation
 from latent_jax import pca as pca_lib
 from latent_jax.data import Standardizer, check_finite_array
 from latent_jax.gaussian import kl_standard_normal
-from latent_jax.models.conv import ConvAutoencoder, ConvSpec, ConvVAE
-from latent_jax.models.mlp import VAE, Autoencoder
+from latent_jax.models.conv import ConvSpec
+from latent_jax.models.factory import ARCHITECTURES as ARCHITECTURES
+from latent_jax.models.factory import CONV_MIN_SIZE as CONV_MIN_SIZE
+from latent_jax.models.factory import model_for_data
+from latent_jax.models.factory import resolve_architecture as _resolve_architecture
+from latent_jax.models.inference import apply_inference
 from latent_jax.objectives import autoencoder_objective, vae_objective
 from latent_jax.schedules import constant
 from latent_jax.train import TrainConfig, fit
@@ -81,11 +85,8 @@ PCA_SCORES = ("reconstruction", "hotelling")
 VAE_SCORES = ("elbo", "reconstruction_probability")
 # The score of each method when none is given.
 DEFAULT_SCORES = {"pca": "reconstruction", "vae": "elbo"}
-ARCHITECTURES = ("auto", "mlp", "conv")
 SCALINGS = ("auto", "feature", "global", "none")
 VAE_LIKELIHOODS = ("gaussian", "bernoulli")
-# Images at least this tall and wide get convolutional models with architecture="auto".
-CONV_MIN_SIZE = 32
 # Rows scored per compiled call (bounds memory; the result does not depend on it).
 SCORE_BATCH = 1024
 CHECKPOINT_KIND = "latent_jax.anomaly"
@@ -209,7 +210,7 @@ def _as_examples(X: Any, name: str) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _reconstruction_mse(variables: Any, x: jax.Array, *, model: Any) -> jax.Array:
-    reconstruction = model.apply(variables, x)
+    reconstruction = apply_inference(model, variables, x)
     error = jnp.square(reconstruction - x).reshape(x.shape[0], -1)
     return jnp.mean(error, axis=-1)
 
@@ -230,11 +231,11 @@ def _vae_scores(
     ``eps`` of shape (n_samples, latent_dim) is shared by all rows: row ``i``'s draws are
     ``mean_i + exp(logvar_i / 2) * eps``.
     """
-    mean, logvar = model.apply(variables, x, method="encode")
+    mean, logvar = apply_inference(model, variables, x, method="encode")
 
     def log_likelihood(noise: jax.Array) -> jax.Array:
         z = mean + jnp.exp(0.5 * logvar) * noise[None, :]
-        output = model.apply(variables, z, method="decode")
+        output = apply_inference(model, variables, z, method="decode")
         return metrics.log_likelihood(x, output, likelihood, obs_logvar)
 
     log_p = jax.lax.map(log_likelihood, eps)  # (n_samples, n)
@@ -402,48 +403,33 @@ class AnomalyDetector:
         self.n_components_ = q
 
     def _resolve_architecture(self) -> str:
-        architecture = self.options["architecture"]
-        image = len(self.feature_shape_) == 3
-        if architecture == "auto":
-            big = image and min(self.feature_shape_[:2]) >= CONV_MIN_SIZE
-            return "conv" if big else "mlp"
-        if architecture == "conv" and not image:
-            raise ValueError(
-                "architecture='conv' needs images (n_samples, height, width[, channels]), got "
-                f"examples of shape {self.feature_shape_}"
-            )
-        return architecture
+        return _resolve_architecture(self.feature_shape_, self.options["architecture"])
 
     def _build_model(self) -> Any:
         o = self.options
-        if self._architecture == "mlp":
-            cls = VAE if self.method == "vae" else Autoencoder
-            return cls(
-                input_dim=self.n_features_in_,
-                hidden_dims=o["hidden_dims"],
-                latent_dim=o["latent_dim"],
-            )
-        shape = self.feature_shape_
-        if self.method == "autoencoder":
+        kind = "vae" if self.method == "vae" else "autoencoder"
+        conv_options: dict[str, Any]
+        if kind == "autoencoder":
             # Fixed unpooling switches: the encoder's recorded maxima would hand the decoder
             # spatial detail of every input, anomalies included.
-            return ConvAutoencoder(
-                image_shape=shape,
-                channels=o["channels"],
-                latent_dim=o["latent_dim"],
-                use_switches=False,
-            )
-        # Strided convolutions down, transposed ones (2h + 1 each) up and a crop.
-        encoder = tuple(ConvSpec(c, 3, 2, 1) for c in o["channels"])
-        decoder = tuple(ConvSpec(c, 3, 2, 0) for c in o["channels"][::-1][1:])
-        return ConvVAE(
-            image_shape=shape,
-            hidden_dim=o["hidden_dims"][0],
+            conv_options = {"use_switches": False}
+        else:
+            # Strided convolutions down, transposed ones (2h + 1 each) up and a crop.
+            conv_options = {
+                "hidden_dim": o["hidden_dims"][0],
+                "encoder_convs": tuple(ConvSpec(c, 3, 2, 1) for c in o["channels"]),
+                "decoder_convs": tuple(ConvSpec(c, 3, 2, 0) for c in o["channels"][::-1][1:]),
+                "output_conv": (3, 2, 0),
+            }
+        return model_for_data(
+            self.feature_shape_,
+            kind=kind,
+            architecture=self._architecture,
             latent_dim=o["latent_dim"],
-            encoder_convs=encoder,
-            decoder_convs=decoder,
-            output_conv=(3, 2, 0),
-        )
+            hidden_dims=o["hidden_dims"],
+            channels=o["channels"],
+            conv_options=conv_options,
+        ).model
 
     def _model_input(self, xs: np.ndarray) -> np.ndarray:
         return xs.reshape(len(xs), -1) if self._architecture == "mlp" else xs

@@ -11,19 +11,18 @@ Model contract:
       item is the mean) or the code of a plain autoencoder; the code/mean has shape
       (batch, latent_dim).
     * ``decode(z)`` maps (batch, latent_dim) to (batch, *image_shape).
-    * Inference mode: each method is called with ``train=False`` (or ``deterministic=True``,
-      ... see :data:`INFERENCE_FLAGS`) when its signature has that parameter, so models with
-      BatchNorm use their running statistics and models without it need nothing.
-      ``apply_kwargs`` adds or overrides keyword arguments of both calls.
+    * Inference mode: each method runs through :func:`latent_jax.models.inference.predict`,
+      which passes ``train=False`` (or ``deterministic=True``, ... see
+      :data:`~latent_jax.models.inference.INFERENCE_FLAGS`) when its signature has that
+      parameter, so models with BatchNorm use their running statistics and models without it
+      need nothing. ``apply_kwargs`` adds or overrides keyword arguments of both calls.
 
 Outputs are in the model's (normalized) units; ``Standardizer.inverse_transform`` gives pixel
-values for display, as the seed's ``sample * std + mean``.
+values for display, as the tutorial's ``sample * std + mean``.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,64 +30,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from latent_jax.models.inference import INFERENCE_FLAGS as INFERENCE_FLAGS
+from latent_jax.models.inference import inference_kwargs as inference_kwargs
+from latent_jax.models.inference import predict
+
 Array = jax.Array
 
-# Keyword arguments that put a method in inference mode, passed when its signature names them.
-INFERENCE_FLAGS: Mapping[str, bool] = {
-    "train": False,
-    "training": False,
-    "is_training": False,
-    "deterministic": True,
-    "use_running_average": True,
-}
 INTERPOLATIONS = ("linear", "slerp")
 # Above this |cos(angle)| (angles under ~0.08 degrees) slerp falls back to a straight line; the
 # two paths differ there by a relative ~angle**2 / 8 < 3e-7.
 _PARALLEL_COSINE = 1.0 - 1e-6
-
-
-def inference_kwargs(
-    model: Any, method: str, apply_kwargs: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The keyword arguments that call ``model``'s ``method`` in inference mode.
-
-    Args:
-        model: a linen module.
-        method: the name of one of its methods (``"encode"``, ``"decode"``, ...).
-        apply_kwargs: extra keyword arguments, which override the inference flags.
-
-    Returns:
-        The flags of ``INFERENCE_FLAGS`` that ``method`` declares (e.g. ``train=False``),
-        updated with ``apply_kwargs``.
-
-    Raises:
-        TypeError: if the model has no such method.
-    """
-    function = getattr(type(model), method, None)
-    if function is None or not callable(function):
-        raise TypeError(f"model {type(model).__name__} has no {method}() method")
-    parameters = inspect.signature(function).parameters
-    kwargs = {name: value for name, value in INFERENCE_FLAGS.items() if name in parameters}
-    kwargs.update(apply_kwargs or {})
-    return kwargs
-
-
-@functools.partial(jax.jit, static_argnames=("model", "method", "kwargs"))
-def _jitted_apply(variables: Any, x: Array, *, model: Any, method: str, kwargs: tuple) -> Any:
-    return model.apply(variables, x, method=method, **dict(kwargs))
-
-
-def _apply(
-    model: Any, variables: Any, x: Array, method: str, apply_kwargs: Mapping[str, Any] | None
-) -> Any:
-    """``model.apply`` in inference mode, compiled once per model, method and shape."""
-    kwargs = inference_kwargs(model, method, apply_kwargs)
-    static = tuple(sorted(kwargs.items()))
-    try:
-        hash((model, static))
-    except TypeError:  # unhashable model fields or keyword values: run op by op
-        return model.apply(variables, x, method=method, **kwargs)
-    return _jitted_apply(variables, x, model=model, method=method, kwargs=static)
 
 
 def encode_mean(
@@ -105,7 +56,7 @@ def encode_mean(
     Returns:
         Array of shape (batch, latent_dim).
     """
-    out = _apply(model, variables, x, "encode", apply_kwargs)
+    out = predict(model, variables, x, method="encode", apply_kwargs=apply_kwargs)
     return out[0] if isinstance(out, tuple | list) else out
 
 
@@ -123,7 +74,7 @@ def decode(
     Returns:
         Array of shape (batch, *image_shape).
     """
-    return _apply(model, variables, z, "decode", apply_kwargs)
+    return predict(model, variables, z, method="decode", apply_kwargs=apply_kwargs)
 
 
 def _check_positive_int(value: Any, name: str) -> int:
@@ -145,7 +96,7 @@ def sample_prior(
     *,
     apply_kwargs: Mapping[str, Any] | None = None,
 ) -> Array:
-    """Decodes ``n`` draws ``z ~ N(0, I)`` from the prior (the seed's ``generate_images``).
+    """Decodes ``n`` draws ``z ~ N(0, I)`` from the prior (the tutorial's ``generate_images``).
 
     Args:
         key: PRNG key; ``z = jax.random.normal(key, (n, latent_dim))``.
@@ -245,7 +196,7 @@ def interpolate(
     *,
     apply_kwargs: Mapping[str, Any] | None = None,
 ) -> Array:
-    """Decodes a path between the latent means of two images (the seed's
+    """Decodes a path between the latent means of two images (the tutorial's
     ``interpolate_latent``).
 
     The path has ``steps`` points at ``t = 0, 1/(steps-1), ..., 1``; its first and last points
@@ -290,7 +241,7 @@ def latent_traversal(
     dims: Sequence[int] | None = None,
     apply_kwargs: Mapping[str, Any] | None = None,
 ) -> Array:
-    """Sweeps each latent dimension with the others fixed (the seed's "tuning latent
+    """Sweeps each latent dimension with the others fixed (the tutorial's "tuning latent
     components").
 
     Row ``i`` sets coordinate ``dims[i]`` of the base code to each of ``values`` in turn.

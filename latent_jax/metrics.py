@@ -55,7 +55,7 @@ from latent_jax.gaussian import (
     gaussian_log_likelihood,
     kl_standard_normal,
 )
-from latent_jax.generate import inference_kwargs
+from latent_jax.models.inference import apply_inference
 from latent_jax.objectives import LIKELIHOODS
 
 __all__ = [
@@ -129,13 +129,12 @@ def log_likelihood(
 
 def _noise_logvar(model: Any, variables: Any, likelihood: str, obs_logvar: Any) -> Any:
     if isinstance(obs_logvar, str):
-        return model.apply(variables, method="observation_logvar")
+        return apply_inference(model, variables, method="observation_logvar")
     return obs_logvar
 
 
 def _encode(model: Any, variables: Any, x: Array) -> tuple[Array, Array]:
-    kwargs = inference_kwargs(model, "encode", None)
-    out = model.apply(variables, x, method="encode", **kwargs)
+    out = apply_inference(model, variables, x, method="encode")
     if not isinstance(out, tuple | list) or len(out) != 2:
         raise TypeError(f"{type(model).__name__}.encode must return (mean, logvar) for a VAE")
     mean, logvar = out
@@ -143,7 +142,7 @@ def _encode(model: Any, variables: Any, x: Array) -> tuple[Array, Array]:
 
 
 def _decode(model: Any, variables: Any, z: Array) -> Array:
-    return model.apply(variables, z, method="decode", **inference_kwargs(model, "decode", None))
+    return apply_inference(model, variables, z, method="decode")
 
 
 def _log_weights(

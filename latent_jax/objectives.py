@@ -22,19 +22,19 @@ term of the objective reported separately; ``metrics["loss"]`` is ``loss``. The 
 Reductions (explicit, and the same for every objective): each objective first computes one
 value per example, then reduces a batch to the **mask-weighted mean over its real rows**,
 :math:`\sum_i m_i \ell_i / \sum_i m_i`. Padding rows (``mask == 0``) contribute nothing to the
-loss, its gradient or the metrics. The per-example values follow the seed:
+loss, its gradient or the metrics. The per-example values follow the tutorial:
 
 * autoencoder / denoising: the mean over features of the squared error. For a full batch the
-  loss is exactly PyTorch's ``nn.MSELoss()`` (mean over all elements), the seed's criterion.
+  loss is exactly PyTorch's ``nn.MSELoss()`` (mean over all elements), the tutorial's criterion.
 * (β-)VAE: ``reconstruction`` is, per example, the **sum** over features of the squared error
-  (``likelihood="sse"``, the seed's ``F.mse_loss(..., reduction='sum')``), or the negative
+  (``likelihood="sse"``, the tutorial's ``F.mse_loss(..., reduction='sum')``), or the negative
   Gaussian or Bernoulli log-likelihood; ``kl`` is the per-example
   :math:`D_{KL}(q(z|x)\,\|\,\mathcal{N}(0, I))`. Averaged over examples these are the numbers
-  the seed logs (its batch sums divided by the dataset size).
+  the tutorial logs (its batch sums divided by the dataset size).
   ``loss = reconstruction + beta * kl``, computed from the reported terms, so that identity
   holds exactly for the reported values.
 
-One deliberate difference from the seed: the seed's VAE back-propagates the batch **sum**
+One deliberate difference from the seed: the tutorial's VAE back-propagates the batch **sum**
 (the mean times the batch size); here every loss is a mean over examples. With Adam the update
 is invariant to a constant factor on the loss except through ``eps``, so the trained models
 agree; with SGD the learning rate has to be scaled by the batch size to match.
@@ -193,7 +193,14 @@ def _check_model(model: Any) -> None:
 
 
 class _Caller:
-    """Calls a linen model in training or inference mode, threading mutable collections."""
+    """Calls a linen model in training or inference mode, threading mutable collections.
+
+    This is the engine's caller, inside the loss: it passes ``train`` and the row ``mask`` and
+    returns BatchNorm's updated statistics in training mode. Everything outside a loss runs a
+    trained model through :func:`latent_jax.models.inference.apply_inference` instead (which
+    objectives, below models in the dependency order, do not import); for the library's
+    models both pass ``train=False`` in inference mode.
+    """
 
     def __init__(self, model: nn.Module):
         self.model = model
@@ -253,7 +260,7 @@ def autoencoder_objective(model: nn.Module) -> Objective:
     """The plain autoencoder's objective: mean squared reconstruction error.
 
     Per example: the mean over features of :math:`(\\hat x - x)^2`; per batch: the masked mean
-    over examples (for a full batch, PyTorch's ``nn.MSELoss()``, the seed's criterion).
+    over examples (for a full batch, PyTorch's ``nn.MSELoss()``, the tutorial's criterion).
 
     Metrics: ``loss`` and ``reconstruction`` (the same value).
 
@@ -361,7 +368,7 @@ def vae_objective(
 
     per example, then the masked mean over examples. ``reconstruction`` per example is
 
-    * ``"sse"``: :math:`\sum_j (\hat x_{ij} - x_{ij})^2`, the seed's summed MSE;
+    * ``"sse"``: :math:`\sum_j (\hat x_{ij} - x_{ij})^2`, the tutorial's summed MSE;
     * ``"gaussian"``: :math:`-\log \mathcal{N}(x_i; \hat x_i, e^{l} I)` with the fixed
       observation log-variance ``obs_logvar`` (with constants; ``obs_logvar=0`` gives
       :math:`\tfrac12 \mathrm{SSE} + \tfrac D2 \log 2\pi`), or with ``obs_logvar="learned"``
@@ -371,8 +378,8 @@ def vae_objective(
       with the decoder output :math:`a` read as logits (data in [0, 1]).
 
     β is ``beta_schedule(count)`` where the count is the 0-based epoch
-    (``beta_unit="epoch"``, the seed's ``beta(epoch)``: constant within an epoch, and the test
-    loss of epoch ``e`` uses ``beta(e)`` like the seed) or the optimizer step
+    (``beta_unit="epoch"``, the tutorial's ``beta(epoch)``: constant within an epoch, and the test
+    loss of epoch ``e`` uses ``beta(e)`` like the tutorial) or the optimizer step
     (``beta_unit="step"``; at evaluation, the number of steps done).
 
     Metrics: ``loss``, ``reconstruction``, ``kl`` (masked means over examples) and ``beta``;

@@ -1,0 +1,147 @@
+"""Applying a model in inference mode: the one way the library runs a trained model.
+
+Inference mode means BatchNorm on its running statistics and no dropout. A linen model says
+how to get it through a keyword of the method called: :func:`apply_inference` passes each
+flag of :data:`INFERENCE_FLAGS` (``train=False``, ``deterministic=True``, ...) that the
+method's signature declares, so library models (``train``) and others (``deterministic``,
+``use_running_average``) run the same way, and models without such a flag need nothing.
+
+* :func:`apply_inference`: ``model.apply`` in inference mode, traceable (call it inside a
+  jitted function of your own);
+* :func:`predict`: the same, compiled once per model, method and input shape, optionally
+  over the rows in blocks (bounded memory) with the results concatenated.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+from latent_jax import validation
+
+__all__ = ["INFERENCE_FLAGS", "apply_inference", "inference_kwargs", "predict"]
+
+# Keyword arguments that put a method in inference mode, passed when its signature names them.
+INFERENCE_FLAGS: Mapping[str, bool] = {
+    "train": False,
+    "training": False,
+    "is_training": False,
+    "deterministic": True,
+    "use_running_average": True,
+}
+
+
+def inference_kwargs(
+    model: Any, method: str = "__call__", apply_kwargs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The keyword arguments that call ``model``'s ``method`` in inference mode.
+
+    Args:
+        model: a linen module.
+        method: the name of one of its methods (``"__call__"``, ``"encode"``, ``"decode"``).
+        apply_kwargs: extra keyword arguments, which override the inference flags.
+
+    Returns:
+        The flags of :data:`INFERENCE_FLAGS` that ``method`` declares (e.g. ``train=False``),
+        updated with ``apply_kwargs``.
+
+    Raises:
+        TypeError: if the model has no such method.
+    """
+    function = getattr(type(model), method, None)
+    if function is None or not callable(function):
+        raise TypeError(f"model {type(model).__name__} has no {method}() method")
+    parameters = inspect.signature(function).parameters
+    kwargs = {name: value for name, value in INFERENCE_FLAGS.items() if name in parameters}
+    kwargs.update(apply_kwargs or {})
+    return kwargs
+
+
+def apply_inference(
+    model: Any,
+    variables: Any,
+    *args: Any,
+    method: str = "__call__",
+    apply_kwargs: Mapping[str, Any] | None = None,
+) -> Any:
+    """``model.apply(variables, *args)`` in inference mode (see the module docstring).
+
+    Traceable: use it inside ``jax.jit``, ``vmap`` or ``lax.map``. Nothing is mutated, and
+    the variables' collections other than ``params`` (``batch_stats``) are read as they are.
+
+    Args:
+        model: a linen module.
+        variables: its variables, ``{"params": ..., "batch_stats": ...}``.
+        *args: the method's positional arguments, e.g. a batch of shape (batch, ...features)
+            (and a key for a VAE's ``__call__``).
+        method: the method to call: ``"__call__"``, ``"encode"``, ``"decode"``, ...
+        apply_kwargs: extra keyword arguments of the call; they override the inference flags.
+
+    Returns:
+        What the method returns.
+    """
+    kwargs = inference_kwargs(model, method, apply_kwargs)
+    return model.apply(variables, *args, method=_method(method), **kwargs)
+
+
+def _method(method: str) -> str | None:
+    """What ``model.apply`` takes for ``method``: None for ``__call__``."""
+    return None if method == "__call__" else method
+
+
+@functools.partial(jax.jit, static_argnames=("model", "method", "kwargs"))
+def _compiled(variables: Any, args: tuple, *, model: Any, method: str, kwargs: tuple) -> Any:
+    return model.apply(variables, *args, method=_method(method), **dict(kwargs))
+
+
+def _run(model: Any, variables: Any, args: tuple, method: str, kwargs: dict[str, Any]) -> Any:
+    static = tuple(sorted(kwargs.items()))
+    try:
+        hash((model, static))
+    except TypeError:  # unhashable model fields or keyword values: run op by op
+        return model.apply(variables, *args, method=_method(method), **kwargs)
+    return _compiled(variables, args, model=model, method=method, kwargs=static)
+
+
+def predict(
+    model: Any,
+    variables: Any,
+    x: Any,
+    *extra: Any,
+    method: str = "__call__",
+    apply_kwargs: Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+) -> Any:
+    """:func:`apply_inference` compiled once per model, method and shape, over row blocks.
+
+    Args:
+        model: a linen module (hashable, as linen modules are; otherwise it runs uncompiled).
+        variables: its variables.
+        x: the inputs, array of shape (n, ...features).
+        *extra: further positional arguments of the method, the same for every block.
+        method: the method to call.
+        apply_kwargs: extra keyword arguments (they override the inference flags).
+        batch_size: rows per compiled call; None runs all rows at once. Blocks are
+            concatenated along the first axis, so the method must return one array (or a
+            tuple of arrays) with a row per input.
+
+    Returns:
+        What the method returns for all ``n`` rows.
+    """
+    kwargs = inference_kwargs(model, method, apply_kwargs)
+    if batch_size is None:
+        return _run(model, variables, (x, *extra), method, kwargs)
+    batch_size = validation.check_int("batch_size", batch_size, 1)
+    n = int(np.shape(x)[0])
+    blocks = [
+        _run(model, variables, (x[i : i + batch_size], *extra), method, kwargs)
+        for i in range(0, n, batch_size)
+    ]
+    if len(blocks) == 1:
+        return blocks[0]
+    return jax.tree.map(lambda *parts: jax.numpy.concatenate(parts), *blocks)
