@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 from pathlib import Path
@@ -36,6 +37,7 @@ from latent_jax.train import (
     History,
     NonFiniteLossError,
     TrainConfig,
+    TrainState,
     cache_for,
     evaluate,
     fit,
@@ -716,3 +718,94 @@ def test_the_compile_cache_is_explicit_and_owned_by_its_objective():
     assert len(cache_for(twin)) == 0
     with pytest.raises(TypeError, match="cache must be a CompileCache"):
         fit(AE, X, None, BASE, KEY, cache={})
+
+
+# --------------------------------------------------------------------------------------
+# Optimizers and learning-rate schedules from optax.
+
+
+def _sgd_decay_run(config: TrainConfig) -> tuple[float, float, TrainState]:
+    """Plain SGD on ``w**2`` multiplies ``w`` by ``1 - 2 lr(t)`` at step t: the final ``w`` is
+    ``w0 * prod_t (1 - 2 lr(t))``, a closed form to hold any schedule against."""
+    objective = _decay_objective()
+    w0 = float(_drawn_variables(objective, KEY, (6,))["params"]["w"])
+    state, _ = fit(objective, X, None, config, KEY)
+    return w0, float(state.params["w"]), state
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "warmup-cosine", "exponential", "callable"])
+def test_a_learning_rate_schedule_sets_every_steps_rate(schedule):
+    # 10 rows in batches of 4: 3 steps an epoch, 15 in the run.
+    base = dataclasses.replace(BASE, optimizer="sgd", learning_rate=0.2)
+    if schedule == "callable":
+        custom = optax.piecewise_constant_schedule(0.2, {6: 0.1})
+        config, rates = (
+            dataclasses.replace(base, lr_schedule=custom),
+            [custom(t) for t in range(15)],
+        )
+    else:
+        config = dataclasses.replace(base, lr_schedule=schedule, warmup_steps=3)
+        expected = {
+            "cosine": optax.cosine_decay_schedule(0.2, 15),
+            "warmup-cosine": optax.warmup_cosine_decay_schedule(0.0, 0.2, 3, 15),
+            "exponential": optax.exponential_decay(0.2, 15, 0.01),
+        }[schedule]
+        rates = [expected(t) for t in range(15)]
+    w0, w, _ = _sgd_decay_run(config)
+    np.testing.assert_allclose(w, w0 * np.prod([1 - 2 * float(r) for r in rates]), rtol=1e-5)
+    constant_w0, constant_w, _ = _sgd_decay_run(base)
+    assert not np.isclose(w / w0, constant_w / constant_w0)
+
+
+def test_any_optax_optimizer_factory_or_transformation_and_clipping():
+    lion = dataclasses.replace(BASE, optimizer=optax.lion, learning_rate=1e-3)
+    state, history = fit(AE, X, X_TEST, lion, KEY)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert isinstance(state.opt_state[0], optax.ScaleByLionState)
+    ready = dataclasses.replace(BASE, optimizer=optax.sgd(0.1))
+    w0, w, _ = _sgd_decay_run(ready)
+    np.testing.assert_allclose(w, w0 * 0.8**15, rtol=1e-5)
+    # Clipping by global norm: |grad| = 2|w| > 0.1, so each step moves w by 0.1 * lr exactly.
+    clipped = dataclasses.replace(BASE, optimizer="sgd", learning_rate=0.1, clip_norm=0.1)
+    w0, w, _ = _sgd_decay_run(clipped)
+    np.testing.assert_allclose(abs(w), abs(w0) - 15 * 0.01, rtol=1e-5)
+
+
+def test_config_round_trips_through_its_dict_and_describes_callables():
+    config = dataclasses.replace(BASE, lr_schedule="warmup-cosine", clip_norm=1.0, warmup_steps=2)
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    lion = dataclasses.replace(BASE, optimizer=optax.lion)
+    assert lion.to_dict()["optimizer"] == "optax.lion"
+    assert TrainConfig.from_dict(lion.to_dict()) == lion
+    custom = dataclasses.replace(BASE, lr_schedule=lambda count: 0.1)
+    with pytest.raises(ValueError, match="cannot be rebuilt from a config file"):
+        TrainConfig.from_dict(custom.to_dict())
+    with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['learning_rte'\]"):
+        TrainConfig.from_dict({"learning_rte": 0.1})
+
+
+def test_resuming_checks_the_optimizer_and_the_schedules_span(tmp_path):
+    config = dataclasses.replace(BASE, checkpoint_dir=str(tmp_path), lr_schedule="cosine")
+    fit(AE, X, None, config, KEY)
+    for change, match in (
+        ({"optimizer": optax.lion}, "optimizer: checkpoint 'adam', config 'optax.lion'"),
+        ({"clip_norm": 1.0}, "clip_norm"),
+        ({"epochs": 8}, "spans the run's epochs"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            fit(AE, X, None, dataclasses.replace(config, **change), resume=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("lr_schedule", "linear", "lr_schedule must be one of"),
+        ("lr_final_fraction", 0.0, "lr_final_fraction must be in"),
+        ("clip_norm", 0.0, "clip_norm must be > 0"),
+        ("warmup_steps", -1, "warmup_steps must be >= 0"),
+    ],
+)
+def test_bad_schedule_settings_are_named(field, value, match):
+    extra = {"lr_schedule": "exponential"} if field == "lr_final_fraction" else {}
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value, **extra})

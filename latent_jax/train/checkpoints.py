@@ -10,6 +10,7 @@ shape, the number of runs (``None`` for one) and the key's implementation. :func
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -94,11 +95,20 @@ def restore_run(
     meta = loaded.metadata
     where = loaded.path
     saved = meta.get("config", {})
+    # Fields newer than the checkpoint read as their defaults; callables by describe().
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    now = config.to_dict()
     changed = [
-        f"{name}: checkpoint {saved.get(name)!r}, config {getattr(config, name)!r}"
+        f"{name}: checkpoint {saved.get(name, defaults[name])!r}, config {now[name]!r}"
         for name in RESUME_FIELDS
-        if saved.get(name) != getattr(config, name)
+        if saved.get(name, defaults[name]) != now[name]
     ]
+    if now["lr_schedule"] != "constant" and saved.get("epochs") != config.epochs:
+        # A schedule spans the run's epochs: a longer run would follow another curve.
+        changed.append(
+            f"epochs: checkpoint {saved.get('epochs')!r}, config {config.epochs!r} "
+            f"(lr_schedule={now['lr_schedule']!r} spans the run's epochs)"
+        )
     if changed:
         raise ValueError(
             f"cannot resume from {where} with a different training config ("

@@ -22,7 +22,7 @@ from jax.sharding import PartitionSpec
 
 from latent_jax import distributed
 from latent_jax.objectives import Objective
-from latent_jax.train.config import TrainConfig, make_optimizer
+from latent_jax.train.config import TrainConfig
 from latent_jax.train.epoch import (
     Plan,
     end_epoch,
@@ -30,6 +30,7 @@ from latent_jax.train.epoch import (
     epoch_order,
     make_chunk_fn,
     make_group_fn,
+    run_optimizer,
 )
 from latent_jax.train.state import TrainState, init_state, state_from_variables
 
@@ -93,15 +94,18 @@ def cache_for(objective: Objective) -> CompileCache:
     return cache
 
 
-def optimizer_key(config: TrainConfig) -> tuple:
-    """The config fields that define the optimizer (part of every compiled program's key)."""
-    return (config.optimizer, config.learning_rate, config.weight_decay, config.momentum)
+def optimizer_key(config: TrainConfig, plan: Plan) -> tuple:
+    """What defines the run's optimizer (part of every compiled program's key)."""
+    fields = ("optimizer", "learning_rate", "weight_decay", "momentum", "lr_schedule")
+    fields += ("warmup_steps", "lr_final_fraction", "clip_norm")
+    return (*(getattr(config, name) for name in fields), config.epochs * plan.n_batches)
 
 
 def initializer(
     cache: CompileCache,
     objective: Objective,
     config: TrainConfig,
+    plan: Plan,
     features: tuple[int, ...],
     batched: bool,
     warm: bool = False,
@@ -113,7 +117,7 @@ def initializer(
     """
 
     def build() -> Callable[..., TrainState]:
-        tx = make_optimizer(config)
+        tx = run_optimizer(config, plan)
 
         if warm:
 
@@ -128,7 +132,7 @@ def initializer(
 
         return jax.jit(jax.vmap(init_fn) if batched else init_fn, compiler_options=_FAST_COMPILE)
 
-    return cache.get(("init", optimizer_key(config), features, batched, warm), build)[0]
+    return cache.get(("init", optimizer_key(config, plan), features, batched, warm), build)[0]
 
 
 def _avals(args: tuple) -> tuple:
@@ -160,7 +164,7 @@ def compiled_chunk(
     ``shard_map`` over the run axis, so no data moves between devices.
     """
     options = dict(config.compiler_options or {})
-    key = ("chunk", optimizer_key(config), tuple(sorted(options.items())), plan, batched)
+    key = ("chunk", optimizer_key(config, plan), tuple(sorted(options.items())), plan, batched)
     key = (*key, _avals(args), tuple(jax.tree.leaves(state_sharding)), runs_mesh)
     jit_options = {}
     if state_sharding is not None:
@@ -169,7 +173,7 @@ def compiled_chunk(
 
     def build() -> Any:
         nonlocal seconds
-        chunk_fn = make_chunk_fn(objective, make_optimizer(config), plan, batched)
+        chunk_fn = make_chunk_fn(objective, run_optimizer(config, plan), plan, batched)
         if batched:
             chunk_fn = jax.vmap(chunk_fn, in_axes=(0, 0, 0, None, None, None, None))
         if runs_mesh is not None:
@@ -214,11 +218,11 @@ def streamed_programs(
     :func:`~latent_jax.train.epoch.end_epoch`.
     """
     options = dict(config.compiler_options or {})
-    key = ("stream", optimizer_key(config), tuple(sorted(options.items())), plan)
+    key = ("stream", optimizer_key(config, plan), tuple(sorted(options.items())), plan)
     key = (*key, tuple(jax.tree.leaves(state_sharding)))
 
     def build() -> StreamPrograms:
-        tx = make_optimizer(config)
+        tx = run_optimizer(config, plan)
 
         def order(train_key: Array, epoch: Array) -> tuple[Array, Array]:
             shuffle_key, batch_key = epoch_keys(train_key, epoch)

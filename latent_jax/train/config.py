@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optax
@@ -12,16 +12,47 @@ import optax
 from latent_jax import validation
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-# Settings that change the numbers a resumed run computes; they must match the checkpoint's.
+LR_SCHEDULES = ("constant", "cosine", "warmup-cosine", "exponential")
+# Settings that change the numbers a resumed run computes; they must match the checkpoint's
+# (callables compare by their description, see describe()).
 RESUME_FIELDS = (
     "learning_rate",
     "batch_size",
     "optimizer",
     "weight_decay",
     "momentum",
+    "lr_schedule",
+    "warmup_steps",
+    "lr_final_fraction",
+    "clip_norm",
     "shuffle",
     "min_delta",
 )
+# warmup-cosine without warmup_steps warms up over this fraction of the run's steps.
+_DEFAULT_WARMUP_FRACTION = 0.05
+# exponential without lr_final_fraction ends at this fraction of the learning rate.
+_DEFAULT_EXPONENTIAL_FINAL = 0.01
+
+
+def describe(value: Any) -> Any:
+    """A JSON value that stands for a config field: itself, or a callable's dotted name.
+
+    An optax factory is described as ``"optax.lion"``; another function or a transformation
+    as ``"module.qualname"`` (a transformation by its ``init`` function's), so a resumed run
+    can tell whether it is given the same optimizer or schedule.
+    """
+    if isinstance(value, optax.GradientTransformation):
+        value = value.init
+    if callable(value):
+        module = getattr(value, "__module__", None) or type(value).__module__
+        name = getattr(value, "__qualname__", None) or type(value).__qualname__
+        if (
+            module.startswith("optax")
+            and getattr(optax, getattr(value, "__name__", ""), None) is value
+        ):
+            module = "optax"
+        return f"{module}.{name}"
+    return value
 
 
 def _optional_int(name: str, value: Any, minimum: int) -> None:
@@ -37,9 +68,28 @@ class TrainConfig:
         learning_rate: the optimizer's step size, > 0.
         batch_size: rows per batch, >= 1 (reduced to N when larger than the data).
         epochs: total number of epochs of the run (resuming continues up to it), >= 1.
-        optimizer: ``"adam"`` (the seed's), ``"adamw"`` or ``"sgd"``, built with optax.
+        optimizer: ``"adam"`` (the seed's), ``"adamw"`` or ``"sgd"``, built with optax; or
+            any optax factory called with the learning rate (or its schedule), such as
+            ``optax.lion`` or ``functools.partial(optax.adamw, b2=0.99)``; or a ready
+            ``optax.GradientTransformation``, used as it is (``learning_rate`` and
+            ``lr_schedule`` then do not apply: put the schedule inside it).
         weight_decay: AdamW's decoupled weight decay (``"adamw"`` only), >= 0.
         momentum: SGD's momentum (``"sgd"`` only; 0 for plain SGD), >= 0.
+        lr_schedule: how the learning rate moves over the run's optimizer steps (T = epochs
+            × batches per epoch): ``"constant"``; ``"cosine"`` (``optax.cosine_decay_schedule``
+            from ``learning_rate`` down to ``learning_rate * lr_final_fraction`` at step T);
+            ``"warmup-cosine"`` (``optax.warmup_cosine_decay_schedule``: linear from 0 up to
+            ``learning_rate`` over ``warmup_steps``, then the cosine); ``"exponential"``
+            (``optax.exponential_decay``, a smooth decay to ``learning_rate *
+            lr_final_fraction`` at step T); or any optax schedule, a function of the step
+            count returning the learning rate (``learning_rate`` is then ignored).
+        warmup_steps: steps of linear warm-up for ``"warmup-cosine"``; ``None`` is 5% of the
+            run's steps.
+        lr_final_fraction: the learning rate at the last step, as a fraction of
+            ``learning_rate``, for ``"cosine"``/``"warmup-cosine"`` (``None``: 0) and
+            ``"exponential"`` (``None``: 0.01; must be > 0).
+        clip_norm: clip the gradients to this global norm before the optimizer
+            (``optax.clip_by_global_norm``); ``None`` does not clip.
         seed: the seed of the root key when :func:`fit` gets no key.
         shuffle: whether to reshuffle the rows every epoch (the seed does).
         eval_batch_size: rows per evaluation batch; ``None`` means ``max(batch_size, 256)``.
@@ -70,9 +120,13 @@ class TrainConfig:
     learning_rate: float = 1e-3
     batch_size: int = 128
     epochs: int = 10
-    optimizer: str = "adam"
+    optimizer: str | optax.GradientTransformation | Callable[..., Any] = "adam"
     weight_decay: float = 1e-4
     momentum: float = 0.0
+    lr_schedule: str | Callable[[Any], Any] = "constant"
+    warmup_steps: int | None = None
+    lr_final_fraction: float | None = None
+    clip_norm: float | None = None
     seed: int = 0
     shuffle: bool = True
     eval_batch_size: int | None = None
@@ -91,9 +145,19 @@ class TrainConfig:
         validation.check_real("learning_rate", self.learning_rate, positive=True)
         validation.check_int("batch_size", self.batch_size, 1)
         validation.check_int("epochs", self.epochs, 1)
-        validation.check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        optimizer = self.optimizer
+        if not (isinstance(optimizer, optax.GradientTransformation) or callable(optimizer)):
+            validation.check_choice("optimizer", optimizer, OPTIMIZERS)
         validation.check_real("weight_decay", self.weight_decay, nonnegative=True)
         validation.check_real("momentum", self.momentum, nonnegative=True)
+        if isinstance(self.lr_schedule, str) or not callable(self.lr_schedule):
+            validation.check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _optional_int("warmup_steps", self.warmup_steps, 0)
+        if self.lr_final_fraction is not None:
+            closed = "right" if self.lr_schedule == "exponential" else "both"
+            validation.check_fraction("lr_final_fraction", self.lr_final_fraction, closed=closed)
+        if self.clip_norm is not None:
+            validation.check_real("clip_norm", self.clip_norm, positive=True)
         validation.check_int("seed", self.seed, 0)
         validation.check_bool("shuffle", self.shuffle)
         _optional_int("eval_batch_size", self.eval_batch_size, 1)
@@ -118,21 +182,115 @@ class TrainConfig:
             object.__setattr__(self, "compiler_options", dict(options))
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as a JSON-serializable dict."""
-        return dataclasses.asdict(self)
+        """The config as a JSON-serializable dict (callables by their :func:`describe` name)."""
+        return {
+            field.name: describe(getattr(self, field.name)) for field in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """The config that :meth:`to_dict` wrote: ``TrainConfig.from_dict(c.to_dict()) == c``.
+
+        An optimizer or schedule described as ``"optax.NAME"`` is looked up in optax (only
+        there: nothing else is imported from a name); other callables cannot be rebuilt from
+        their description and raise ``ValueError``.
+
+        Raises:
+            TypeError: for a non-mapping.
+            ValueError: for unknown keys or a callable that cannot be rebuilt.
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(
+                f"data must be a mapping of TrainConfig fields, got {type(data).__name__}"
+            )
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(names)}")
+        values = dict(data)
+        for name, choices in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
+            value = values.get(name)
+            if isinstance(value, str) and value not in choices:
+                values[name] = _optax_callable(name, value)
+        return cls(**values)
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """The optax optimizer that ``config`` names.
+def _optax_callable(name: str, description: str) -> Callable[..., Any]:
+    prefix = "optax."
+    found = (
+        getattr(optax, description[len(prefix) :], None) if description.startswith(prefix) else None
+    )
+    if not callable(found):
+        raise ValueError(
+            f"{name}={description!r} cannot be rebuilt from a config file: only the names "
+            "and optax's own factories ('optax.NAME') can; pass the callable in Python"
+        )
+    return found
+
+
+def learning_rate_schedule(config: TrainConfig, total_steps: int) -> float | optax.Schedule:
+    """The learning rate, or its optax schedule over a run of ``total_steps`` updates.
+
+    Args:
+        config: the training config (``learning_rate``, ``lr_schedule`` and its settings).
+        total_steps: optimizer updates in the whole run (epochs × batches per epoch), >= 1.
+
+    Returns:
+        ``config.learning_rate`` for ``"constant"``, else a function of the step count.
+    """
+    schedule, rate = config.lr_schedule, config.learning_rate
+    if callable(schedule):
+        return schedule
+    if schedule == "constant":
+        return rate
+    total = max(1, int(total_steps))
+    if schedule == "exponential":
+        final = config.lr_final_fraction or _DEFAULT_EXPONENTIAL_FINAL
+        return optax.exponential_decay(rate, transition_steps=total, decay_rate=final)
+    final = config.lr_final_fraction or 0.0
+    if schedule == "cosine":
+        return optax.cosine_decay_schedule(rate, decay_steps=total, alpha=final)
+    warmup = config.warmup_steps
+    if warmup is None:
+        warmup = round(_DEFAULT_WARMUP_FRACTION * total)
+    return optax.warmup_cosine_decay_schedule(
+        0.0, rate, warmup_steps=min(warmup, total), decay_steps=total, end_value=rate * final
+    )
+
+
+def make_optimizer(
+    config: TrainConfig, total_steps: int | None = None
+) -> optax.GradientTransformation:
+    """The optax optimizer that ``config`` describes.
 
     Args:
         config: a :class:`TrainConfig`.
+        total_steps: optimizer updates in the whole run, which the named learning-rate
+            schedules other than ``"constant"`` need; ``None`` is ``config.epochs`` (one
+            batch per epoch).
 
     Returns:
-        ``optax.adam``, ``optax.adamw`` or ``optax.sgd`` with the config's settings.
+        ``optax.adam``, ``optax.adamw``, ``optax.sgd`` or the config's own factory at the
+        learning rate (or its schedule), or the config's transformation; preceded by
+        ``optax.clip_by_global_norm`` when ``config.clip_norm`` is set.
     """
-    if config.optimizer == "adam":
-        return optax.adam(config.learning_rate)
-    if config.optimizer == "adamw":
-        return optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
-    return optax.sgd(config.learning_rate, momentum=config.momentum or None)
+    rate = learning_rate_schedule(config, config.epochs if total_steps is None else total_steps)
+    optimizer = config.optimizer
+    if isinstance(optimizer, optax.GradientTransformation):
+        tx = optimizer
+    elif callable(optimizer):
+        tx = optimizer(rate)
+        if not isinstance(tx, optax.GradientTransformation):
+            raise TypeError(
+                f"optimizer={describe(optimizer)!r} must return an optax.GradientTransformation "
+                f"when called with the learning rate, got {type(tx).__name__}"
+            )
+    elif optimizer == "adam":
+        tx = optax.adam(rate)
+    elif optimizer == "adamw":
+        tx = optax.adamw(rate, weight_decay=config.weight_decay)
+    else:
+        tx = optax.sgd(rate, momentum=config.momentum or None)
+    if config.clip_norm is not None:
+        tx = optax.chain(optax.clip_by_global_norm(config.clip_norm), tx)
+    return tx

@@ -312,14 +312,14 @@ def drive(
     template_variables = _probe(objective, features, batches.test_features, probe_key)
     plan = batches.plan(config, batched)
     warm = init_variables is not None
-    init_fn = initializer(cache, objective, config, features, batched, warm)
+    init_fn = initializer(cache, objective, config, plan, features, batched, warm)
     history, start_epoch, manifest = History(), 0, None
     if resume is not None:
         loaded = checkpoints.load_for_resume(resume, batched)
         manifest = loaded.path
         saved_runs = loaded.metadata.get("n_runs")
         probe = jax.random.split(probe_key, saved_runs) if batched else probe_key
-        cold = initializer(cache, objective, config, features, batched)
+        cold = initializer(cache, objective, config, plan, features, batched)
         expected = {
             "n_train": batches.n_train,
             "n_test": batches.n_test,

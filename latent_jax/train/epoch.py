@@ -110,6 +110,11 @@ def make_plan(
     )
 
 
+def run_optimizer(config: TrainConfig, plan: Plan) -> optax.GradientTransformation:
+    """The run's optimizer: its schedules span the run's ``epochs * n_batches`` updates."""
+    return make_optimizer(config, config.epochs * plan.n_batches)
+
+
 def epoch_keys(train_key: Array, epoch: Array) -> tuple[Array, Array]:
     """``(shuffle_key, batch_key)`` of a 0-based absolute epoch: the run's key sequence."""
     return tuple(jax.random.split(jax.random.fold_in(train_key, epoch)))
@@ -340,7 +345,8 @@ def make_epoch_fn(
     if isinstance(n_train, Plan):
         plan, tx = n_train, config
     else:
-        plan, tx = make_plan(config, n_train, n_test), make_optimizer(config)
+        plan = make_plan(config, n_train, n_test)
+        tx = run_optimizer(config, plan)
     train_step = make_train_step(objective, tx)
 
     def epoch_fn(
