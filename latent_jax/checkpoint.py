@@ -84,7 +84,20 @@ def _fsync_dir(directory: str) -> None:
             os.close(fd)
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def _default_mode() -> int:
+    """The permissions ``open()`` gives a new file: 0o666 less the process's umask."""
+    umask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically and durably, with the user's usual permissions.
+
+    The bytes go to a temporary file beside ``path``, are flushed to disk, and the file is
+    renamed over ``path``: a reader sees the old file or the new one, never a part. The file
+    gets the permissions a plain ``open()`` would give it (``mkstemp`` makes it 0600).
+    """
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
@@ -92,6 +105,7 @@ def _atomic_write(path: str, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -190,7 +204,7 @@ def _prune(directory: str, keep: int, current: str) -> None:
         except (OSError, ValueError, AttributeError):
             continue
     for name in os.listdir(directory):
-        # _atomic_write's temporary names: "." + the target's name + a random part + ".tmp".
+        # atomic_write's temporary names: "." + the target's name + a random part + ".tmp".
         stray = name.startswith((".checkpoint_", f".{LATEST}.")) and name.endswith(".tmp")
         if (_PAYLOAD.match(name) and name not in referenced) or stray:
             with contextlib.suppress(OSError):
@@ -250,9 +264,9 @@ def save_checkpoint(
         "metadata": meta_json,
     }
     manifest_path = os.path.join(directory, f"{stem}.json")
-    _atomic_write(os.path.join(directory, payload_name), payload)
-    _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode("utf-8"))
-    _atomic_write(os.path.join(directory, LATEST), f"{stem}.json\n".encode())
+    atomic_write(os.path.join(directory, payload_name), payload)
+    atomic_write(manifest_path, json.dumps(manifest, indent=1).encode("utf-8"))
+    atomic_write(os.path.join(directory, LATEST), f"{stem}.json\n".encode())
     _prune(directory, keep, manifest_path)
     return manifest_path
 

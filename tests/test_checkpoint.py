@@ -58,6 +58,19 @@ def test_round_trip_keeps_values_dtypes_metadata_and_epoch(tmp_path):
     assert load_checkpoint(path).epoch == 3
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_checkpoint_files_get_the_users_usual_permissions(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path, _tree(), epoch=1)
+    finally:
+        os.umask(previous)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 3  # payload, manifest, pointer
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path.name
+
+
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
     for epoch in range(3):
         save_checkpoint(tmp_path, _tree(epoch), epoch=epoch, keep=5)
