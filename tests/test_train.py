@@ -627,8 +627,9 @@ def test_a_callback_can_stop_training_and_sees_the_history():
         return history.num_epochs >= 3
 
     _, history = fit(AE, X, X_TEST, dataclasses.replace(BASE, epochs=9), KEY, callbacks=[callback])
-    # Calls of 2 epochs: the callback runs after epochs 2 and 4 and stops the run at 4.
-    assert seen == [(2, 2), (4, 4)]
+    # Calls of 2 epochs: the callback sees each epoch in order after its call (the state is
+    # the call's), and its True at epoch 3 stops the run after that call, at 4.
+    assert seen == [(2, 1), (2, 2), (4, 3), (4, 4)]
     assert history.num_epochs == 4
 
 

@@ -16,6 +16,7 @@ The package, one job a module:
 * :mod:`~latent_jax.train.sources`: batches from device arrays or streamed from disk.
 * :mod:`~latent_jax.train.driver`: the one loop between compiled calls.
 * :mod:`~latent_jax.train.trainers`: the public trainers and :func:`evaluate`.
+* :mod:`~latent_jax.train.callbacks`: per-epoch writers of the history (CSV, TensorBoard).
 
 How an epoch runs:
 
@@ -60,6 +61,8 @@ chunking. Each run of :func:`fit_many` stops on its own; its later entries in th
 NaN.
 """
 
+from latent_jax.train.callbacks import HistoryCSV as HistoryCSV
+from latent_jax.train.callbacks import TensorBoardWriter as TensorBoardWriter
 from latent_jax.train.compile import CompileCache as CompileCache
 from latent_jax.train.compile import cache_for as cache_for
 from latent_jax.train.config import OPTIMIZERS as OPTIMIZERS

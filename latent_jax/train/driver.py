@@ -39,6 +39,8 @@ logger = logging.getLogger("latent_jax.train")
 # Python regains control about this often (progress bar, callbacks).
 _TARGET_CHUNK_SECONDS = 0.5
 
+# callback(state, history): called once per epoch, in order, after each compiled call, with
+# the history up to that epoch and the state after the call; True stops training.
 Callback = Callable[[TrainState, History], Any]
 
 
@@ -451,9 +453,11 @@ def _loop(
         if saver.due(epoch) or done:
             saver.save(state, history, epoch)
         _report(bar, history, n_done, config, stopped)
-        for callback in callbacks:
-            if callback(state, history):
-                done = True
+        for index in range(history.num_epochs - n_done, history.num_epochs):
+            upto = history.head(index + 1)
+            for callback in callbacks:
+                if callback(state, upto):
+                    done = True
     if epoch > start_epoch:
         saver.save(state, history, epoch)
     return state, history

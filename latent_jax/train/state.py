@@ -85,6 +85,10 @@ class History(Mapping):
             out[name] = value.item() if value.ndim == 0 else value
         return out
 
+    def head(self, n: int) -> History:
+        """The first ``n`` epochs (views of the arrays, no copy)."""
+        return History({k: v[..., :n] for k, v in self._data.items()})
+
     def to_dict(self) -> dict[str, list]:
         """Plain lists (NaN and infinities as ``None``), ready for ``json.dump``."""
 

@@ -99,8 +99,11 @@ def fit(
             ``config.epochs`` with the same key sequence. The training settings must match
             the checkpoint's. New checkpoints go to ``config.checkpoint_dir``, or to the
             resumed directory when that is ``None``.
-        callbacks: functions ``callback(state, history)`` called after every compiled call
-            (after checkpointing); one that returns ``True`` stops training.
+        callbacks: functions ``callback(state, history)`` called once per epoch, in order,
+            after each compiled call (after checkpointing): ``history`` holds the epochs up
+            to that one (its row is ``history.last()``), ``state`` is the state after the
+            call. One that returns ``True`` stops training after the call. Writers of the
+            history are in :mod:`latent_jax.train.callbacks` (CSV, TensorBoard).
         init_variables: a warm start: the model's variables (``{"params": ..., ...}``, as
             ``model.init`` returns or a previous run's ``state.variables``) to start from
             instead of a fresh draw; the optimizer state starts fresh and the key sequence
