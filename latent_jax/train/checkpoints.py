@@ -3,8 +3,9 @@
 A run's checkpoint is a :mod:`latent_jax.checkpoint` file (verified, pickle-free) holding the
 :class:`~latent_jax.train.state.TrainState`, the :class:`~latent_jax.train.state.History` so
 far and the root key's data, with metadata (kind ``"latent_jax.train"``): the epoch, the
-training config, the objective's and the model's names, the data's row counts and example
-shape, the number of runs (``None`` for one) and the key's implementation. :func:`fit`,
+training config, the objective's and the model's names, the model as data (its class and
+fields, :func:`latent_jax.models.spec.module_spec`), the data's row counts and example shape,
+the number of runs (``None`` for one) and the key's implementation. :func:`fit`,
 :func:`fit_many` and :func:`fit_stream` write and resume the same format.
 """
 
@@ -22,6 +23,7 @@ from flax import serialization
 from jax import Array
 
 from latent_jax import checkpoint as ckpt
+from latent_jax.models.spec import module_spec
 from latent_jax.objectives import Objective
 from latent_jax.train.config import RESUME_FIELDS, TrainConfig
 from latent_jax.train.state import History, TrainState
@@ -46,6 +48,9 @@ def run_metadata(
         "config": config.to_dict(),
         "objective": objective.name,
         "model": type(objective.model).__name__,
+        # The module as data (class and fields), so load_run can rebuild it; None for a
+        # model latent_jax does not register.
+        "model_spec": module_spec(objective.model),
         "n_train": n_train,
         "n_test": n_test,
         "feature_shape": list(features),
