@@ -6,6 +6,8 @@ re-exported here.
 """
 
 from latent_jax.anomaly import AnomalyDetector as AnomalyDetector
+from latent_jax.data import Dataset as Dataset
+from latent_jax.data import split_dataset as split_dataset
 from latent_jax.gaussian import kl_diag_gaussians as kl_diag_gaussians
 from latent_jax.gaussian import kl_standard_normal as kl_standard_normal
 from latent_jax.gaussian import reparameterize as reparameterize
@@ -13,6 +15,8 @@ from latent_jax.models import VAE as VAE
 from latent_jax.models import Autoencoder as Autoencoder
 from latent_jax.models import ConvAutoencoder as ConvAutoencoder
 from latent_jax.models import ConvVAE as ConvVAE
+from latent_jax.models.factory import model_for_data as model_for_data
+from latent_jax.models.inference import apply_inference as apply_inference
 from latent_jax.models.linear import LinearVAE as LinearVAE
 from latent_jax.objectives import autoencoder_objective as autoencoder_objective
 from latent_jax.objectives import denoising_objective as denoising_objective

@@ -10,22 +10,44 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 import latent_jax
+from latent_jax._deprecation import warn_deprecated
 
 # subcommand -> (module under latent_jax.experiments, one-line help)
 SUBCOMMANDS = {
     "pca": ("pca_summary", "fit PCA, print the explained-variance table, save the figure"),
-    "reduce": ("reduce", "dimensionality reduction: PCA against an autoencoder (seed example 1)"),
-    "vae": ("vae_faces", "image generation with a convolutional VAE (seed example 2)"),
+    "reduce": (
+        "reduce",
+        "dimensionality reduction, PCA against an autoencoder (tutorial example 1)",
+    ),
+    "vae": ("vae_faces", "image generation with a convolutional VAE (tutorial example 2)"),
     "train": ("train_cli", "train an AE / VAE / ConvVAE on your data; many devices, many hosts"),
-    "evaluate": ("evaluate", "IWAE bound, NLL, active units and KL per dimension of a VAE run"),
+    "evaluate-vae": (
+        "evaluate_vae",
+        "IWAE bound, NLL, active units and KL per dimension of a VAE run",
+    ),
     "linear-vae": ("linear_vae", "linear VAE against probabilistic PCA: ELBO, IWAE, angles"),
     "beta-study": ("beta_schedules", "beta schedules compared on digits over several seeds"),
     "denoise": ("denoising", "denoising autoencoders against PCA projection and a plain AE"),
     "anomaly": ("anomaly", "anomaly detection: PCA, PPCA, AE, VAE against IsolationForest, OCSVM"),
 }
+# Old subcommand names, accepted for one release with a DeprecationWarning: old -> new.
+DEPRECATED_SUBCOMMANDS = {"evaluate": "evaluate-vae"}
+
+
+def _renamed_subcommand(argv: list[str]) -> list[str]:
+    """``argv`` with a deprecated subcommand (the first positional word) renamed, warning."""
+    for index, word in enumerate(argv):
+        if not word.startswith("-"):
+            if word in DEPRECATED_SUBCOMMANDS:
+                new = DEPRECATED_SUBCOMMANDS[word]
+                warn_deprecated(f"the subcommand 'latent-jax {word}'", f"'latent-jax {new}'")
+                return [*argv[:index], new, *argv[index + 1 :]]
+            break
+    return argv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses ``argv`` (default: ``sys.argv[1:]``), runs the subcommand, returns an exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        # The library's own deprecations (old flag values, renamed subcommands) are shown to
+        # the user of the command line; Python hides DeprecationWarnings by default.
+        warnings.filterwarnings("default", category=DeprecationWarning, module=r"latent_jax\b")
+        return _main(parser, list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    args = parser.parse_args(_renamed_subcommand(argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -111,7 +111,7 @@ def make_mesh(devices: int | Sequence[Any] | None = None) -> Mesh:
             raise ValueError(
                 f"devices must be between 1 and the {len(available)} available "
                 f"{available[0].platform.upper()} device(s), got devices={devices} (on CPU, "
-                "set XLA_FLAGS=--xla_force_host_platform_device_count=N before importing jax)"
+                "call latent_jax.distributed.use_cpu_cores(N) before JAX's backend starts)"
             )
         chosen = available[:devices]
     else:

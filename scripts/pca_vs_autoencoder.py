@@ -1,4 +1,4 @@
-"""The seed's first example: dimensionality reduction with PCA and an autoencoder.
+"""The tutorial's first example: dimensionality reduction with PCA and an autoencoder.
 
 Same flags as ``latent-jax reduce``; run ``python scripts/pca_vs_autoencoder.py --help``.
 """

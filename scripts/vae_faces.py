@@ -1,4 +1,4 @@
-"""The seed's second example: image generation with a convolutional VAE.
+"""The tutorial's second example: image generation with a convolutional VAE.
 
 Same flags as ``latent-jax vae``; run ``python scripts/vae_faces.py --help``.
 """

@@ -41,14 +41,14 @@ def test_writes_metrics_history_and_figures(study):
 def test_schedules_follow_their_definitions():
     total = 400
     steps = np.arange(total)
-    constant = np.asarray(beta_schedules.make_schedule("constant", total)(steps))
-    linear = np.asarray(beta_schedules.make_schedule("linear", total, 0.25)(steps))
-    cyclical = np.asarray(beta_schedules.make_schedule("cyclical", total)(steps))
-    seed = np.asarray(beta_schedules.make_schedule("monotonic-seed", total)(steps))
+    constant = np.asarray(beta_schedules.study_schedule("constant", total)(steps))
+    linear = np.asarray(beta_schedules.study_schedule("linear", total, 0.25)(steps))
+    cyclical = np.asarray(beta_schedules.study_schedule("cyclical", total)(steps))
+    seed = np.asarray(beta_schedules.study_schedule("monotonic-seed", total)(steps))
     assert np.all(constant == 1.0)
     assert linear[0] == 0.0 and linear[50] == pytest.approx(0.5) and np.all(linear[100:] == 1.0)
     # Four cycles of 100 steps: a ramp over the first 50, then held at 1.
     assert np.all(cyclical[[0, 100, 200, 300]] == 0.0) and np.all(cyclical[50:100] == 1.0)
     assert seed.max() <= 1.0 / 30.0
     with pytest.raises(ValueError, match="schedule must be one of"):
-        beta_schedules.make_schedule("sigmoid", total)
+        beta_schedules.study_schedule("sigmoid", total)

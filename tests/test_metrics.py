@@ -1,5 +1,5 @@
 """IWAE bound, ELBO estimator, active units and KL per dimension (latent_jax.metrics), and the
-``latent-jax evaluate`` command."""
+``latent-jax evaluate-vae`` command."""
 
 import json
 import math
@@ -45,7 +45,7 @@ def ppca_setup():
 @pytest.fixture(scope="module")
 def digits_vae():
     """An untrained MLP VAE on 200 digit images (Bernoulli likelihood): a loose posterior."""
-    x = image_data.load_digit_images()[0][:200].reshape(200, -1)
+    x = image_data.load_digits()[0][:200].reshape(200, -1)
     model = VAE(input_dim=64, hidden_dims=(32,), latent_dim=4)
     variables = vae_objective(model, likelihood="bernoulli").init(jax.random.key(0), x[:2])
     return model, variables, x
@@ -194,7 +194,7 @@ def test_bad_arguments_get_clear_errors(ppca_setup):
 
 @pytest.mark.slow  # trains and compiles a convolutional VAE: about a minute on 2 busy cores
 def test_evaluate_command_scores_a_vae_run_and_merges_metrics(tmp_path, capsys):
-    images = image_data.load_digit_images()[0][:60]
+    images = image_data.load_digits()[0][:60]
     data = tmp_path / "digits.npy"
     np.save(data, images)
     run_dir = tmp_path / "run"
@@ -204,7 +204,7 @@ def test_evaluate_command_scores_a_vae_run_and_merges_metrics(tmp_path, capsys):
     before = json.loads((run_dir / "metrics.json").read_text())
     capsys.readouterr()
     code = cli.main(
-        ["evaluate", str(run_dir), "--k", "8", "--chunk-size", "3", "--elbo-samples", "2"]
+        ["evaluate-vae", str(run_dir), "--k", "8", "--chunk-size", "3", "--elbo-samples", "2"]
     )
     assert code == 0
     printed = capsys.readouterr().out
@@ -217,13 +217,13 @@ def test_evaluate_command_scores_a_vae_run_and_merges_metrics(tmp_path, capsys):
 
 
 def test_evaluate_command_names_what_is_missing(tmp_path, capsys):
-    assert cli.main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert cli.main(["evaluate-vae", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "run").mkdir()
-    assert cli.main(["evaluate", str(tmp_path / "run")]) == 2
+    assert cli.main(["evaluate-vae", str(tmp_path / "run")]) == 2
     assert "config.json does not exist" in capsys.readouterr().err
     (tmp_path / "run" / "config.json").write_text(json.dumps({"image_shape": [8, 8, 1]}))
-    assert cli.main(["evaluate", str(tmp_path / "run")]) == 2
+    assert cli.main(["evaluate-vae", str(tmp_path / "run")]) == 2
     assert "not a run of latent-jax vae" in capsys.readouterr().err
 
 

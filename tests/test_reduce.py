@@ -70,7 +70,7 @@ def test_writes_every_output(seed_run):
 
 def test_scatter_uses_the_true_class_labels(seed_run):
     _, captured = seed_run
-    expected = data.load_tabular("seed").y_train
+    expected = data.load_tabular("synthetic-classification").y_train
     np.testing.assert_array_equal(captured["labels"], expected)
     assert set(captured["panels"]) == {"PCA", "Autoencoder"}
     assert all(codes.shape == (8000, 5) for codes in captured["panels"].values())

@@ -32,7 +32,7 @@ def _parse(*flags):
 def digits_file(tmp_path_factory):
     """400 of scikit-learn's 8x8 digits as a .npy file of shape (400, 8, 8, 1)."""
     path = tmp_path_factory.mktemp("data") / "digits.npy"
-    np.save(path, image_data.load_digit_images()[0][:400])
+    np.save(path, image_data.load_digits()[0][:400])
     return path
 
 

@@ -45,12 +45,12 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from latent_jax import data as data_lib
-from latent_jax import image_data, plots
+from latent_jax import image_data, plots, validation
+from latent_jax._deprecation import deprecated_names
 from latent_jax.anomaly import AnomalyDetector
 from latent_jax.experiments import common
 
@@ -149,8 +149,7 @@ def _check_args(args: argparse.Namespace) -> None:
     common.require_at_least(args, 1, "epochs", "batch_size", "latent_dim")
     if args.splits < 1:
         raise ValueError(f"--splits must be >= 1, got {args.splits}")
-    if not 0.0 < args.test_size < 1.0:
-        raise ValueError(f"--test-size must be in (0, 1), got {args.test_size}")
+    validation.check_fraction("--test-size", args.test_size)
     bad = [c for c in args.classes if not 0 <= c <= 9]
     if bad or not args.classes:
         raise ValueError(f"--classes must be digits 0-9, got {args.classes}")
@@ -227,7 +226,7 @@ class _Baseline:
         return -self.model.score_samples(flat)
 
 
-def evaluate(
+def score_detectors(
     fitted: dict[str, Any], test: np.ndarray, is_anomaly: np.ndarray
 ) -> dict[str, dict[str, Any]]:
     """AUROC, average precision and scores of every method on a labelled test set.
@@ -255,6 +254,12 @@ def evaluate(
             result["flagged_anomalous"] = float(flagged[is_anomaly == 1].mean())
         out[name] = result
     return out
+
+
+__getattr__ = deprecated_names(
+    __name__,
+    {"evaluate": ("latent_jax.experiments.anomaly.score_detectors", lambda: score_detectors)},
+)
 
 
 def _best(results: dict[str, dict[str, Any]], key: str = "auroc") -> str | None:
@@ -307,13 +312,14 @@ def run_faces(args: argparse.Namespace, out: str) -> dict[str, Any]:
     faces, non_faces = images[labels == 1], images[labels == 0]
     per_split: dict[str, dict[str, list[float]]] = {}
     for split in range(args.splits):
-        train, held_out = train_test_split(
-            faces, test_size=args.test_size, random_state=args.seed + split
+        parts = data_lib.split_dataset(
+            faces, test_size=args.test_size, random_state=args.seed + split, name="lfw-faces"
         )
+        train, held_out = parts.x_train, parts.x_test
         test = np.concatenate([held_out, non_faces])
         is_anomaly = np.r_[np.zeros(len(held_out)), np.ones(len(non_faces))].astype(int)
         fitted = fit_detectors(args, train)
-        results = evaluate(fitted, test, is_anomaly)
+        results = score_detectors(fitted, test, is_anomaly)
         for name, r in results.items():
             entry = per_split.setdefault(name, {"auroc": [], "average_precision": []})
             entry["auroc"].append(r["auroc"])
@@ -351,17 +357,18 @@ def _mean_over(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, f
 
 def run_digits(args: argparse.Namespace, out: str) -> dict[str, Any]:
     """One-class digits: each class of ``--classes`` in turn is normal."""
-    images, labels = image_data.load_digit_images()
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=0.5, random_state=args.seed, stratify=labels
+    images, labels = image_data.load_digits()
+    parts = data_lib.split_dataset(
+        images, labels, test_size=0.5, stratify=True, random_state=args.seed, name="digits"
     )
+    x_train, x_test, y_train, y_test = parts.x_train, parts.x_test, parts.y_train, parts.y_test
     show = args.show_class if args.show_class is not None else args.classes[0]
     per_class: dict[str, dict[str, list[float]]] = {}
     for digit in args.classes:
         start = time.perf_counter()
         fitted = fit_detectors(args, x_train[y_train == digit])
         is_anomaly = (y_test != digit).astype(int)
-        results = evaluate(fitted, x_test, is_anomaly)
+        results = score_detectors(fitted, x_test, is_anomaly)
         for name, r in results.items():
             entry = per_class.setdefault(name, {"auroc": [], "average_precision": []})
             entry["auroc"].append(r["auroc"])
@@ -408,13 +415,16 @@ def run_custom(args: argparse.Namespace, out: str) -> dict[str, Any]:
             f"--normal-label {args.normal_label} must mark at least 2 rows and not all of them; "
             f"{int(normal.sum())} of {len(x)} rows have it"
         )
-    train, held_out = train_test_split(x[normal], test_size=args.test_size, random_state=args.seed)
+    parts = data_lib.split_dataset(
+        x[normal], test_size=args.test_size, random_state=args.seed, name=source
+    )
+    train, held_out = parts.x_train, parts.x_test
     test = np.concatenate([held_out, x[~normal]])
     is_anomaly = np.concatenate([np.zeros(len(held_out)), np.ones(int((~normal).sum()))]).astype(
         int
     )
     fitted = fit_detectors(args, train)
-    results = evaluate(fitted, test, is_anomaly)
+    results = score_detectors(fitted, test, is_anomaly)
     _figures("data", os.path.basename(os.path.normpath(source)), results, test, is_anomaly, out)
     _save_detectors(fitted, os.path.join(out, "detectors", "data"))
     return {

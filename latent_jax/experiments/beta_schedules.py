@@ -7,8 +7,8 @@ steps; T is the run's total number of steps. Schedules:
 
 * ``constant``: β = 1 (the plain ELBO);
 * ``linear``: warm-up from 0 to 1 over the first ``--warmup-fraction`` of T, then 1;
-* ``monotonic``: the seed's form β_max (1 - exp(-t / τ)) with β_max = 1 and τ = T / 10;
-* ``monotonic-seed``: the same with the seed's β_max = 1/30 (its objective is not the ELBO);
+* ``monotonic``: the tutorial's form β_max (1 - exp(-t / τ)) with β_max = 1 and τ = T / 10;
+* ``monotonic-seed``: the same with the tutorial's β_max = 1/30 (its objective is not the ELBO);
 * ``cyclical``: Fu et al.'s cyclical annealing, M = 4 cycles, ramp ratio R = 0.5, over T.
 
 After training, every run is scored on the test split with β = 1 (:mod:`latent_jax.metrics`):
@@ -31,10 +31,10 @@ from typing import Any
 
 import jax
 import numpy as np
-from sklearn.model_selection import train_test_split
 
-from latent_jax import distributed, metrics, plots, schedules
-from latent_jax.data import load_digits_images
+from latent_jax import distributed, metrics, plots, schedules, validation
+from latent_jax._deprecation import deprecated_names
+from latent_jax.data import load_digits_features, split_dataset
 from latent_jax.experiments import common
 from latent_jax.models.mlp import VAE
 from latent_jax.objectives import vae_objective
@@ -103,12 +103,26 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     if not 0.0 < args.warmup_fraction <= 1.0:
         raise ValueError(f"--warmup-fraction must be in (0, 1], got {args.warmup_fraction}")
-    if not 0.0 < args.test_size < 1.0:
-        raise ValueError(f"--test-size must be in (0, 1), got {args.test_size}")
+    validation.check_fraction("--test-size", args.test_size)
 
 
-def make_schedule(name: str, total_steps: int, warmup_fraction: float = 0.25) -> Any:
-    """The β schedule ``name`` over a run of ``total_steps`` optimizer steps."""
+def study_schedule(name: str, total_steps: int, warmup_fraction: float = 0.25) -> Any:
+    """The study's β schedule ``name`` (one of :data:`SCHEDULES`) over a run of
+    ``total_steps`` optimizer steps, its parameters set from the run's length.
+
+    For a schedule with explicit parameters use :func:`latent_jax.schedules.make_schedule`.
+
+    Args:
+        name: one of :data:`SCHEDULES`.
+        total_steps: the run's optimizer steps, T.
+        warmup_fraction: the ``linear`` warm-up's length as a fraction of T.
+
+    Returns:
+        ``schedule(step) -> beta``.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
     if name == "constant":
         return schedules.constant(1.0)
     if name == "linear":
@@ -122,11 +136,31 @@ def make_schedule(name: str, total_steps: int, warmup_fraction: float = 0.25) ->
 
 
 def load_split(test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Digits as (n, 64) rows in [0, 1], split into train and test."""
-    images, labels = load_digits_images()
-    x = images.reshape(len(images), -1).astype(np.float32)
-    x_train, x_test = train_test_split(x, test_size=test_size, random_state=seed, stratify=labels)
-    return x_train, x_test
+    """Digits as (n, 64) rows in [0, 1], split into train and test, stratified by digit.
+
+    Args:
+        test_size: the held-out fraction, in (0, 1).
+        seed: the split's seed.
+
+    Returns:
+        ``(x_train, x_test)``: float32 arrays of shape (n_train, 64) and (n_test, 64).
+    """
+    x, labels = load_digits_features()
+    split = split_dataset(
+        x, labels, test_size=test_size, stratify=True, random_state=seed, name="digits"
+    )
+    return split.x_train, split.x_test
+
+
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "make_schedule": (
+            "latent_jax.experiments.beta_schedules.study_schedule",
+            lambda: study_schedule,
+        )
+    },
+)
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
@@ -159,7 +193,7 @@ def run(args: argparse.Namespace) -> dict:
     histories: dict[str, Any] = {}
     betas: dict[str, np.ndarray] = {}
     for name in args.schedules:
-        schedule = make_schedule(name, total_steps, args.warmup_fraction)
+        schedule = study_schedule(name, total_steps, args.warmup_fraction)
         betas[name] = np.asarray(schedule(np.arange(total_steps)))
         objective = vae_objective(model, schedule, likelihood="bernoulli", beta_unit="step")
         # The same K keys for every schedule: the schedules start from the same initializations.

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from latent_jax import data
+
 
 def prepare_output_dir(path: str | os.PathLike) -> str:
     """Creates the output folder (and parents) if needed and returns it as a string."""
@@ -84,6 +86,23 @@ def environment_info() -> dict[str, Any]:
 def arguments_dict(args: argparse.Namespace) -> dict[str, Any]:
     """The parsed flags as a JSON-friendly dict (callables dropped)."""
     return {k: v for k, v in vars(args).items() if not callable(v)}
+
+
+def add_tabular_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Registers ``--data`` (a tabular data set or file, for :func:`latent_jax.data.load_tabular`)
+    and ``--label-column``, the flags of every experiment on a table."""
+    parser.add_argument(
+        "--data",
+        default=data.SYNTHETIC_CLASSIFICATION,
+        help=f"'{data.SYNTHETIC_CLASSIFICATION}' (the tutorial's make_classification set; "
+        "'seed' is its deprecated old name), 'digits', or a .npy/.npz/.csv file",
+    )
+    parser.add_argument(
+        "--label-column",
+        type=int,
+        default=None,
+        help="column of the file holding class labels (negative counts from the end)",
+    )
 
 
 def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:

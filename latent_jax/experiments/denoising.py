@@ -29,7 +29,6 @@ models' checkpoints under checkpoints/.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import math
 import os
@@ -39,16 +38,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from latent_jax import data as data_lib
-from latent_jax import image_data, plots
+from latent_jax import image_data, plots, validation
 from latent_jax import pca as pca_lib
 from latent_jax.corruption import Corruption
 from latent_jax.experiments import common
 from latent_jax.metrics import psnr
-from latent_jax.models.conv import ConvAutoencoder
-from latent_jax.models.mlp import Autoencoder
+from latent_jax.models.factory import CONV_MIN_SIZE, ModelForData, model_for_data
+from latent_jax.models.inference import predict
 from latent_jax.objectives import autoencoder_objective, denoising_objective
 from latent_jax.train import TrainConfig, fit
 
@@ -71,7 +69,8 @@ NOISE_LABELS = {
     "salt-pepper": "salt-and-pepper fraction",
 }
 TABULAR_SUFFIXES = (".csv",)
-CONV_MIN_SIZE = 32
+# Rows denoised per compiled call (bounds memory; the result does not depend on it).
+PREDICT_BATCH = 1024
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -142,7 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         choices=MODELS,
         default="auto",
-        help="MLP or convolutional autoencoder; auto: conv for images of at least 32x32",
+        help="MLP or convolutional autoencoder; auto: conv for images of at least "
+        f"{CONV_MIN_SIZE}x{CONV_MIN_SIZE}",
     )
     model.add_argument(
         "--hidden-dims", type=_ints, default=(256, 128), help="MLP encoder widths (default 256,128)"
@@ -159,11 +159,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     common.require_at_least(args, 1, "epochs", "batch_size", "latent_dim")
-    for name in ("test_size", "val_size"):
-        if not 0.0 < getattr(args, name) < 1.0:
-            raise ValueError(
-                f"--{name.replace('_', '-')} must be in (0, 1), got {getattr(args, name)}"
-            )
+    validation.check_fraction("--test-size", args.test_size)
+    validation.check_fraction("--val-size", args.val_size)
     if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     for level in args.levels:
@@ -239,52 +236,36 @@ def load_data(args: argparse.Namespace) -> _Data:
             )
     if len(x) < 10:
         raise ValueError(f"data set {source!r} needs at least 10 examples, got {len(x)}")
-    train, test = train_test_split(x, test_size=args.test_size, random_state=args.seed)
-    train, val = train_test_split(train, test_size=args.val_size, random_state=args.seed)
-    peak = 1.0
-    if tabular:
-        scaler = data_lib.Standardizer.fit(train)
-        train, val, test = (scaler.transform(a) for a in (train, val, test))
-        peak = float(train.max() - train.min())
-    as32 = functools.partial(np.asarray, dtype=np.float32)
-    return _Data(source, as32(train), as32(val), as32(test), not tabular, peak)
-
-
-@functools.partial(jax.jit, static_argnames=("model",))
-def _apply(variables: Any, x: jax.Array, *, model: Any) -> jax.Array:
-    return model.apply(variables, x)
-
-
-def _run_model(model: Any, variables: Any, x: np.ndarray, flat: bool) -> np.ndarray:
-    inputs = x.reshape(len(x), -1) if flat else x
-    out = np.concatenate(
-        [
-            np.asarray(_apply(variables, jnp.asarray(inputs[i : i + 1024]), model=model))
-            for i in range(0, len(x), 1024)
-        ]
+    split = data_lib.split_dataset(
+        x,
+        test_size=args.test_size,
+        val_size=args.val_size,
+        random_state=args.seed,
+        normalization="per-feature" if tabular else "none",
+        name=source,
     )
-    return out.reshape(x.shape)
+    peak = float(split.x_train.max() - split.x_train.min()) if tabular else 1.0
+    return _Data(source, split.x_train, split.x_val, split.x_test, not tabular, peak)
 
 
-def _build_model(args: argparse.Namespace, d: _Data) -> tuple[Any, bool]:
+def _run_model(built: ModelForData, variables: Any, x: np.ndarray) -> np.ndarray:
+    """The model's reconstructions of ``x`` (n, *feature_shape), in inference mode."""
+    out = predict(built.model, variables, built.inputs(x), batch_size=PREDICT_BATCH)
+    return built.outputs(np.asarray(out))
+
+
+def _build_model(args: argparse.Namespace, d: _Data) -> ModelForData:
     shape = d.train.shape[1:]
-    image = d.images and len(shape) == 3
-    kind = args.model
-    if kind == "auto":
-        kind = "conv" if image and min(shape[:2]) >= CONV_MIN_SIZE else "mlp"
-    if kind == "conv":
-        if not image:
-            raise ValueError(f"--model conv needs images, got examples of shape {shape}")
-        model = ConvAutoencoder(
-            image_shape=tuple(int(s) for s in shape),
-            channels=args.channels,
-            latent_dim=args.latent_dim,
-        )
-        return model, False
-    n_features = int(np.prod(shape))
-    return Autoencoder(
-        input_dim=n_features, hidden_dims=args.hidden_dims, latent_dim=args.latent_dim
-    ), True
+    if args.model == "conv" and not (d.images and len(shape) == 3):
+        raise ValueError(f"--model conv needs images, got examples of shape {shape}")
+    return model_for_data(
+        shape,
+        kind="autoencoder",
+        architecture=args.model if d.images else "mlp",
+        latent_dim=args.latent_dim,
+        hidden_dims=args.hidden_dims,
+        channels=args.channels,
+    )
 
 
 class _PCADenoiser:
@@ -293,18 +274,20 @@ class _PCADenoiser:
     def __init__(self, train: np.ndarray):
         flat = train.reshape(len(train), -1)
         q_max = min(flat.shape) - 1
-        state = pca_lib.fit_pca(flat, max(q_max, 1))
-        self.mean = np.asarray(state.mean, np.float64)
-        self.components = np.asarray(state.components, np.float64)
+        self.state = pca_lib.fit_pca(flat, max(q_max, 1))
 
     def candidates(self) -> np.ndarray:
-        q_max = len(self.components)
+        q_max = int(self.state.components.shape[0])
         return np.unique(np.round(np.geomspace(1, q_max, min(q_max, 40))).astype(int))
 
-    def __call__(self, x: np.ndarray, q: int) -> np.ndarray:
-        flat = x.reshape(len(x), -1).astype(np.float64) - self.mean
-        v = self.components[:q]
-        return ((flat @ v.T) @ v + self.mean).reshape(x.shape).astype(np.float32)
+    def codes(self, x: np.ndarray) -> jax.Array:
+        """The principal coordinates of ``x`` (n, ...features): shape (n, q_max)."""
+        return pca_lib.encode(self.state, x.reshape(len(x), -1))
+
+    def __call__(self, codes: jax.Array, q: int, shape: tuple[int, ...]) -> np.ndarray:
+        """The data of the first ``q`` coordinates of ``codes``, as float32 of ``shape``."""
+        kept = jnp.where(jnp.arange(codes.shape[-1]) < q, codes, 0.0)
+        return np.asarray(pca_lib.decode(self.state, kept), np.float32).reshape(shape)
 
 
 def _clip(x: np.ndarray, d: _Data) -> np.ndarray:
@@ -319,11 +302,11 @@ def run(args: argparse.Namespace) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     _check_args(args)
     d = load_data(args)
-    model, flat = _build_model(args, d)
+    built = _build_model(args, d)
+    model = built.model
     out = common.prepare_output_dir(args.out)  # after loading: bad input writes nothing
     key = jax.random.key(args.seed)
-    train_in = d.train.reshape(len(d.train), -1) if flat else d.train
-    val_in = d.val.reshape(len(d.val), -1) if flat else d.val
+    train_in, val_in = built.inputs(d.train), built.inputs(d.val)
 
     def config(name: str) -> TrainConfig:
         return TrainConfig(
@@ -350,8 +333,9 @@ def run(args: argparse.Namespace) -> dict:
         noisy_val = np.asarray(corruption(jax.random.fold_in(level_key, 0), d.val))
         noisy_test = np.asarray(corruption(jax.random.fold_in(level_key, 1), d.test))
         # PCA: the number of components that denoises the validation split best.
+        val_codes = pca_denoiser.codes(noisy_val)
         val_errors = {
-            int(q): _mse(_clip(pca_denoiser(noisy_val, q), d), d.val)
+            int(q): _mse(_clip(pca_denoiser(val_codes, q, d.val.shape), d), d.val)
             for q in pca_denoiser.candidates()
         }
         q_best = min(val_errors, key=val_errors.get)
@@ -365,9 +349,9 @@ def run(args: argparse.Namespace) -> dict:
         )
         outputs = {
             "noisy": noisy_test,
-            "pca": _clip(pca_denoiser(noisy_test, q_best), d),
-            "autoencoder": _clip(_run_model(model, ae_variables, noisy_test, flat), d),
-            "dae": _clip(_run_model(model, dae_state.variables, noisy_test, flat), d),
+            "pca": _clip(pca_denoiser(pca_denoiser.codes(noisy_test), q_best, d.test.shape), d),
+            "autoencoder": _clip(_run_model(built, ae_variables, noisy_test), d),
+            "dae": _clip(_run_model(built, dae_state.variables, noisy_test), d),
         }
         methods = {}
         for name, output in outputs.items():

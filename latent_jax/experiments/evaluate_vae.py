@@ -1,8 +1,9 @@
 """Scores a trained VAE run: IWAE bound, negative log-likelihood, active units, KL per dimension.
 
-``latent-jax evaluate RUN_DIR`` reads a run folder written by ``latent-jax vae`` (its
-config.json, the latest checkpoint under checkpoints/), reloads the same data split and
-normalization, and scores the chosen split with β = 1 (:func:`latent_jax.metrics.evaluate_vae`):
+``latent-jax evaluate-vae RUN_DIR`` (formerly ``latent-jax evaluate``, still accepted) reads a
+run folder written by ``latent-jax vae`` (its config.json, the latest checkpoint under
+checkpoints/), reloads the same data split and normalization, and scores the chosen split
+with β = 1 (:func:`latent_jax.metrics.evaluate_vae`):
 
 * ``elbo``: the ELBO per example (closed-form KL, the reconstruction term sampled);
 * ``iwae``: the importance-weighted bound with ``--k`` samples, and ``nll_nats`` = -iwae,
@@ -11,7 +12,7 @@ normalization, and scores the chosen split with β = 1 (:func:`latent_jax.metric
 * ``kl_per_dim``: the KL term of each latent dimension, averaged over the data.
 
 The numbers are densities of the data as the model sees them (after the run's normalization).
-A run trained with the seed's summed squared error (``--likelihood sse``) is scored as the
+A run trained with the tutorial's summed squared error (``--likelihood sse``) is scored as the
 Gaussian of variance 1/2 whose negative log-density that error is, up to a constant. The results
 are printed and merged into RUN_DIR/metrics.json under ``evaluation``.
 """
@@ -86,6 +87,9 @@ def load_run(run_dir: str) -> tuple[ConvVAE, dict, argparse.Namespace]:
     if manifest is None:
         raise FileNotFoundError(f"no checkpoint in {os.path.join(run_dir, 'checkpoints')}")
     loaded = ckpt.load_checkpoint(manifest)
+    # The layout of latent_jax.train's run checkpoints: tree["state"] is the TrainState's state
+    # dict. No public loader of a run's trained variables exists yet; when latent_jax.train
+    # offers one, this block is replaced by a call to it.
     try:
         state = loaded.tree["state"]
         variables = {"params": state["params"], **(state.get("model_state") or {})}

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.linalg
 
 from latent_jax import metrics, pca, plots
-from latent_jax.data import load_digits_images
+from latent_jax.data import Standardizer, load_digits_features
 from latent_jax.experiments import common
 from latent_jax.models.linear import LinearVAE, decoder_weight, exact_elbo
 from latent_jax.objectives import vae_objective
@@ -169,10 +169,8 @@ def synthetic_ppca_data(
 
 def standardized_digits() -> np.ndarray:
     """scikit-learn's digits as (1797, 64) rows, standardized per pixel (constant pixels 0)."""
-    images, _ = load_digits_images()
-    x = images.reshape(len(images), -1).astype(np.float64)
-    std = x.std(axis=0)
-    return ((x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    x, _ = load_digits_features()
+    return Standardizer.fit(x).transform(x)
 
 
 def max_principal_angle_degrees(a: Any, b: Any) -> float:
@@ -211,9 +209,6 @@ def train_linear_vae(
     for stage, (rate, n_epochs) in enumerate(plan):
         if n_epochs == 0:
             continue
-        if variables is not None:
-            # Warm start: the next stage initializes at the previous stage's parameters.
-            objective = objective._replace(init=lambda _key, _x, v=variables: v)
         config = TrainConfig(
             learning_rate=rate,
             batch_size=len(x),
@@ -222,7 +217,10 @@ def train_linear_vae(
             quiet=quiet,
             log_every=0,
         )
-        state, history = fit(objective, x, None, config, jax.random.fold_in(key, stage))
+        # Warm start: each stage after the first starts at the previous stage's variables.
+        state, history = fit(
+            objective, x, None, config, jax.random.fold_in(key, stage), init_variables=variables
+        )
         variables = state.variables
         losses.append(history["train_loss"])
     return model, variables, np.concatenate(losses)

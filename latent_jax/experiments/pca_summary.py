@@ -1,7 +1,7 @@
 """Fit PCA on a table, print the explained-variance table, save components and the figure.
 
-Reads the seed's synthetic set, scikit-learn's digits or a .npy/.npz/.csv file, splits it 80/20
-and standardizes it on the training split (the seed's pipeline), fits PCA on the training split
+Reads the tutorial's synthetic set, scikit-learn's digits or a .npy/.npz/.csv file, splits it 80/20
+and standardizes it on the training split (the tutorial's pipeline), fits PCA on the training split
 and writes into --out: explained_variance.png (every component's share, the retained ones in
 red), components.npz (mean, components, eigenvalues), metrics.json and config.json.
 """
@@ -23,17 +23,7 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this experiment's flags."""
-    parser.add_argument(
-        "--data",
-        default="seed",
-        help="'seed' (the seed's make_classification set), 'digits', or a .npy/.npz/.csv file",
-    )
-    parser.add_argument(
-        "--label-column",
-        type=int,
-        default=None,
-        help="column of the file holding class labels (negative counts from the end)",
-    )
+    common.add_tabular_source_arguments(parser)
     parser.add_argument("--n-components", type=int, default=5, help="components to retain")
     parser.add_argument("--test-size", type=float, default=0.2, help="held-out fraction")
     parser.add_argument("--seed", type=int, default=42, help="random_state of data and split")

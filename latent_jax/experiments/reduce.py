@@ -1,6 +1,6 @@
-"""Dimensionality reduction with PCA and an autoencoder: the seed's first example.
+"""Dimensionality reduction with PCA and an autoencoder: the tutorial's first example.
 
-The seed's setup by default: make_classification (10,000 x 50, 3 classes), an 80/20 split with
+The tutorial's setup by default: make_classification (10,000 x 50, 3 classes), an 80/20 split with
 random_state 42, StandardScaler fitted on the training split; PCA with 5 components; the
 autoencoder 50 -> 30 -> 10 -> 5 with LeakyReLU(0.1) and the mirrored decoder, trained with Adam
 (1e-3), batch 128, 500 epochs, mean squared error, the test loss evaluated every epoch.
@@ -25,6 +25,7 @@ import numpy as np
 
 from latent_jax import data, distributed, pca, plots
 from latent_jax.experiments import common
+from latent_jax.models.inference import apply_inference
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import autoencoder_objective
 from latent_jax.train import TrainConfig, TrainState, evaluate, fit, fit_many
@@ -33,18 +34,8 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Registers this experiment's flags, with the seed's values as defaults."""
-    parser.add_argument(
-        "--data",
-        default="seed",
-        help="'seed' (the seed's make_classification set), 'digits', or a .npy/.npz/.csv file",
-    )
-    parser.add_argument(
-        "--label-column",
-        type=int,
-        default=None,
-        help="column of the file holding class labels (negative counts from the end)",
-    )
+    """Registers this experiment's flags, with the tutorial's values as defaults."""
+    common.add_tabular_source_arguments(parser)
     parser.add_argument("--latent-dim", type=int, default=5, help="PCA components and AE latents")
     parser.add_argument(
         "--hidden-dims",
@@ -137,7 +128,7 @@ def run(args: argparse.Namespace) -> dict:
     test_mse = np.atleast_1d(np.asarray(scores["loss"], np.float64))
     train_mse = np.atleast_1d(np.asarray(train_scores["loss"], np.float64))
     first = state if args.seeds == 1 else _first_run(state)
-    ae_codes = np.asarray(model.apply(first.variables, x_train, method=model.encode))
+    ae_codes = np.asarray(apply_inference(model, first.variables, x_train, method="encode"))
 
     train_curve = np.atleast_2d(history["train_loss"])[0]
     test_curve = np.atleast_2d(history["test_loss"])[0]

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from latent_jax import distributed
+from latent_jax import distributed, validation
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +100,10 @@ def _start(args: argparse.Namespace) -> tuple[object | None, int | None]:
         distributed.initialize(
             args.coordinator, args.num_processes, args.process_id, local_devices=local
         )
-    elif (
-        requested
-        and requested > 1
-        and "xla_force_host_platform_device_count" not in (os.environ.get("XLA_FLAGS", ""))
-    ):
-        # Only effective on CPU, and only before JAX's backend starts (harmless otherwise).
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={requested}"
+    elif requested and requested > 1:
+        # Only effective on CPU, and only before JAX's backend starts (harmless otherwise);
+        # a device count the user forced already wins.
+        distributed.use_cpu_cores(requested)
     if requested is None and not multi:
         return None, None
     mesh = distributed.make_mesh(None if requested in (None, -1) else requested)
@@ -135,16 +131,17 @@ def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[in
     if array is not None:
         source = streaming.ArraySource(array, path)
     n = len(source)
-    if not 0 <= args.test_size < 1:
-        raise ValueError(f"--test-size must be in [0, 1), got {args.test_size}")
-    n_test = min(round(args.test_size * n), args.max_test_rows) if args.test_size else 0
+    test_size = validation.check_fraction("--test-size", args.test_size, closed="left")
+    n_test = min(round(test_size * n), args.max_test_rows) if test_size else 0
     if n - n_test < 1:
         raise ValueError(f"--data {path!r} has {n} rows: none left for training")
-    test = source.read(np.arange(n - n_test, n)) if n_test else None
+    # The last rows are held out, unshuffled: the train rows stay one slice of the file.
+    train_rows, _, test_rows = data.split_indices(n, test_size=n_test, shuffle=False)
+    test = source.read(test_rows) if n_test else None
     if isinstance(source, streaming.ArraySource):
-        source = streaming.ArraySource(source.array[: n - n_test], path)
+        source = streaming.ArraySource(source.array[: len(train_rows)], path)
     else:
-        source.paths = source.paths[: n - n_test]
+        source.paths = source.paths[: len(train_rows)]
     shape = source.example_shape
     if args.model != "conv-vae" and len(shape) > 1:
         if args.stream:
@@ -157,19 +154,20 @@ def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[in
 
 
 def _objective(args: argparse.Namespace, shape: tuple[int, ...]):
-    from latent_jax.models.conv import ConvVAE
-    from latent_jax.models.mlp import VAE, Autoencoder
+    from latent_jax.models.factory import model_for_data
     from latent_jax.objectives import autoencoder_objective, vae_objective
 
-    if args.model == "ae":
-        model = Autoencoder(
-            input_dim=shape[0], hidden_dims=args.hidden_dims, latent_dim=args.latent_dim
-        )
-        return autoencoder_objective(model)
-    if args.model == "vae":
-        model = VAE(input_dim=shape[0], hidden_dims=args.hidden_dims, latent_dim=args.latent_dim)
-        return vae_objective(model)
-    return vae_objective(ConvVAE(image_shape=shape, latent_dim=args.latent_dim))
+    kind = "autoencoder" if args.model == "ae" else "vae"
+    built = model_for_data(
+        shape,
+        kind=kind,
+        architecture="conv" if args.model == "conv-vae" else "mlp",
+        latent_dim=args.latent_dim,
+        hidden_dims=args.hidden_dims,
+    )
+    if kind == "autoencoder":
+        return autoencoder_objective(built.model)
+    return vae_objective(built.model)
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -1,8 +1,8 @@
-"""Image generation with a convolutional VAE: the seed's second example.
+"""Image generation with a convolutional VAE: the tutorial's second example.
 
-The seed's setup by default: the AT&T faces (400 grayscale 112x92 images, ``data/s*/*.pgm``),
+The tutorial's setup by default: the AT&T faces (400 grayscale 112x92 images, ``data/s*/*.pgm``),
 an 80/20 split with random_state 42, one mean and one standard deviation over the pixels of
-the training images (inverted for display); the seed's ConvVAE (hidden 100, latent 10)
+the training images (inverted for display); the tutorial's ConvVAE (hidden 100, latent 10)
 trained with Adam (1e-4), batch 64, for 10,000 epochs on the summed squared error plus
 beta(epoch) times the KL divergence, with beta(epoch) = beta_max (1 - exp(-epoch / 1000)) and
 beta_max = 1/30. Every setting is a flag; the image size comes from the data.
@@ -43,7 +43,7 @@ from latent_jax.train import History, TrainConfig, fit
 
 logger = logging.getLogger(__name__)
 
-# The seed's settings: the defaults of every flag a preset may change.
+# The tutorial's settings: the defaults of every flag a preset may change.
 SEED_DEFAULTS: dict[str, Any] = {
     "data": "att",
     "data_dir": "data",
@@ -101,7 +101,7 @@ N_SHOWN = 10
 
 
 def _number(text: str) -> float:
-    """A float that may be written as a fraction, like the seed's ``1/30``."""
+    """A float that may be written as a fraction, like the tutorial's ``1/30``."""
     try:
         return float(fractions.Fraction(text.strip()))
     except (ValueError, ZeroDivisionError):
@@ -119,13 +119,13 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _default(name: str) -> str:
-    """The help text's note on the seed's default of a flag."""
+    """The help text's note on the tutorial's default of a flag."""
     value = SEED_DEFAULTS[name]
     return f" (default: {value:.6g})" if isinstance(value, float) else f" (default: {value})"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Registers this experiment's flags, with the seed's values as defaults.
+    """Registers this experiment's flags, with the tutorial's values as defaults.
 
     Flags a preset can change parse to ``None`` when not given; :func:`resolve_arguments`
     fills them from the preset, then from :data:`SEED_DEFAULTS`.
@@ -155,7 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--normalization",
         choices=image_data.NORMALIZATIONS,
-        help="'global' is the seed's one mean and std" + _default("normalization"),
+        help="'global' is the tutorial's one mean and std" + _default("normalization"),
     )
     data.add_argument("--test-size", type=float, help="held-out fraction" + _default("test_size"))
     model = parser.add_argument_group("model and training")
@@ -170,7 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--likelihood",
         choices=LIKELIHOODS,
-        help="reconstruction term; 'sse' is the seed's summed squared error"
+        help="reconstruction term; 'sse' is the tutorial's summed squared error"
         + _default("likelihood"),
     )
     beta = parser.add_argument_group("beta schedule (loss = reconstruction + beta * KL)")
@@ -227,7 +227,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_arguments(args: argparse.Namespace) -> argparse.Namespace:
-    """The flags with every unset one filled: the preset's value, else the seed's.
+    """The flags with every unset one filled: the preset's value, else the tutorial's.
 
     Args:
         args: parsed flags, ``None`` where not given on the command line.

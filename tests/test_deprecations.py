@@ -1,0 +1,69 @@
+"""Old public names and command-line values keep working for one release, with a warning."""
+
+import importlib
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from latent_jax import cli, data, image_data
+from latent_jax.experiments import anomaly as anomaly_experiment
+from latent_jax.experiments import beta_schedules
+
+
+def test_old_data_names_warn_and_give_what_they_gave():
+    with pytest.warns(DeprecationWarning, match="load_synthetic_classification"):
+        old = data.load_seed_classification
+    assert old is data.load_synthetic_classification
+    with pytest.warns(DeprecationWarning, match="SYNTHETIC_CLASSIFICATION_PARAMS"):
+        assert data.SEED_DATASET_PARAMS == data.SYNTHETIC_CLASSIFICATION_PARAMS
+    with pytest.warns(DeprecationWarning, match="load_digits_features"):
+        from latent_jax.data import load_digits_images
+    images, labels = load_digits_images()
+    x, y = data.load_digits_features()
+    assert images.shape == (1797, 8, 8)
+    np.testing.assert_array_equal(images.reshape(1797, 64), x)
+    np.testing.assert_array_equal(labels, y)
+    with pytest.warns(DeprecationWarning, match=r"image_data\.load_digits"):
+        assert image_data.load_digit_images is image_data.load_digits
+    with pytest.raises(AttributeError, match="no attribute 'load_nothing'"):
+        data.load_nothing  # noqa: B018
+
+
+def test_the_old_dataset_name_seed_warns_and_loads_the_same_split():
+    with pytest.warns(DeprecationWarning, match="'synthetic-classification'"):
+        old = data.load_tabular("seed")
+    new = data.load_tabular("synthetic-classification")
+    np.testing.assert_array_equal(old.x_train, new.x_train)
+    np.testing.assert_array_equal(old.y_test, new.y_test)
+    assert old.name == new.name == "synthetic-classification"
+
+
+def test_old_experiment_names_warn_and_point_at_the_new_ones():
+    with pytest.warns(DeprecationWarning, match="study_schedule"):
+        old = beta_schedules.make_schedule
+    steps = np.arange(40)
+    np.testing.assert_array_equal(
+        np.asarray(old("linear", 40)(steps)),
+        np.asarray(beta_schedules.study_schedule("linear", 40)(steps)),
+    )
+    with pytest.warns(DeprecationWarning, match="score_detectors"):
+        assert anomaly_experiment.evaluate is anomaly_experiment.score_detectors
+    sys.modules.pop("latent_jax.experiments.evaluate", None)
+    with pytest.warns(DeprecationWarning, match="experiments.evaluate_vae"):
+        module = importlib.import_module("latent_jax.experiments.evaluate")
+    from latent_jax.experiments import evaluate_vae
+
+    assert module.run is evaluate_vae.run
+
+
+def test_old_subcommand_and_flag_values_still_run_with_a_warning(tmp_path, capsys):
+    with pytest.warns(DeprecationWarning, match="'latent-jax evaluate-vae'"):
+        assert cli.main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert "latent-jax evaluate-vae: error:" in capsys.readouterr().err
+    out = tmp_path / "pca"
+    with pytest.warns(DeprecationWarning, match="synthetic-classification"):
+        assert cli.main(["pca", "--data", "seed", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"] == "synthetic-classification"
