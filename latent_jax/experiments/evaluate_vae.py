@@ -25,10 +25,8 @@ import os
 from typing import Any
 
 import jax
-import numpy as np
 
-from latent_jax import checkpoint as ckpt
-from latent_jax import metrics
+from latent_jax import metrics, runs
 from latent_jax.experiments import common, vae_faces
 from latent_jax.models.conv import ConvVAE
 
@@ -65,9 +63,13 @@ def _read_json(path: str) -> dict[str, Any]:
 def load_run(run_dir: str) -> tuple[ConvVAE, dict, argparse.Namespace]:
     """The model, its trained variables and the resolved flags of a ``latent-jax vae`` run.
 
+    The model and variables come from :func:`latent_jax.runs.load_run` (the latest
+    checkpoint); the flags from the run's config.json.
+
     Raises:
         FileNotFoundError: for a missing folder, config.json or checkpoint.
-        latent_jax.checkpoint.CheckpointError: for a checkpoint that does not fit the model.
+        ValueError: for a folder that is not a run of ``latent-jax vae``.
+        latent_jax.checkpoint.CheckpointError: for a damaged checkpoint.
     """
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run folder {run_dir} does not exist")
@@ -77,37 +79,14 @@ def load_run(run_dir: str) -> tuple[ConvVAE, dict, argparse.Namespace]:
     ]
     if missing:
         raise ValueError(f"{run_dir}/config.json lacks {missing}: not a run of latent-jax vae")
-    args = argparse.Namespace(**config)
-    model = ConvVAE(
-        image_shape=tuple(config["image_shape"]),
-        hidden_dim=config["hidden_dim"],
-        latent_dim=config["latent_dim"],
-    )
-    manifest = ckpt.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    if manifest is None:
-        raise FileNotFoundError(f"no checkpoint in {os.path.join(run_dir, 'checkpoints')}")
-    loaded = ckpt.load_checkpoint(manifest)
-    # The layout of latent_jax.train's run checkpoints: tree["state"] is the TrainState's state
-    # dict. No public loader of a run's trained variables exists yet; when latent_jax.train
-    # offers one, this block is replaced by a call to it.
-    try:
-        state = loaded.tree["state"]
-        variables = {"params": state["params"], **(state.get("model_state") or {})}
-    except (KeyError, TypeError) as error:
-        raise ckpt.CheckpointError(f"{loaded.path} holds no trained state: {error}") from error
-    shape = (1, *config["image_shape"])
-    template = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), np.zeros(shape, np.float32), jax.random.key(1))
-    )
-    want = jax.tree_util.tree_structure(template)
-    got = jax.tree_util.tree_structure(variables)
-    if want != got or any(
-        tuple(a.shape) != tuple(np.shape(b))
-        for a, b in zip(jax.tree.leaves(template), jax.tree.leaves(variables), strict=True)
-    ):
-        raise ckpt.CheckpointError(f"checkpoint {loaded.path} does not match the run's model")
-    variables = jax.tree.map(lambda a: np.asarray(a, np.float32), variables)
-    return model, variables, args
+    trained = runs.load_run(run_dir)
+    if not isinstance(trained.model, ConvVAE):
+        raise ValueError(
+            f"{trained.checkpoint} holds a {type(trained.model).__name__}, not the ConvVAE of "
+            "latent-jax vae"
+        )
+    args = argparse.Namespace(**{k: v for k, v in config.items() if k != "training"})
+    return trained.model, trained.variables, args
 
 
 def run(args: argparse.Namespace) -> dict:
