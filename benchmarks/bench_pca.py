@@ -14,7 +14,7 @@ scikit-learn and the seed work in):
 It reports median wall times, the ratio to scikit-learn's fastest solver (below 1 is faster)
 and the largest relative difference of the retained components' explained variance from
 scikit-learn's float64 result. Compile time is measured apart (the first call minus the
-median). Then the streaming fit (``fit_pca_streaming``) runs on N in {1e6, 3e6, 1e7} x 50
+median). Then the streaming fit (``fit_pca_chunks``) runs on N in {1e6, 3e6, 1e7} x 50
 generated chunk by chunk, each N in a fresh process, reporting time and peak resident memory.
 
 Usage::
@@ -265,11 +265,11 @@ def streaming_child(n: int) -> dict:
     """One streaming fit in this (fresh) process: time, memory and accuracy."""
     import jax
 
-    from latent_jax.pca import fit_pca_streaming
+    from latent_jax.pca import fit_pca_chunks
 
     d = STREAM_FEATURES
     # Warm up (compile) on a short stream with the same chunk shape.
-    jax.block_until_ready(fit_pca_streaming(stream_chunks(2 * STREAM_CHUNK, d), N_COMPONENTS))
+    jax.block_until_ready(fit_pca_chunks(stream_chunks(2 * STREAM_CHUNK, d), N_COMPONENTS))
     gc.collect()
     baseline = rss_mb()
 
@@ -279,7 +279,7 @@ def streaming_child(n: int) -> dict:
     generate_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    state = jax.block_until_ready(fit_pca_streaming(lambda: stream_chunks(n, d), N_COMPONENTS))
+    state = jax.block_until_ready(fit_pca_chunks(lambda: stream_chunks(n, d), N_COMPONENTS))
     fit_s = time.perf_counter() - start
     # Not getrusage's ru_maxrss: Linux carries it over from the parent through fork and exec,
     # so a child would report the parent's peak.

@@ -3,7 +3,7 @@
 (a) For N in 10^4 ... 10^7 rows of 50 float32 features, written once to a memory-mapped .npy
 under /tmp (never held in RAM), each measurement in a fresh process:
 
-* the streaming PCA (:func:`latent_jax.streaming.fit_pca_stream`: memory-mapped chunks read
+* the streaming PCA (:func:`latent_jax.streaming.fit_pca_source`: memory-mapped chunks read
   by a background thread, Chan-merged moments): wall time and peak resident memory (VmHWM
   from /proc/self/status of the child);
 * the autoencoder's epoch time with :func:`latent_jax.train.fit_stream` (the seed's
@@ -74,7 +74,7 @@ def pca_child(path: str) -> dict:
     from latent_jax import streaming
 
     start = time.perf_counter()
-    state = streaming.fit_pca_stream(path, 5, chunk_rows=CHUNK_ROWS)
+    state = streaming.fit_pca_source(path, 5, chunk_rows=CHUNK_ROWS)
     np.asarray(state.explained_variance)
     seconds = time.perf_counter() - start
     # VmHWM counts the memory map's file pages (page cache, reclaimable) that were touched;

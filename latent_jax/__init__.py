@@ -5,6 +5,7 @@ variational autoencoders and β-VAEs, with one compiled training engine. The pub
 re-exported here.
 """
 
+from latent_jax._deprecation import deprecated_names as _deprecated_names
 from latent_jax.anomaly import AnomalyDetector as AnomalyDetector
 from latent_jax.data import Dataset as Dataset
 from latent_jax.data import split_dataset as split_dataset
@@ -24,8 +25,11 @@ from latent_jax.objectives import vae_objective as vae_objective
 from latent_jax.pca import PCA as PCA
 from latent_jax.pca import PCAState as PCAState
 from latent_jax.pca import fit_pca as fit_pca
-from latent_jax.pca import fit_pca_streaming as fit_pca_streaming
+from latent_jax.pca import fit_pca_chunks as fit_pca_chunks
 from latent_jax.pca import fit_ppca as fit_ppca
+from latent_jax.runs import Run as Run
+from latent_jax.runs import load_run as load_run
+from latent_jax.streaming import fit_pca_source as fit_pca_source
 from latent_jax.train import TrainConfig as TrainConfig
 from latent_jax.train import TrainState as TrainState
 from latent_jax.train import fit as fit
@@ -33,3 +37,8 @@ from latent_jax.train import fit_many as fit_many
 from latent_jax.train import fit_stream as fit_stream
 
 __version__ = "0.1.0"
+
+# Renamed public names, served with a DeprecationWarning for one release.
+__getattr__ = _deprecated_names(
+    __name__, {"fit_pca_streaming": ("latent_jax.fit_pca_chunks", lambda: fit_pca_chunks)}
+)

@@ -14,7 +14,7 @@ with :math:`\lambda_j` the eigenvalues of the biased (``1/N``) covariance. :func
 computes exactly that: the scatter matrix of the centred data, accumulated block by block with
 Chan et al.'s stable merge, then ``jnp.linalg.eigh``. The same accumulator, exposed as
 :class:`CovarianceAccumulator` with :func:`accumulator_update` and :func:`accumulator_finalize`,
-fits data that arrives in chunks (:func:`fit_pca_streaming`) and gives the same result.
+fits data that arrives in chunks (:func:`fit_pca_chunks`) and gives the same result.
 
 Conventions (the ones scikit-learn uses, made explicit):
 
@@ -63,6 +63,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from latent_jax import validation
+from latent_jax._deprecation import deprecated_names
 
 __all__ = [
     "PCA",
@@ -76,7 +77,7 @@ __all__ = [
     "decode",
     "encode",
     "fit_pca",
-    "fit_pca_streaming",
+    "fit_pca_chunks",
     "fit_ppca",
     "ppca_covariance",
     "ppca_log_likelihood",
@@ -238,7 +239,7 @@ def _check_ddof(ddof: Any, n_samples: int) -> int:
 def _check_state(state: Any, name: str = "state") -> PCAState:
     if not isinstance(state, PCAState):
         raise TypeError(
-            f"{name} must be a PCAState (from fit_pca, fit_ppca or fit_pca_streaming); "
+            f"{name} must be a PCAState (from fit_pca, fit_ppca or fit_pca_chunks); "
             f"got {type(state).__name__}."
         )
     return state
@@ -599,7 +600,7 @@ def accumulator_update(
     :math:`M = M_a + M_b + \delta\delta^\top n_a n_b / n`.
 
     Only shapes are checked here, so the function also works on traced arrays (for example
-    inside ``jax.lax.scan``); :func:`fit_pca_streaming` also checks values.
+    inside ``jax.lax.scan``); :func:`fit_pca_chunks` also checks values.
 
     Args:
         acc: the running :class:`CovarianceAccumulator`.
@@ -678,7 +679,7 @@ def accumulator_finalize(
     return _state_from_outputs(outputs, n_samples, ddof)
 
 
-def fit_pca_streaming(
+def fit_pca_chunks(
     chunks: Iterable[ArrayLike] | Callable[[], Iterable[ArrayLike]],
     n_components: int | None = None,
     *,
@@ -1054,3 +1055,8 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     @property
     def _n_features_out(self) -> int:
         return self.components_.shape[0]
+
+
+__getattr__ = deprecated_names(
+    __name__, {"fit_pca_streaming": ("latent_jax.pca.fit_pca_chunks", lambda: fit_pca_chunks)}
+)

@@ -7,7 +7,7 @@ for are read) and :class:`ImageFolderSource` (one image file per row, decoded wh
 key, every example exactly once, in fixed-size batches whose last, ragged one is padded with
 zero rows and masked; a background thread reads the next batches while the device trains on
 the current one. :func:`iter_chunks` reads a source in order (for statistics), and
-:func:`fit_pca_stream` runs the streaming PCA of :mod:`latent_jax.pca` over it, in memory
+:func:`fit_pca_source` runs the streaming PCA of :mod:`latent_jax.pca` over it, in memory
 that does not grow with N. Training on a source is :func:`latent_jax.train.fit_stream`.
 
 The in-memory path (:func:`latent_jax.train.fit` on an array) stays the fast default when the
@@ -27,12 +27,13 @@ from jax import Array
 
 from latent_jax import image_data, pca, validation
 from latent_jax import shuffle as shuffle_rows
+from latent_jax._deprecation import deprecated_names
 
 __all__ = [
     "ArraySource",
     "ImageFolderSource",
     "epoch_order",
-    "fit_pca_stream",
+    "fit_pca_source",
     "iter_batches",
     "iter_chunks",
     "open_source",
@@ -349,7 +350,7 @@ def iter_chunks(source: Any, chunk_rows: int = 65536, *, prefetch: int = 2) -> I
     return iter(_Prefetcher(produce(), validation.check_int("prefetch", prefetch, 1)))
 
 
-def fit_pca_stream(
+def fit_pca_source(
     source: Any,
     n_components: int | None = None,
     *,
@@ -357,7 +358,7 @@ def fit_pca_stream(
     ddof: int = 1,
     prefetch: int = 2,
 ) -> pca.PCAState:
-    """PCA of a source too large for memory: :func:`latent_jax.pca.fit_pca_streaming` over
+    """PCA of a source too large for memory: :func:`latent_jax.pca.fit_pca_chunks` over
     :func:`iter_chunks` (examples flattened to vectors).
 
     Args:
@@ -372,4 +373,9 @@ def fit_pca_stream(
         The :class:`latent_jax.pca.PCAState`, equal to ``fit_pca`` on all rows up to round-off.
     """
     chunks = iter_chunks(source, chunk_rows, prefetch=prefetch)
-    return pca.fit_pca_streaming((c.reshape(len(c), -1) for c in chunks), n_components, ddof=ddof)
+    return pca.fit_pca_chunks((c.reshape(len(c), -1) for c in chunks), n_components, ddof=ddof)
+
+
+__getattr__ = deprecated_names(
+    __name__, {"fit_pca_stream": ("latent_jax.streaming.fit_pca_source", lambda: fit_pca_source)}
+)

@@ -31,7 +31,7 @@ from latent_jax.pca import (
     decode,
     encode,
     fit_pca,
-    fit_pca_streaming,
+    fit_pca_chunks,
     fit_ppca,
     ppca_covariance,
     ppca_log_likelihood,
@@ -266,8 +266,8 @@ def test_streaming_equals_one_shot():
     one_shot = fit_pca(x, 4)
     bounds = [0, 128, 256, 384, 512, 640, 768, 896, 1000]  # a ragged last chunk
     chunks = [x[a:b] for a, b in itertools.pairwise(bounds)]
-    assert_states_close(fit_pca_streaming(chunks, 4), one_shot)
-    assert_states_close(fit_pca_streaming(lambda: iter(chunks), 4), one_shot)
+    assert_states_close(fit_pca_chunks(chunks, 4), one_shot)
+    assert_states_close(fit_pca_chunks(lambda: iter(chunks), 4), one_shot)
     assert_states_close(fit_pca(x, 4, block_rows=100), one_shot)
 
 
@@ -309,7 +309,7 @@ def test_float32_accuracy_far_from_origin():
     exact = np.linalg.eigvalsh(np.cov(x.astype(np.float64), rowvar=False))[::-1]
     for state in (
         fit_pca(x, 6),
-        fit_pca_streaming([x[i : i + 3000] for i in range(0, 20000, 3000)], 6),
+        fit_pca_chunks([x[i : i + 3000] for i in range(0, 20000, 3000)], 6),
     ):
         np.testing.assert_allclose(state.eigenvalues, exact, rtol=1e-4)
 
@@ -646,24 +646,24 @@ def test_streaming_bad_input():
     with pytest.raises(
         ValueError, match=r"chunks\[1\] must have 4 features like chunks\[0\]; got shape \(3, 5\)"
     ):
-        fit_pca_streaming([np.ones((3, 4)), np.ones((3, 5))])
+        fit_pca_chunks([np.ones((3, 4)), np.ones((3, 5))])
     with pytest.raises(ValueError, match=r"chunks\[1\] contains 1 NaN or infinite values \(1 NaN"):
-        fit_pca_streaming([GOOD, np.where(np.eye(3, 4) > 0.5, np.nan, 1.0)[:1]])
+        fit_pca_chunks([GOOD, np.where(np.eye(3, 4) > 0.5, np.nan, 1.0)[:1]])
     with pytest.raises(
         ValueError,
         match=r"chunks\[0\] must have shape \(chunk_rows, n_features\), got shape \(4,\)",
     ):
-        fit_pca_streaming([np.ones(4)])
+        fit_pca_chunks([np.ones(4)])
     with pytest.raises(ValueError, match=r"chunks must yield at least one row; got no rows"):
-        fit_pca_streaming([])
+        fit_pca_chunks([])
     with pytest.raises(ValueError, match=r"chunks must yield at least one row"):
-        fit_pca_streaming([np.ones((0, 3))])
+        fit_pca_chunks([np.ones((0, 3))])
     with pytest.raises(TypeError, match=r"chunks must be an iterable of 2-D arrays.*got int"):
-        fit_pca_streaming(3)
+        fit_pca_chunks(3)
     with pytest.raises(TypeError, match=r"chunks\[0\] must be a numeric array, got dtype <U1"):
-        fit_pca_streaming([np.array([["a"]])])
+        fit_pca_chunks([np.array([["a"]])])
     with pytest.raises(ValueError, match=r"n_components=5 must be between 1 and .*=4"):
-        fit_pca_streaming([GOOD[:5], GOOD[5:]], 5)
+        fit_pca_chunks([GOOD[:5], GOOD[5:]], 5)
     acc = accumulator_init(4)
     with pytest.raises(
         ValueError, match=r"chunk must be a 2-D array of shape \(chunk_rows, 4\).*\(3, 2\)"

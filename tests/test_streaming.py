@@ -96,7 +96,7 @@ def test_image_folder_source_reads_files_on_demand(tmp_path):
 
 def test_streaming_pca_matches_the_in_memory_fit(npy_file):
     path, x = npy_file
-    streamed = streaming.fit_pca_stream(path, 3, chunk_rows=8)
+    streamed = streaming.fit_pca_source(path, 3, chunk_rows=8)
     whole = pca.fit_pca(x, 3)
     np.testing.assert_allclose(streamed.explained_variance, whole.explained_variance, rtol=1e-4)
     np.testing.assert_allclose(
@@ -215,3 +215,15 @@ def test_fit_stream_refuses_bad_arguments_by_name(npy_file):
         fit_stream(STREAM_OBJECTIVE, path, x[:, :4], STREAM_CONFIG)
     with pytest.raises(TypeError, match="config must be a TrainConfig"):
         fit_stream(STREAM_OBJECTIVE, path, None, {"epochs": 2})
+
+
+def test_the_old_streaming_pca_names_warn_and_still_work():
+    import latent_jax
+
+    with pytest.warns(DeprecationWarning, match="use latent_jax.streaming.fit_pca_source"):
+        old = streaming.fit_pca_stream
+    assert old is streaming.fit_pca_source
+    with pytest.warns(DeprecationWarning, match="use latent_jax.pca.fit_pca_chunks"):
+        assert pca.fit_pca_streaming is pca.fit_pca_chunks
+    with pytest.warns(DeprecationWarning, match="use latent_jax.fit_pca_chunks"):
+        assert latent_jax.fit_pca_streaming is pca.fit_pca_chunks
