@@ -3,7 +3,7 @@ r"""Diagonal Gaussians: reparameterized sampling, closed-form KL terms, log-like
 Every function is batched over leading axes, reduces over the last axis (the latent or feature
 dimension) where it returns one value per example, and is safe under ``jax.jit``.
 
-The KL terms are the seed's closed forms. For :math:`q = \mathcal{N}(\mu, \sigma^2 I)` and the
+The KL terms are the tutorial's closed forms. For :math:`q = \mathcal{N}(\mu, \sigma^2 I)` and the
 standard normal prior,
 
 .. math::
@@ -36,7 +36,7 @@ def reparameterize(key: Array, mean: ArrayLike, logvar: ArrayLike) -> Array:
     r"""Draws :math:`z = \mu + \sigma \odot \epsilon` with :math:`\epsilon \sim \mathcal{N}(0, I)`.
 
     The randomness sits in ``epsilon`` alone, so gradients flow to ``mean`` and ``logvar``
-    (the seed's reparameterization trick).
+    (the tutorial's reparameterization trick).
 
     Args:
         key: a ``jax.random`` key; the caller splits it, this function consumes it.
@@ -80,7 +80,7 @@ def kl_diag_gaussians(
     r"""KL divergence :math:`D_{KL}(p \,\|\, q)` between two diagonal Gaussians.
 
     With :math:`d = l_p - l_q` (difference of log-variances) the per-dimension term is
-    :math:`\tfrac12 [(e^{d} - 1 - d) + (\mu_p - \mu_q)^2 e^{-l_q}]`, algebraically the seed's
+    :math:`\tfrac12 [(e^{d} - 1 - d) + (\mu_p - \mu_q)^2 e^{-l_q}]`, algebraically the tutorial's
     theorem, written so that it is exactly zero when the two Gaussians are equal.
 
     Args:

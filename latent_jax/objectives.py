@@ -34,7 +34,7 @@ loss, its gradient or the metrics. The per-example values follow the tutorial:
   ``loss = reconstruction + beta * kl``, computed from the reported terms, so that identity
   holds exactly for the reported values.
 
-One deliberate difference from the seed: the tutorial's VAE back-propagates the batch **sum**
+One deliberate difference from the tutorial: the tutorial's VAE back-propagates the batch **sum**
 (the mean times the batch size); here every loss is a mean over examples. With Adam the update
 is invariant to a constant factor on the loss except through ``eps``, so the trained models
 agree; with SGD the learning rate has to be scaled by the batch size to match.

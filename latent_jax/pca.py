@@ -20,10 +20,10 @@ Conventions (the ones scikit-learn uses, made explicit):
 
 * ``ddof`` sets the covariance normalization :math:`1/(N - \mathrm{ddof})`. ``ddof=1`` (the
   default) gives scikit-learn's ``explained_variance_``; ``ddof=0`` gives the biased covariance
-  of the seed's identity and of the probabilistic PCA maximum likelihood. Singular values and
+  of the tutorial's identity and of the probabilistic PCA maximum likelihood. Singular values and
   explained-variance ratios do not depend on it.
 * ``components`` has shape (n_components, n_features): its rows are the principal axes, so the
-  seed's :math:`V` is ``components.T``.
+  tutorial's :math:`V` is ``components.T``.
 * Signs are deterministic: in each component the entry of largest magnitude is positive
   (scikit-learn's ``svd_flip`` with ``u_based_decision=False``).
 * ``noise_variance`` is the mean of the discarded eigenvalues among the first
@@ -107,7 +107,7 @@ class PCAState(NamedTuple):
     Attributes:
         mean: array of shape (n_features,), the sample mean :math:`\\bar x`.
         components: array of shape (n_components, n_features); rows are the orthonormal
-            principal axes sorted by decreasing variance (the seed's ``V`` is its transpose).
+            principal axes sorted by decreasing variance (the tutorial's ``V`` is its transpose).
         eigenvalues: array of shape (n_features,), the whole spectrum of the covariance with
             normalization ``1/(n_samples - ddof)``, in decreasing order and clipped at zero.
             The last ``n_features - min(n_samples - 1, n_features)`` are zero up to round-off.
@@ -515,7 +515,7 @@ def fit_pca(
             ``jax_enable_x64``.
         n_components: the number Q of components to keep, in ``[1, min(n_samples,
             n_features)]``; ``None`` keeps ``min(n_samples, n_features)`` (the full spectrum
-            of the seed's eigenvalue bar chart).
+            of the tutorial's eigenvalue bar chart).
         ddof: the covariance is normalized by ``n_samples - ddof``. The default 1 matches
             scikit-learn's ``explained_variance_``; 0 gives the biased covariance.
         block_rows: rows per block of the accumulation; ``None`` picks about 4M elements per
@@ -814,7 +814,7 @@ def decode(state: PCAState, z: ArrayLike, *, whiten: bool = False) -> Array:
 def reconstruction_error(state: PCAState, x: ArrayLike) -> Array:
     r"""Squared L2 reconstruction error :math:`\lVert \hat x - x \rVert^2` of each example.
 
-    Its sum over the training data is the seed's loss :math:`\mathcal{L}(Z^*, V)`, which equals
+    Its sum over the training data is the tutorial's loss :math:`\mathcal{L}(Z^*, V)`, which equals
     :math:`N(\sum_{j} \lambda_j - \sum_{j \le Q} \lambda_j)` with the ``ddof=0`` eigenvalues.
 
     Args:

@@ -1,4 +1,4 @@
-"""The seed's figures, drawn headless with matplotlib's Agg backend and saved to files.
+"""The tutorial's figures, drawn headless with matplotlib's Agg backend and saved to files.
 
 Every function takes plain arrays, writes one PNG and returns its path; none shows a window.
 """
@@ -31,7 +31,7 @@ def _save(fig, path: str | os.PathLike) -> str:
 def explained_variance_bars(
     explained_variance_ratio: np.ndarray, n_highlight: int, path: str | os.PathLike
 ) -> str:
-    """The seed's eigenvalue bar chart: every component's share, the first ones highlighted.
+    """The tutorial's eigenvalue bar chart: every component's share, the first ones highlighted.
 
     Args:
         explained_variance_ratio: array of shape (n_components,), shares of the total variance.
@@ -228,17 +228,17 @@ def image_grid(
     vmin: float | None = None,
     vmax: float | None = None,
 ) -> str:
-    """The seed's preview of a data set: the first ``nrows * ncols`` images, no ticks.
+    """The tutorial's preview of a data set: the first ``nrows * ncols`` images, no ticks.
 
     Args:
         images: array of shape (n, height, width) or (n, height, width, channels) with 1
             (grey) or 3/4 (RGB(A)) channels, in display units (de-normalized); grey images are
-            autoscaled one by one (the seed's ``imshow``) unless ``vmin``/``vmax`` are given,
+            autoscaled one by one (the tutorial's ``imshow``) unless ``vmin``/``vmax`` are given,
             colour images are read as [0, 1] or, when larger, 0–255.
         path: the PNG file to write.
         nrows: rows of the grid.
         ncols: columns of the grid; fewer images leave blank cells.
-        title: the figure title (the seed's "AT&T Database of Faces").
+        title: the figure title (the tutorial's "AT&T Database of Faces").
         cell_inches: width of one image; the figure is ``ncols * cell_inches`` by
             ``nrows * cell_inches * height / width`` inches (plus 0.5 for a title) at
             :data:`DPI`.
@@ -318,7 +318,7 @@ def image_strip(
     vmin: float | None = None,
     vmax: float | None = None,
 ) -> str:
-    """A few images in ``nrows`` rows: the seed's 2×5 figures of generated and interpolated
+    """A few images in ``nrows`` rows: the tutorial's 2×5 figures of generated and interpolated
     faces.
 
     Args:
@@ -327,7 +327,7 @@ def image_strip(
         title: the figure title, or None.
         nrows: rows; the columns are ``ceil(n / nrows)``.
         captions: one short caption per image (e.g. the interpolation fraction), or None.
-        figsize: inches; default ``(2.4 * ncols, 3 * nrows)``, the seed's (12, 6) for 2×5.
+        figsize: inches; default ``(2.4 * ncols, 3 * nrows)``, the tutorial's (12, 6) for 2×5.
         vmin: grey level drawn black, or None to autoscale each image.
         vmax: grey level drawn white, or None.
 

@@ -4,7 +4,7 @@ Each factory validates its arguments in Python and returns ``schedule(count) -> 
 function built from ``jnp`` operations: it accepts a Python int or a traced integer array, casts
 the count to float and returns a float32 scalar (or an array of the count's shape).
 
-Whether the count is an optimizer step or an epoch is the caller's choice; the seed's face VAE
+Whether the count is an optimizer step or an epoch is the caller's choice; the tutorial's face VAE
 counts epochs (``β(epoch) = β_max (1 - e^{-epoch/1000})``), Fu et al. count steps.
 
 Example:
@@ -76,9 +76,9 @@ def linear(start: float = 0.0, stop: float = 1.0, num_steps: int = 1000) -> Sche
 
 
 def monotonic(beta_max: float = 1.0 / 30.0, tau: float = 1000.0) -> Schedule:
-    r"""The seed's monotonic schedule :math:`\beta(t) = \beta_{max}(1 - e^{-t/\tau})`.
+    r"""The tutorial's monotonic schedule :math:`\beta(t) = \beta_{max}(1 - e^{-t/\tau})`.
 
-    The seed's face VAE uses ``beta_max = 1/30`` and ``tau = 1000`` epochs.
+    The tutorial's face VAE uses ``beta_max = 1/30`` and ``tau = 1000`` epochs.
 
     Args:
         beta_max: the limit of β as the count grows, >= 0.

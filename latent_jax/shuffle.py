@@ -2,7 +2,7 @@
 
 ``jax.random.permutation`` sorts random keys (two rounds of a comparison sort for a few
 thousand rows). XLA's CPU sort calls a comparator per comparison, so shuffling 8,000 rows
-takes about 3 ms, a third of an epoch of the seed's small autoencoder, and it grows with the
+takes about 3 ms, a third of an epoch of the tutorial's small autoencoder, and it grows with the
 number of runs trained at once by :func:`latent_jax.train.fit_many`. This module draws the
 permutation instead as a keyed bijection of a slightly larger domain, restricted to
 ``range(n)`` by cycle walking (Black and Rogaway, "Ciphers with arbitrary finite domains",

@@ -1,6 +1,6 @@
 """Convolutional autoencoder (pool / unpool) and convolutional VAE, channels last.
 
-:class:`ConvVAE` with no arguments is the seed's face VAE for 112x92 grayscale images:
+:class:`ConvVAE` with no arguments is the tutorial's face VAE for 112x92 grayscale images:
 
 =====================================  =========================================
 encoder                                decoder
@@ -42,6 +42,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from latent_jax import validation
+from latent_jax._deprecation import deprecated_names
 from latent_jax.gaussian import reparameterize
 from latent_jax.models.layers import (
     BatchNorm,
@@ -69,7 +70,7 @@ class ConvSpec(NamedTuple):
         stride: stride along both spatial axes.
         padding: PyTorch ``padding`` along both spatial axes.
         batch_norm: whether a BatchNorm follows (after the activation in the encoder, before
-            it in the decoder, as in the seed).
+            it in the decoder, as in the tutorial).
     """
 
     features: int
@@ -79,18 +80,18 @@ class ConvSpec(NamedTuple):
     batch_norm: bool = False
 
 
-SEED_ENCODER_CONVS: tuple[ConvSpec, ...] = (
+TUTORIAL_ENCODER_CONVS: tuple[ConvSpec, ...] = (
     ConvSpec(32, 3, 1, 1, batch_norm=True),
     ConvSpec(64, 3, 2, 1),
     ConvSpec(64, 3, 2, 1),
     ConvSpec(64, 3, 1, 1),
 )
-SEED_DECODER_CONVS: tuple[ConvSpec, ...] = (
+TUTORIAL_DECODER_CONVS: tuple[ConvSpec, ...] = (
     ConvSpec(64, 3, 1, 1),
     ConvSpec(64, 3, 2, 1),
     ConvSpec(32, 3, 2, 0, batch_norm=True),
 )
-SEED_IMAGE_SHAPE: tuple[int, int, int] = (112, 92, 1)
+TUTORIAL_IMAGE_SHAPE: tuple[int, int, int] = (112, 92, 1)
 
 
 def _is_int(value: object) -> bool:
@@ -214,7 +215,7 @@ def _plan_conv_vae(
 
 
 class ConvEncoder(nn.Module):
-    """Convolutions, flatten and a Dense layer: the seed's VAE encoder trunk.
+    """Convolutions, flatten and a Dense layer: the tutorial's VAE encoder trunk.
 
     Every convolution but the last is followed by LeakyReLU, then BatchNorm where its spec
     asks; the Dense output is linear (the VAE's heads follow it).
@@ -253,7 +254,7 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """Dense layers, reshape, transposed convolutions and a crop: the seed's VAE decoder.
+    """Dense layers, reshape, transposed convolutions and a crop: the tutorial's VAE decoder.
 
     ``Dense(hidden_dim)``, LeakyReLU, ``Dense(prod(feature_shape))``, reshape to
     ``feature_shape``; every transposed convolution of ``convs`` is followed by BatchNorm
@@ -298,7 +299,7 @@ class ConvDecoder(nn.Module):
 
 
 class ConvVAE(nn.Module):
-    """Convolutional VAE; the defaults are the seed's face VAE (see the module docstring).
+    """Convolutional VAE; the defaults are the tutorial's face VAE (see the module docstring).
 
     Attributes:
         image_shape: (height, width, channels) of the images, channels last.
@@ -315,11 +316,11 @@ class ConvVAE(nn.Module):
             decoder's output would be smaller than the image.
     """
 
-    image_shape: tuple[int, int, int] = SEED_IMAGE_SHAPE
+    image_shape: tuple[int, int, int] = TUTORIAL_IMAGE_SHAPE
     hidden_dim: int = 100
     latent_dim: int = 10
-    encoder_convs: Sequence[ConvSpec] = SEED_ENCODER_CONVS
-    decoder_convs: Sequence[ConvSpec] = SEED_DECODER_CONVS
+    encoder_convs: Sequence[ConvSpec] = TUTORIAL_ENCODER_CONVS
+    decoder_convs: Sequence[ConvSpec] = TUTORIAL_DECODER_CONVS
     output_conv: tuple[int, int, int] = (3, 1, 0)
     negative_slope: float = 0.01
 
@@ -342,7 +343,7 @@ class ConvVAE(nn.Module):
 
     @property
     def feature_shape(self) -> tuple[int, int, int]:
-        """(h, w, channels) of the encoder's last feature map, (28, 23, 64) for the seed."""
+        """(h, w, channels) of the encoder's last feature map, (28, 23, 64) for the tutorial's."""
         return self._plan().feature_shape
 
     def setup(self) -> None:
@@ -410,7 +411,7 @@ class ConvAutoencoder(nn.Module):
 
     Unpooling places each value at a recorded switch (the position of a window's maximum).
     :meth:`encode_with_indices` returns those switches and ``decode(z, indices)`` uses them
-    (the seed's unpooling). ``decode(z)`` alone has no switches, as when generating from a
+    (the tutorial's unpooling). ``decode(z)`` alone has no switches, as when generating from a
     latent, and puts every value at its window's top-left corner instead: zero insertion,
     which makes each unpool + convolution a stride-``pool`` transposed convolution with the
     same weights. ``__call__`` uses the encoder's switches if ``use_switches`` (the default)
@@ -427,7 +428,7 @@ class ConvAutoencoder(nn.Module):
         use_switches: whether ``__call__`` unpools at the encoder's recorded maxima.
     """
 
-    image_shape: tuple[int, int, int] = SEED_IMAGE_SHAPE
+    image_shape: tuple[int, int, int] = TUTORIAL_IMAGE_SHAPE
     channels: Sequence[int] = (16, 32)
     latent_dim: int = 10
     kernel_size: int = 3
@@ -562,3 +563,16 @@ class ConvAutoencoder(nn.Module):
         """Reconstruction of ``x`` (batch, *image_shape), same shape (see the class doc)."""
         code, indices = self.encode_with_indices(x, train=train)
         return self.decode(code, indices if self.use_switches else None, train=train)
+
+
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        f"SEED_{name}": (f"latent_jax.models.conv.TUTORIAL_{name}", lambda v=value: v)
+        for name, value in (
+            ("ENCODER_CONVS", TUTORIAL_ENCODER_CONVS),
+            ("DECODER_CONVS", TUTORIAL_DECODER_CONVS),
+            ("IMAGE_SHAPE", TUTORIAL_IMAGE_SHAPE),
+        )
+    },
+)

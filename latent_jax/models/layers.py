@@ -2,12 +2,12 @@ r"""Building blocks that PyTorch has and linen lacks, with PyTorch's shape seman
 
 Images are channels last, ``(batch, height, width, channels)``, throughout.
 
-* :class:`Reshape` and :class:`Crop` are the seed's ``Reshape`` and ``Trim`` helper layers;
-  ``Crop`` keeps the top-left ``height x width`` window, so the seed's ``Trim``
+* :class:`Reshape` and :class:`Crop` are the tutorial's ``Reshape`` and ``Trim`` helper layers;
+  ``Crop`` keeps the top-left ``height x width`` window, so the tutorial's ``Trim``
   (``x[:, :, :-1, :-1]`` on a 113x93 map) is ``Crop(112, 92)``.
 * :func:`max_pool_with_argmax` and :func:`max_unpool` are max pooling that records where each
   maximum came from and the unpooling that puts values back there (zeros elsewhere), as in
-  the seed's unpooling figure (Noh et al., 2015). Indices follow PyTorch's
+  the tutorial's unpooling figure (Noh et al., 2015). Indices follow PyTorch's
   ``MaxPool2d(return_indices=True)``: the flat position ``row * width + col`` in the input
   plane of each example and channel.
 * :class:`ConvTranspose` is a transposed convolution with PyTorch's ``ConvTranspose2d``
@@ -118,7 +118,7 @@ def conv_transpose_output_size(
 
 
 class Reshape(nn.Module):
-    """Reshapes each example, keeping the batch axis (the seed's ``Reshape``).
+    """Reshapes each example, keeping the batch axis (the tutorial's ``Reshape``).
 
     Attributes:
         shape: the per-example target shape, e.g. ``(28, 23, 64)`` (channels last).
@@ -139,11 +139,11 @@ class Reshape(nn.Module):
 
 
 class Crop(nn.Module):
-    """Keeps the top-left ``height x width`` window of each image (the seed's ``Trim``).
+    """Keeps the top-left ``height x width`` window of each image (the tutorial's ``Trim``).
 
     Transposed-convolution decoders often overshoot the image size by a row or two; cropping
     from the top-left drops the extra rows at the bottom and columns at the right, as the
-    seed's ``x[:, :, :-1, :-1]`` does.
+    tutorial's ``x[:, :, :-1, :-1]`` does.
 
     Attributes:
         height: target height.
@@ -174,7 +174,7 @@ class BatchNorm(nn.Module):
 
     ``flax.linen.BatchNorm`` takes a mask too, but counts the selected elements by summing
     the mask broadcast to the input's full shape, a pass over the whole activation per
-    statistic (for the seed's 64 x 112 x 92 x 32 maps, a tenth of a training step on CPU).
+    statistic (for the tutorial's 64 x 112 x 92 x 32 maps, a tenth of a training step on CPU).
     Here the mask selects rows, so the count is ``sum(mask) * height * width``, and the two
     moments are one fused pass. Variables have ``flax.linen.BatchNorm``'s names and shapes
     (``params``: ``scale``, ``bias``; ``batch_stats``: ``mean``, ``var``), and the update is
@@ -387,7 +387,7 @@ def _kernel_gradient(
     ``xp`` the padded input: the ``kh * kw`` strided slices of ``xp`` side by side (patches of
     shape (n i j, kh kw c)) in one matrix product with ``dy`` of shape (n i j, o).
     Written as a convolution instead (the input's channels as its batch, ``dy`` as a kernel
-    the size of the output), XLA's CPU backend runs it several times slower: the seed's
+    the size of the output), XLA's CPU backend runs it several times slower: the tutorial's
     stride-2 decoder layers spent over a second per batch of 64 there.
 
     Args:
@@ -611,7 +611,7 @@ def conv_transpose(
     bottom/right), in one ``lax.pad``, and is correlated with the spatially flipped kernel.
     Inserting the zeros explicitly, rather than through ``lhs_dilation``, keeps the
     convolution and its gradients on XLA's ordinary stride-1 path, which made a training step
-    of the seed's face VAE about 3x faster on a CPU.
+    of the tutorial's face VAE about 3x faster on a CPU.
 
     Args:
         x: array of shape (batch, height, width, in_channels).

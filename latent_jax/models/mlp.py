@@ -1,9 +1,9 @@
 """Fully connected autoencoder and VAE for tabular data (feature vectors).
 
-The defaults are the seed's dimensionality-reduction autoencoder: 50 features, an encoder
+The defaults are the tutorial's dimensionality-reduction autoencoder: 50 features, an encoder
 50 -> 30 -> 10 -> 5 with LeakyReLU(0.1) between the layers, and the mirrored decoder
 5 -> 10 -> 30 -> 50. The last layer of each side is linear: codes and reconstructions are
-unconstrained (the seed trains on standardized data with a mean squared error).
+unconstrained (the tutorial trains on standardized data with a mean squared error).
 
 Both models take ``x`` of shape (batch, input_dim) and expose ``encode``, ``decode`` and
 ``__call__``; the VAE's ``__call__(x, key)`` takes the key of its reparameterization draw.
@@ -72,7 +72,7 @@ class MLP(nn.Module):
 
 
 class Autoencoder(nn.Module):
-    """The seed's fully connected autoencoder with configurable widths.
+    """The tutorial's fully connected autoencoder with configurable widths.
 
     Encoder: ``input_dim -> hidden_dims... -> latent_dim``; decoder: the mirror image,
     ``latent_dim -> reversed(hidden_dims)... -> input_dim``.
@@ -81,7 +81,7 @@ class Autoencoder(nn.Module):
         input_dim: number of input features.
         hidden_dims: widths of the encoder's hidden layers (the decoder's, reversed).
         latent_dim: size of the code.
-        negative_slope: LeakyReLU slope (the seed uses 0.1).
+        negative_slope: LeakyReLU slope (the tutorial uses 0.1).
     """
 
     input_dim: int = 50

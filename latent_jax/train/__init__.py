@@ -47,8 +47,8 @@ Reported metrics (the keys of :class:`History`): ``epoch`` (1-based), ``epoch_ti
 the chunk's time shared evenly among its epochs, compilation excluded), and for every metric
 ``m`` of the objective ``train_m`` and ``test_m``. A train metric is the mean over the epoch's
 samples of the per-example values, i.e. the batch means weighted by each batch's number of
-real rows. (The seed's autoencoder loop instead averages its batch means with equal weights,
-which over-weights the ragged last batch; the seed's VAE loop divides batch sums by N, which is
+real rows. (The tutorial's autoencoder loop instead averages its batch means with equal weights,
+which over-weights the ragged last batch; the tutorial's VAE loop divides batch sums by N, which is
 what is reported here.) ``train_beta`` is the sample-weighted mean β over the epoch.
 
 Failures: a non-finite loss stops training with :class:`NonFiniteLossError`, which names the

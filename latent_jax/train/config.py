@@ -68,7 +68,7 @@ class TrainConfig:
         learning_rate: the optimizer's step size, > 0.
         batch_size: rows per batch, >= 1 (reduced to N when larger than the data).
         epochs: total number of epochs of the run (resuming continues up to it), >= 1.
-        optimizer: ``"adam"`` (the seed's), ``"adamw"`` or ``"sgd"``, built with optax; or
+        optimizer: ``"adam"`` (the tutorial's), ``"adamw"`` or ``"sgd"``, built with optax; or
             any optax factory called with the learning rate (or its schedule), such as
             ``optax.lion`` or ``functools.partial(optax.adamw, b2=0.99)``; or a ready
             ``optax.GradientTransformation``, used as it is (``learning_rate`` and
@@ -91,7 +91,7 @@ class TrainConfig:
         clip_norm: clip the gradients to this global norm before the optimizer
             (``optax.clip_by_global_norm``); ``None`` does not clip.
         seed: the seed of the root key when :func:`fit` gets no key.
-        shuffle: whether to reshuffle the rows every epoch (the seed does).
+        shuffle: whether to reshuffle the rows every epoch (the tutorial does).
         eval_batch_size: rows per evaluation batch; ``None`` means ``max(batch_size, 256)``.
         epochs_per_call: epochs compiled into one call; ``None`` chooses a length of about
             2048 steps and adapts how many of them run per call so that Python (progress bar,
@@ -99,7 +99,7 @@ class TrainConfig:
         unroll: batches per iteration of the compiled loop over an epoch's batches (XLA's
             ``lax.scan(..., unroll=...)``); ``None`` takes 4 for one run on inputs of at most
             1,024 values per example (small models, whose steps are short enough for the
-            loop's own overhead to matter: 5-15% faster for the seed's autoencoder) and 1
+            loop's own overhead to matter: 5-15% faster for the tutorial's autoencoder) and 1
             otherwise (compiling a convolutional step 4 times over costs more than it saves,
             and :func:`fit_many`'s vmapped steps ran 4% faster without). The numbers do not
             depend on it beyond float32 round-off.

@@ -35,7 +35,7 @@ from latent_jax.train.state import TrainState
 AUTO_CHUNK_STEPS = 2048
 # unroll=None: batches per scan iteration for one run on inputs of at most _SMALL_EXAMPLE values,
 # where a step is a few microseconds of work and the loop's own overhead is a fifth of it; 1
-# above, and 1 for several runs vmapped (measured: 4% faster than 4 for the seed's 8 seeds).
+# above, and 1 for several runs vmapped (measured: 4% faster than 4 for the tutorial's 8 seeds).
 _SMALL_UNROLL = 4
 _SMALL_EXAMPLE = 1024
 
