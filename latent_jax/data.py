@@ -133,7 +133,7 @@ class Dataset:
 
 
 def check_finite_array(x: Any, name: str, *, min_ndim: int = 2) -> np.ndarray:
-    """Validates a data array at a public boundary.
+    """Validates a data array at a public boundary (:func:`latent_jax.validation.check_array`).
 
     Args:
         x: array-like data.
@@ -141,28 +141,13 @@ def check_finite_array(x: Any, name: str, *, min_ndim: int = 2) -> np.ndarray:
         min_ndim: the least number of dimensions accepted.
 
     Returns:
-        ``x`` as a NumPy array.
+        ``x`` as a NumPy array of its own numeric dtype.
 
     Raises:
         TypeError: if ``x`` is not numeric.
         ValueError: if ``x`` has too few dimensions, no rows, or NaN/Inf entries.
     """
-    array = np.asarray(x)
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"{name} must be a numeric array, got dtype {array.dtype}")
-    if array.ndim < min_ndim:
-        raise ValueError(
-            f"{name} must have at least {min_ndim} dimensions (n_samples, ...), "
-            f"got shape {array.shape}"
-        )
-    if array.shape[0] == 0 or array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    if np.issubdtype(array.dtype, np.inexact) and not np.all(np.isfinite(array)):
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise ValueError(
-            f"{name} contains {bad} NaN or infinite values; clean or impute them first"
-        )
-    return array
+    return np.asarray(validation.check_array(name, x, min_ndim=min_ndim, dtype="numeric"))
 
 
 def load_synthetic_classification(random_state: int = 42) -> tuple[np.ndarray, np.ndarray]:

@@ -23,13 +23,13 @@ values for display, as the tutorial's ``sample * std + mean``.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from latent_jax import validation
 from latent_jax.models.inference import INFERENCE_FLAGS as INFERENCE_FLAGS
 from latent_jax.models.inference import inference_kwargs as inference_kwargs
 from latent_jax.models.inference import predict
@@ -77,16 +77,6 @@ def decode(
     return predict(model, variables, z, method="decode", apply_kwargs=apply_kwargs)
 
 
-def _check_positive_int(value: Any, name: str) -> int:
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = None
-    if isinstance(value, bool) or number is None or number < 1:
-        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
-    return number
-
-
 def sample_prior(
     key: Array,
     model: Any,
@@ -109,8 +99,8 @@ def sample_prior(
     Returns:
         Array of shape (n, *image_shape), in the model's units.
     """
-    n = _check_positive_int(n, "n")
-    latent_dim = _check_positive_int(latent_dim, "latent_dim")
+    n = validation.check_int("n", n, 1)
+    latent_dim = validation.check_int("latent_dim", latent_dim, 1)
     z = jax.random.normal(key, (n, latent_dim))
     return decode(model, variables, z, apply_kwargs=apply_kwargs)
 
@@ -214,7 +204,7 @@ def interpolate(
     Returns:
         Array of shape (steps, *image_shape).
     """
-    steps = _check_positive_int(steps, "steps")
+    steps = validation.check_int("steps", steps, 1)
     if steps < 2:
         raise ValueError(f"steps must be at least 2 to include both ends, got {steps=}")
     if method not in INTERPOLATIONS:

@@ -70,9 +70,9 @@ def _check_size(size: Sequence[int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
     size = tuple(size)
-    if len(size) != 2 or not all(isinstance(s, int | np.integer) and s > 0 for s in size):
-        raise ValueError(f"size must be (height, width) with two positive integers, got {size}")
-    return int(size[0]), int(size[1])
+    if len(size) != 2:
+        raise ValueError(f"size must be (height, width), got {size}")
+    return validation.check_int("size[0]", size[0], 1), validation.check_int("size[1]", size[1], 1)
 
 
 def _read_image(path: str, grayscale: bool, size: tuple[int, int] | None) -> np.ndarray:

@@ -90,21 +90,6 @@ def _check_likelihood(likelihood: Any, obs_logvar: Any) -> None:
         raise ValueError(f"obs_logvar must be finite, got {obs_logvar=}")
 
 
-def _check_data(x: Any) -> Array:
-    x = jnp.asarray(x, jnp.float32)
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must have shape (n >= 1, ...features), got shape {x.shape}")
-    if not bool(jnp.all(jnp.isfinite(x))):
-        raise ValueError("x contains NaN or infinite values")
-    return x
-
-
-def _check_key(key: Any) -> Array:
-    if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
-        raise TypeError(f"key must be a jax.random.key(seed), got {type(key).__name__}")
-    return key
-
-
 def log_likelihood(
     x: Array, output: Array, likelihood: str, obs_logvar: float | Array = 0.0
 ) -> Array:
@@ -232,8 +217,8 @@ def iwae_bound(
     chunk_size = min(validation.check_int("chunk_size", chunk_size, 1), num_samples)
     return _iwae_kernel(
         variables,
-        _check_data(x),
-        _check_key(key),
+        validation.check_rows("x", x),
+        validation.check_key("key", key),
         model=model,
         num_samples=num_samples,
         chunk_size=chunk_size,
@@ -299,8 +284,8 @@ def elbo(
     num_samples = validation.check_int("num_samples", num_samples, 1)
     return _elbo_kernel(
         variables,
-        _check_data(x),
-        _check_key(key),
+        validation.check_rows("x", x),
+        validation.check_key("key", key),
         model=model,
         num_samples=num_samples,
         likelihood=likelihood,
@@ -328,7 +313,7 @@ def _batches(x: Array, batch_size: int) -> list[tuple[Array, int]]:
 
 
 def _posterior(model: Any, variables: Any, x: Any, batch_size: int) -> tuple[Array, Array]:
-    x = _check_data(x)
+    x = validation.check_rows("x", x)
     batch_size = validation.check_int("batch_size", batch_size, 1)
     means, logvars = [], []
     for rows, real in _batches(x, batch_size):
@@ -425,8 +410,8 @@ def evaluate_vae(
         activity of each unit); ``n_examples`` and ``n_features``.
     """
     _check_likelihood(likelihood, obs_logvar)
-    data = _check_data(x)
-    key = _check_key(key)
+    data = validation.check_rows("x", x)
+    key = validation.check_key("key", key)
     num_samples = validation.check_int("num_samples", num_samples, 1)
     elbo_samples = validation.check_int("elbo_samples", elbo_samples, 1)
     batch_size = validation.check_int("batch_size", batch_size, 1)

@@ -65,7 +65,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from latent_jax import schedules
+from latent_jax import schedules, validation
 from latent_jax.corruption import CorruptionFn
 from latent_jax.gaussian import (
     bernoulli_log_likelihood,
@@ -250,12 +250,6 @@ def _check_reconstruction(reconstruction: Any, x: Array, what: str) -> Array:
     return reconstruction
 
 
-def _check_train_flag(train: Any) -> bool:
-    if not isinstance(train, bool):
-        raise TypeError(f"train must be a Python bool (static under jit), got {train!r}")
-    return train
-
-
 def autoencoder_objective(model: nn.Module) -> Objective:
     """The plain autoencoder's objective: mean squared reconstruction error.
 
@@ -286,7 +280,7 @@ def autoencoder_objective(model: nn.Module) -> Objective:
         train: bool = True,
     ) -> tuple[Array, tuple[Metrics, dict]]:
         del step, epoch
-        train = _check_train_flag(train)
+        train = validation.check_bool("train", train)
         reconstruction, new_state = caller.apply(params, model_state, batch, key, train)
         _check_reconstruction(reconstruction, batch.x, "the autoencoder")
         value = masked_mean(per_example_mse(reconstruction, batch.x), batch.mask)
@@ -332,7 +326,7 @@ def denoising_objective(model: nn.Module, corruption: CorruptionFn) -> Objective
         train: bool = True,
     ) -> tuple[Array, tuple[Metrics, dict]]:
         del step, epoch
-        train = _check_train_flag(train)
+        train = validation.check_bool("train", train)
         noise_key, model_key = jax.random.split(key)
         noisy = corruption(noise_key, batch.x)
         if noisy.shape != batch.x.shape:
@@ -444,7 +438,7 @@ def vae_objective(
         epoch: Array,
         train: bool = True,
     ) -> tuple[Array, tuple[Metrics, dict]]:
-        train = _check_train_flag(train)
+        train = validation.check_bool("train", train)
         sample_key, model_key = jax.random.split(key)
         out, new_state = caller.apply(params, model_state, batch, model_key, train, sample_key)
         if not isinstance(out, tuple | list) or len(out) != 3:

@@ -291,3 +291,12 @@ def check_key(name: str, value: Any, *, batched: bool = False) -> jax.Array:
     if batched and typed.shape[0] < 1:
         raise ValueError(f"{name} must hold at least one key, got shape {typed.shape}")
     return typed
+
+
+def check_rows(name: str, value: Any) -> jax.Array:
+    """``value`` as a finite float32 device array of shape (n >= 1, ...features).
+
+    What every function that trains or scores a model on data checks first
+    (:func:`check_array` with at least 2 dimensions, cast to float32, then on the device).
+    """
+    return jnp.asarray(check_array(name, value, min_ndim=2, dtype=np.float32))

@@ -254,9 +254,9 @@ def test_batchnorm_models_run_in_inference_mode(images):
 def test_argument_errors(vae, images):
     model, variables = vae
     key = jax.random.key(0)
-    with pytest.raises(ValueError, match="n must be a positive integer"):
+    with pytest.raises(ValueError, match="n must be >= 1, got n=0"):
         generate.sample_prior(key, model, variables, 0, LATENT_DIM)
-    with pytest.raises(ValueError, match="latent_dim must be a positive integer"):
+    with pytest.raises(TypeError, match=r"latent_dim must be an int, got float \(1.5\)"):
         generate.sample_prior(key, model, variables, 2, 1.5)
     with pytest.raises(ValueError, match="steps must be at least 2"):
         generate.interpolate(model, variables, images[0], images[1], steps=1)

@@ -224,8 +224,10 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "c.jpg").write_bytes(b"\xff\xd8\xff garbage")
     with pytest.raises(ValueError, match=r"cannot read image file .*c\.jpg"):
         image_data.load_image_folder(tmp_path, size=(5, 5))
-    with pytest.raises(ValueError, match="size must be"):
+    with pytest.raises(ValueError, match=r"size\[1\] must be >= 1, got size\[1\]=0"):
         image_data.load_image_folder(tmp_path, size=(5, 0))
+    with pytest.raises(ValueError, match=r"size must be \(height, width\), got \(5,\)"):
+        image_data.load_image_folder(tmp_path, size=(5,))
 
 
 def test_npy_images(tmp_path):

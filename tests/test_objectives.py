@@ -249,8 +249,8 @@ def test_bad_arguments(call, error, match):
         call()
 
 
-def test_train_flag_must_be_a_python_bool():
+def test_train_flag_must_be_a_bool_not_an_array():
     objective = autoencoder_objective(Scale())
     x = _data()
-    with pytest.raises(TypeError, match="train must be a Python bool"):
+    with pytest.raises(TypeError, match="train must be a bool, got ArrayImpl"):
         _loss(objective, objective.init(KEY, x), Batch(x, MASK), train=jnp.asarray(True))

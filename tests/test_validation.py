@@ -13,6 +13,7 @@ from latent_jax.validation import (
     check_int,
     check_key,
     check_real,
+    check_rows,
 )
 
 
@@ -195,3 +196,12 @@ def test_check_key_errors(value, batched, error, match):
         check_key(
             "key", named.get(value, value) if isinstance(value, str) else value, batched=batched
         )
+
+
+def test_check_rows_gives_finite_float32_rows_on_the_device():
+    rows = check_rows("x", [[1, 2], [3, 4]])
+    assert isinstance(rows, jax.Array) and rows.dtype == jnp.float32 and rows.shape == (2, 2)
+    with pytest.raises(ValueError, match="x must have shape .* at least 2 dimensions"):
+        check_rows("x", [1.0, 2.0])
+    with pytest.raises(ValueError, match="x contains 1 NaN or infinite"):
+        check_rows("x", [[1.0, np.inf]])

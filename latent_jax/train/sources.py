@@ -31,11 +31,6 @@ from latent_jax.train.epoch import Plan, make_plan
 Runner = Callable[..., tuple[Any, tuple[Any, Any]]]
 
 
-def check_rows(x: Any, name: str) -> Array:
-    """``x`` as a finite float32 device array of shape (n >= 1, ...features)."""
-    return jnp.asarray(validation.check_array(name, x, min_ndim=2, dtype=np.float32))
-
-
 class ArrayBatches:
     """Training rows held on the device; a call runs a compiled chunk of epochs.
 
@@ -49,8 +44,8 @@ class ArrayBatches:
     def __init__(self, train_x: Any, test_x: Any, mesh: Any = None):
         self.mesh = mesh
         if mesh is None:
-            self.x_train = check_rows(train_x, "train_x")
-            self.x_test = None if test_x is None else check_rows(test_x, "test_x")
+            self.x_train = validation.check_rows("train_x", train_x)
+            self.x_test = None if test_x is None else validation.check_rows("test_x", test_x)
             self.n_train = int(self.x_train.shape[0])
             self.n_test = 0 if self.x_test is None else int(self.x_test.shape[0])
         else:
@@ -148,7 +143,7 @@ class StreamedBatches:
         if test_x is None:
             self.x_test, self.n_test = None, 0
         elif mesh is None:
-            self.x_test = check_rows(test_x, "test_x")
+            self.x_test = validation.check_rows("test_x", test_x)
             self.n_test = int(self.x_test.shape[0])
         else:
             self.x_test, self.n_test = distributed.shard_rows(test_x, mesh, "test_x")

@@ -22,7 +22,7 @@ from latent_jax.train.compile import CompileCache, cache_for
 from latent_jax.train.config import TrainConfig
 from latent_jax.train.driver import Callback, drive, probe_loss
 from latent_jax.train.epoch import evaluate_batches
-from latent_jax.train.sources import ArrayBatches, StreamedBatches, check_rows
+from latent_jax.train.sources import ArrayBatches, StreamedBatches
 from latent_jax.train.state import History, TrainState
 
 
@@ -336,7 +336,7 @@ def evaluate(
     if epoch is not None:
         validation.check_int("epoch", epoch, 0)
     cache = cache_for(objective) if cache is None else cache
-    data = check_rows(x, "x")
+    data = validation.check_rows("x", x)
     key = validation.check_key("key", key)
     n = int(data.shape[0])
     batched = np.ndim(state.step) == 1
