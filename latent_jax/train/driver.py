@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -289,6 +289,97 @@ def _nonfinite_error(
 # The run.
 
 
+class _Start(NamedTuple):
+    """Where a run starts: its state, history, root key, epoch and last checkpoint."""
+
+    state: TrainState
+    history: History
+    key: Array
+    epoch: int
+    checkpoint: str | None
+
+
+def _start(
+    objective: Objective,
+    batches: Any,
+    config: TrainConfig,
+    plan: Any,
+    key: Array | None,
+    batched: bool,
+    resume: str | None,
+    init_variables: Any,
+    cache: CompileCache,
+) -> _Start:
+    """The first state: restored from ``resume``, warm from ``init_variables``, or drawn."""
+    features = batches.features
+    probe_key = jax.random.key(0)
+    template_variables = _probe(objective, features, batches.test_features, probe_key)
+    if resume is not None:
+        loaded = checkpoints.load_for_resume(resume, batched)
+        saved_runs = loaded.metadata.get("n_runs")
+        probe = jax.random.split(probe_key, saved_runs) if batched else probe_key
+        cold = initializer(cache, objective, config, plan, features, batched)
+        expected = {
+            "n_train": batches.n_train,
+            "n_test": batches.n_test,
+            "feature_shape": list(features),
+        }
+        state, history, key, epoch = checkpoints.restore_run(
+            loaded, jax.eval_shape(cold, probe), key, config, expected
+        )
+        return _Start(state, history, key, epoch, loaded.path)
+    warm = init_variables is not None
+    init_fn = initializer(cache, objective, config, plan, features, batched, warm)
+    if warm:
+        n_runs = int(key.shape[0]) if batched else None
+        state = init_fn(key, _warm_variables(init_variables, template_variables, n_runs))
+    else:
+        state = init_fn(key)
+    return _Start(state, History(), key, 0, None)
+
+
+class _Layout(NamedTuple):
+    """The state and keys placed on the run's devices, and how (for compiling)."""
+
+    state: TrainState
+    train_key: Array
+    eval_key: Array
+    state_sharding: Any
+    runs_mesh: Any
+
+
+def _lay_out(
+    state: TrainState,
+    key: Array,
+    batches: Any,
+    batched: bool,
+    mesh: Any,
+    shard_params: bool,
+    spread_runs: bool,
+) -> _Layout:
+    """Splits the run keys and places state and keys on the mesh or the runs' devices."""
+    if batched:
+        keys3 = jax.vmap(lambda k: jax.random.split(k, 3))(key)
+        train_key, eval_key = keys3[:, 1], keys3[:, 2]
+    else:
+        _, train_key, eval_key = jax.random.split(key, 3)
+    if mesh is not None:
+        # A fresh or restored state (host arrays) is laid out on this mesh, whatever mesh
+        # wrote the checkpoint.
+        sharding = distributed.state_shardings(state, mesh, fsdp=shard_params, skip=int(batched))
+        state = distributed.place(state, sharding)
+        train_key, eval_key = distributed.place((train_key, eval_key), distributed.replicated(mesh))
+        return _Layout(state, train_key, eval_key, sharding, None)
+    runs_mesh = distributed.runs_mesh(int(key.shape[0])) if batched and spread_runs else None
+    if runs_mesh is not None:
+        # Each device holds its runs' state and keys and a copy of the data.
+        by_run = NamedSharding(runs_mesh, PartitionSpec(distributed.RUNS_AXIS))
+        state, train_key, eval_key = jax.device_put((state, train_key, eval_key), by_run)
+        batches.replicate_on(runs_mesh)
+        logger.info("%d runs spread over %d devices", int(key.shape[0]), runs_mesh.size)
+    return _Layout(state, train_key, eval_key, None, runs_mesh)
+
+
 def drive(
     objective: Objective,
     batches: Any,
@@ -309,88 +400,48 @@ def drive(
     The arguments are those of :func:`~latent_jax.train.fit` after their types were checked;
     ``key`` is ``None`` only when resuming.
     """
-    features = batches.features
-    probe_key = jax.random.key(0)
-    template_variables = _probe(objective, features, batches.test_features, probe_key)
     plan = batches.plan(config, batched)
-    warm = init_variables is not None
-    init_fn = initializer(cache, objective, config, plan, features, batched, warm)
-    history, start_epoch, manifest = History(), 0, None
-    if resume is not None:
-        loaded = checkpoints.load_for_resume(resume, batched)
-        manifest = loaded.path
-        saved_runs = loaded.metadata.get("n_runs")
-        probe = jax.random.split(probe_key, saved_runs) if batched else probe_key
-        cold = initializer(cache, objective, config, plan, features, batched)
-        expected = {
-            "n_train": batches.n_train,
-            "n_test": batches.n_test,
-            "feature_shape": list(features),
-        }
-        state, history, key, start_epoch = checkpoints.restore_run(
-            loaded, jax.eval_shape(cold, probe), key, config, expected
-        )
-    elif warm:
-        n_runs = int(key.shape[0]) if batched else None
-        state = init_fn(key, _warm_variables(init_variables, template_variables, n_runs))
-    else:
-        state = init_fn(key)
-    n_runs = int(key.shape[0]) if batched else None
-    if batched:
-        keys3 = jax.vmap(lambda k: jax.random.split(k, 3))(key)
-        train_key, eval_key = keys3[:, 1], keys3[:, 2]
-    else:
-        _, train_key, eval_key = jax.random.split(key, 3)
-    state_sharding = runs_mesh = None
-    if mesh is not None:
-        # A fresh or restored state (host arrays) is laid out on this mesh, whatever mesh
-        # wrote the checkpoint.
-        state_sharding = distributed.state_shardings(
-            state, mesh, fsdp=shard_params, skip=int(batched)
-        )
-        state = distributed.place(state, state_sharding)
-        train_key, eval_key = distributed.place((train_key, eval_key), distributed.replicated(mesh))
-    elif batched and spread_runs:
-        runs_mesh = distributed.runs_mesh(n_runs)
-    if runs_mesh is not None:
-        # Each device holds its runs' state and keys and a copy of the data.
-        by_run = NamedSharding(runs_mesh, PartitionSpec(distributed.RUNS_AXIS))
-        state, train_key, eval_key = jax.device_put((state, train_key, eval_key), by_run)
-        batches.replicate_on(runs_mesh)
-        logger.info("%d runs spread over %d devices", n_runs, runs_mesh.size)
+    start = _start(objective, batches, config, plan, key, batched, resume, init_variables, cache)
+    state, history, key, epoch = start.state, start.history, start.key, start.epoch
+    layout = _lay_out(state, key, batches, batched, mesh, shard_params, spread_runs)
+    if epoch >= config.epochs or bool(np.all(np.asarray(state.stopped))):
+        return layout.state, history
     checkpoint_dir = config.checkpoint_dir
     if checkpoint_dir is None and resume is not None:
         checkpoint_dir = resume if os.path.isdir(resume) else os.path.dirname(resume)
+    n_runs = int(key.shape[0]) if batched else None
     key_impl = str(jax.random.key_impl(key))
 
     def metadata(epoch: int) -> dict:
         return checkpoints.run_metadata(
-            config, objective, epoch, batches.n_train, batches.n_test, features, n_runs, key_impl
+            config,
+            objective,
+            epoch,
+            batches.n_train,
+            batches.n_test,
+            batches.features,
+            n_runs,
+            key_impl,
         )
 
+    saved_epoch = epoch if resume is not None else -1
     saver = _Checkpointer(
-        checkpoint_dir, config, metadata, key, mesh, manifest, start_epoch if resume else -1
+        checkpoint_dir, config, metadata, key, mesh, start.checkpoint, saved_epoch
     )
-    epoch = start_epoch
-    if epoch >= config.epochs or bool(np.all(np.asarray(state.stopped))):
-        return state, history
     runner, seconds = batches.compile(
         cache,
         objective,
         config,
         plan,
         batched,
-        state,
-        train_key,
-        eval_key,
-        state_sharding,
-        runs_mesh,
+        layout.state,
+        layout.train_key,
+        layout.eval_key,
+        layout.state_sharding,
+        layout.runs_mesh,
     )
     if seconds:
         logger.info("compiled %d-epoch chunk in %.2f s", plan.chunk, seconds)
-    loop = functools.partial(
-        _loop, runner, config, plan.chunk, batched, saver, callbacks, train_key, eval_key
-    )
     bar = tqdm(
         total=config.epochs,
         initial=epoch,
@@ -400,10 +451,22 @@ def drive(
         dynamic_ncols=True,
     )
     try:
-        state, history = loop(state, history, epoch, bar)
+        return _loop(
+            runner,
+            config,
+            plan.chunk,
+            batched,
+            saver,
+            callbacks,
+            layout.train_key,
+            layout.eval_key,
+            layout.state,
+            history,
+            epoch,
+            bar,
+        )
     finally:
         bar.close()
-    return state, history
 
 
 def _loop(
