@@ -55,7 +55,7 @@ from __future__ import annotations
 import functools
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -77,6 +77,7 @@ from latent_jax.models.inference import apply_inference
 from latent_jax.objectives import autoencoder_objective, vae_objective
 from latent_jax.schedules import constant
 from latent_jax.train import TrainConfig, fit
+from latent_jax.train.config import LR_SCHEDULES
 
 __all__ = ["ARCHITECTURES", "METHODS", "PCA_SCORES", "VAE_SCORES", "AnomalyDetector"]
 
@@ -104,6 +105,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "epochs": 100,
     "batch_size": 32,
     "learning_rate": 1e-3,
+    # the learning rate over the run (TrainConfig.lr_schedule) and gradient clipping
+    "lr_schedule": "constant",
+    "clip_norm": None,
     # pca: "reconstruction" | "hotelling"; vae: "elbo" | "reconstruction_probability";
     # None: the method's default.
     "score": None,
@@ -164,6 +168,9 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         validation.check_int(name, out[name], 1)
     validation.check_int("seed", out["seed"], 0)
     validation.check_real("learning_rate", out["learning_rate"], positive=True)
+    validation.check_choice("lr_schedule", out["lr_schedule"], LR_SCHEDULES)
+    if out["clip_norm"] is not None:
+        validation.check_real("clip_norm", out["clip_norm"], positive=True)
     validation.check_real("beta", out["beta"], positive=True)
     validation.check_real("obs_logvar", out["obs_logvar"])
     _check_choice("likelihood", out["likelihood"], VAE_LIKELIHOODS)
@@ -258,7 +265,8 @@ class AnomalyDetector:
             ``"kaiser"``); ``score`` (pca: ``"reconstruction"`` or ``"hotelling"``);
             ``architecture`` (``"auto"``, ``"mlp"``, ``"conv"``), ``hidden_dims`` (MLP
             widths; the conv VAE's dense width is the first), ``channels`` (conv stages),
-            ``latent_dim``, ``epochs``, ``batch_size``, ``learning_rate`` (autoencoder/vae);
+            ``latent_dim``, ``epochs``, ``batch_size``, ``learning_rate``, ``lr_schedule``
+            (:class:`~latent_jax.train.TrainConfig`'s names), ``clip_norm`` (autoencoder/vae);
             ``score`` (vae: ``"elbo"`` or ``"reconstruction_probability"``), ``likelihood``
             (``"gaussian"`` with fixed log-variance ``obs_logvar``, or ``"bernoulli"`` for
             data in [0, 1] with ``scaling="none"``), ``beta`` (the KL weight in training),
@@ -305,22 +313,39 @@ class AnomalyDetector:
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X: Any, y: Any = None) -> AnomalyDetector:
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        checkpoint_dir: str | os.PathLike | None = None,
+        callbacks: Sequence[Any] = (),
+    ) -> AnomalyDetector:
         """Fits the backend on ``X`` (mostly normal data) and sets ``threshold_``.
 
         Args:
             X: array of shape (n_samples, n_features), (n_samples, height, width) or
                 (n_samples, height, width, channels); finite, at least 2 rows.
             y: ignored (scikit-learn convention).
+            checkpoint_dir: autoencoder/vae only: where the training run writes its
+                checkpoints (:func:`latent_jax.train.fit`'s format, which
+                :func:`latent_jax.load_run` reloads as the network alone).
+            callbacks: autoencoder/vae only: per-epoch callbacks of the training run (e.g.
+                :class:`~latent_jax.train.callbacks.HistoryCSV`).
 
         Returns:
             ``self``.
 
         Raises:
-            ValueError: for NaN/Inf, empty or badly shaped ``X``, or options that do not
-                fit the data.
+            ValueError: for NaN/Inf, empty or badly shaped ``X``, options that do not fit the
+                data, or training arguments for pca/ppca.
         """
         del y
+        if self.method in ("pca", "ppca") and (checkpoint_dir is not None or callbacks):
+            raise ValueError(
+                f"checkpoint_dir and callbacks are for the trained methods (autoencoder, vae), "
+                f"not method={self.method!r}"
+            )
         x = _as_examples(X, "X")
         if len(x) < 2:
             raise ValueError(f"X must have at least 2 rows to fit, got {len(x)}")
@@ -337,7 +362,7 @@ class AnomalyDetector:
         else:
             self._architecture = self._resolve_architecture()
             self._model = self._build_model()
-            self._fit_network(xs)
+            self._fit_network(xs, checkpoint_dir, callbacks)
         if self.method == "vae":
             key = jax.random.fold_in(jax.random.key(options["seed"]), 1)
             self._eps = np.asarray(
@@ -434,7 +459,39 @@ class AnomalyDetector:
     def _model_input(self, xs: np.ndarray) -> np.ndarray:
         return xs.reshape(len(xs), -1) if self._architecture == "mlp" else xs
 
-    def _fit_network(self, xs: np.ndarray) -> None:
+    def train_config(self, checkpoint_dir: str | os.PathLike | None = None) -> TrainConfig:
+        """The :class:`~latent_jax.train.TrainConfig` that ``fit`` trains the network with.
+
+        Args:
+            checkpoint_dir: as for :meth:`fit`.
+
+        Raises:
+            ValueError: for pca/ppca, which train nothing.
+        """
+        if self.method in ("pca", "ppca"):
+            raise ValueError(f"method={self.method!r} trains no network")
+        o = self.options
+        return TrainConfig(
+            learning_rate=o["learning_rate"],
+            batch_size=o["batch_size"],
+            epochs=o["epochs"],
+            seed=o["seed"],
+            quiet=o["quiet"],
+            log_every=0,
+            lr_schedule=o["lr_schedule"],
+            clip_norm=o["clip_norm"],
+            checkpoint_dir=checkpoint_dir,
+        )
+
+    @property
+    def normalizer_(self) -> Standardizer | None:
+        """The standardization fitted on the training data (``None`` for ``scaling="none"``)."""
+        self._check_fitted("normalizer_")
+        return self._scaler
+
+    def _fit_network(
+        self, xs: np.ndarray, checkpoint_dir: str | os.PathLike | None, callbacks: Sequence[Any]
+    ) -> None:
         o = self.options
         if self.method == "vae":
             objective = vae_objective(
@@ -445,16 +502,14 @@ class AnomalyDetector:
             )
         else:
             objective = autoencoder_objective(self._model)
-        config = TrainConfig(
-            learning_rate=o["learning_rate"],
-            batch_size=o["batch_size"],
-            epochs=o["epochs"],
-            seed=o["seed"],
-            quiet=o["quiet"],
-            log_every=0,
-        )
+        config = self.train_config(checkpoint_dir)
         state, self.history_ = fit(
-            objective, self._model_input(xs), None, config, jax.random.key(o["seed"])
+            objective,
+            self._model_input(xs),
+            None,
+            config,
+            jax.random.key(o["seed"]),
+            callbacks=callbacks,
         )
         self._variables = jax.device_get(state.variables)
 
@@ -638,19 +693,36 @@ class AnomalyDetector:
         Raises:
             FileNotFoundError: if there is no checkpoint at ``path``.
             latent_jax.checkpoint.CheckpointError: for a corrupt checkpoint or one that does
-                not hold a detector.
+                not hold a detector (a file from elsewhere), naming the file.
         """
         loaded = ckpt.load_checkpoint(path)
         meta = loaded.metadata
         if meta.get("kind") != CHECKPOINT_KIND:
-            raise ckpt.CheckpointError(f"checkpoint {loaded.path} does not hold an AnomalyDetector")
-        tree = loaded.tree
+            hint = (
+                ": it is a training run's checkpoint; reload it with latent_jax.load_run"
+                if meta.get("kind") == "latent_jax.train"
+                else ""
+            )
+            raise ckpt.CheckpointError(
+                f"checkpoint {loaded.path} does not hold an AnomalyDetector{hint}"
+            )
+        try:
+            return cls._from_checkpoint(meta, loaded.tree)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ckpt.CheckpointError(
+                f"checkpoint {loaded.path} holds no AnomalyDetector this version can read: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+
+    @classmethod
+    def _from_checkpoint(cls, meta: Mapping[str, Any], tree: Mapping[str, Any]) -> AnomalyDetector:
+        """The detector that a checkpoint's metadata and arrays describe (see :meth:`load`)."""
         detector = cls(
             meta["method"], meta["contamination"], threshold=meta["threshold"], **meta["options"]
         )
-        detector.feature_shape_ = tuple(meta["feature_shape"])
+        detector.feature_shape_ = tuple(int(d) for d in meta["feature_shape"])
         detector.n_features_in_ = int(np.prod(detector.feature_shape_))
-        detector._scaling = meta["scaling"]
+        detector._scaling = _check_choice("scaling", meta["scaling"], SCALINGS)
         detector._scaler = (
             Standardizer(np.asarray(tree["scaler"]["mean"]), np.asarray(tree["scaler"]["std"]))
             if "scaler" in tree
@@ -662,7 +734,9 @@ class AnomalyDetector:
             arrays = {k: jnp.asarray(v) for k, v in tree["pca"].items()}
             detector._pca = pca_lib.PCAState(**arrays, **meta["pca"])
         else:
-            detector._architecture = meta["architecture"]
+            detector._architecture = _check_choice(
+                "architecture", meta["architecture"], ("mlp", "conv")
+            )
             detector._model = detector._build_model()
             detector._variables = tree["variables"]
         if detector.method == "vae":

@@ -1,7 +1,10 @@
 """The ``latent-jax`` command line (also ``python -m latent_jax``).
 
 Each subcommand is an experiment module under :mod:`latent_jax.experiments` that defines its
-own flags; this file only registers them and dispatches.
+own flags; this file registers them, shows every flag's default in ``--help``, applies a
+``--config`` file (flags given on the command line win over it), turns on the persistent
+compilation cache (unless ``--no-compile-cache`` or ``LATENT_JAX_NO_COMPILE_CACHE``) and
+dispatches.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 
 import latent_jax
 from latent_jax._deprecation import warn_deprecated
+from latent_jax.experiments import common
 
 # subcommand -> (module under latent_jax.experiments, one-line help)
 SUBCOMMANDS = {
@@ -50,6 +54,40 @@ def _renamed_subcommand(argv: list[str]) -> list[str]:
     return argv
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that ends every flag's text with its default, as the command line writes it.
+
+    A text that already states its default (``"(default"``) is left alone; a sequence is
+    shown comma-separated, the way the flag takes it.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or action.default is argparse.SUPPRESS
+            or "(default" in text
+            or isinstance(action, argparse._HelpAction | argparse._VersionAction)
+        ):
+            return text
+        default = action.default
+        if isinstance(default, list | tuple):
+            shown = ",".join(str(v) for v in default)
+        elif default is None:
+            shown = "none"
+        else:
+            shown = str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".strip()
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Subcommand name -> its parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -63,10 +101,42 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(f"latent_jax.experiments.{module_name}")
-        sub = subparsers.add_parser(name, help=help_text, description=module.__doc__)
+        sub = subparsers.add_parser(
+            name,
+            help=help_text,
+            description=module.__doc__,
+            formatter_class=DefaultsHelpFormatter,
+        )
         module.add_arguments(sub)
+        if not any(a.dest == "no_compile_cache" for a in sub._actions):
+            common.add_compile_cache_argument(sub)
         sub.set_defaults(run=module.run)
     return parser
+
+
+def parse_args(
+    argv: Sequence[str], parser: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
+    """Parses ``argv`` as :func:`main` does, a ``--config FILE`` included.
+
+    The file's settings become the subcommand's defaults and ``argv`` is parsed again, so a
+    flag given on the command line overrides the file's value.
+
+    Raises:
+        FileNotFoundError: for a missing config file.
+        ValueError: for a config file that does not fit the subcommand (naming the file).
+    """
+    parser = build_parser() if parser is None else parser
+    argv = _renamed_subcommand(list(argv))
+    args = parser.parse_args(argv)
+    path = getattr(args, "config", None)
+    if path is None:
+        return args
+    sub = _subparsers(parser)[args.command]
+    module = importlib.import_module(f"latent_jax.experiments.{SUBCOMMANDS[args.command][0]}")
+    training_flags = getattr(module, "TRAINING_FLAGS", common.TRAINING_FLAGS)
+    sub.set_defaults(**common.config_defaults(path, sub, args.command, training_flags))
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,6 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = parser.parse_args(_renamed_subcommand(argv))
+    if getattr(args, "config", None) is not None:
+        try:
+            args = parse_args(argv, build_parser())
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            if args.verbose:
+                raise
+            print(f"latent-jax {args.command}: error: {error}", file=sys.stderr)
+            return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -90,6 +168,8 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # Before anything compiles: programs compiled by an earlier run are reused.
+    common.enable_compile_cache(args)
     try:
         args.run(args)
     except (ValueError, TypeError, FileNotFoundError) as error:

@@ -3,6 +3,7 @@ errors; the anomaly-detection experiment end to end."""
 
 import json
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,9 +11,15 @@ from sklearn.decomposition import PCA as SkPCA
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
-from latent_jax import cli
+from latent_jax import checkpoint as ckpt
+from latent_jax import cli, image_data, load_run
+from latent_jax import data as data_lib
 from latent_jax import pca as pca_lib
 from latent_jax.anomaly import AnomalyDetector
+from latent_jax.experiments import anomaly as anomaly_experiment
+from latent_jax.models.mlp import Autoencoder
+from latent_jax.objectives import autoencoder_objective
+from latent_jax.train import TrainConfig, fit
 
 N_FEATURES = 8
 FAST = {"epochs": 40, "batch_size": 64, "hidden_dims": (16,), "latent_dim": 2}
@@ -175,6 +182,27 @@ def test_save_and_load_give_identical_scores(fitted, name, tmp_path):
     assert loaded.method == detector.method and loaded.options == detector.options
 
 
+def test_load_refuses_files_that_do_not_hold_a_detector_by_name(tmp_path, fitted):
+    model = Autoencoder(input_dim=N_FEATURES, hidden_dims=(4,), latent_dim=2)
+    config = TrainConfig(epochs=1, batch_size=64, quiet=True, checkpoint_dir=str(tmp_path / "run"))
+    fit(autoencoder_objective(model), INLIERS, None, config, jax.random.key(0))
+    with pytest.raises(ckpt.CheckpointError, match=r"does not hold an AnomalyDetector.*load_run"):
+        AnomalyDetector.load(tmp_path / "run")
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"hello": "world"}))
+    with pytest.raises(ckpt.CheckpointError, match="foreign.json"):
+        AnomalyDetector.load(foreign)
+    # A detector checkpoint whose metadata this version cannot read: named, not a KeyError.
+    manifest = fitted["pca"].save(tmp_path / "detector")
+    loaded = ckpt.load_checkpoint(manifest)
+    metadata = {k: v for k, v in loaded.metadata.items() if k != "feature_shape"}
+    bad = ckpt.save_checkpoint(tmp_path / "bad", loaded.tree, epoch=0, metadata=metadata)
+    with pytest.raises(ckpt.CheckpointError, match=r"holds no AnomalyDetector.*feature_shape"):
+        AnomalyDetector.load(bad)
+    with pytest.raises(ValueError, match="checkpoint_dir and callbacks"):
+        AnomalyDetector("pca").fit(INLIERS, checkpoint_dir=str(tmp_path / "x"))
+
+
 def test_images_with_and_without_channel_axis():
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(60, 6, 5)).astype(np.float32)
@@ -302,9 +330,34 @@ def test_experiment_writes_metrics_and_figures(experiment_run):
         for suffix in ("score_histograms", "roc", "ranked"):
             with Image.open(out / f"{prefix}_{suffix}.png") as figure:
                 assert figure.format == "PNG"
-    assert json.loads((out / "config.json").read_text())["classes"] == [3]
+    config = json.loads((out / "config.json").read_text())
+    assert config["command"] == "anomaly" and config["data"]["classes"] == [3]
     loaded = AnomalyDetector.load(out / "detectors" / "faces" / "vae-elbo")
     assert loaded.method == "vae" and loaded.feature_shape_ == (25, 25, 1)
+
+
+def test_the_folder_reloads_the_neural_detector_that_scored_the_saved_auroc(experiment_run):
+    out = experiment_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    # The faces task's first split, as the command made it.
+    images, labels = image_data.load_lfw_subset()
+    faces, non_faces = images[labels == 1], images[labels == 0]
+    held_out = data_lib.split_dataset(faces, test_size=0.3, random_state=0).x_test
+    test = np.concatenate([held_out, non_faces])
+    is_anomaly = np.r_[np.zeros(len(held_out)), np.ones(len(non_faces))].astype(int)
+    detector = AnomalyDetector.load(out / "detectors" / "faces" / "vae-elbo")
+    results = anomaly_experiment.score_detectors({"vae-elbo": detector}, test, is_anomaly)
+    assert (
+        results["vae-elbo"]["auroc"]
+        == metrics["tasks"]["faces"]["per_split"]["vae-elbo"]["auroc"][0]
+    )
+    # load_run gives that detector's network and normalization, trained once (3 epochs).
+    run = load_run(out)
+    assert run.model == detector._model
+    jax.tree.map(np.testing.assert_array_equal, run.variables, dict(detector._variables))
+    np.testing.assert_array_equal(run.normalizer.mean, detector.normalizer_.mean)
+    assert run.history["epoch"].tolist() == [1, 2, 3]
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 3
 
 
 def test_experiment_on_a_labelled_table(tmp_path):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from latent_jax import cli
+from latent_jax import cli, load_run, metrics
 from latent_jax.experiments import beta_schedules
 
 EPOCHS, SEEDS, LATENT = 3, 2, 4
@@ -32,10 +32,34 @@ def test_writes_metrics_history_and_figures(study):
         assert np.isclose(sum(row["kl_per_dim"]), row["kl"]["mean"], rtol=1e-4)
         # IWAE with k = 5 is at least the ELBO up to sampling noise.
         assert row["test_nll_nats"]["mean"] <= -row["test_elbo"]["mean"] + 0.5
-    history = json.loads((study / "history.json").read_text())
-    assert np.shape(history["cyclical"]["train_kl"]) == (SEEDS, EPOCHS)
     for name in ("beta_schedules.png", "schedule_terms.png", "config.json"):
         assert (study / name).is_file()
+    # The first schedule is the folder's own, the second a sub-folder of the same layout.
+    for folder in (study, study / "cyclical"):
+        header, *rows = (folder / "history.csv").read_text().splitlines()
+        assert len(rows) == EPOCHS and "train_kl[1]" in header.split(",")
+    assert json.loads((study / "cyclical" / "config.json").read_text())["run"] == "cyclical"
+
+
+def test_the_folder_reloads_the_seeds_that_scored_the_saved_elbos(study):
+    saved = json.loads((study / "metrics.json").read_text())["schedules"]
+    args = cli.parse_args(["beta-study", "--config", str(study / "config.json")])
+    assert args.seeds == SEEDS and args.schedules == ["constant", "cyclical"]
+    _, x_test = beta_schedules.load_split(args.test_size, args.seed)
+    for name, folder in (("constant", study), ("cyclical", study / "cyclical")):
+        run = load_run(folder)
+        assert run.n_runs == SEEDS and run.history["train_kl[1]"].shape == (EPOCHS,)
+        for k in range(SEEDS):
+            score = metrics.evaluate_vae(
+                run.model,
+                run.select(k).variables,
+                x_test,
+                beta_schedules.evaluation_key(args.seed, k),
+                num_samples=args.iwae_k,
+                likelihood="bernoulli",
+                elbo_samples=args.elbo_samples,
+            )
+            assert score["elbo"] == saved[name]["test_elbo"]["runs"][k]
 
 
 def test_schedules_follow_their_definitions():

@@ -10,8 +10,9 @@ import pytest
 from flax import linen as nn
 from PIL import Image
 
-from latent_jax import cli
+from latent_jax import cli, load_run
 from latent_jax.corruption import Corruption
+from latent_jax.experiments import denoising
 from latent_jax.objectives import Batch, denoising_objective, split_variables
 from latent_jax.train import TrainConfig, fit
 
@@ -92,8 +93,32 @@ def test_experiment_writes_metrics_and_figures(digits_run):
     for name in ("psnr_vs_noise.png", "denoising_examples.png", "dae_loss_curves.png"):
         with Image.open(out / name) as figure:
             assert figure.format == "PNG"
-    assert (out / "checkpoints" / "dae-0.5" / "latest").is_file()
-    assert json.loads((out / "config.json").read_text())["epochs"] == 20
+    # The DAE of the shown level is the folder's own; the other models are sub-folders.
+    assert (out / "checkpoints" / "latest").is_file()
+    for name in ("autoencoder", "dae-0.25"):
+        assert (out / name / "checkpoints" / "latest").is_file()
+        assert len((out / name / "history.csv").read_text().splitlines()) == 1 + 20
+        assert json.loads((out / name / "config.json").read_text())["run"] == name
+    config = json.loads((out / "config.json").read_text())
+    assert config["command"] == "denoise" and config["training"]["epochs"] == 20
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 20
+
+
+def test_the_folder_reloads_the_dae_that_scores_the_saved_mse(digits_run):
+    out = digits_run
+    args = cli.parse_args(["denoise", "--config", str(out / "config.json")])
+    d = denoising.load_data(args)
+    built = denoising._build_model(args, d)
+    run = load_run(out)
+    assert run.model == built.model
+    index = args.levels.index(denoising.show_level(args))
+    _, _, noisy_test = denoising.noisy_splits(args, d, index)
+    output = denoising.denoised(built, run.variables, noisy_test, d)
+    mse = denoising._mse(output, d.test)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert mse == metrics["results"][index]["methods"]["dae"]["mse"]
+    clean = load_run(out / "autoencoder")
+    assert clean.model == built.model and clean.history["epoch"].tolist() == list(range(1, 21))
 
 
 def test_denoisers_beat_the_noisy_input(digits_run):

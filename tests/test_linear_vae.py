@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latent_jax import cli, metrics, pca
+from latent_jax import cli, load_run, metrics, pca
 from latent_jax.experiments import linear_vae
 from latent_jax.models.linear import LinearVAE, decoder_weight, exact_elbo, linear_vae_variables
 from latent_jax.models.mlp import VAE
@@ -105,10 +105,11 @@ def test_training_reaches_the_ppca_optimum(data):
 def test_command_writes_the_contracted_metrics(tmp_path, capsys):
     out = tmp_path / "run"
     flags = ["--n-samples", "300", "--input-dim", "6", "--signal-variances", "4,2"]
-    flags += ["--digits-latent-dim", "3", "--epochs", "150", "--decay-stages", "0"]
+    flags += ["--digits-latent-dim", "3", "--epochs", "150", "--decay-stages", "1"]
     flags += ["--decay-epochs", "50", "--iwae-k", "1,10", "--elbo-samples", "5", "--quiet"]
     assert cli.main(["linear-vae", *flags, "--out", str(out)]) == 0
     result = json.loads((out / "metrics.json").read_text())
+    assert result["train_steps"] == 200 and result["digits"]["train_steps"] == 200
     for section in (result, result["digits"]):
         for key in ("ppca_log_likelihood", "elbo", "iwae", "max_principal_angle_degrees"):
             assert key in section, key
@@ -118,6 +119,31 @@ def test_command_writes_the_contracted_metrics(tmp_path, capsys):
     assert result["digits"]["input_dim"] == 64 and result["digits"]["latent_dim"] == 3
     assert (out / "training_curves.png").is_file()
     assert "digits" in capsys.readouterr().out
+    # The folder reloads the synthetic data's VAE, its sub-folder the digits' one; each gives
+    # the saved exact ELBO again.
+    args = cli.parse_args(["linear-vae", "--config", str(out / "config.json")])
+    assert args.epochs == 150 and args.signal_variances == [4.0, 2.0]
+    for index, (name, folder, saved) in enumerate(
+        [("synthetic", out, result), ("digits", out / "digits", result["digits"])]
+    ):
+        run = load_run(folder)
+        x, latent_dim, _, normalizer = linear_vae.dataset(args, index, name)
+        assert run.model.latent_dim == latent_dim and run.epoch == 200
+        elbo = float(np.mean(np.asarray(exact_elbo(run.model, run.variables, x), np.float64)))
+        assert elbo == saved["elbo"]
+        assert (normalizer is None) == (run.normalizer is None)
+        assert len((folder / "history.csv").read_text().splitlines()) == 1 + 200
+
+
+def test_the_halving_schedule_is_the_old_chain_of_fits_rates_in_one_run():
+    schedule = linear_vae.halving_schedule(0.01, 5, 2, 3)
+    rates = [float(schedule(t)) for t in range(11)]
+    np.testing.assert_allclose(rates, [0.01] * 5 + [0.005] * 3 + [0.0025] * 3, rtol=1e-6)
+    assert float(linear_vae.halving_schedule(0.01, 5, 2, 0)(9)) == pytest.approx(0.01)
+    config = linear_vae.linear_vae_config(
+        40, learning_rate=0.01, epochs=5, decay_stages=2, decay_epochs=3
+    )
+    assert config.epochs == 11 and config.batch_size == 40 and callable(config.lr_schedule)
 
 
 def test_bad_flags_get_clear_errors(tmp_path, capsys):

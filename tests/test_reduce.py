@@ -7,11 +7,15 @@ import subprocess
 import sys
 
 import numpy as np
+import optax
 import pytest
 from PIL import Image
 
-from latent_jax import cli, data
+from latent_jax import cli, data, load_run
 from latent_jax.experiments import reduce
+from latent_jax.objectives import autoencoder_objective
+from latent_jax.train import evaluate
+from latent_jax.train.state import state_from_variables
 
 FIGURES = {
     "explained_variance.png": (1000, 600),
@@ -56,7 +60,9 @@ def test_writes_every_output(seed_run):
     assert round(metrics["pca_cumulative_explained_variance"], 4) == 0.3161
     np.testing.assert_allclose(metrics["pca_test_mse"], 0.6895, atol=5e-4)
     assert metrics["epochs"] == 3 and metrics["environment"]["jax"]
-    assert json.loads((out / "config.json").read_text())["batch_size"] == 128
+    config = json.loads((out / "config.json").read_text())
+    assert config["command"] == "reduce" and config["training"]["batch_size"] == 128
+    assert config["model"]["hidden_dims"] == [30, 10] and config["seed"] == 42
     for name, size in FIGURES.items():
         with Image.open(out / name) as figure:
             figure.verify()
@@ -66,6 +72,22 @@ def test_writes_every_output(seed_run):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((out / "metrics.json").stat().st_mode) == 0o666 & ~umask
+
+
+def test_the_folder_reloads_the_autoencoder_that_scores_the_saved_test_mse(seed_run):
+    out, _ = seed_run
+    run = load_run(out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    dataset = data.load_tabular("synthetic-classification")
+    np.testing.assert_array_equal(run.normalizer.mean, dataset.normalizer.mean)
+    state = state_from_variables(run.variables, optax.identity())
+    scores = evaluate(
+        autoencoder_objective(run.model), state, dataset.x_test, reduce.evaluation_key(42)
+    )
+    assert float(scores["loss"]) == metrics["ae_test_mse"]
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0].split(",")[-2:] == ["epoch", "epoch_time"] and len(rows) == 1 + 3
+    np.testing.assert_array_equal(run.history["epoch"], [1, 2, 3])
 
 
 def test_scatter_uses_the_true_class_labels(seed_run):

@@ -6,10 +6,15 @@ import subprocess
 import sys
 
 import numpy as np
+import optax
 import pytest
 from PIL import Image
 
-from latent_jax import cli
+from latent_jax import cli, load_run
+from latent_jax.experiments import train_cli
+from latent_jax.objectives import autoencoder_objective
+from latent_jax.train import evaluate
+from latent_jax.train.state import state_from_variables
 
 
 def _table(path, n=300, features=12):
@@ -32,11 +37,21 @@ def test_autoencoder_on_a_npy_file_writes_every_output_and_learns(tmp_path):
     metrics, config = _read(out, "metrics.json"), _read(out, "config.json")
     assert (metrics["n_train"], metrics["n_test"]) == (270, 30)  # the last 10% held out
     assert metrics["example_shape"] == [12] and metrics["devices"] == 1
-    assert metrics["model"] == "ae" and config["train"]["epochs"] == 15
+    assert metrics["model"] == "ae" and config["training"]["epochs"] == 15
+    assert config["command"] == "train" and config["model"]["model"] == "ae"
     test_losses = metrics["history"]["test_loss"]
     assert len(test_losses) == 15 and test_losses[-1] < 0.5 * test_losses[0]
     assert metrics["final"]["test_loss"] == pytest.approx(test_losses[-1])
     assert any((out / "checkpoints").iterdir())
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 15
+    # The folder reloads the autoencoder, which scores the held-out rows as the run did.
+    run = load_run(out)
+    state = state_from_variables(run.variables, optax.identity())
+    held_out = np.load(data)[270:]
+    scores = evaluate(
+        autoencoder_objective(run.model), state, held_out, train_cli.evaluation_key(0)
+    )
+    assert float(scores["loss"]) == metrics["test"]["loss"]
 
 
 def test_conv_vae_streams_an_image_folder(tmp_path):
@@ -74,6 +89,8 @@ def test_devices_forces_a_cpu_mesh_in_a_fresh_process(tmp_path):
     [
         (["--data", "missing.npy"], "does not exist"),
         (["--data", "x.npy", "--devices", "2", "--mesh", "data=4"], "disagree"),
+        (["--epochs", "3"], "--data is required"),
+        (["--data", "x.npy", "--clip-norm", "0"], "--clip-norm must be > 0"),
     ],
 )
 def test_bad_arguments_are_clear_errors(tmp_path, capsys, monkeypatch, extra, message):

@@ -2,6 +2,7 @@
 metrics, presets, β schedules and errors."""
 
 import argparse
+import csv
 import json
 import math
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latent_jax import cli, image_data
-from latent_jax.experiments import vae_faces
+from latent_jax import cli, image_data, load_run
+from latent_jax.experiments import evaluate_vae, vae_faces
 
 FIGURES = (
     "dataset_preview.png",
@@ -49,6 +50,13 @@ def _read(out, name):
     return json.loads((out / name).read_text())
 
 
+def _history(out):
+    """history.csv as columns of floats."""
+    with open(out / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {name: [float(row[name]) for row in rows] for name in rows[0]}
+
+
 def test_writes_every_output(digits_run):
     out = digits_run
     for name in FIGURES:
@@ -81,18 +89,35 @@ def test_writes_every_output(digits_run):
 def test_config_stores_the_resolved_flags_and_the_normalization(digits_run, digits_file):
     out = digits_run
     config = _read(out, "config.json")
-    assert config["hidden_dim"] == 100 and config["latent_dim"] == 10
-    assert config["learning_rate"] == 1e-4 and config["batch_size"] == 64
-    assert config["image_shape"] == [8, 8, 1]
+    assert config["command"] == "vae" and config["seed"] == 42
+    assert config["model"] == {"hidden_dim": 100, "latent_dim": 10}
+    assert config["training"]["learning_rate"] == 1e-4 and config["training"]["batch_size"] == 64
+    assert config["data"]["data"] == str(digits_file)
+    assert config["settings"]["beta_max"] == BETA_MAX
     # the training split's scalar mean and std (ddof 1), as the seed's normalization
     dataset = image_data.load_image_dataset(str(digits_file))
-    np.testing.assert_allclose(config["normalizer"]["mean"], dataset.normalizer.mean)
-    np.testing.assert_allclose(config["normalizer"]["std"], dataset.normalizer.std)
+    normalizer = _read(out, "normalizer.json")
+    np.testing.assert_allclose(normalizer["mean"], dataset.normalizer.mean)
+    np.testing.assert_allclose(normalizer["std"], dataset.normalizer.std)
+
+
+def test_the_folder_reloads_the_vae_that_made_the_saved_reconstructions(digits_run):
+    out = digits_run
+    run = load_run(out)
+    model, _, args = evaluate_vae.load_run(str(out))
+    assert run.model == model and args.beta_max == BETA_MAX and args.epochs == EPOCHS
+    dataset = vae_faces.load_data(args)
+    np.testing.assert_array_equal(run.normalizer.mean, dataset.normalizer.mean)
+    _, _, mse = vae_faces.test_reconstructions(run.model, run.variables, dataset)
+    assert mse == _read(out, "metrics.json")["test_mse_per_pixel"]
+    history = _history(out)
+    assert history["epoch"] == list(range(1, EPOCHS + 1))
+    np.testing.assert_array_equal(run.history["test_loss"], history["test_loss"])
 
 
 def test_loss_is_reconstruction_plus_beta_times_kl(digits_run):
     out = digits_run
-    history = _read(out, "history.json")
+    history = _history(out)
     assert len(history["train_loss"]) == EPOCHS
     for split in ("train", "test"):
         loss, rec, kl, beta = (
@@ -108,7 +133,7 @@ def test_loss_is_reconstruction_plus_beta_times_kl(digits_run):
 
 def test_training_lowers_the_test_loss_below_the_mean_image(digits_run, digits_file):
     out = digits_run
-    history = _read(out, "history.json")
+    history = _history(out)
     assert history["test_loss"][-1] < 0.5 * history["test_loss"][0]
     # a decoder that ignored its input could do no better than the training mean image
     dataset = image_data.load_image_dataset(str(digits_file))

@@ -28,10 +28,15 @@ baselines ``isolation-forest`` and ``one-class-svm`` (scikit-learn defaults, sco
 ``-score_samples``). Metrics: AUROC and average precision (anomalies are the positive class)
 from ``sklearn.metrics``.
 
-Writes into --out: metrics.json, config.json, and per task ``<task>_score_histograms.png``,
-``<task>_roc.png`` and ``<task>_ranked.png`` (the most and least anomalous test images under
-the best latent_jax detector; for digits, of the class ``--show-class``), and the fitted
-detectors of the faces task (or of your data) under detectors/.
+Writes into --out the run folder (:mod:`latent_jax.runs`): config.json, metrics.json, and for
+the first neural detector of ``--methods`` (autoencoder or vae) of the first task's first fit
+(faces: split 0; digits alone: class ``--show-class``; your data), history.csv,
+normalizer.json and checkpoints/, which ``latent_jax.load_run(OUT)`` reloads as that
+detector's network; every fitted latent_jax detector of the faces task (or of your data) as
+an :class:`~latent_jax.anomaly.AnomalyDetector` under ``detectors/<task>/<method>/``
+(``AnomalyDetector.load``); and per task ``<task>_score_histograms.png``, ``<task>_roc.png``
+and ``<task>_ranked.png`` (the most and least anomalous test images under the best latent_jax
+detector; for digits, of the class ``--show-class``).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from latent_jax import data as data_lib
-from latent_jax import image_data, plots, validation
+from latent_jax import image_data, plots, runs, validation
 from latent_jax._deprecation import deprecated_names
 from latent_jax.anomaly import AnomalyDetector
 from latent_jax.experiments import common
@@ -62,6 +67,27 @@ BASELINES = ("isolation-forest", "one-class-svm")
 # The methods the comparison is about: the PCA baseline is latent_jax's "pca" detector.
 CANDIDATES = ("pca-hotelling", "ppca", "autoencoder", "vae-elbo", "vae-recprob")
 N_RANKED = 10
+NEURAL = ("autoencoder", "vae")
+# The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
+DATA_FLAGS = (
+    "task",
+    "data",
+    "label_column",
+    "normal_label",
+    "classes",
+    "show_class",
+    "splits",
+    "test_size",
+)
+MODEL_FLAGS = (
+    "methods",
+    "contamination",
+    "n_components",
+    "architecture",
+    "hidden_dims",
+    "latent_dim",
+    "obs_logvar",
+)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -133,16 +159,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--architecture", choices=("auto", "mlp", "conv"), default="auto", help="AE/VAE models"
     )
     model.add_argument("--hidden-dims", type=_ints, default=(128, 64), help="MLP widths")
-    model.add_argument("--latent-dim", type=int, default=8)
-    model.add_argument("--epochs", type=int, default=200)
-    model.add_argument("--batch-size", type=int, default=32)
-    model.add_argument("--learning-rate", type=float, default=1e-3)
+    model.add_argument("--latent-dim", type=int, default=8, help="AE/VAE latent size")
+    model.add_argument("--epochs", type=int, default=200, help="AE/VAE training epochs")
+    model.add_argument("--batch-size", type=int, default=32, help="AE/VAE rows per batch")
+    model.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
     model.add_argument(
         "--obs-logvar", type=float, default=-1.0, help="VAE Gaussian log-variance (default -1)"
     )
     model.add_argument("--seed", type=int, default=0, help="seed of splits and training")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--out", default="runs/anomaly", help="output folder")
+    common.add_run_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -155,9 +182,13 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--classes must be digits 0-9, got {args.classes}")
     if args.show_class is not None and args.show_class not in args.classes:
         raise ValueError(f"--show-class {args.show_class} is not one of --classes {args.classes}")
+    common.check_run_arguments(args)
     # Let the detector validate the rest (contamination, n_components, ...), before any work.
     for method in args.methods:
-        AnomalyDetector(method, args.contamination, **_options(args, method))
+        try:
+            AnomalyDetector(method, args.contamination, **_options(args, method))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"--methods {method}: {error}") from error
 
 
 def _options(args: argparse.Namespace, method: str) -> dict[str, Any]:
@@ -171,6 +202,8 @@ def _options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
+        "lr_schedule": args.lr_schedule,
+        "clip_norm": args.clip_norm,
         "seed": args.seed,
         "quiet": args.quiet,
     }
@@ -179,17 +212,35 @@ def _options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     return options
 
 
-def fit_detectors(args: argparse.Namespace, train: np.ndarray) -> dict[str, AnomalyDetector | Any]:
+def fit_detectors(
+    args: argparse.Namespace, train: np.ndarray, main_dir: str | None = None
+) -> dict[str, AnomalyDetector | Any]:
     """Every latent_jax detector the flags name and the two baselines, fitted on ``train``.
+
+    Args:
+        args: the flags.
+        train: the normal training examples.
+        main_dir: the run folder that keeps the first neural detector's training run
+            (history.csv, normalizer.json, checkpoints/), or ``None``.
 
     Returns:
         Method name -> fitted detector; a scikit-learn baseline is a pipeline-like object
         with ``score_samples`` (higher = more normal, as in scikit-learn).
     """
     fitted: dict[str, Any] = {}
+    main = next((m for m in args.methods if m in NEURAL), None) if main_dir else None
     for method in args.methods:
         detector = AnomalyDetector(method, args.contamination, **_options(args, method))
-        detector.fit(train)
+        if method == main:
+            with common.history_writers(main_dir, args) as callbacks:
+                detector.fit(
+                    train,
+                    checkpoint_dir=os.path.join(main_dir, runs.CHECKPOINTS),
+                    callbacks=callbacks,
+                )
+            common.write_normalizer(main_dir, detector.normalizer_)
+        else:
+            detector.fit(train)
         if method == "vae":
             fitted["vae-elbo"] = detector
             fitted["vae-recprob"] = detector.rescored("reconstruction_probability")
@@ -306,8 +357,11 @@ def _strip_scores(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     return {n: {k: v for k, v in r.items() if k != "scores"} for n, r in results.items()}
 
 
-def run_faces(args: argparse.Namespace, out: str) -> dict[str, Any]:
-    """Faces against non-faces on scikit-image's LFW subset, over ``--splits`` random splits."""
+def run_faces(args: argparse.Namespace, out: str, main_dir: str | None = None) -> dict[str, Any]:
+    """Faces against non-faces on scikit-image's LFW subset, over ``--splits`` random splits.
+
+    ``main_dir`` (see :func:`fit_detectors`) keeps the first split's neural detector.
+    """
     images, labels = image_data.load_lfw_subset()
     faces, non_faces = images[labels == 1], images[labels == 0]
     per_split: dict[str, dict[str, list[float]]] = {}
@@ -318,7 +372,7 @@ def run_faces(args: argparse.Namespace, out: str) -> dict[str, Any]:
         train, held_out = parts.x_train, parts.x_test
         test = np.concatenate([held_out, non_faces])
         is_anomaly = np.r_[np.zeros(len(held_out)), np.ones(len(non_faces))].astype(int)
-        fitted = fit_detectors(args, train)
+        fitted = fit_detectors(args, train, main_dir if split == 0 else None)
         results = score_detectors(fitted, test, is_anomaly)
         for name, r in results.items():
             entry = per_split.setdefault(name, {"auroc": [], "average_precision": []})
@@ -355,8 +409,11 @@ def _mean_over(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, f
     }
 
 
-def run_digits(args: argparse.Namespace, out: str) -> dict[str, Any]:
-    """One-class digits: each class of ``--classes`` in turn is normal."""
+def run_digits(args: argparse.Namespace, out: str, main_dir: str | None = None) -> dict[str, Any]:
+    """One-class digits: each class of ``--classes`` in turn is normal.
+
+    ``main_dir`` (see :func:`fit_detectors`) keeps the neural detector of ``--show-class``.
+    """
     images, labels = image_data.load_digits()
     parts = data_lib.split_dataset(
         images, labels, test_size=0.5, stratify=True, random_state=args.seed, name="digits"
@@ -366,7 +423,7 @@ def run_digits(args: argparse.Namespace, out: str) -> dict[str, Any]:
     per_class: dict[str, dict[str, list[float]]] = {}
     for digit in args.classes:
         start = time.perf_counter()
-        fitted = fit_detectors(args, x_train[y_train == digit])
+        fitted = fit_detectors(args, x_train[y_train == digit], main_dir if digit == show else None)
         is_anomaly = (y_test != digit).astype(int)
         results = score_detectors(fitted, x_test, is_anomaly)
         for name, r in results.items():
@@ -392,8 +449,11 @@ def run_digits(args: argparse.Namespace, out: str) -> dict[str, Any]:
     }
 
 
-def run_custom(args: argparse.Namespace, out: str) -> dict[str, Any]:
-    """Your data: a labelled or unlabelled table or image set."""
+def run_custom(args: argparse.Namespace, out: str, main_dir: str | None = None) -> dict[str, Any]:
+    """Your data: a labelled or unlabelled table or image set.
+
+    ``main_dir`` (see :func:`fit_detectors`) keeps the neural detector.
+    """
     source = os.fspath(args.data)
     table = source.lower().endswith(".csv") or args.label_column is not None
     if not table and source.lower().endswith((".npy", ".npz")):
@@ -403,7 +463,7 @@ def run_custom(args: argparse.Namespace, out: str) -> dict[str, Any]:
     else:
         x, labels, source = image_data.load_images(source)
     if labels is None:
-        fitted = fit_detectors(args, x)
+        fitted = fit_detectors(args, x, main_dir)
         flagged = {
             n: int(d.predict(x).sum()) for n, d in fitted.items() if isinstance(d, AnomalyDetector)
         }
@@ -423,7 +483,7 @@ def run_custom(args: argparse.Namespace, out: str) -> dict[str, Any]:
     is_anomaly = np.concatenate([np.zeros(len(held_out)), np.ones(int((~normal).sum()))]).astype(
         int
     )
-    fitted = fit_detectors(args, train)
+    fitted = fit_detectors(args, train, main_dir)
     results = score_detectors(fitted, test, is_anomaly)
     _figures("data", os.path.basename(os.path.normpath(source)), results, test, is_anomaly, out)
     _save_detectors(fitted, os.path.join(out, "detectors", "data"))
@@ -448,23 +508,35 @@ def run(args: argparse.Namespace) -> dict:
     _check_args(args)
     if args.data is not None and not os.path.exists(args.data):
         raise FileNotFoundError(f"--data {args.data!r}: no such file or folder")
+    neural = [m for m in args.methods if m in NEURAL]
+    training = None
+    if neural:
+        detector = AnomalyDetector(neural[0], args.contamination, **_options(args, neural[0]))
+        training = detector.train_config(os.path.join(args.out, runs.CHECKPOINTS))
     out = common.prepare_output_dir(args.out)
+    common.write_run_config(
+        out,
+        args,
+        command="anomaly",
+        data_flags=DATA_FLAGS,
+        model_flags=MODEL_FLAGS,
+        training=training,
+    )
     start = time.perf_counter()
     tasks: dict[str, Any] = {}
     if args.data is not None:
-        tasks["data"] = run_custom(args, out)
+        tasks["data"] = run_custom(args, out, out)
     else:
         if args.task in ("faces", "all"):
-            tasks["faces"] = run_faces(args, out)
+            tasks["faces"] = run_faces(args, out, out)
         if args.task in ("digits", "all"):
-            tasks["digits"] = run_digits(args, out)
+            tasks["digits"] = run_digits(args, out, None if "faces" in tasks else out)
     metrics = {
         "tasks": tasks,
         "seconds": time.perf_counter() - start,
         "environment": common.environment_info(),
     }
-    common.write_json(os.path.join(out, "metrics.json"), metrics)
-    common.write_json(os.path.join(out, "config.json"), common.arguments_dict(args))
+    common.write_json(os.path.join(out, runs.METRICS), metrics)
     _print_summary(metrics, out)
     return metrics
 

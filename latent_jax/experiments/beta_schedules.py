@@ -15,10 +15,13 @@ After training, every run is scored on the test split with β = 1 (:mod:`latent_
 the ELBO, the IWAE bound with k = ``--iwae-k`` (its negative is the NLL estimate), the active
 units (variance of the posterior mean over the data > 0.01) and the KL per latent dimension.
 
-Writes into --out: metrics.json (per schedule: mean and standard deviation over seeds, and the
-per-seed values), config.json, history.json (per schedule, every metric per epoch and seed),
-beta_schedules.png (β over training) and schedule_terms.png (KL and reconstruction terms per
-epoch, mean over seeds with their range).
+Writes into --out the run folder (:mod:`latent_jax.runs`): config.json, metrics.json (per
+schedule: mean and standard deviation over seeds, and the per-seed values), and for the first
+schedule of ``--schedules`` history.csv (every metric per epoch, one column per seed) and
+checkpoints/ (``latent_jax.load_run(OUT)`` reloads its ``--seeds`` runs, ``n_runs`` = K;
+``run.select(k)`` is seed k); every other schedule in a sub-folder of the same layout named
+after it (``OUT/linear/``, ...); and the figures beta_schedules.png (β over training) and
+schedule_terms.png (KL and reconstruction terms per epoch, mean over seeds with their range).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from latent_jax import distributed, metrics, plots, schedules, validation
+from latent_jax import distributed, metrics, plots, runs, schedules, validation
 from latent_jax._deprecation import deprecated_names
 from latent_jax.data import load_digits_features, split_dataset
 from latent_jax.experiments import common
@@ -44,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "linear", "monotonic", "monotonic-seed", "cyclical")
 SEED_BETA_MAX = 1.0 / 30.0
+# The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
+DATA_FLAGS = ("test_size",)
+MODEL_FLAGS = ("hidden_dims", "latent_dim")
 
 
 def _names(text: str) -> list[str]:
@@ -93,6 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="split and root seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--out", default="runs/beta-study", help="output folder")
+    common.add_run_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -104,6 +111,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if not 0.0 < args.warmup_fraction <= 1.0:
         raise ValueError(f"--warmup-fraction must be in (0, 1], got {args.warmup_fraction}")
     validation.check_fraction("--test-size", args.test_size)
+    common.check_run_arguments(args)
 
 
 def study_schedule(name: str, total_steps: int, warmup_fraction: float = 0.25) -> Any:
@@ -163,6 +171,11 @@ __getattr__ = deprecated_names(
 )
 
 
+def evaluation_key(seed: int, run_index: int) -> jax.Array:
+    """The key of run ``run_index``'s test scores (ELBO, IWAE) in ``metrics.json``."""
+    return jax.random.fold_in(jax.random.key(seed), 2 + run_index)
+
+
 def _summary(values: list[float]) -> dict[str, Any]:
     array = np.asarray(values, np.float64)
     return {"mean": float(np.mean(array)), "std": float(np.std(array)), "runs": array.tolist()}
@@ -179,27 +192,48 @@ def run(args: argparse.Namespace) -> dict:
     batch = min(args.batch_size, len(x_train))
     steps_per_epoch = -(-len(x_train) // batch)
     total_steps = args.epochs * steps_per_epoch
-    config = TrainConfig(
-        learning_rate=args.learning_rate,
-        batch_size=batch,
-        epochs=args.epochs,
-        optimizer="adam",
-        quiet=args.quiet,
-        log_every=0,
-    )
+
+    def config(run_dir: str) -> TrainConfig:
+        return TrainConfig(
+            learning_rate=args.learning_rate,
+            batch_size=batch,
+            epochs=args.epochs,
+            optimizer="adam",
+            quiet=args.quiet,
+            log_every=0,
+            checkpoint_dir=os.path.join(run_dir, runs.CHECKPOINTS),
+            **common.train_options(args),
+        )
+
+    config(args.out)  # the training flags checked before any folder exists
     out = common.prepare_output_dir(args.out)
     root = jax.random.key(args.seed)
     results: dict[str, Any] = {}
     histories: dict[str, Any] = {}
     betas: dict[str, np.ndarray] = {}
-    for name in args.schedules:
+    for index, name in enumerate(args.schedules):
+        # The first schedule's runs are the folder's own; every other one gets a sub-folder.
+        run_dir = out if index == 0 else common.prepare_output_dir(os.path.join(out, name))
+        run_config = config(run_dir)
+        common.write_run_config(
+            run_dir,
+            args,
+            command="beta-study",
+            data_flags=DATA_FLAGS,
+            model_flags=MODEL_FLAGS,
+            training=run_config,
+            **({} if index == 0 else {"run": name}),
+        )
         schedule = study_schedule(name, total_steps, args.warmup_fraction)
         betas[name] = np.asarray(schedule(np.arange(total_steps)))
         objective = vae_objective(model, schedule, likelihood="bernoulli", beta_unit="step")
         # The same K keys for every schedule: the schedules start from the same initializations.
         keys = jax.random.split(jax.random.fold_in(root, 1), args.seeds)
         start = time.perf_counter()
-        state, history = fit_many(objective, x_train, x_test, config, keys)
+        with common.history_writers(run_dir, args) as callbacks:
+            state, history = fit_many(
+                objective, x_train, x_test, run_config, keys, callbacks=callbacks
+            )
         train_seconds = time.perf_counter() - start
         scores = []
         for run_index in range(args.seeds):
@@ -209,7 +243,7 @@ def run(args: argparse.Namespace) -> dict:
                     model,
                     {"params": params},
                     x_test,
-                    jax.random.fold_in(root, 2 + run_index),
+                    evaluation_key(args.seed, run_index),
                     num_samples=args.iwae_k,
                     likelihood="bernoulli",
                     elbo_samples=args.elbo_samples,
@@ -227,6 +261,8 @@ def run(args: argparse.Namespace) -> dict:
             "final_beta": float(betas[name][-1]),
             "train_seconds": train_seconds,
         }
+        if index > 0:
+            common.write_json(os.path.join(run_dir, runs.METRICS), {name: results[name]})
         histories[name] = history.to_dict()
     payload = {
         "data": "digits (scikit-learn, 8x8, pixels / 16 in [0, 1])",
@@ -242,9 +278,7 @@ def run(args: argparse.Namespace) -> dict:
         "schedules": results,
         "environment": common.environment_info(),
     }
-    common.write_json(os.path.join(out, "metrics.json"), payload)
-    common.write_json(os.path.join(out, "history.json"), histories)
-    common.write_json(os.path.join(out, "config.json"), common.arguments_dict(args))
+    common.write_json(os.path.join(out, runs.METRICS), payload)
     plots.beta_over_training(betas, os.path.join(out, "beta_schedules.png"))
     plots.terms_per_schedule(
         {n: np.asarray(h["train_kl"]) for n, h in histories.items()},

@@ -1,17 +1,23 @@
-"""What every experiment does around its work: output folders, JSON files, run metadata."""
+"""What every experiment does around its work: output folders, JSON files, run metadata, the
+flags every training command shares and the mapping between a run's ``config.json`` and flags."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
+import math
 import os
 import platform
-import tempfile
+import tomllib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from latent_jax import data
+from latent_jax import checkpoint, data, persistent_cache, runs
+from latent_jax.train.config import LR_SCHEDULES
 
 
 def prepare_output_dir(path: str | os.PathLike) -> str:
@@ -34,27 +40,14 @@ def _to_json(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> str:
-    """Writes ``payload`` as indented JSON atomically (temporary file, then rename).
-
-    NumPy arrays and scalars are converted to lists and numbers.
+    """Writes ``payload`` as indented JSON atomically (:func:`latent_jax.checkpoint.atomic_write`:
+    a temporary file, then a rename), with the user's usual file permissions (0666 less the
+    umask). NumPy arrays and scalars are converted to lists and numbers.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(_to_json(payload), handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        # mkstemp creates the file 0600; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    text = json.dumps(_to_json(payload), indent=2, sort_keys=True) + "\n"
+    checkpoint.atomic_write(path, text.encode("utf-8"))
     return path
 
 
@@ -117,3 +110,363 @@ def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> Non
         value = getattr(args, name)
         if value < minimum:
             raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+
+
+# ---------------------------------------------------------------------- runs: flags and files
+
+# TrainConfig fields that a training command's flags set, by the flag's name (dest); the
+# training section of config.json maps back to these flags. Commands whose flags mean other
+# things (linear-vae's total steps) declare their own mapping as ``TRAINING_FLAGS``.
+TRAINING_FLAGS: dict[str, str] = {
+    "learning_rate": "learning_rate",
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "lr_schedule": "lr_schedule",
+    "clip_norm": "clip_norm",
+}
+# TrainConfig fields no command has a flag for: every command trains with their defaults, so a
+# config file may only repeat those (anything else would be silently ignored).
+_FIXED_TRAINING_FIELDS = (
+    "optimizer",
+    "weight_decay",
+    "momentum",
+    "warmup_steps",
+    "lr_final_fraction",
+    "shuffle",
+    "patience",
+    "min_delta",
+)
+# Keys of config.json that are not flags: the layout's own (runs.write_config), read apart.
+_LAYOUT_KEYS = ("command", "version", "data", "model", "training", "seed", "settings", "run")
+# Flags that say how to run, not what: never recorded, never read back from a config file.
+_NOT_RECORDED = ("command", "run", "verbose", "config", "out")
+TENSORBOARD_DIR = "tensorboard"
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    lr_schedules: tuple[str, ...] = LR_SCHEDULES,
+    lr_schedule_help: str | None = None,
+) -> None:
+    """Registers the flags every training command shares: config file, outputs, optimizer.
+
+    ``--config FILE``, ``--tensorboard``, ``--no-compile-cache``, ``--lr-schedule`` and
+    ``--clip-norm`` (the last two map to :class:`~latent_jax.train.TrainConfig`'s
+    ``lr_schedule`` and ``clip_norm``).
+
+    Args:
+        parser: the subcommand's parser.
+        lr_schedules: the choices of ``--lr-schedule``; the first is its default.
+        lr_schedule_help: its help text, when the command's schedules differ from the usual.
+    """
+    group = parser.add_argument_group("run files, compilation and optimizer")
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="read the flags from a JSON or TOML file (a run's config.json repeats that run); "
+        "flags given on the command line override the file's values",
+    )
+    group.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help=f"also write TensorBoard event files under OUT/{TENSORBOARD_DIR} (needs tensorboardX)",
+    )
+    add_compile_cache_argument(group)
+    group.add_argument(
+        "--lr-schedule",
+        choices=lr_schedules,
+        default=lr_schedules[0],
+        help=lr_schedule_help
+        or "learning rate over the run's optimizer steps: constant; cosine decay to 0; "
+        "warmup-cosine (linear warm-up over the first 5%%, then cosine); exponential "
+        "(decay to 1%% of --learning-rate)",
+    )
+    group.add_argument(
+        "--clip-norm",
+        type=float,
+        default=None,
+        help="clip the gradients to this global norm before the optimizer (default: no clipping)",
+    )
+
+
+def add_compile_cache_argument(parser: Any) -> None:
+    """Registers ``--no-compile-cache`` (every subcommand has it)."""
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not keep compiled programs on disk for later runs "
+        f"(also: {persistent_cache.DISABLE_VARIABLE}=1; the folder: "
+        f"{persistent_cache.DIR_VARIABLE})",
+    )
+
+
+def enable_compile_cache(args: argparse.Namespace) -> str | None:
+    """Turns on JAX's persistent compilation cache unless the flags or environment say no.
+
+    Called by the command line before a subcommand runs (before anything compiles); the
+    library itself never turns the cache on.
+
+    Returns:
+        The cache folder in use, or ``None``.
+    """
+    if getattr(args, "no_compile_cache", False) or persistent_cache.disabled_by_environment():
+        return None
+    return persistent_cache.enable()
+
+
+def check_run_arguments(args: argparse.Namespace) -> None:
+    """Validates the shared training flags (before any output folder exists).
+
+    Raises:
+        ValueError: naming the flag.
+    """
+    clip = getattr(args, "clip_norm", None)
+    if clip is not None and not (math.isfinite(clip) and clip > 0):
+        raise ValueError(f"--clip-norm must be > 0, got {clip}")
+    if getattr(args, "tensorboard", False):
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "--tensorboard needs the tensorboardX package: "
+                "pip install 'latent-jax[tensorboard]'"
+            ) from None
+
+
+def train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~latent_jax.train.TrainConfig` fields the shared flags set."""
+    return {"lr_schedule": args.lr_schedule, "clip_norm": args.clip_norm}
+
+
+@contextlib.contextmanager
+def history_writers(run_dir: str, args: argparse.Namespace) -> Iterator[list[Any]]:
+    """The per-epoch callbacks of a run folder's model: ``history.csv``, TensorBoard events.
+
+    Args:
+        run_dir: the run folder (``history.csv`` and ``tensorboard/`` go in it).
+        args: the flags (``--tensorboard``).
+
+    Yields:
+        The callbacks for :func:`~latent_jax.train.fit`; the TensorBoard writer is closed on
+        exit.
+    """
+    from latent_jax.train.callbacks import HistoryCSV, TensorBoardWriter
+
+    callbacks: list[Any] = [HistoryCSV(os.path.join(run_dir, runs.HISTORY))]
+    writer = None
+    if getattr(args, "tensorboard", False):
+        writer = TensorBoardWriter(os.path.join(run_dir, TENSORBOARD_DIR))
+        callbacks.append(writer)
+    try:
+        yield callbacks
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def write_run_config(
+    run_dir: str,
+    args: argparse.Namespace,
+    *,
+    command: str,
+    data_flags: tuple[str, ...],
+    model_flags: tuple[str, ...],
+    training: Any,
+    training_flags: Mapping[str, str] = TRAINING_FLAGS,
+    **extra: Any,
+) -> str:
+    """Writes ``run_dir/config.json`` (:func:`latent_jax.runs.write_config`) from the flags.
+
+    Every flag lands in exactly one place, so that ``--config`` reads the file back
+    (:func:`config_defaults`): ``data`` and ``model`` hold the flags named in ``data_flags``
+    and ``model_flags``, ``training`` the :class:`~latent_jax.train.TrainConfig` (whose fields
+    in ``training_flags`` stand for those flags), ``seed`` the seed, and ``settings`` every
+    other flag of the command. The output folder and ``--config`` itself are not recorded.
+
+    Args:
+        run_dir: the run folder.
+        args: the (resolved) flags.
+        command: the subcommand.
+        data_flags: flag names (dests) about the data.
+        model_flags: flag names about the model.
+        training: the TrainConfig of the folder's model.
+        training_flags: TrainConfig field -> flag name, for the flags the training section
+            holds.
+        **extra: more layout keys (``run``: the name of a sub-folder's model).
+
+    Returns:
+        The path written.
+    """
+    values = {k: _to_json(v) for k, v in vars(args).items() if not callable(v)}
+    values = {k: v for k, v in values.items() if k not in _NOT_RECORDED}
+    taken = {*data_flags, *model_flags, *training_flags.values(), "seed"}
+    settings = {k: v for k, v in values.items() if k not in taken}
+    return runs.write_config(
+        run_dir,
+        command=command,
+        data={k: values[k] for k in data_flags},
+        model={k: values[k] for k in model_flags},
+        training=training,
+        seed=values["seed"],
+        settings=settings,
+        **extra,
+    )
+
+
+def write_normalizer(run_dir: str, normalizer: Any) -> None:
+    """Writes ``run_dir/normalizer.json`` when the data were normalized (``normalizer``)."""
+    if normalizer is not None:
+        write_json(os.path.join(run_dir, runs.NORMALIZER), normalizer.to_dict())
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A config file as a dict: TOML for ``.toml`` files, JSON otherwise.
+
+    Raises:
+        FileNotFoundError: for a missing file.
+        ValueError: for a file that does not parse or does not hold a table/object (each
+            naming the file).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--config {path}: no such file")
+    try:
+        if path.lower().endswith(".toml"):
+            with open(path, "rb") as handle:
+                value = tomllib.load(handle)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                value = json.load(handle)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        kind = "TOML" if path.lower().endswith(".toml") else "JSON"
+        raise ValueError(f"--config {path} is not valid {kind}: {err}") from err
+    except OSError as err:
+        raise ValueError(f"--config {path} cannot be read: {err.strerror or err}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"--config {path} must hold an object of settings, got {type(value)}")
+    return value
+
+
+def config_defaults(
+    source: str | os.PathLike | Mapping[str, Any],
+    parser: argparse.ArgumentParser,
+    command: str,
+    training_flags: Mapping[str, str] = TRAINING_FLAGS,
+) -> dict[str, Any]:
+    """The flag values a config file sets, parsed as the command line would parse them.
+
+    The file is a run's ``config.json`` (:func:`write_run_config`'s layout: ``data``,
+    ``model`` and ``settings`` hold flags by name, ``training`` a TrainConfig whose fields
+    ``training_flags`` name flags, ``seed`` the seed) or a hand-written JSON/TOML file with
+    the same sections or flags at the top level (``latent_dim = 3`` or ``latent-dim = 3``; a
+    top-level ``data`` or ``model`` that is not a table is the flag of that name). Lists
+    stand for comma-separated values (``hidden_dims = [30, 10]``).
+
+    Args:
+        source: the file, or its contents.
+        parser: the subcommand's parser (its flags, types and choices).
+        command: the subcommand; a file of another command is refused.
+        training_flags: TrainConfig field -> flag name.
+
+    Returns:
+        Flag name (dest) -> value, for ``parser.set_defaults``.
+
+    Raises:
+        FileNotFoundError: for a missing file.
+        ValueError: for an unknown setting, a value the flag does not take, or a config of
+            another command, naming the file and the setting.
+    """
+    if isinstance(source, Mapping):
+        where, raw = "the config", dict(source)
+    else:
+        where, raw = f"--config {os.fspath(source)}", read_config_file(source)
+    if raw.get("command") not in (None, command):
+        raise ValueError(
+            f"{where} is the config of 'latent-jax {raw['command']}', not of 'latent-jax {command}'"
+        )
+    actions = {
+        action.dest: action
+        for action in parser._actions
+        if action.option_strings and action.dest not in (*_NOT_RECORDED, "help")
+    }
+    found: dict[str, tuple[str, Any]] = {}
+
+    def take(name: str, value: Any, label: str) -> None:
+        dest = name.replace("-", "_")
+        if dest not in actions:
+            raise ValueError(f"{where}: {label} is not a flag of 'latent-jax {command}'")
+        found[dest] = (label, value)
+
+    for section in ("data", "model", "settings"):
+        values = raw.get(section)
+        if values is None:
+            continue
+        if isinstance(values, Mapping):
+            for name, value in values.items():
+                take(name, value, f"{section}.{name}")
+        elif section in actions:  # the flag of that name (--data, train's --model)
+            take(section, values, section)
+        else:
+            raise ValueError(f"{where}: {section} must be a table of flags, got {values!r}")
+    training = raw.get("training") or {}
+    if not isinstance(training, Mapping):
+        raise ValueError(f"{where}: training must be a table of TrainConfig fields")
+    _training_flags(training, training_flags, where, take)
+    if "seed" in raw:
+        take("seed", raw["seed"], "seed")
+    for name, value in raw.items():
+        if name not in _LAYOUT_KEYS:
+            take(name, value, name)
+    return {
+        dest: _flag_value(actions[dest], value, where, label)
+        for dest, (label, value) in found.items()
+    }
+
+
+def _training_flags(
+    training: Mapping[str, Any], training_flags: Mapping[str, str], where: str, take: Any
+) -> None:
+    """Takes the training section's fields that stand for flags; checks the others."""
+    from latent_jax.train import TrainConfig
+
+    defaults = TrainConfig()
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    for name, value in training.items():
+        if name not in known:
+            raise ValueError(f"{where}: training.{name} is not a TrainConfig field")
+        if name in training_flags:
+            take(training_flags[name], value, f"training.{name}")
+        elif name in _FIXED_TRAINING_FIELDS and value != getattr(defaults, name):
+            raise ValueError(
+                f"{where}: training.{name}={value!r} has no flag in this command, which trains "
+                f"with {name}={getattr(defaults, name)!r}"
+            )
+
+
+def _flag_value(action: argparse.Action, value: Any, where: str, label: str) -> Any:
+    """A config file's ``value`` as the flag of ``action`` would parse it."""
+    flag = action.option_strings[-1]
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: {label} ({flag}) must be true or false, got {value!r}")
+        return value
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        text = ",".join(str(v) for v in value)
+    elif isinstance(value, bool):
+        raise ValueError(f"{where}: {label} ({flag}) does not take {value!r}")
+    else:
+        text = str(value)
+    convert = action.type if callable(action.type) else str
+    try:
+        parsed = convert(text)
+    except (argparse.ArgumentTypeError, TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {label} ({flag}) does not take {value!r}: {err}") from None
+    if action.choices is not None and parsed not in action.choices:
+        raise ValueError(
+            f"{where}: {label} ({flag}) must be one of {list(action.choices)}, got {value!r}"
+        )
+    return parsed

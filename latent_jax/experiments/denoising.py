@@ -21,9 +21,13 @@ Noise: ``--noise`` names the kind whose level ``--levels`` varies (``gaussian``:
 ``masking``: fraction set to 0; ``salt-pepper``: fraction set to 0 or 1); ``--gaussian-std``,
 ``--mask-fraction`` and ``--salt-pepper-fraction`` add fixed amounts of the other kinds.
 
-Writes into --out: metrics.json, config.json, psnr_vs_noise.png, denoising_examples.png
-(rows clean / noisy / each method at ``--show-level``), dae_loss_curves.png and the trained
-models' checkpoints under checkpoints/.
+Writes into --out the run folder (:mod:`latent_jax.runs`): config.json, metrics.json,
+normalizer.json (tabular data only) and, for the denoising autoencoder of ``--show-level``
+(what ``latent_jax.load_run(OUT)`` reloads), history.csv and checkpoints/; the other trained
+models in sub-folders of the same layout, ``autoencoder/`` (the clean one) and
+``dae-<level>/`` for the other levels (``load_run(OUT/autoencoder)``); and the figures
+psnr_vs_noise.png, denoising_examples.png (rows clean / noisy / each method at
+``--show-level``) and dae_loss_curves.png.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from latent_jax import data as data_lib
-from latent_jax import image_data, plots, validation
+from latent_jax import image_data, plots, runs, validation
 from latent_jax import pca as pca_lib
 from latent_jax.corruption import Corruption
 from latent_jax.experiments import common
@@ -71,6 +75,9 @@ NOISE_LABELS = {
 TABULAR_SUFFIXES = (".csv",)
 # Rows denoised per compiled call (bounds memory; the result does not depend on it).
 PREDICT_BATCH = 1024
+# The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
+DATA_FLAGS = ("data", "label_column", "test_size", "val_size")
+MODEL_FLAGS = ("model", "hidden_dims", "channels", "latent_dim")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -149,12 +156,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--channels", type=_ints, default=(32, 64), help="conv stages' channels")
     model.add_argument("--latent-dim", type=int, default=32, help="code size (default 32)")
-    model.add_argument("--epochs", type=int, default=200)
-    model.add_argument("--batch-size", type=int, default=64)
-    model.add_argument("--learning-rate", type=float, default=1e-3)
+    model.add_argument("--epochs", type=int, default=200, help="training epochs")
+    model.add_argument("--batch-size", type=int, default=64, help="rows per batch")
+    model.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
     model.add_argument("--seed", type=int, default=0, help="seed of the split, noise and training")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--out", default="runs/denoise", help="output folder")
+    common.add_run_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -173,6 +181,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--show-level {args.show_level} is not one of --levels {args.levels}")
     # The fixed extras are validated by Corruption itself; build one to fail early.
     _corruption(args, args.levels[0], images=True)
+    common.check_run_arguments(args)
 
 
 def _corruption(args: argparse.Namespace, level: float, *, images: bool) -> Corruption:
@@ -194,7 +203,7 @@ def _corruption(args: argparse.Namespace, level: float, *, images: bool) -> Corr
 
 
 class _Data:
-    """The clean splits, whether they are images, and the PSNR peak."""
+    """The clean splits, whether they are images, the PSNR peak and the normalization."""
 
     def __init__(
         self,
@@ -204,9 +213,10 @@ class _Data:
         test: np.ndarray,
         images: bool,
         peak: float,
+        normalizer: data_lib.Standardizer | None = None,
     ):
         self.name, self.train, self.val, self.test = name, train, val, test
-        self.images, self.peak = images, peak
+        self.images, self.peak, self.normalizer = images, peak, normalizer
 
 
 def load_data(args: argparse.Namespace) -> _Data:
@@ -245,7 +255,9 @@ def load_data(args: argparse.Namespace) -> _Data:
         name=source,
     )
     peak = float(split.x_train.max() - split.x_train.min()) if tabular else 1.0
-    return _Data(source, split.x_train, split.x_val, split.x_test, not tabular, peak)
+    return _Data(
+        source, split.x_train, split.x_val, split.x_test, not tabular, peak, split.normalizer
+    )
 
 
 def _run_model(built: ModelForData, variables: Any, x: np.ndarray) -> np.ndarray:
@@ -290,6 +302,34 @@ class _PCADenoiser:
         return np.asarray(pca_lib.decode(self.state, kept), np.float32).reshape(shape)
 
 
+def show_level(args: argparse.Namespace) -> float:
+    """The noise level of the example figure and of the run folder's main model."""
+    if args.show_level is not None:
+        return args.show_level
+    return 0.5 if 0.5 in args.levels else args.levels[-1]
+
+
+def noisy_splits(
+    args: argparse.Namespace, d: _Data, index: int
+) -> tuple[Corruption, np.ndarray, np.ndarray]:
+    """The corruption of level ``args.levels[index]`` and its fixed noisy validation and test
+    copies, as every method of the run scores them.
+
+    Returns:
+        ``(corruption, noisy_val, noisy_test)``.
+    """
+    corruption = _corruption(args, args.levels[index], images=d.images)
+    level_key = jax.random.fold_in(jax.random.key(args.seed), 1000 + index)
+    noisy_val = np.asarray(corruption(jax.random.fold_in(level_key, 0), d.val))
+    noisy_test = np.asarray(corruption(jax.random.fold_in(level_key, 1), d.test))
+    return corruption, noisy_val, noisy_test
+
+
+def denoised(built: ModelForData, variables: Any, noisy: np.ndarray, d: _Data) -> np.ndarray:
+    """A trained autoencoder's output for ``noisy`` rows, clipped to [0, 1] for images."""
+    return _clip(_run_model(built, variables, noisy), d)
+
+
 def _clip(x: np.ndarray, d: _Data) -> np.ndarray:
     return np.clip(x, 0.0, 1.0) if d.images else x
 
@@ -304,34 +344,55 @@ def run(args: argparse.Namespace) -> dict:
     d = load_data(args)
     built = _build_model(args, d)
     model = built.model
-    out = common.prepare_output_dir(args.out)  # after loading: bad input writes nothing
     key = jax.random.key(args.seed)
     train_in, val_in = built.inputs(d.train), built.inputs(d.val)
+    main_level = show_level(args)
 
-    def config(name: str) -> TrainConfig:
+    def config(run_dir: str) -> TrainConfig:
         return TrainConfig(
             learning_rate=args.learning_rate,
             batch_size=args.batch_size,
             epochs=args.epochs,
             seed=args.seed,
-            checkpoint_dir=os.path.join(out, "checkpoints", name),
+            checkpoint_dir=os.path.join(run_dir, runs.CHECKPOINTS),
             quiet=args.quiet,
             log_every=0,
+            **common.train_options(args),
         )
 
+    def run_dir(name: str | None) -> str:
+        return args.out if name is None else os.path.join(args.out, name)
+
+    def train(name: str | None, objective: Any, fit_key: jax.Array, metrics: dict) -> Any:
+        folder = common.prepare_output_dir(run_dir(name))
+        train_config = config(folder)
+        common.write_run_config(
+            folder,
+            args,
+            command="denoise",
+            data_flags=DATA_FLAGS,
+            model_flags=MODEL_FLAGS,
+            training=train_config,
+            **({} if name is None else {"run": name}),
+        )
+        common.write_normalizer(folder, d.normalizer)
+        with common.history_writers(folder, args) as callbacks:
+            state, history = fit(
+                objective, train_in, val_in, train_config, fit_key, callbacks=callbacks
+            )
+        if name is not None:
+            common.write_json(os.path.join(folder, runs.METRICS), metrics)
+        return state, history
+
+    config(args.out)  # the training flags checked before any folder exists
+    out = common.prepare_output_dir(args.out)  # after loading: bad input writes nothing
     start = time.perf_counter()
-    ae_state, _ = fit(autoencoder_objective(model), train_in, val_in, config("autoencoder"), key)
+    ae_state, _ = train("autoencoder", autoencoder_objective(model), key, {"noise": None})
     ae_variables = ae_state.variables
     pca_denoiser = _PCADenoiser(d.train)
-    show_level = args.show_level
-    if show_level is None:
-        show_level = 0.5 if 0.5 in args.levels else args.levels[-1]
     results, examples, dae_history = [], {}, None
     for index, level in enumerate(args.levels):
-        corruption = _corruption(args, level, images=d.images)
-        level_key = jax.random.fold_in(key, 1000 + index)
-        noisy_val = np.asarray(corruption(jax.random.fold_in(level_key, 0), d.val))
-        noisy_test = np.asarray(corruption(jax.random.fold_in(level_key, 1), d.test))
+        corruption, noisy_val, noisy_test = noisy_splits(args, d, index)
         # PCA: the number of components that denoises the validation split best.
         val_codes = pca_denoiser.codes(noisy_val)
         val_errors = {
@@ -339,19 +400,17 @@ def run(args: argparse.Namespace) -> dict:
             for q in pca_denoiser.candidates()
         }
         q_best = min(val_errors, key=val_errors.get)
-        objective = denoising_objective(model, corruption)
-        dae_state, history = fit(
-            objective,
-            train_in,
-            val_in,
-            config(f"dae-{level:g}"),
+        dae_state, history = train(
+            None if level == main_level else f"dae-{level:g}",
+            denoising_objective(model, corruption),
             jax.random.fold_in(key, 1 + index),
+            {"noise": args.noise, "level": level},
         )
         outputs = {
             "noisy": noisy_test,
             "pca": _clip(pca_denoiser(pca_denoiser.codes(noisy_test), q_best, d.test.shape), d),
-            "autoencoder": _clip(_run_model(built, ae_variables, noisy_test), d),
-            "dae": _clip(_run_model(built, dae_state.variables, noisy_test), d),
+            "autoencoder": denoised(built, ae_variables, noisy_test, d),
+            "dae": denoised(built, dae_state.variables, noisy_test, d),
         }
         methods = {}
         for name, output in outputs.items():
@@ -370,7 +429,7 @@ def run(args: argparse.Namespace) -> dict:
                 "methods": methods,
             }
         )
-        if level == show_level:
+        if level == main_level:
             examples, dae_history = outputs, history
     seconds = time.perf_counter() - start
 
@@ -389,7 +448,7 @@ def run(args: argparse.Namespace) -> dict:
             examples["noisy"],
             {SHORT_NAMES[m]: examples[m] for m in ("pca", "autoencoder", "dae")},
             os.path.join(out, "denoising_examples.png"),
-            title=f"{NOISE_LABELS[args.noise]} = {show_level:g}",
+            title=f"{NOISE_LABELS[args.noise]} = {main_level:g}",
         )
     if dae_history is not None:
         plots.loss_curves(
@@ -410,7 +469,7 @@ def run(args: argparse.Namespace) -> dict:
         "model": type(model).__name__,
         "noise": args.noise,
         "levels": levels,
-        "show_level": show_level,
+        "show_level": main_level,
         "psnr_peak": d.peak,
         "results": results,
         "psnr": psnr_table,
@@ -418,8 +477,7 @@ def run(args: argparse.Namespace) -> dict:
         "seconds": seconds,
         "environment": common.environment_info(),
     }
-    common.write_json(os.path.join(out, "metrics.json"), metrics)
-    common.write_json(os.path.join(out, "config.json"), common.arguments_dict(args))
+    common.write_json(os.path.join(out, runs.METRICS), metrics)
     _print_summary(metrics, out)
     return metrics
 

@@ -48,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--chunk-size", type=int, default=100, help="IWAE samples decoded at once (default 100)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+    common.add_compile_cache_argument(parser)
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -60,11 +61,33 @@ def _read_json(path: str) -> dict[str, Any]:
             raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
+def run_arguments(run_dir: str, config: dict[str, Any]) -> argparse.Namespace:
+    """The resolved flags of a ``latent-jax vae`` run from its ``config.json`` contents.
+
+    Raises:
+        ValueError: for a config of another command or layout (naming the file).
+    """
+    path = os.path.join(run_dir, runs.CONFIG)
+    if config.get("command") != "vae" or not isinstance(config.get("model"), dict):
+        raise ValueError(
+            f"{path} is not the config of a 'latent-jax vae' run (its command is "
+            f"{config.get('command')!r}): not a run of latent-jax vae"
+        )
+    parser = argparse.ArgumentParser(add_help=False)
+    vae_faces.add_arguments(parser)
+    try:
+        defaults = common.config_defaults(config, parser, "vae", vae_faces.TRAINING_FLAGS)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+    parser.set_defaults(**defaults)
+    return vae_faces.resolve_arguments(parser.parse_args([]))
+
+
 def load_run(run_dir: str) -> tuple[ConvVAE, dict, argparse.Namespace]:
     """The model, its trained variables and the resolved flags of a ``latent-jax vae`` run.
 
     The model and variables come from :func:`latent_jax.runs.load_run` (the latest
-    checkpoint); the flags from the run's config.json.
+    checkpoint); the flags from the run's config.json (:func:`run_arguments`).
 
     Raises:
         FileNotFoundError: for a missing folder, config.json or checkpoint.
@@ -73,19 +96,13 @@ def load_run(run_dir: str) -> tuple[ConvVAE, dict, argparse.Namespace]:
     """
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run folder {run_dir} does not exist")
-    config = _read_json(os.path.join(run_dir, "config.json"))
-    missing = [
-        k for k in ("image_shape", "hidden_dim", "latent_dim", "likelihood") if k not in config
-    ]
-    if missing:
-        raise ValueError(f"{run_dir}/config.json lacks {missing}: not a run of latent-jax vae")
+    args = run_arguments(run_dir, _read_json(os.path.join(run_dir, runs.CONFIG)))
     trained = runs.load_run(run_dir)
     if not isinstance(trained.model, ConvVAE):
         raise ValueError(
             f"{trained.checkpoint} holds a {type(trained.model).__name__}, not the ConvVAE of "
             "latent-jax vae"
         )
-    args = argparse.Namespace(**{k: v for k, v in config.items() if k != "training"})
     return trained.model, trained.variables, args
 
 

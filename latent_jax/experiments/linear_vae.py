@@ -5,7 +5,8 @@ linear Gaussian encoder has the maximum-likelihood PPCA solution as its global o
 the ELBO equals the exact log-likelihood (Lucas et al., NeurIPS 2019). For two datasets this
 command fits PPCA in closed form (:func:`latent_jax.pca.fit_ppca`), trains
 :class:`~latent_jax.models.linear.LinearVAE` with the library's VAE objective (sampled ELBO,
-full-batch Adam, then the learning rate halved in stages), and compares, per sample:
+full-batch Adam in one run whose learning rate is halved in stages by an optax schedule), and
+compares, per sample:
 
 * the exact PPCA maximum log-likelihood and the VAE's ELBO (closed form, no sampling noise);
 * the IWAE bound for k = 1, 10, 100, 1000 (:func:`latent_jax.metrics.iwae_bound`), and its
@@ -16,14 +17,18 @@ Datasets: ``synthetic``, drawn from a known PPCA model (a random orthonormal bas
 the variances ``--signal-variances`` plus isotropic noise ``--noise-variance``), and ``digits``,
 scikit-learn's 8x8 digits standardized per pixel (constant pixels stay 0).
 
-Writes into --out: metrics.json (the synthetic results at the top level, the digits results
-under ``digits``), config.json, and training_curves.png (minus the training ELBO per epoch
-against the PPCA optimum).
+Writes into --out the run folder (:mod:`latent_jax.runs`): config.json, metrics.json (the
+synthetic results at the top level, the digits results under ``digits``), and for the first
+dataset's linear VAE (what ``latent_jax.load_run(OUT)`` reloads) history.csv and
+checkpoints/; the other dataset's in a sub-folder of the same layout (``digits/``, with its
+normalizer.json); and training_curves.png (minus the training ELBO per step against the
+PPCA optimum).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import time
@@ -32,18 +37,36 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import scipy.linalg
 
-from latent_jax import metrics, pca, plots
+from latent_jax import metrics, pca, plots, runs
 from latent_jax.data import Standardizer, load_digits_features
 from latent_jax.experiments import common
 from latent_jax.models.linear import LinearVAE, decoder_weight, exact_elbo
 from latent_jax.objectives import vae_objective
 from latent_jax.train import TrainConfig, fit
+from latent_jax.train.config import LR_SCHEDULES
 
 logger = logging.getLogger(__name__)
 
 DATASETS = ("synthetic", "digits")
+# --lr-schedule: "halving" (the default) halves the rate in stages; the others are
+# TrainConfig's schedules over the run's steps.
+SCHEDULES = ("halving", *LR_SCHEDULES)
+# The flags config.json keeps under "data" and "model"; "training" holds the TrainConfig,
+# of which only these fields stand for flags (its epochs are the total steps of every stage,
+# its batch the whole data set); "settings" every other flag.
+DATA_FLAGS = (
+    "datasets",
+    "n_samples",
+    "input_dim",
+    "signal_variances",
+    "noise_variance",
+    "digits_latent_dim",
+)
+MODEL_FLAGS: tuple[str, ...] = ()
+TRAINING_FLAGS = {"learning_rate": "learning_rate", "clip_norm": "clip_norm"}
 
 
 def _int_list(text: str) -> list[int]:
@@ -107,6 +130,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--decay-epochs", type=int, default=300, help="steps of each decay stage (default 300)"
     )
+    common.add_run_arguments(
+        parser,
+        lr_schedules=SCHEDULES,
+        lr_schedule_help="halving: --learning-rate for --epochs steps, then halved every "
+        "--decay-epochs steps, --decay-stages times (one optax piecewise-constant schedule); "
+        "constant, cosine, warmup-cosine, exponential: TrainConfig's schedules over all "
+        "epochs + decay-stages x decay-epochs steps",
+    )
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument(
         "--iwae-k", type=_int_list, default=[1, 10, 100, 1000], help="k values (1,10,100,1000)"
@@ -138,6 +169,7 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.n_samples <= args.input_dim:
         raise ValueError(f"--n-samples must exceed --input-dim, got {args.n_samples}")
+    common.check_run_arguments(args)
 
 
 def synthetic_ppca_data(
@@ -169,8 +201,48 @@ def synthetic_ppca_data(
 
 def standardized_digits() -> np.ndarray:
     """scikit-learn's digits as (1797, 64) rows, standardized per pixel (constant pixels 0)."""
+    return digits_and_normalizer()[0]
+
+
+def digits_and_normalizer() -> tuple[np.ndarray, Standardizer]:
+    """:func:`standardized_digits` and the per-pixel :class:`Standardizer` that made them."""
     x, _ = load_digits_features()
-    return Standardizer.fit(x).transform(x)
+    normalizer = Standardizer.fit(x)
+    return normalizer.transform(x), normalizer
+
+
+def dataset(
+    args: argparse.Namespace, index: int, name: str
+) -> tuple[np.ndarray, int, np.ndarray | None, Standardizer | None]:
+    """Dataset ``name`` (the ``index``-th of ``--datasets``) as the run uses it.
+
+    Returns:
+        ``(x, latent_dim, true_weight, normalizer)``: the rows, Q, the true PPCA weight of
+        the synthetic data (else ``None``) and the digits' standardization (else ``None``).
+    """
+    data_key = jax.random.fold_in(jax.random.key(args.seed), 100 + index)
+    if name == "synthetic":
+        x, weight = synthetic_ppca_data(
+            data_key, args.n_samples, args.input_dim, args.signal_variances, args.noise_variance
+        )
+        return x, len(args.signal_variances), weight, None
+    x, normalizer = digits_and_normalizer()
+    return x, args.digits_latent_dim, None, normalizer
+
+
+def halving_schedule(
+    learning_rate: float, epochs: int, decay_stages: int, decay_epochs: int
+) -> optax.Schedule:
+    """``learning_rate`` for ``epochs`` steps, then halved every ``decay_epochs`` steps,
+    ``decay_stages`` times: ``optax.piecewise_constant_schedule``.
+
+    Step ``t`` (0-based) of stage ``s >= 1``, ``epochs + (s - 1) decay_epochs <= t <
+    epochs + s decay_epochs``, has the rate ``learning_rate / 2**s``.
+    """
+    boundaries = {}
+    if decay_epochs > 0:
+        boundaries = {epochs + s * decay_epochs: 0.5 for s in range(decay_stages)}
+    return optax.piecewise_constant_schedule(learning_rate, boundaries)
 
 
 def max_principal_angle_degrees(a: Any, b: Any) -> float:
@@ -188,61 +260,104 @@ def train_linear_vae(
     epochs: int,
     decay_stages: int,
     decay_epochs: int,
+    lr_schedule: str = "halving",
+    clip_norm: float | None = None,
     quiet: bool = True,
+    checkpoint_dir: str | None = None,
+    callbacks: Any = (),
 ) -> tuple[LinearVAE, dict, np.ndarray]:
-    """Trains a :class:`LinearVAE` on its sampled ELBO with full-batch Adam in stages.
+    """Trains a :class:`LinearVAE` on its sampled ELBO with full-batch Adam, in one run.
 
-    Stage 0 runs ``epochs`` steps at ``learning_rate``; stage ``s >= 1`` runs ``decay_epochs``
-    steps at ``learning_rate / 2**s``, starting from the previous stage's parameters (a fresh
-    Adam state). Every stage is one :func:`latent_jax.train.fit`.
+    The run has ``epochs + decay_stages * decay_epochs`` full-batch steps. With
+    ``lr_schedule="halving"`` the learning rate is ``learning_rate`` for the first ``epochs``
+    steps and is then halved every ``decay_epochs`` steps (:func:`halving_schedule`; one Adam
+    state throughout); any other name is a :class:`~latent_jax.train.TrainConfig` schedule
+    over all the steps.
 
     Returns:
         ``(model, variables, train_loss)``: the trained variables and the training loss (minus
-        the sampled ELBO) of every epoch, all stages concatenated.
+        the sampled ELBO) of every step.
     """
     model = LinearVAE(input_dim=int(x.shape[1]), latent_dim=latent_dim)
     objective = vae_objective(model, likelihood="gaussian", obs_logvar="learned")
-    variables = None
-    losses = []
-    plan = [(learning_rate, epochs)]
-    plan += [(learning_rate / 2**s, decay_epochs) for s in range(1, decay_stages + 1)]
-    for stage, (rate, n_epochs) in enumerate(plan):
-        if n_epochs == 0:
-            continue
-        config = TrainConfig(
-            learning_rate=rate,
-            batch_size=len(x),
-            epochs=n_epochs,
-            optimizer="adam",
-            quiet=quiet,
-            log_every=0,
-        )
-        # Warm start: each stage after the first starts at the previous stage's variables.
-        state, history = fit(
-            objective, x, None, config, jax.random.fold_in(key, stage), init_variables=variables
-        )
-        variables = state.variables
-        losses.append(history["train_loss"])
-    return model, variables, np.concatenate(losses)
+    config = linear_vae_config(
+        len(x),
+        learning_rate=learning_rate,
+        epochs=epochs,
+        decay_stages=decay_stages,
+        decay_epochs=decay_epochs,
+        lr_schedule=lr_schedule,
+        clip_norm=clip_norm,
+        quiet=quiet,
+        checkpoint_dir=checkpoint_dir,
+    )
+    state, history = fit(
+        objective, x, None, config, jax.random.fold_in(key, 0), callbacks=callbacks
+    )
+    return model, state.variables, np.asarray(history["train_loss"])
+
+
+def linear_vae_config(
+    n_rows: int,
+    *,
+    learning_rate: float,
+    epochs: int,
+    decay_stages: int,
+    decay_epochs: int,
+    lr_schedule: str = "halving",
+    clip_norm: float | None = None,
+    quiet: bool = True,
+    checkpoint_dir: str | None = None,
+) -> TrainConfig:
+    """The :class:`~latent_jax.train.TrainConfig` of :func:`train_linear_vae` on ``n_rows``."""
+    schedule: Any = lr_schedule
+    if lr_schedule == "halving":
+        schedule = halving_schedule(learning_rate, epochs, decay_stages, decay_epochs)
+    return TrainConfig(
+        learning_rate=learning_rate,
+        batch_size=n_rows,
+        epochs=epochs + decay_stages * decay_epochs,
+        optimizer="adam",
+        lr_schedule=schedule,
+        clip_norm=clip_norm,
+        quiet=quiet,
+        log_every=0,
+        checkpoint_dir=checkpoint_dir,
+    )
 
 
 def compare(
-    x: np.ndarray, latent_dim: int, key: jax.Array, args: argparse.Namespace
+    x: np.ndarray,
+    latent_dim: int,
+    key: jax.Array,
+    args: argparse.Namespace,
+    run_dir: str | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """PPCA in closed form against the trained linear VAE on ``x``; per-sample numbers."""
+    """PPCA in closed form against the trained linear VAE on ``x``; per-sample numbers.
+
+    ``run_dir``, when given, keeps the VAE's training run (history.csv, checkpoints/).
+    """
     state = pca.fit_ppca(x, latent_dim)
     ppca_ll = float(jnp.mean(pca.ppca_log_likelihood(state, x)))
     start = time.perf_counter()
-    model, variables, losses = train_linear_vae(
-        x,
-        latent_dim,
-        jax.random.fold_in(key, 0),
-        learning_rate=args.learning_rate,
-        epochs=args.epochs,
-        decay_stages=args.decay_stages,
-        decay_epochs=args.decay_epochs,
-        quiet=args.quiet,
-    )
+    with contextlib.ExitStack() as stack:
+        callbacks = (
+            [] if run_dir is None else stack.enter_context(common.history_writers(run_dir, args))
+        )
+        model, variables, losses = train_linear_vae(
+            x,
+            latent_dim,
+            jax.random.fold_in(key, 0),
+            learning_rate=args.learning_rate,
+            epochs=args.epochs,
+            decay_stages=args.decay_stages,
+            decay_epochs=args.decay_epochs,
+            lr_schedule=args.lr_schedule,
+            clip_norm=args.clip_norm,
+            quiet=args.quiet,
+            checkpoint_dir=None if run_dir is None else os.path.join(run_dir, runs.CHECKPOINTS),
+            callbacks=callbacks,
+        )
     train_seconds = time.perf_counter() - start
     elbo_each = np.asarray(exact_elbo(model, variables, x), np.float64)
     elbo = float(np.mean(elbo_each))
@@ -301,30 +416,47 @@ def run(args: argparse.Namespace) -> dict:
     optimum: dict[str, float] = {}
     for index, name in enumerate(args.datasets):
         data_key = jax.random.fold_in(key, 100 + index)
+        x, latent_dim, true_weight, normalizer = dataset(args, index, name)
+        # The first dataset's run is the folder's own; the other one gets a sub-folder.
+        run_dir = out if index == 0 else common.prepare_output_dir(os.path.join(out, name))
+        config = linear_vae_config(
+            len(x),
+            learning_rate=args.learning_rate,
+            epochs=args.epochs,
+            decay_stages=args.decay_stages,
+            decay_epochs=args.decay_epochs,
+            lr_schedule=args.lr_schedule,
+            clip_norm=args.clip_norm,
+            quiet=args.quiet,
+            checkpoint_dir=os.path.join(run_dir, runs.CHECKPOINTS),
+        )
+        common.write_run_config(
+            run_dir,
+            args,
+            command="linear-vae",
+            data_flags=DATA_FLAGS,
+            model_flags=MODEL_FLAGS,
+            training=config,
+            training_flags=TRAINING_FLAGS,
+            **({} if index == 0 else {"run": name}),
+        )
+        common.write_normalizer(run_dir, normalizer)
+        result, losses = compare(x, latent_dim, data_key, args, run_dir)
         if name == "synthetic":
-            x, true_weight = synthetic_ppca_data(
-                data_key,
-                args.n_samples,
-                args.input_dim,
-                args.signal_variances,
-                args.noise_variance,
-            )
-            result, losses = compare(x, len(args.signal_variances), data_key, args)
-            ppca_weight = pca.ppca_params(pca.fit_ppca(x, len(args.signal_variances))).weight
+            ppca_weight = pca.ppca_params(pca.fit_ppca(x, latent_dim)).weight
             result["true_noise_variance"] = args.noise_variance
             result["ppca_vs_true_max_angle_degrees"] = max_principal_angle_degrees(
                 ppca_weight, true_weight
             )
             payload.update(result)
         else:
-            x = standardized_digits()
-            result, losses = compare(x, args.digits_latent_dim, data_key, args)
             payload["digits"] = result
+        if index > 0:
+            common.write_json(os.path.join(run_dir, runs.METRICS), result)
         curves[name] = losses
         optimum[name] = result["ppca_log_likelihood"]
     payload["environment"] = common.environment_info()
-    common.write_json(os.path.join(out, "metrics.json"), payload)
-    common.write_json(os.path.join(out, "config.json"), common.arguments_dict(args))
+    common.write_json(os.path.join(out, runs.METRICS), payload)
     plots.loss_curves(
         {
             **{f"{n}: -ELBO (training, sampled)": c for n, c in curves.items()},

@@ -5,10 +5,12 @@ random_state 42, StandardScaler fitted on the training split; PCA with 5 compone
 autoencoder 50 -> 30 -> 10 -> 5 with LeakyReLU(0.1) and the mirrored decoder, trained with Adam
 (1e-3), batch 128, 500 epochs, mean squared error, the test loss evaluated every epoch.
 
-Writes into --out: metrics.json, config.json, explained_variance.png (all components, the first
-5 in red), loss_curves.png, latent_scatter.png (PCA's first two components beside the
-autoencoder's first two latent dimensions, coloured by class) and the trained model's
-checkpoint under checkpoints/. With --seeds K, K autoencoders train at once in one compiled,
+Writes into --out the run folder (:mod:`latent_jax.runs`; ``latent_jax.load_run(OUT)`` reloads
+the autoencoder): config.json, metrics.json, history.csv (one row per epoch), normalizer.json
+(the standardization of the training split) and checkpoints/; and the figures
+explained_variance.png (all components, the first 5 in red), loss_curves.png and
+latent_scatter.png (PCA's first two components beside the autoencoder's first two latent
+dimensions, coloured by class). With --seeds K, K autoencoders train at once in one compiled,
 vmapped run and the metrics report the mean and standard deviation of their test MSE; on a
 CPU the runs are spread over its cores (one JAX device per core), on several GPUs over them.
 """
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import time
 
 import jax
 import numpy as np
 
-from latent_jax import data, distributed, pca, plots
+from latent_jax import data, distributed, pca, plots, runs
 from latent_jax.experiments import common
 from latent_jax.models.inference import apply_inference
 from latent_jax.models.mlp import Autoencoder
@@ -31,6 +34,10 @@ from latent_jax.objectives import autoencoder_objective
 from latent_jax.train import TrainConfig, TrainState, evaluate, fit, fit_many
 
 logger = logging.getLogger(__name__)
+
+# The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
+DATA_FLAGS = ("data", "label_column", "test_size")
+MODEL_FLAGS = ("latent_dim", "hidden_dims", "negative_slope")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,16 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="encoder widths before the latent layer, comma-separated (decoder mirrors them)",
     )
     parser.add_argument("--negative-slope", type=float, default=0.1, help="LeakyReLU slope")
-    parser.add_argument("--epochs", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--test-size", type=float, default=0.2)
+    parser.add_argument("--epochs", type=int, default=500, help="training epochs")
+    parser.add_argument("--batch-size", type=int, default=128, help="rows per batch")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
+    parser.add_argument("--test-size", type=float, default=0.2, help="held-out fraction")
     parser.add_argument("--seed", type=int, default=42, help="seed of data, split and training")
     parser.add_argument(
         "--seeds", type=int, default=1, help="train this many autoencoders at once (vmapped)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--out", default="runs/reduce", help="output folder")
+    common.add_run_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -61,6 +69,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     if args.latent_dim < 1:
         raise ValueError(f"--latent-dim must be >= 1, got {args.latent_dim}")
+    common.require_at_least(args, 1, "epochs", "batch_size")
+    if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
+        raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
+    if not 0.0 < args.test_size < 1.0:
+        raise ValueError(f"--test-size must be in (0, 1), got {args.test_size}")
+    common.check_run_arguments(args)
 
 
 def _run_keys(seed: int, count: int) -> jax.Array:
@@ -69,6 +83,11 @@ def _run_keys(seed: int, count: int) -> jax.Array:
     if count == 1:
         return root
     return jax.numpy.stack([root, *jax.random.split(jax.random.fold_in(root, 1), count - 1)])
+
+
+def evaluation_key(seed: int) -> jax.Array:
+    """The key of the run's final evaluation (``ae_train_mse``, ``ae_test_mse``)."""
+    return jax.random.key(seed + 1)
 
 
 def _first_run(state: TrainState) -> TrainState:
@@ -83,7 +102,6 @@ def run(args: argparse.Namespace) -> dict:
     dataset = data.load_tabular(
         args.data, label_column=args.label_column, test_size=args.test_size, random_state=args.seed
     )
-    out = common.prepare_output_dir(args.out)  # after the data load: bad input writes nothing
     x_train, x_test = dataset.x_train, dataset.x_test
     n_features = x_train.shape[1]
 
@@ -108,21 +126,33 @@ def run(args: argparse.Namespace) -> dict:
         epochs=args.epochs,
         optimizer="adam",
         seed=args.seed,
-        checkpoint_dir=os.path.join(out, "checkpoints"),
+        checkpoint_dir=os.path.join(args.out, runs.CHECKPOINTS),
         quiet=args.quiet,
         log_every=0,
+        **common.train_options(args),
     )
+    out = common.prepare_output_dir(args.out)  # after the checks: bad input writes nothing
+    common.write_run_config(
+        out,
+        args,
+        command="reduce",
+        data_flags=DATA_FLAGS,
+        model_flags=MODEL_FLAGS,
+        training=config,
+    )
+    common.write_normalizer(out, dataset.normalizer)
     keys = _run_keys(args.seed, args.seeds)
     start = time.perf_counter()
-    if args.seeds == 1:
-        state, history = fit(objective, x_train, x_test, config, keys)
-    else:
-        state, history = fit_many(objective, x_train, x_test, config, keys)
+    with common.history_writers(out, args) as callbacks:
+        if args.seeds == 1:
+            state, history = fit(objective, x_train, x_test, config, keys, callbacks=callbacks)
+        else:
+            state, history = fit_many(objective, x_train, x_test, config, keys, callbacks=callbacks)
     wall_seconds = time.perf_counter() - start
     train_seconds = float(np.sum(history["epoch_time"]))
     compile_seconds = max(wall_seconds - train_seconds, 0.0)
 
-    eval_key = jax.random.key(args.seed + 1)
+    eval_key = evaluation_key(args.seed)
     scores = evaluate(objective, state, x_test, eval_key)
     train_scores = evaluate(objective, state, x_train, eval_key)
     test_mse = np.atleast_1d(np.asarray(scores["loss"], np.float64))
@@ -174,8 +204,7 @@ def run(args: argparse.Namespace) -> dict:
         metrics["ae_test_mse_per_seed"] = test_mse.tolist()
         metrics["ae_test_mse_mean"] = float(test_mse.mean())
         metrics["ae_test_mse_std"] = float(test_mse.std(ddof=1))
-    common.write_json(os.path.join(out, "metrics.json"), metrics)
-    common.write_json(os.path.join(out, "config.json"), common.arguments_dict(args))
+    common.write_json(os.path.join(out, runs.METRICS), metrics)
     _print_summary(metrics, out)
     return metrics
 

@@ -12,25 +12,35 @@ parameters over them too. Several hosts: run the same command on every host with
 own rows, process 0 writes the outputs. ``--stream`` reads batches from disk with a prefetch
 thread instead of holding the data in memory (for data larger than RAM).
 
-Writes into --out: config.json, metrics.json (final losses, per-epoch history, timing,
-devices) and checkpoints/ (resumable with ``latent_jax.train.fit(..., resume=...)``).
+Writes into --out the run folder (:mod:`latent_jax.runs`; ``latent_jax.load_run(OUT)`` reloads
+the model): config.json, metrics.json (final losses, the test split scored after training,
+per-epoch history, timing, devices), history.csv (one row per epoch) and checkpoints/
+(resumable with ``latent_jax.train.fit(..., resume=...)``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
 import os
 import re
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from latent_jax import distributed, validation
+from latent_jax import distributed, runs, validation
+from latent_jax.experiments import common
 
 logger = logging.getLogger(__name__)
 
 MODELS = ("ae", "vae", "conv-vae")
+# The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
+DATA_FLAGS = ("data", "image_size", "test_size", "max_test_rows")
+MODEL_FLAGS = ("model", "latent_dim", "hidden_dims")
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -42,9 +52,11 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers the flags."""
-    parser.add_argument("--data", required=True, help=".npy or .csv file, or an image folder")
+    parser.add_argument(
+        "--data", default=None, help=".npy or .csv file, or an image folder (required)"
+    )
     parser.add_argument("--model", choices=MODELS, default="ae", help="what to train")
-    parser.add_argument("--latent-dim", type=int, default=5)
+    parser.add_argument("--latent-dim", type=int, default=5, help="latent size")
     parser.add_argument(
         "--hidden-dims",
         type=lambda s: tuple(int(v) for v in s.split(",") if v),
@@ -52,12 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MLP encoder widths, comma-separated (the decoder mirrors them)",
     )
     parser.add_argument("--image-size", type=_image_size, default=None, help="resize to HxW")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs")
+    parser.add_argument("--batch-size", type=int, default=128, help="rows per batch")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
     parser.add_argument("--test-size", type=float, default=0.1, help="held-out fraction")
-    parser.add_argument("--max-test-rows", type=int, default=10000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-test-rows", type=int, default=10000, help="at most this many held-out rows"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of initialization and noise")
     parser.add_argument("--out", default="runs/train", help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     scale = parser.add_argument_group("scaling out")
@@ -67,12 +81,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shard-params", action="store_true", help="split parameters over the devices (FSDP)"
     )
     scale.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
-    scale.add_argument("--num-processes", type=int, default=None)
-    scale.add_argument("--process-id", type=int, default=None)
+    scale.add_argument(
+        "--num-processes", type=int, default=None, help="processes of a multi-host run"
+    )
+    scale.add_argument("--process-id", type=int, default=None, help="this process's index")
     scale.add_argument(
         "--stream", action="store_true", help="read batches from disk (data larger than RAM)"
     )
     scale.add_argument("--steps-per-call", type=int, default=16, help="with --stream")
+    common.add_run_arguments(parser)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """The flags checked before JAX starts and before the output folder exists."""
+    if args.data is None:
+        raise ValueError("--data is required: a .npy or .csv file, or an image folder")
+    common.require_at_least(args, 1, "latent_dim", "epochs", "batch_size", "max_test_rows")
+    common.require_at_least(args, 1, "steps_per_call")
+    if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
+        raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
+    common.check_run_arguments(args)
 
 
 def _start(args: argparse.Namespace) -> tuple[object | None, int | None]:
@@ -170,43 +198,79 @@ def _objective(args: argparse.Namespace, shape: tuple[int, ...]):
     return vae_objective(built.model)
 
 
+@contextlib.contextmanager
+def _no_writers() -> Iterator[list]:
+    """No per-epoch files: the processes other than 0 write nothing."""
+    yield []
+
+
+def evaluation_key(seed: int) -> Any:
+    """The key of the final scoring of the test rows (``metrics.json``'s ``test``)."""
+    import jax
+
+    return jax.random.fold_in(jax.random.key(seed), 1)
+
+
 def run(args: argparse.Namespace) -> dict:
     """Trains and writes the outputs; returns the metrics."""
+    _check_args(args)
     mesh, n_devices = _start(args)
     import jax
 
-    from latent_jax.experiments import common
-    from latent_jax.train import TrainConfig, fit, fit_stream
+    from latent_jax.train import TrainConfig, evaluate, fit, fit_stream
 
     source, test, shape = _load(args)
     objective = _objective(args, shape)
     writer = jax.process_index() == 0
-    out = common.prepare_output_dir(args.out) if writer else args.out
     config = TrainConfig(
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         epochs=args.epochs,
         seed=args.seed,
         quiet=args.quiet or not writer,
-        checkpoint_dir=os.path.join(out, "checkpoints"),
+        checkpoint_dir=os.path.join(args.out, runs.CHECKPOINTS),
+        **common.train_options(args),
     )
+    out = common.prepare_output_dir(args.out) if writer else args.out
     if writer:
-        common.write_json(
-            os.path.join(out, "config.json"),
-            {"arguments": common.arguments_dict(args), "train": config.to_dict()},
+        common.write_run_config(
+            out,
+            args,
+            command="train",
+            data_flags=DATA_FLAGS,
+            model_flags=MODEL_FLAGS,
+            training=config,
         )
     key = jax.random.key(args.seed)
     start = time.perf_counter()
-    if args.stream:
-        state, history = fit_stream(
-            objective, source, test, config, key, mesh=mesh, steps_per_call=args.steps_per_call
-        )
-    else:
-        state, history = fit(
-            objective, source.array, test, config, key, mesh=mesh, shard_params=args.shard_params
-        )
+    with common.history_writers(out, args) if writer else _no_writers() as callbacks:
+        if args.stream:
+            state, history = fit_stream(
+                objective,
+                source,
+                test,
+                config,
+                key,
+                mesh=mesh,
+                steps_per_call=args.steps_per_call,
+                callbacks=callbacks,
+            )
+        else:
+            state, history = fit(
+                objective,
+                source.array,
+                test,
+                config,
+                key,
+                mesh=mesh,
+                shard_params=args.shard_params,
+                callbacks=callbacks,
+            )
     seconds = time.perf_counter() - start
     last = history.last()
+    scores = None
+    if test is not None and jax.process_count() == 1:
+        scores = evaluate(objective, state, test, evaluation_key(args.seed))
     metrics = {
         "model": args.model,
         "n_train": len(source),
@@ -217,11 +281,13 @@ def run(args: argparse.Namespace) -> dict:
         "stream": args.stream,
         "train_seconds": seconds,
         "final": {k: v for k, v in last.items() if k not in ("epoch", "epoch_time")},
+        # The test rows scored after training (evaluation_key): what the reloaded model gives.
+        "test": None if scores is None else {k: float(v) for k, v in scores.items()},
         "history": history.to_dict(),
         "environment": common.environment_info(),
     }
     if writer:
-        common.write_json(os.path.join(out, "metrics.json"), metrics)
+        common.write_json(os.path.join(out, runs.METRICS), metrics)
         print(f"\n{'metric':<24}{'value':>14}")
         for name, value in metrics["final"].items():
             print(f"{name:<24}{value:>14.5g}")

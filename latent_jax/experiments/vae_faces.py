@@ -11,14 +11,15 @@ beta_max = 1/30. Every setting is a flag; the image size comes from the data.
 minute on a small CPU: the bundled 25x25 LFW crops of scikit-image (100 faces and 100
 non-face crops), a larger learning rate and batch 16, and a β that warms up within the run.
 
-Writes into --out: metrics.json, config.json (the resolved flags, the image shape and the
-normalization), history.json (every metric per epoch), checkpoints under checkpoints/ and
-the figures dataset_preview.png (the first 100 training images), loss_curves.png,
-reconstructions.png (test images above their reconstructions), samples.png (10 images
-decoded from the prior), interpolation.png (10 steps between the latent means of two
-training images) and traversal.png (each latent dimension swept over [-3, 3], the others
-fixed at the latent mean of the first training image). Images are shown de-normalized, on
-one grey scale: the training images' range.
+Writes into --out the run folder (:mod:`latent_jax.runs`; ``latent_jax.load_run(OUT)`` reloads
+the VAE): config.json (the resolved flags and the training config), metrics.json,
+history.csv (every metric, one row per epoch), normalizer.json (the normalization of the
+training images), checkpoints/; and the figures dataset_preview.png (the first 100
+training images), loss_curves.png, reconstructions.png (test images above their
+reconstructions), samples.png (10 images decoded from the prior), interpolation.png (10
+steps between the latent means of two training images) and traversal.png (each latent
+dimension swept over [-3, 3], the others fixed at the latent mean of the first training
+image). Images are shown de-normalized, on one grey scale: the training images' range.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from latent_jax import generate, image_data, plots, schedules
+from latent_jax import generate, image_data, plots, runs, schedules
 from latent_jax.data import Dataset
 from latent_jax.experiments import common
 from latent_jax.models.conv import ConvVAE
@@ -42,6 +43,16 @@ from latent_jax.objectives import BETA_UNITS, LIKELIHOODS, vae_objective
 from latent_jax.train import History, TrainConfig, fit
 
 logger = logging.getLogger(__name__)
+
+# The flags config.json keeps under "data" and "model"; "training" holds the TrainConfig,
+# whose fields below stand for flags; "settings" every other flag.
+DATA_FLAGS = ("data", "data_dir", "download", "size", "rgb", "normalization", "test_size")
+MODEL_FLAGS = ("hidden_dim", "latent_dim")
+TRAINING_FLAGS = {
+    **common.TRAINING_FLAGS,
+    "log_every": "log_every",
+    "checkpoint_every": "checkpoint_every",
+}
 
 # The tutorial's settings: the defaults of every flag a preset may change.
 SEED_DEFAULTS: dict[str, Any] = {
@@ -224,6 +235,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--out", help="output folder" + _default("out"))
+    common.add_run_arguments(parser)
 
 
 def resolve_arguments(args: argparse.Namespace) -> argparse.Namespace:
@@ -261,6 +273,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--beta-schedule must be one of {schedules.SCHEDULES}, got {args.beta_schedule!r}"
         )
+    common.check_run_arguments(args)
 
 
 def make_beta_schedule(args: argparse.Namespace, steps_per_epoch: int) -> schedules.Schedule:
@@ -342,22 +355,35 @@ def run(args: argparse.Namespace) -> dict:
     steps_per_epoch = -(-len(x_train) // min(args.batch_size, len(x_train)))
     beta = make_beta_schedule(args, steps_per_epoch)
     objective = vae_objective(model, beta, likelihood=args.likelihood, beta_unit=args.beta_unit)
-    out = common.prepare_output_dir(args.out)
-    checkpoint_dir = os.path.join(out, "checkpoints")
     config = TrainConfig(
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         epochs=args.epochs,
         optimizer="adam",
         seed=args.seed,
-        checkpoint_dir=checkpoint_dir,
+        checkpoint_dir=os.path.join(args.out, runs.CHECKPOINTS),
         checkpoint_every=args.checkpoint_every,
         quiet=args.quiet,
         log_every=args.log_every,
         compiler_options={"xla_backend_optimization_level": 0} if args.fast_compile else None,
+        **common.train_options(args),
     )
+    out = common.prepare_output_dir(args.out)  # after the checks: bad input writes nothing
+    common.write_run_config(
+        out,
+        args,
+        command="vae",
+        data_flags=DATA_FLAGS,
+        model_flags=MODEL_FLAGS,
+        training=config,
+        training_flags=TRAINING_FLAGS,
+    )
+    common.write_normalizer(out, dataset.normalizer)
     start = time.perf_counter()
-    state, history = fit(objective, x_train, x_test, config, jax.random.key(args.seed))
+    with common.history_writers(out, args) as callbacks:
+        state, history = fit(
+            objective, x_train, x_test, config, jax.random.key(args.seed), callbacks=callbacks
+        )
     wall_seconds = time.perf_counter() - start
     train_seconds = float(np.sum(history["epoch_time"]))
     compile_seconds = max(wall_seconds - train_seconds, 0.0)
@@ -388,16 +414,34 @@ def run(args: argparse.Namespace) -> dict:
         "compile_seconds": compile_seconds,
         "environment": common.environment_info(),
     }
-    common.write_json(os.path.join(out, "metrics.json"), metrics)
-    common.write_json(os.path.join(out, "history.json"), history.to_dict())
-    config_payload = common.arguments_dict(args)
-    config_payload["image_shape"] = list(image_shape)
-    config_payload["normalizer"] = (
-        dataset.normalizer.to_dict() if dataset.normalizer is not None else None
-    )
-    common.write_json(os.path.join(out, "config.json"), config_payload)
+    common.write_json(os.path.join(out, runs.METRICS), metrics)
     _print_summary(metrics, out)
     return metrics
+
+
+def test_reconstructions(
+    model: ConvVAE, variables: dict, dataset: Dataset
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The test images' reconstructions, the images, and the MSE per pixel, in data units.
+
+    Args:
+        model: the trained VAE.
+        variables: its variables.
+        dataset: the run's data (:func:`load_data`).
+
+    Returns:
+        ``(reconstructions, originals, test_mse_per_pixel)``: both image arrays
+        de-normalized, of the test split's shape, and the metric ``metrics.json`` reports.
+    """
+
+    def display(images: Any) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        normalizer = dataset.normalizer
+        return normalizer.inverse_transform(images) if normalizer is not None else images
+
+    reconstructions = display(generate.reconstruct(model, variables, dataset.x_test))
+    originals = display(dataset.x_test)
+    return reconstructions, originals, float(np.mean(np.square(reconstructions - originals)))
 
 
 def _figures(
@@ -415,7 +459,7 @@ def _figures(
         images = np.asarray(images, np.float32)
         return normalizer.inverse_transform(images) if normalizer is not None else images
 
-    x_train, x_test = dataset.x_train, dataset.x_test
+    x_train = dataset.x_train
     shown_train = display(x_train)
     scale = {"vmin": float(shown_train.min()), "vmax": float(shown_train.max())}
     title = DATASET_TITLES.get(dataset.name, os.path.basename(os.path.normpath(dataset.name)))
@@ -439,9 +483,7 @@ def _figures(
         log_scale=_spans_decades(curves.values()),
     )
 
-    reconstructions = display(generate.reconstruct(model, variables, x_test))
-    originals = display(x_test)
-    test_mse_per_pixel = float(np.mean(np.square(reconstructions - originals)))
+    reconstructions, originals, test_mse_per_pixel = test_reconstructions(model, variables, dataset)
     plots.reconstruction_pairs(
         originals, reconstructions, os.path.join(out, "reconstructions.png"), N_SHOWN, **scale
     )
