@@ -30,6 +30,9 @@ RAMPS = ("linear", "sigmoid", "cosine")
 SCHEDULES = ("constant", "linear", "monotonic", "cyclical")
 
 
+_INT32_LIMIT = 2**31
+
+
 def _as_float(count: ArrayLike) -> Array:
     return jnp.asarray(count).astype(jnp.float32)
 
@@ -132,6 +135,17 @@ def cyclical(
     **reference code's** convention (counts are 0-based, the code's array index); the two agree
     whenever M divides T. Counts past ``total_steps`` keep cycling with the same period.
 
+    **Exact under jit.** The cycle of count :math:`t` and its offset are computed in integer
+    arithmetic (:math:`c = \lfloor ((t+1)M - 1)/T \rfloor`, starting at
+    :math:`\lfloor cT/M \rfloor`), so the schedule is the same jitted (int32 counts, float32
+    inside XLA) and eager, and equals the reference code at every count; a float32
+    :math:`(t+1)/P` put some last counts of a cycle into the next one (T = 500, M = 4 at count
+    374). One count is the reference's own coin toss: where the ramp's end falls exactly on a
+    count (:math:`PR` an integer), its repeated float64 addition of the step lands just above
+    or below ``stop`` and so gives ``stop`` or :math:`f(1)`; we give the exact :math:`f(1)`
+    (the same for the linear ramp, :math:`s(6)` for the sigmoid). The other schedules are
+    continuous in the count, so float32 rounding moves them by an ulp, never across a jump.
+
     Args:
         total_steps: T, the number of counts the M cycles span, >= 1.
         n_cycles: M, the number of cycles, between 1 and ``total_steps``.
@@ -151,19 +165,45 @@ def cyclical(
     start = validation.check_real("start", start, nonnegative=True)
     stop = validation.check_real("stop", stop, nonnegative=True)
     validation.check_choice("ramp", ramp, RAMPS)
-    period = total_steps / n_cycles
+    if total_steps * n_cycles >= _INT32_LIMIT:
+        raise ValueError(
+            "total_steps * n_cycles must be below 2**31 (the cycle arithmetic is exact in "
+            f"int32), got total_steps={total_steps}, n_cycles={n_cycles}"
+        )
+    ramp_counts = total_steps * ratio  # the ramp is offset * M <= T * R counts long
 
     def schedule(count: ArrayLike) -> Array:
-        t = _as_float(count)
-        # Cycle c starts at floor(c * P): c is the largest integer with floor(c * P) <= t.
-        cycle = jnp.ceil((t + 1.0) / period) - 1.0
-        offset = t - jnp.floor(cycle * period)
-        fraction = offset / (period * ratio)
-        # Past the ramp β is held at ``stop`` itself (the sigmoid ramp ends at s(6) < 1).
-        shape = jnp.where(fraction <= 1.0, _ramp(jnp.clip(fraction, 0.0, 1.0), ramp), 1.0)
-        return start + (stop - start) * shape
+        return _cyclical_value(count, total_steps, n_cycles, ramp_counts, start, stop, ramp)
 
     return schedule
+
+
+def _cyclical_value(
+    count: ArrayLike,
+    total_steps: ArrayLike,
+    n_cycles: ArrayLike,
+    ramp_counts: ArrayLike,
+    start: ArrayLike,
+    stop: ArrayLike,
+    ramp: str,
+) -> Array:
+    """β of :func:`cyclical` at ``count``; every argument but ``ramp`` may be traced."""
+    count = jnp.asarray(count)
+    whole = jnp.floor(count)
+    # Integer arithmetic, exact under jit: cycle c starts at floor(c T / M) = (c T) // M, and
+    # count t lies in cycle c = ((t + 1) M - 1) // T, the largest c with (c T) // M <= t.
+    # (In float32, (t + 1) / P is rounded and put t in the next cycle one count early.)
+    t = whole.astype(jnp.int32) % total_steps  # M cycles every T counts
+    cycle = ((t + 1) * n_cycles - 1) // total_steps
+    offset = t - (cycle * total_steps) // n_cycles
+    # A fractional count (an epoch and a part) sits in the cycle of its whole part.
+    within = offset.astype(jnp.float32) + (count - whole).astype(jnp.float32)
+    scaled = within * jnp.asarray(n_cycles, jnp.float32)  # offset / P, times T
+    ramp_counts = jnp.asarray(ramp_counts, jnp.float32)
+    fraction = scaled / ramp_counts
+    # Past the ramp β is held at ``stop`` itself (the sigmoid ramp ends at s(6) < 1).
+    shape = jnp.where(scaled <= ramp_counts, _ramp(jnp.clip(fraction, 0.0, 1.0), ramp), 1.0)
+    return start + (stop - start) * shape
 
 
 def make_schedule(name: str, **kwargs) -> Schedule:

@@ -3,6 +3,7 @@
 import math
 
 import chex
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -133,3 +134,74 @@ def test_make_schedule_rejects_unknown_names():
         ValueError, match=r"name must be one of \('constant', .*got name='exponential'"
     ):
         schedules.make_schedule("exponential")
+
+
+def _reference_cycles(n_iter, n_cycle, ratio, shape):
+    """Fu et al.'s reference loops (frange_cycle_linear / _sigmoid / _cosine, start 0, stop 1),
+    written out: β = shape(v) with v accumulated step by step in float64. Also returns the
+    counts where that accumulation meets the ramp's end within 1e-9, the one count the
+    reference decides by rounding (shape(1) or the initial 1)."""
+    values, ambiguous = np.ones(n_iter), np.zeros(n_iter, bool)
+    period = n_iter / n_cycle
+    step = 1.0 / (period * ratio)
+    for c in range(n_cycle):
+        v, i = 0.0, 0
+        while int(i + c * period) < n_iter:
+            index = int(i + c * period)
+            if v <= 1.0:
+                values[index] = shape(v)
+            ambiguous[index] = abs(v - 1.0) < 1e-9
+            if v > 1.0:
+                break
+            v += step
+            i += 1
+    return values, ambiguous
+
+
+REFERENCE_SHAPES = {
+    "linear": lambda v: v,
+    "sigmoid": lambda v: 1.0 / (1.0 + math.exp(-(v * 12.0 - 6.0))),
+    "cosine": lambda v: 0.5 - 0.5 * math.cos(v * math.pi),
+}
+
+
+@pytest.mark.parametrize("ramp", ["linear", "sigmoid", "cosine"])
+def test_cyclical_is_the_reference_code_jitted_and_eager_over_a_sweep(ramp):
+    # Every T in 4..160 with every M up to 9 and ratios that do and do not divide the period,
+    # plus T = 500, M = 4 and T = 1000, M = 8 (which float32 arithmetic got wrong at 374).
+    # One compiled kernel serves the sweep: the schedule's T, M and R enter it as arguments.
+    kernel = jax.jit(
+        jax.vmap(schedules._cyclical_value, in_axes=(0, None, None, None, None, None, None)),
+        static_argnums=6,
+    )
+    counts = jnp.arange(1000, dtype=jnp.int32)
+    cases = [
+        (t, m, r)
+        for t in range(4, 161, 3)
+        for m in range(1, min(t, 9) + 1)
+        for r in (0.5, 0.3, 1.0)
+    ] + [(500, 4, 0.5), (1000, 8, 0.5), (1000, 7, 0.77)]
+    for total, cycles, ratio in cases:
+        jitted = np.asarray(kernel(counts, total, cycles, total * ratio, 0.0, 1.0, ramp))[:total]
+        reference, ambiguous = _reference_cycles(total, cycles, ratio, REFERENCE_SHAPES[ramp])
+        where = f"T={total} M={cycles} R={ratio}"
+        np.testing.assert_allclose(
+            jitted[~ambiguous], reference[~ambiguous], atol=2e-6, err_msg=where
+        )
+        np.testing.assert_allclose(
+            jitted[ambiguous], REFERENCE_SHAPES[ramp](1.0), atol=2e-6, err_msg=where
+        )
+    for total, cycles, ratio in cases[-3:]:  # the public schedule, jitted and eager
+        beta = schedules.cyclical(total, cycles, ratio, ramp=ramp)
+        jitted = np.asarray(jax.jit(beta)(counts[:total]))
+        swept = kernel(counts, total, cycles, total * ratio, 0.0, 1.0, ramp)[:total]
+        np.testing.assert_allclose(jitted, swept, atol=1e-6)  # constants folded: an ulp
+        np.testing.assert_allclose(np.asarray(beta(counts[:total])), jitted, atol=1e-6)
+        assert float(beta(374)) == jitted[374]  # a Python int, as a loop would pass it
+
+
+def test_cyclical_counts_past_the_end_keep_cycling_and_huge_runs_are_refused():
+    beta = schedules.cyclical(100, 4, 0.5)
+    np.testing.assert_array_equal(beta(jnp.arange(100, 300)), np.tile(beta(jnp.arange(100)), 2))
+    with pytest.raises(ValueError, match=r"total_steps \* n_cycles must be below 2\*\*31"):
+        schedules.cyclical(2**30, 4)
