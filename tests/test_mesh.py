@@ -100,7 +100,8 @@ WORKER = textwrap.dedent(
     report["spread_loss_gap"] = float(np.max(np.abs(hs["test_loss"] - ht["test_loss"])))
     report["spread_specs"] = sorted({str(a.sharding.spec) for a in jax.tree.leaves(spread)})
     report["spread_devices"] = sorted({len(a.sharding.device_set) for a in jax.tree.leaves(spread)})
-    spread_chunks = [c for k, c in train.cache_for(mlp).items() if k[0] == "chunk" and k[-1] is not None]
+    compiled = train.cache_for(mlp).items()
+    spread_chunks = [c for k, c in compiled if k[0] == "chunk" and k[-1] is not None]
     report["spread_chunks"] = len(spread_chunks)
     report["spread_collectives"] = sorted({
         op for c in spread_chunks
