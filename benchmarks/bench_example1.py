@@ -103,7 +103,7 @@ def main() -> None:
     # Before JAX's backend starts: one CPU device per core, for fit_many's runs.
     distributed.use_cpu_cores()
 
-    data = load_tabular("seed")
+    data = load_tabular("synthetic-classification")
     objective = autoencoder_objective(Autoencoder(input_dim=data.x_train.shape[1]))
     config = TrainConfig(learning_rate=1e-3, batch_size=128, epochs=args.epochs, quiet=True)
 

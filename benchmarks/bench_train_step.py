@@ -43,7 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bench_train_step.json"
 
 def workloads(epochs: dict[str, int]) -> dict[str, tuple]:
     """name -> (objective, train data, config) for each benchmarked model."""
-    rows = load_tabular("seed").x_train
+    rows = load_tabular("synthetic-classification").x_train
     images = np.random.default_rng(0).standard_normal((320, 112, 92, 1)).astype(np.float32)
     beta = schedules.make_schedule("monotonic", beta_max=1 / 30, tau=1000.0)
     return {

@@ -122,12 +122,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {name}={value!r}")
-    return value
-
-
 def _check_widths(name: str, value: Any) -> tuple[int, ...]:
     try:
         widths = tuple(value)
@@ -151,7 +145,7 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     out = {**DEFAULT_OPTIONS, **options}
     n = out["n_components"]
     if isinstance(n, str):
-        _check_choice("n_components", n, ("kaiser",))
+        validation.check_choice("n_components", n, ("kaiser",))
     elif isinstance(n, numbers.Integral) and not isinstance(n, bool):
         validation.check_int("n_components", n, 1)
     else:
@@ -161,7 +155,7 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
                 f"n_components must be an int >= 1, a variance fraction in (0, 1) or "
                 f"'kaiser', got n_components={n}"
             )
-    _check_choice("architecture", out["architecture"], ARCHITECTURES)
+    validation.check_choice("architecture", out["architecture"], ARCHITECTURES)
     out["hidden_dims"] = _check_widths("hidden_dims", out["hidden_dims"])
     out["channels"] = _check_widths("channels", out["channels"])
     for name in ("latent_dim", "epochs", "batch_size", "n_samples"):
@@ -173,8 +167,8 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         validation.check_real("clip_norm", out["clip_norm"], positive=True)
     validation.check_real("beta", out["beta"], positive=True)
     validation.check_real("obs_logvar", out["obs_logvar"])
-    _check_choice("likelihood", out["likelihood"], VAE_LIKELIHOODS)
-    _check_choice("scaling", out["scaling"], SCALINGS)
+    validation.check_choice("likelihood", out["likelihood"], VAE_LIKELIHOODS)
+    validation.check_choice("scaling", out["scaling"], SCALINGS)
     if not isinstance(out["quiet"], bool):
         raise TypeError(f"quiet must be a bool, got {out['quiet']!r}")
     return out
@@ -187,7 +181,7 @@ def _check_score(method: str, score: Any) -> str | None:
         return DEFAULT_SCORES.get(method)
     if choices is None:
         raise ValueError(f"method={method!r} has one score; the score option must be None")
-    return _check_choice("score", score, choices)
+    return validation.check_choice("score", score, choices)
 
 
 def _check_contamination(contamination: Any, threshold: Any) -> None:
@@ -293,7 +287,7 @@ class AnomalyDetector:
         threshold: float | None = None,
         **options: Any,
     ):
-        self.method = _check_choice("method", method, METHODS)
+        self.method = validation.check_choice("method", method, METHODS)
         if threshold is not None:
             threshold = validation.check_real("threshold", threshold)
         _check_contamination(contamination, threshold)
@@ -722,7 +716,7 @@ class AnomalyDetector:
         )
         detector.feature_shape_ = tuple(int(d) for d in meta["feature_shape"])
         detector.n_features_in_ = int(np.prod(detector.feature_shape_))
-        detector._scaling = _check_choice("scaling", meta["scaling"], SCALINGS)
+        detector._scaling = validation.check_choice("scaling", meta["scaling"], SCALINGS)
         detector._scaler = (
             Standardizer(np.asarray(tree["scaler"]["mean"]), np.asarray(tree["scaler"]["std"]))
             if "scaler" in tree
@@ -734,7 +728,7 @@ class AnomalyDetector:
             arrays = {k: jnp.asarray(v) for k, v in tree["pca"].items()}
             detector._pca = pca_lib.PCAState(**arrays, **meta["pca"])
         else:
-            detector._architecture = _check_choice(
+            detector._architecture = validation.check_choice(
                 "architecture", meta["architecture"], ("mlp", "conv")
             )
             detector._model = detector._build_model()
