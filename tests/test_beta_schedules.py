@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_checks import assert_config_round_trips
 
 from latent_jax import cli, load_run, metrics
 from latent_jax.experiments import beta_schedules
@@ -42,7 +43,7 @@ def test_writes_metrics_history_and_figures(study):
 
 
 def test_the_folder_reloads_the_seeds_that_scored_the_saved_elbos(study):
-    _assert_config_round_trips(study, "beta-study")
+    assert_config_round_trips(study, "beta-study")
     saved = json.loads((study / "metrics.json").read_text())["schedules"]
     args = cli.parse_args(["beta-study", "--config", str(study / "config.json")])
     assert args.seeds == SEEDS and args.schedules == ["constant", "cyclical"]
@@ -77,13 +78,3 @@ def test_schedules_follow_their_definitions():
     assert seed.max() <= 1.0 / 30.0
     with pytest.raises(ValueError, match="schedule must be one of"):
         beta_schedules.study_schedule("sigmoid", total)
-
-
-def _assert_config_round_trips(out, command):
-    """The run's config.json read back by --config gives the flags it records."""
-    saved = json.loads((out / "config.json").read_text())
-    args = cli.parse_args([command, "--config", str(out / "config.json")])
-    for section in ("data", "model", "settings"):
-        for name, value in saved[section].items():
-            assert json.loads(json.dumps(getattr(args, name))) == value, (section, name)
-    assert args.seed == saved["seed"] and args.learning_rate == saved["training"]["learning_rate"]

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cli_checks import assert_config_round_trips
 from flax import linen as nn
 from PIL import Image
 
@@ -106,7 +107,7 @@ def test_experiment_writes_metrics_and_figures(digits_run):
 
 def test_the_folder_reloads_the_dae_that_scores_the_saved_mse(digits_run):
     out = digits_run
-    _assert_config_round_trips(out, "denoise")
+    assert_config_round_trips(out, "denoise")
     args = cli.parse_args(["denoise", "--config", str(out / "config.json")])
     d = denoising.load_data(args)
     built = denoising._build_model(args, d)
@@ -166,13 +167,3 @@ def test_bad_flags_are_clear_errors(tmp_path, capsys, flags, message):
     assert cli.main(["denoise", *flags, "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-
-
-def _assert_config_round_trips(out, command):
-    """The run's config.json read back by --config gives the flags it records."""
-    saved = json.loads((out / "config.json").read_text())
-    args = cli.parse_args([command, "--config", str(out / "config.json")])
-    for section in ("data", "model", "settings"):
-        for name, value in saved[section].items():
-            assert json.loads(json.dumps(getattr(args, name))) == value, (section, name)
-    assert args.seed == saved["seed"] and args.learning_rate == saved["training"]["learning_rate"]

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cli_checks import assert_config_round_trips
 
 from latent_jax import cli, load_run, metrics, pca
 from latent_jax.experiments import linear_vae
@@ -121,7 +122,7 @@ def test_command_writes_the_contracted_metrics(tmp_path, capsys):
     assert "digits" in capsys.readouterr().out
     # The folder reloads the synthetic data's VAE, its sub-folder the digits' one; each gives
     # the saved exact ELBO again.
-    _assert_config_round_trips(out, "linear-vae")
+    assert_config_round_trips(out, "linear-vae")
     args = cli.parse_args(["linear-vae", "--config", str(out / "config.json")])
     assert args.epochs == 150 and args.signal_variances == [4.0, 2.0]
     for index, (name, folder, saved) in enumerate(
@@ -161,13 +162,3 @@ def test_bad_flags_get_clear_errors(tmp_path, capsys):
     )
     with pytest.raises(ValueError, match="--epochs"):
         linear_vae.run(args)
-
-
-def _assert_config_round_trips(out, command):
-    """The run's config.json read back by --config gives the flags it records."""
-    saved = json.loads((out / "config.json").read_text())
-    args = cli.parse_args([command, "--config", str(out / "config.json")])
-    for section in ("data", "model", "settings"):
-        for name, value in saved[section].items():
-            assert json.loads(json.dumps(getattr(args, name))) == value, (section, name)
-    assert args.seed == saved["seed"] and args.learning_rate == saved["training"]["learning_rate"]

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import optax
 import pytest
+from cli_checks import assert_config_round_trips
 from PIL import Image
 
 from latent_jax import cli, load_run
@@ -44,7 +45,7 @@ def test_autoencoder_on_a_npy_file_writes_every_output_and_learns(tmp_path):
     assert metrics["final"]["test_loss"] == pytest.approx(test_losses[-1])
     assert any((out / "checkpoints").iterdir())
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 15
-    _assert_config_round_trips(out, "train")
+    assert_config_round_trips(out, "train")
     # The folder reloads the autoencoder, which scores the held-out rows as the run did.
     run = load_run(out)
     state = state_from_variables(run.variables, optax.identity())
@@ -100,13 +101,3 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys, monkeypatch, extra, me
     assert cli.main(["train", *extra, "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out" / "metrics.json").exists()
-
-
-def _assert_config_round_trips(out, command):
-    """The run's config.json read back by --config gives the flags it records."""
-    saved = json.loads((out / "config.json").read_text())
-    args = cli.parse_args([command, "--config", str(out / "config.json")])
-    for section in ("data", "model", "settings"):
-        for name, value in saved[section].items():
-            assert json.loads(json.dumps(getattr(args, name))) == value, (section, name)
-    assert args.seed == saved["seed"] and args.learning_rate == saved["training"]["learning_rate"]

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from cli_checks import assert_config_round_trips
 from PIL import Image
 
 from latent_jax import cli, image_data, load_run
@@ -103,7 +104,7 @@ def test_config_stores_the_resolved_flags_and_the_normalization(digits_run, digi
 
 def test_the_folder_reloads_the_vae_that_made_the_saved_reconstructions(digits_run):
     out = digits_run
-    _assert_config_round_trips(out, "vae")
+    assert_config_round_trips(out, "vae")
     run = load_run(out)
     model, _, args = evaluate_vae.load_run(str(out))
     assert run.model == model and args.beta_max == BETA_MAX and args.epochs == EPOCHS
@@ -282,13 +283,3 @@ def test_convolution_gradients_used_by_the_vae_equal_lax():
         got = jax.grad(loss(conv_general_dilated), argnums=(0, 1))(x, kernel)
         for want, have in zip(expected, got, strict=True):
             np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-5)
-
-
-def _assert_config_round_trips(out, command):
-    """The run's config.json read back by --config gives the flags it records."""
-    saved = json.loads((out / "config.json").read_text())
-    args = cli.parse_args([command, "--config", str(out / "config.json")])
-    for section in ("data", "model", "settings"):
-        for name, value in saved[section].items():
-            assert json.loads(json.dumps(getattr(args, name))) == value, (section, name)
-    assert args.seed == saved["seed"] and args.learning_rate == saved["training"]["learning_rate"]
