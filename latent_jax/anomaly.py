@@ -1,22 +1,31 @@
 r"""Anomaly detection with latent-variable models: fit on normal data, score, threshold.
 
-:class:`AnomalyDetector` follows the conventions of scikit-learn's outlier detectors and PyOD:
+:class:`AnomalyDetector` is a scikit-learn estimator (``get_params``/``set_params``,
+``clone``, pipelines, ``GridSearchCV``, ``cross_val_score``) with PyOD's detector API.
 ``fit(X)`` on (mostly) normal data, then
 
-* ``score_samples(X)``: one anomaly score per example, **higher means more anomalous**;
-* ``decision_function(X)``: ``score_samples(X) - threshold_``, positive for the examples
-  ``predict`` flags (so also higher = more anomalous; note that scikit-learn's own
-  ``decision_function`` has the opposite sign);
-* ``predict(X)``: 1 for an anomaly (``score > threshold_``), 0 for a normal example;
-* ``threshold_``: the ``1 - contamination`` quantile of the training scores (PyOD's rule:
+* ``decision_function(X)``: PyOD's raw anomaly score, **higher means more anomalous**;
+  ``decision_scores_`` holds the training data's scores;
+* ``score_samples(X)``: scikit-learn's convention, **higher means more normal**: the negated
+  anomaly score, so code written for scikit-learn's detectors (``-score_samples`` as the
+  anomaly score) gives the same orientation with this detector;
+* ``predict(X)``: PyOD's labels, 1 for an anomaly (``decision_function(X) > threshold_``),
+  0 for a normal example; ``labels_`` are the training data's labels;
+* ``predict_proba(X, method="linear" | "unify")``: PyOD's outlier probabilities, columns
+  (normal, anomaly);
+* ``threshold_``: the ``1 - contamination`` quantile of ``decision_scores_`` (PyOD's rule:
   ``predict`` flags the ``contamination`` fraction of the training data), or the explicit
   ``threshold`` when one is given.
 
-Backends (``method``) and their scores:
+The labels follow PyOD (1 = anomaly, 0 = normal), not scikit-learn's outlier detectors
+(-1 = outlier, 1 = inlier), and ``decision_function`` follows PyOD (higher = more anomalous),
+not scikit-learn (where it is higher for inliers).
 
-* ``"pca"``: with ``score="reconstruction"`` (the default) the squared reconstruction error
+Backends (``method``) and their anomaly scores:
+
+* ``"pca"``: with ``statistic="reconstruction"`` (the default) the squared reconstruction error
   :math:`\lVert x - \hat x\rVert^2` after projecting onto the first ``n_components``
-  principal axes (the Q or SPE statistic); with ``score="hotelling"`` Hotelling's
+  principal axes (the Q or SPE statistic); with ``statistic="hotelling"`` Hotelling's
   :math:`T^2 = \sum_k z_k^2 / \lambda_k`, the Mahalanobis distance inside that subspace
   (:math:`z_k` the principal coordinates, :math:`\lambda_k` their variances), which flags
   examples that are unusual *within* the normal data's main directions. The two are the
@@ -25,12 +34,19 @@ Backends (``method``) and their scores:
   \sigma^2 I)` under the closed-form probabilistic PCA;
 * ``"autoencoder"``: mean squared reconstruction error of an autoencoder (MLP, or
   convolutional for images);
-* ``"vae"``: with ``score="elbo"`` the negative ELBO :math:`-\mathbb{E}_q[\log p(x|z)] +
+* ``"vae"``: with ``statistic="elbo"`` the negative ELBO :math:`-\mathbb{E}_q[\log p(x|z)] +
   D_{KL}(q(z|x)\,\|\,p(z))` (the KL in closed form, the expectation over ``n_samples``
-  draws); with ``score="reconstruction_probability"`` (An & Cho, 2015) the negative log of
+  draws); with ``statistic="reconstruction_probability"`` (An & Cho, 2015) the negative log of
   the reconstruction probability :math:`\frac1L\sum_l p(x|z_l)`, :math:`z_l \sim q(z|x)`.
   The draws use the same standard-normal noise for every example (fixed by ``seed``), so an
   example's score does not depend on the other rows of ``X``.
+
+The default ``n_components="auto"`` of pca/ppca keeps the fewest components that explain
+90% of the variance, but at most ``r - 1`` of the ``r`` directions in which the training data
+vary (eigenvalues above round-off, at most ``min(n_samples - 1, n_features)``): a residual
+subspace with real variance always remains, so the reconstruction error is never round-off.
+When the data vary in one direction only, or an explicit ``n_components`` keeps all ``r``,
+``fit`` warns (:class:`NoResidualWarning`).
 
 ``X`` is an array of shape (n_samples, n_features) or of images, (n_samples, height, width)
 or (n_samples, height, width, channels). Neural backends use MLP models for feature vectors
@@ -40,7 +56,7 @@ with statistics of the training data (per feature for tables, one mean and stand
 for images).
 
 A fitted detector saves to a checkpoint directory (arrays and a JSON config, no pickle) and
-loads back with identical scores.
+loads back with identical scores; checkpoints of the previous version load too.
 
 Example:
     >>> import numpy as np
@@ -53,20 +69,26 @@ Example:
 from __future__ import annotations
 
 import functools
+import inspect
 import numbers
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import erf
+from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_array, validate_data
 
 from latent_jax import checkpoint as ckpt
 from latent_jax import metrics, validation
 from latent_jax import pca as pca_lib
-from latent_jax.data import Standardizer, check_finite_array
+from latent_jax._deprecation import warn_deprecated
+from latent_jax.data import Standardizer
 from latent_jax.gaussian import kl_standard_normal
 from latent_jax.models.conv import ConvSpec
 from latent_jax.models.factory import ARCHITECTURES as ARCHITECTURES
@@ -79,25 +101,38 @@ from latent_jax.schedules import constant
 from latent_jax.train import TrainConfig, fit
 from latent_jax.train.config import LR_SCHEDULES
 
-__all__ = ["ARCHITECTURES", "METHODS", "PCA_SCORES", "VAE_SCORES", "AnomalyDetector"]
+__all__ = [
+    "ARCHITECTURES",
+    "METHODS",
+    "PCA_SCORES",
+    "VAE_SCORES",
+    "AnomalyDetector",
+    "NoResidualWarning",
+]
 
 METHODS = ("pca", "ppca", "autoencoder", "vae")
 PCA_SCORES = ("reconstruction", "hotelling")
 VAE_SCORES = ("elbo", "reconstruction_probability")
-# The score of each method when none is given.
+# The statistic of each method when none is given.
 DEFAULT_SCORES = {"pca": "reconstruction", "vae": "elbo"}
 SCALINGS = ("auto", "feature", "global", "none")
 VAE_LIKELIHOODS = ("gaussian", "bernoulli")
+PROBA_METHODS = ("linear", "unify")
+# n_components="auto": the variance fraction to keep, below the cap that leaves a residual.
+AUTO_VARIANCE = 0.9
+# Eigenvalues below this fraction of the largest are round-off (the data's numerical rank).
+RANK_RTOL = 1e-5
 # Rows scored per compiled call (bounds memory; the result does not depend on it).
 SCORE_BATCH = 1024
 CHECKPOINT_KIND = "latent_jax.anomaly"
+# 1: the first format ("options": every option resolved); 2: "params" (get_params()).
+CHECKPOINT_VERSION = 2
 
+# The constructor's parameters after method, contamination and threshold, with their defaults
+# (``options_`` after fit: every one resolved).
 DEFAULT_OPTIONS: dict[str, Any] = {
-    # pca / ppca: an int, a fraction of the variance to keep (the fewest components that
-    # explain at least that much), or "kaiser" (the eigenvalues above their mean, over the
-    # min(n - 1, d) a sample of n rows can make non-zero).
-    "n_components": 0.9,
-    # autoencoder / vae
+    "n_components": "auto",
+    "statistic": None,
     "architecture": "auto",
     "hidden_dims": (128, 64),
     "channels": (16, 32),
@@ -105,21 +140,20 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "epochs": 100,
     "batch_size": 32,
     "learning_rate": 1e-3,
-    # the learning rate over the run (TrainConfig.lr_schedule) and gradient clipping
     "lr_schedule": "constant",
     "clip_norm": None,
-    # pca: "reconstruction" | "hotelling"; vae: "elbo" | "reconstruction_probability";
-    # None: the method's default.
-    "score": None,
     "likelihood": "gaussian",
     "obs_logvar": 0.0,
     "beta": 1.0,
     "n_samples": 16,
-    # all
     "scaling": "auto",
     "seed": 0,
     "quiet": True,
 }
+
+
+class NoResidualWarning(UserWarning):
+    """The PCA detector keeps every direction the training data vary in: no residual."""
 
 
 def _check_widths(name: str, value: Any) -> tuple[int, ...]:
@@ -134,39 +168,39 @@ def _check_widths(name: str, value: Any) -> tuple[int, ...]:
     return tuple(int(w) for w in widths)
 
 
-def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Every option validated and filled with its default."""
-    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"unknown AnomalyDetector option(s) {unknown}; the options are "
-            f"{sorted(DEFAULT_OPTIONS)}"
-        )
-    out = {**DEFAULT_OPTIONS, **options}
-    n = out["n_components"]
+def _check_n_components(n: Any) -> int | float | str:
     if isinstance(n, str):
-        validation.check_choice("n_components", n, ("kaiser",))
-    elif isinstance(n, numbers.Integral) and not isinstance(n, bool):
-        validation.check_int("n_components", n, 1)
-    else:
-        n = validation.check_real("n_components", n, positive=True)
-        if n >= 1.0:
-            raise ValueError(
-                f"n_components must be an int >= 1, a variance fraction in (0, 1) or "
-                f"'kaiser', got n_components={n}"
-            )
+        return validation.check_choice("n_components", n, ("auto", "kaiser"))
+    if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+        return validation.check_int("n_components", n, 1)
+    value = validation.check_real("n_components", n, positive=True)
+    if value >= 1.0:
+        raise ValueError(
+            f"n_components must be an int >= 1, a variance fraction in (0, 1), 'auto' or "
+            f"'kaiser', got n_components={n}"
+        )
+    return value
+
+
+def _check_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option validated, in the form the backends use."""
+    out = dict(options)
+    out["n_components"] = _check_n_components(out["n_components"])
+    out["statistic"] = _check_statistic(method, out["statistic"])
     validation.check_choice("architecture", out["architecture"], ARCHITECTURES)
     out["hidden_dims"] = _check_widths("hidden_dims", out["hidden_dims"])
     out["channels"] = _check_widths("channels", out["channels"])
     for name in ("latent_dim", "epochs", "batch_size", "n_samples"):
-        validation.check_int(name, out[name], 1)
-    validation.check_int("seed", out["seed"], 0)
-    validation.check_real("learning_rate", out["learning_rate"], positive=True)
+        out[name] = validation.check_int(name, out[name], 1)
+    out["seed"] = validation.check_int("seed", out["seed"], 0)
+    out["learning_rate"] = validation.check_real(
+        "learning_rate", out["learning_rate"], positive=True
+    )
     validation.check_choice("lr_schedule", out["lr_schedule"], LR_SCHEDULES)
     if out["clip_norm"] is not None:
         validation.check_real("clip_norm", out["clip_norm"], positive=True)
-    validation.check_real("beta", out["beta"], positive=True)
-    validation.check_real("obs_logvar", out["obs_logvar"])
+    out["beta"] = validation.check_real("beta", out["beta"], positive=True)
+    out["obs_logvar"] = validation.check_real("obs_logvar", out["obs_logvar"])
     validation.check_choice("likelihood", out["likelihood"], VAE_LIKELIHOODS)
     validation.check_choice("scaling", out["scaling"], SCALINGS)
     if not isinstance(out["quiet"], bool):
@@ -174,14 +208,16 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_score(method: str, score: Any) -> str | None:
-    """The method's score: ``score`` checked against the method's choices, or its default."""
+def _check_statistic(method: str, statistic: Any) -> str | None:
+    """The method's statistic: ``statistic`` checked against its choices, or its default."""
     choices = {"pca": PCA_SCORES, "vae": VAE_SCORES}.get(method)
-    if score is None:
+    if statistic is None:
         return DEFAULT_SCORES.get(method)
     if choices is None:
-        raise ValueError(f"method={method!r} has one score; the score option must be None")
-    return validation.check_choice("score", score, choices)
+        raise ValueError(
+            f"method={method!r} has one statistic; statistic must be None, got {statistic!r}"
+        )
+    return validation.check_choice("statistic", statistic, choices)
 
 
 def _check_contamination(contamination: Any, threshold: Any) -> None:
@@ -194,19 +230,23 @@ def _check_contamination(contamination: Any, threshold: Any) -> None:
         raise ValueError(f"contamination must be in (0, 0.5], got contamination={contamination}")
 
 
-def _as_examples(X: Any, name: str) -> np.ndarray:
-    """``X`` validated: float32 of shape (n, features) or (n, height, width, channels)."""
-    if X is None:
-        raise TypeError(f"{name} must be an array of shape (n_samples, ...), got None")
-    array = check_finite_array(X, name, min_ndim=2)
-    if array.ndim > 4:
-        raise ValueError(
-            f"{name} must have shape (n_samples, n_features), (n_samples, height, width) or "
-            f"(n_samples, height, width, channels), got shape {array.shape}"
-        )
-    if array.ndim == 3:
-        array = array[..., None]
-    return np.asarray(array, np.float32)
+def _numerical_rank(eigenvalues: np.ndarray, n: int, d: int) -> int:
+    """The directions in which ``n`` centred rows of ``d`` features vary above round-off.
+
+    At most ``min(n - 1, d)``; an eigenvalue counts when it exceeds :data:`RANK_RTOL` (or
+    ``d`` float32 epsilons, if more) times the largest: the backends compute in float32.
+    """
+    spectrum = eigenvalues[: min(n - 1, d)]
+    if spectrum.size == 0 or spectrum[0] <= 0:
+        return 0
+    tol = spectrum[0] * max(RANK_RTOL, d * float(np.finfo(np.float32).eps))
+    return int(np.sum(spectrum > tol))
+
+
+def _variance_components(eigenvalues: np.ndarray, fraction: float) -> int:
+    """The fewest leading components that explain at least ``fraction`` of the variance."""
+    ratios = np.cumsum(eigenvalues) / max(eigenvalues.sum(), np.finfo(np.float64).tiny)
+    return int(np.searchsorted(ratios, fraction - 1e-12) + 1)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -245,36 +285,70 @@ def _vae_scores(
     return -(jax.scipy.special.logsumexp(log_p, axis=0) - jnp.log(eps.shape[0]))
 
 
-class AnomalyDetector:
+class _RenamedKeywords(type):
+    """Serves the constructor's old keyword ``score`` as ``statistic``, with a warning.
+
+    A parameter named ``score`` would hide scikit-learn's ``score`` method; the signature
+    stays explicit (no ``**kwargs``), so ``get_params`` and ``clone`` see only ``statistic``.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if "score" in kwargs:
+            if "statistic" in kwargs:
+                raise TypeError("AnomalyDetector got both statistic and its old name score")
+            warn_deprecated("AnomalyDetector(score=...)", "AnomalyDetector(statistic=...)")
+            kwargs["statistic"] = kwargs.pop("score")
+        return super().__call__(*args, **kwargs)
+
+
+class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
     """Reconstruction- and likelihood-based anomaly detector (see the module docstring).
+
+    The constructor stores its arguments as given; ``fit`` validates them.
 
     Args:
         method: ``"pca"``, ``"ppca"``, ``"autoencoder"`` or ``"vae"``.
         contamination: the expected fraction of anomalies in the training data, in (0, 0.5];
             sets ``threshold_`` to the ``1 - contamination`` quantile of the training scores.
             May be ``None`` when ``threshold`` is given.
-        threshold: an explicit score threshold; overrides ``contamination`` for ``predict``.
-        **options: backend settings, defaults in :data:`DEFAULT_OPTIONS`:
-            ``n_components`` (pca/ppca: int, a variance fraction in (0, 1), default 0.9, or
-            ``"kaiser"``); ``score`` (pca: ``"reconstruction"`` or ``"hotelling"``);
-            ``architecture`` (``"auto"``, ``"mlp"``, ``"conv"``), ``hidden_dims`` (MLP
-            widths; the conv VAE's dense width is the first), ``channels`` (conv stages),
-            ``latent_dim``, ``epochs``, ``batch_size``, ``learning_rate``, ``lr_schedule``
-            (:class:`~latent_jax.train.TrainConfig`'s names), ``clip_norm`` (autoencoder/vae);
-            ``score`` (vae: ``"elbo"`` or ``"reconstruction_probability"``), ``likelihood``
-            (``"gaussian"`` with fixed log-variance ``obs_logvar``, or ``"bernoulli"`` for
-            data in [0, 1] with ``scaling="none"``), ``beta`` (the KL weight in training),
-            ``n_samples`` (draws per score) (vae); ``scaling`` (``"auto"``, ``"feature"``,
-            ``"global"``, ``"none"``), ``seed``, ``quiet`` (no progress bar).
+        threshold: an explicit anomaly-score threshold; overrides ``contamination``.
+        n_components: pca/ppca: an int, a variance fraction in (0, 1) (the fewest components
+            that explain at least that much), ``"kaiser"`` (the eigenvalues above their mean,
+            over the ``min(n - 1, d)`` a sample of n rows can make non-zero) or ``"auto"``
+            (90% of the variance, at most one fewer than the directions the data vary in;
+            see the module docstring).
+        statistic: the anomaly score: pca: ``"reconstruction"`` or ``"hotelling"``; vae:
+            ``"elbo"`` or
+            ``"reconstruction_probability"``; ``None``: the method's default.
+        architecture: autoencoder/vae: ``"auto"``, ``"mlp"`` or ``"conv"``.
+        hidden_dims: MLP widths (the conv VAE's dense width is the first).
+        channels: the convolutional stages' channels.
+        latent_dim: autoencoder/vae code size.
+        epochs: training epochs.
+        batch_size: training rows per step.
+        learning_rate: Adam's step size.
+        lr_schedule: the learning rate over the run (:class:`~latent_jax.train.TrainConfig`).
+        clip_norm: gradient clipping norm, or ``None``.
+        likelihood: vae: ``"gaussian"`` with fixed log-variance ``obs_logvar``, or
+            ``"bernoulli"`` for data in [0, 1] with ``scaling="none"``.
+        obs_logvar: vae: the Gaussian likelihood's log-variance.
+        beta: vae: the KL weight in training.
+        n_samples: vae: draws per score.
+        scaling: ``"auto"``, ``"feature"``, ``"global"`` or ``"none"``.
+        seed: seed of the network's initialization, training and the VAE's draws.
+        quiet: no progress bar.
 
     Attributes (after ``fit``):
-        threshold_: float, the score above which ``predict`` flags an example.
-        training_scores_: array of shape (n_samples,), the scores of the training data.
+        decision_scores_: array of shape (n_samples,), the training data's anomaly scores.
+        labels_: int array of shape (n_samples,), the training data's labels (1 = anomaly).
+        threshold_: float, the anomaly score above which ``predict`` flags an example.
         n_features_in_: int, the number of features per example (pixels times channels).
+        feature_names_in_: the column names of a DataFrame ``X``, when it had string names.
         feature_shape_: tuple, the shape of one example as stored ((features,) or
             (height, width, channels)).
         n_components_: int, the principal components used (pca/ppca), else ``None``.
-        options_: dict, every option resolved.
+        options_: dict, every parameter after ``method``, ``contamination`` and
+            ``threshold``, validated and resolved.
         history_: the training :class:`~latent_jax.train.History` (autoencoder/vae), else
             ``None``.
     """
@@ -285,25 +359,114 @@ class AnomalyDetector:
         contamination: float | None = 0.1,
         *,
         threshold: float | None = None,
-        **options: Any,
+        n_components: int | float | str = "auto",
+        statistic: str | None = None,
+        architecture: str = "auto",
+        hidden_dims: Sequence[int] = (128, 64),
+        channels: Sequence[int] = (16, 32),
+        latent_dim: int = 8,
+        epochs: int = 100,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        lr_schedule: str = "constant",
+        clip_norm: float | None = None,
+        likelihood: str = "gaussian",
+        obs_logvar: float = 0.0,
+        beta: float = 1.0,
+        n_samples: int = 16,
+        scaling: str = "auto",
+        seed: int = 0,
+        quiet: bool = True,
     ):
-        self.method = validation.check_choice("method", method, METHODS)
-        if threshold is not None:
-            threshold = validation.check_real("threshold", threshold)
-        _check_contamination(contamination, threshold)
+        self.method = method
         self.contamination = contamination
         self.threshold = threshold
-        self.options = _check_options(options)
-        self.options["score"] = _check_score(self.method, self.options["score"])
-        self._fitted = False
+        self.n_components = n_components
+        self.statistic = statistic
+        self.architecture = architecture
+        self.hidden_dims = hidden_dims
+        self.channels = channels
+        self.latent_dim = latent_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.clip_norm = clip_norm
+        self.likelihood = likelihood
+        self.obs_logvar = obs_logvar
+        self.beta = beta
+        self.n_samples = n_samples
+        self.scaling = scaling
+        self.seed = seed
+        self.quiet = quiet
 
-    def __repr__(self) -> str:
-        defaults = {**DEFAULT_OPTIONS, "score": DEFAULT_SCORES.get(self.method)}
-        changed = {k: v for k, v in self.options.items() if v != defaults[k]}
-        extra = "".join(f", {k}={v!r}" for k, v in changed.items())
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "outlier_detector"
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "threshold_")
+
+    # ------------------------------------------------------------------ parameters
+
+    def _validate_params(self) -> dict[str, Any]:
+        """The parameters checked; ``method``, ``threshold`` and the resolved options."""
+        validation.check_choice("method", self.method, METHODS)
         if self.threshold is not None:
-            extra = f", threshold={self.threshold!r}{extra}"
-        return f"AnomalyDetector({self.method!r}, contamination={self.contamination!r}{extra})"
+            validation.check_real("threshold", self.threshold)
+        _check_contamination(self.contamination, self.threshold)
+        return _check_options(self.method, {k: getattr(self, k) for k in DEFAULT_OPTIONS})
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Deprecated: every option resolved; use ``options_`` or ``get_params()``."""
+        warn_deprecated("AnomalyDetector.options", "AnomalyDetector.options_ or get_params()")
+        return dict(self.options_) if hasattr(self, "options_") else self._validate_params()
+
+    @property
+    def training_scores_(self) -> np.ndarray:
+        """Deprecated: the training data's anomaly scores; use ``decision_scores_``."""
+        warn_deprecated("AnomalyDetector.training_scores_", "AnomalyDetector.decision_scores_")
+        self._check_fitted("training_scores_")
+        return self.decision_scores_
+
+    # ------------------------------------------------------------------ input
+
+    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        """``X`` validated (scikit-learn's rules and messages): float32 of shape (n, features)
+        or (n, height, width, channels); ``reset`` records its shape and feature names."""
+        kwargs: dict[str, Any] = {
+            "dtype": (np.float64, np.float32),
+            "ensure_min_samples": 2 if reset else 1,
+        }
+        array = check_array(X, allow_nd=True, input_name="X", estimator=self, **kwargs)
+        if array.ndim == 2:
+            # Feature names and the feature count, with scikit-learn's messages.
+            array = validate_data(self, X, reset=reset, **kwargs)
+        elif array.ndim > 4:
+            raise ValueError(
+                f"X must have shape (n_samples, n_features), (n_samples, height, width) or "
+                f"(n_samples, height, width, channels), got shape {array.shape}"
+            )
+        elif reset and hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        given = tuple(int(d) for d in array.shape[1:])
+        if array.ndim == 3:
+            array = array[..., None]
+        shape = tuple(int(d) for d in array.shape[1:])
+        if reset:
+            self.feature_shape_ = shape
+            self.n_features_in_ = int(np.prod(shape))
+        elif shape != self.feature_shape_:
+            raise ValueError(
+                f"X has examples of shape {given} ({int(np.prod(given))} features) but the "
+                f"detector was fitted on examples of shape {self.feature_shape_} "
+                f"({self.n_features_in_} features)"
+            )
+        return np.asarray(array, np.float32)
 
     # ------------------------------------------------------------------ fitting
 
@@ -331,21 +494,22 @@ class AnomalyDetector:
             ``self``.
 
         Raises:
-            ValueError: for NaN/Inf, empty or badly shaped ``X``, options that do not fit the
-                data, or training arguments for pca/ppca.
+            ValueError: for invalid parameters, NaN/Inf, empty or badly shaped ``X``,
+                parameters that do not fit the data, or training arguments for pca/ppca.
+
+        Warns:
+            NoResidualWarning: pca/ppca, when the components kept leave no direction in which
+                the training data vary (the reconstruction error would be round-off).
         """
         del y
+        options = self._validate_params()
         if self.method in ("pca", "ppca") and (checkpoint_dir is not None or callbacks):
             raise ValueError(
                 f"checkpoint_dir and callbacks are for the trained methods (autoencoder, vae), "
                 f"not method={self.method!r}"
             )
-        x = _as_examples(X, "X")
-        if len(x) < 2:
-            raise ValueError(f"X must have at least 2 rows to fit, got {len(x)}")
-        options = self.options
-        self.feature_shape_ = tuple(int(d) for d in x.shape[1:])
-        self.n_features_in_ = int(np.prod(self.feature_shape_))
+        x = self._validate_X(X, reset=True)
+        self.options_ = options
         self._scaling = self._resolve_scaling(x)
         self._scaler = self._fit_scaler(x)
         xs = self._transform(x)
@@ -362,18 +526,26 @@ class AnomalyDetector:
             self._eps = np.asarray(
                 jax.random.normal(key, (options["n_samples"], options["latent_dim"]))
             )
-        self._fitted = True
         self._training_inputs = xs  # kept for rescored(); not saved
         self._set_threshold(self._score(xs))
         return self
 
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
-        """``fit(X)`` then the labels of the training data: int array of shape (n_samples,)."""
-        return self.fit(X, y).predict(X)
+    def fit_predict(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """``fit(X)``, then the training data's labels ``labels_`` (1 = anomaly).
+
+        Args:
+            X: as for :meth:`fit`.
+            y: ignored.
+            **fit_params: :meth:`fit`'s keyword arguments (``checkpoint_dir``, ``callbacks``).
+
+        Returns:
+            int64 array of shape (n_samples,).
+        """
+        return self.fit(X, y, **fit_params).labels_.copy()
 
     def _resolve_scaling(self, x: np.ndarray) -> str:
-        scaling = self.options["scaling"]
-        bernoulli = self.method == "vae" and self.options["likelihood"] == "bernoulli"
+        scaling = self.options_["scaling"]
+        bernoulli = self.method == "vae" and self.options_["likelihood"] == "bernoulli"
         if scaling == "auto":
             scaling = "none" if bernoulli else ("feature" if x.ndim == 2 else "global")
         if bernoulli and (scaling != "none" or x.min() < 0 or x.max() > 1):
@@ -391,15 +563,23 @@ class AnomalyDetector:
     def _transform(self, x: np.ndarray) -> np.ndarray:
         return x if self._scaler is None else self._scaler.transform(x)
 
+    def _uses_residual(self) -> bool:
+        return self.method == "ppca" or self.options_["statistic"] == "reconstruction"
+
     def _fit_pca(self, flat: np.ndarray) -> None:
         n, d = flat.shape
-        # PPCA needs discarded directions for a positive noise variance.
+        # PPCA needs discarded directions for a positive noise variance; the reconstruction
+        # error needs them to be anything but zero.
+        if d < 2 and self._uses_residual():
+            raise ValueError(
+                f"method={self.method!r} with statistic={self.options_['statistic']!r} needs "
+                f"at least 2 features, got {d} feature(s)"
+            )
         limit = min(n, d) - (1 if self.method == "ppca" else 0)
-        if limit < 1:
-            raise ValueError(f"method={self.method!r} needs at least 2 features, got {d}")
-        wanted = self.options["n_components"]
-        if isinstance(wanted, str | float):
-            eigenvalues = np.asarray(pca_lib.fit_pca(flat, 1).eigenvalues, np.float64)
+        wanted = self.options_["n_components"]
+        eigenvalues = np.asarray(pca_lib.fit_pca(flat, 1).eigenvalues, np.float64)
+        rank = _numerical_rank(eigenvalues, n, d)
+        if isinstance(wanted, str):
             if wanted == "kaiser":
                 # Kaiser's rule: the components with more than the average variance. The
                 # average is over the n - 1 eigenvalues a centred sample can make non-zero
@@ -407,8 +587,10 @@ class AnomalyDetector:
                 spectrum = eigenvalues[: min(n - 1, d)]
                 q = max(1, int(np.sum(spectrum > spectrum.mean())))
             else:
-                ratios = np.cumsum(eigenvalues) / max(eigenvalues.sum(), np.finfo(np.float64).tiny)
-                q = int(np.searchsorted(ratios, wanted - 1e-12) + 1)
+                # "auto": 90% of the variance, but one direction of real variance left over.
+                q = min(_variance_components(eigenvalues, AUTO_VARIANCE), max(rank - 1, 1))
+        elif isinstance(wanted, float):
+            q = _variance_components(eigenvalues, wanted)
         else:
             q = wanted
             if q > limit:
@@ -416,16 +598,28 @@ class AnomalyDetector:
                     f"n_components={q} must be <= {limit} for method={self.method!r} with "
                     f"{n} samples and {d} features"
                 )
-        q = min(q, limit)
+        q = max(1, min(q, limit))
+        if q >= rank and self._uses_residual():
+            warnings.warn(
+                f"n_components={wanted!r} keeps {q} component(s) and the training data vary in "
+                f"{rank} direction(s) only ({n} samples, {d} features): no residual subspace "
+                f"is left, so the {self._residual_name()} is round-off and the threshold is "
+                f"noise; use more varied data or fewer components",
+                NoResidualWarning,
+                stacklevel=3,
+            )
         fitter = pca_lib.fit_ppca if self.method == "ppca" else pca_lib.fit_pca
         self._pca = fitter(flat, q)
         self.n_components_ = q
 
+    def _residual_name(self) -> str:
+        return "noise variance" if self.method == "ppca" else "reconstruction error"
+
     def _resolve_architecture(self) -> str:
-        return _resolve_architecture(self.feature_shape_, self.options["architecture"])
+        return _resolve_architecture(self.feature_shape_, self.options_["architecture"])
 
     def _build_model(self) -> Any:
-        o = self.options
+        o = self.options_
         kind = "vae" if self.method == "vae" else "autoencoder"
         conv_options: dict[str, Any]
         if kind == "autoencoder":
@@ -464,7 +658,7 @@ class AnomalyDetector:
         """
         if self.method in ("pca", "ppca"):
             raise ValueError(f"method={self.method!r} trains no network")
-        o = self.options
+        o = self._validate_params()
         return TrainConfig(
             learning_rate=o["learning_rate"],
             batch_size=o["batch_size"],
@@ -486,7 +680,7 @@ class AnomalyDetector:
     def _fit_network(
         self, xs: np.ndarray, checkpoint_dir: str | os.PathLike | None, callbacks: Sequence[Any]
     ) -> None:
-        o = self.options
+        o = self.options_
         if self.method == "vae":
             objective = vae_objective(
                 self._model,
@@ -508,30 +702,20 @@ class AnomalyDetector:
         self._variables = jax.device_get(state.variables)
 
     def _set_threshold(self, training_scores: np.ndarray) -> None:
-        self.training_scores_ = training_scores
+        self.decision_scores_ = training_scores
         if self.threshold is not None:
             self.threshold_ = float(self.threshold)
         else:
             self.threshold_ = float(np.quantile(training_scores, 1.0 - self.contamination))
+        self.labels_ = (training_scores > self.threshold_).astype(np.int64)
 
     # ------------------------------------------------------------------ scoring
 
     def _check_fitted(self, what: str) -> None:
-        if not self._fitted:
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError(
                 f"this AnomalyDetector is not fitted yet: call fit(X) before {what}()"
             )
-
-    def _check_input(self, X: Any) -> np.ndarray:
-        x = _as_examples(X, "X")
-        if tuple(x.shape[1:]) != self.feature_shape_:
-            given = np.shape(X)[1:]
-            raise ValueError(
-                f"X has examples of shape {given} ({int(np.prod(given))} features) but the "
-                f"detector was fitted on examples of shape {self.feature_shape_} "
-                f"({self.n_features_in_} features)"
-            )
-        return x
 
     def _score(self, xs: np.ndarray) -> np.ndarray:
         """Scores of standardized examples, computed in blocks of :data:`SCORE_BATCH` rows."""
@@ -543,7 +727,7 @@ class AnomalyDetector:
     def _score_block(self, xs: np.ndarray) -> np.ndarray:
         if self.method == "pca":
             flat = xs.reshape(len(xs), -1)
-            if self.options["score"] == "hotelling":
+            if self.options_["statistic"] == "hotelling":
                 whitened = pca_lib.encode(self._pca, flat, whiten=True)
                 return np.sum(np.square(np.asarray(whitened, np.float64)), axis=1)
             return np.asarray(pca_lib.reconstruction_error(self._pca, flat))
@@ -558,72 +742,103 @@ class AnomalyDetector:
                 self._variables,
                 x,
                 jnp.asarray(self._eps),
-                jnp.asarray(self.options["obs_logvar"], jnp.float32),
+                jnp.asarray(self.options_["obs_logvar"], jnp.float32),
                 model=self._model,
-                kind=self.options["score"],
-                likelihood=self.options["likelihood"],
+                kind=self.options_["statistic"],
+                likelihood=self.options_["likelihood"],
             )
         )
 
+    def decision_function(self, X: Any) -> np.ndarray:
+        """PyOD's anomaly scores: higher = more anomalous.
+
+        The opposite sign of scikit-learn's ``decision_function`` (PyOD's convention); code
+        written for scikit-learn's detectors should use :meth:`score_samples`.
+
+        Args:
+            X: array of the fitted example shape, (n_samples, ...).
+
+        Returns:
+            float64 array of shape (n_samples,); ``predict`` flags the rows above
+            ``threshold_``.
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before ``fit``.
+            ValueError: for NaN/Inf or a different example shape than ``fit`` saw.
+        """
+        self._check_fitted("decision_function")
+        return self._score(self._transform(self._validate_X(X, reset=False)))
+
     def score_samples(self, X: Any) -> np.ndarray:
-        """Anomaly scores, higher = more anomalous.
+        """scikit-learn's normality scores: higher = more normal, ``-decision_function(X)``.
 
         Args:
             X: array of the fitted example shape, (n_samples, ...).
 
         Returns:
             float64 array of shape (n_samples,).
-
-        Raises:
-            sklearn.exceptions.NotFittedError: before ``fit``.
-            ValueError: for NaN/Inf or a different example shape than ``fit`` saw.
         """
         self._check_fitted("score_samples")
-        return self._score(self._transform(self._check_input(X)))
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """``score_samples(X) - threshold_``: positive for the examples ``predict`` flags.
-
-        Returns:
-            float64 array of shape (n_samples,); higher = more anomalous.
-        """
-        self._check_fitted("decision_function")
-        return self.score_samples(X) - self.threshold_
+        return -self.decision_function(X)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Labels: 1 for an anomaly (``score > threshold_``), 0 for a normal example.
+        """PyOD's labels: 1 for an anomaly (``decision_function(X) > threshold_``), else 0.
 
         Returns:
             int64 array of shape (n_samples,).
         """
         self._check_fitted("predict")
-        return (self.score_samples(X) > self.threshold_).astype(np.int64)
+        return (self.decision_function(X) > self.threshold_).astype(np.int64)
 
-    def rescored(self, score: str) -> AnomalyDetector:
-        """The same fitted PCA or VAE scoring with another ``score``; ``threshold_`` recomputed.
+    def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
+        """PyOD's outlier probabilities, from the anomaly scores and ``decision_scores_``.
+
+        Args:
+            X: array of the fitted example shape, (n_samples, ...).
+            method: ``"linear"``: the score min-max scaled by the training scores' range and
+                clipped to [0, 1]; ``"unify"`` (Kriegel et al., 2011): ``erf((s - mu) /
+                (sigma * sqrt(2)))`` clipped to [0, 1], with ``mu`` and ``sigma`` the
+                training scores' mean and standard deviation.
+
+        Returns:
+            float64 array of shape (n_samples, 2): columns P(normal), P(anomaly), summing to 1.
+        """
+        self._check_fitted("predict_proba")
+        validation.check_choice("method", method, PROBA_METHODS)
+        train = self.decision_scores_
+        scores = self.decision_function(X)
+        if method == "linear":
+            low, span = train.min(), np.ptp(train)
+            anomaly = (scores - low) / (span if span > 0 else 1.0)
+        else:
+            sigma = train.std()
+            anomaly = erf((scores - train.mean()) / ((sigma if sigma > 0 else 1.0) * np.sqrt(2)))
+        anomaly = np.clip(anomaly, 0.0, 1.0)
+        return np.column_stack([1.0 - anomaly, anomaly])
+
+    def rescored(self, statistic: str) -> AnomalyDetector:
+        """The same fitted PCA or VAE with another ``statistic``; ``threshold_`` recomputed.
 
         The fitted model is shared, not copied; nothing is refitted.
 
         Args:
-            score: one of :data:`PCA_SCORES` (pca) or :data:`VAE_SCORES` (vae).
+            statistic: one of :data:`PCA_SCORES` (pca) or :data:`VAE_SCORES` (vae).
 
         Returns:
-            A new fitted :class:`AnomalyDetector`.
+            A new fitted :class:`AnomalyDetector` whose ``statistic`` parameter is ``statistic``.
         """
         self._check_fitted("rescored")
         if self.method not in DEFAULT_SCORES:
             raise ValueError(f"rescored() applies to method='pca' or 'vae', not {self.method!r}")
-        score = _check_score(self.method, score)
-        other = AnomalyDetector.__new__(AnomalyDetector)
-        other.__dict__.update(self.__dict__)
-        other.options = {**self.options, "score": score}
-        other._set_threshold(other._score(self._transform_training()))
-        return other
-
-    def _transform_training(self) -> np.ndarray:
+        statistic = _check_statistic(self.method, statistic)
         if getattr(self, "_training_inputs", None) is None:
             raise ValueError("rescored() needs the training data, which a loaded detector lacks")
-        return self._training_inputs
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.statistic = statistic
+        other.options_ = {**self.options_, "statistic": statistic}
+        other._set_threshold(other._score(self._training_inputs))
+        return other
 
     # ------------------------------------------------------------------ persistence
 
@@ -637,7 +852,7 @@ class AnomalyDetector:
             The manifest's path.
         """
         self._check_fitted("save")
-        tree: dict[str, Any] = {"training_scores": np.asarray(self.training_scores_)}
+        tree: dict[str, Any] = {"training_scores": np.asarray(self.decision_scores_)}
         if self._scaler is not None:
             tree["scaler"] = {
                 "mean": np.asarray(self._scaler.mean),
@@ -654,15 +869,19 @@ class AnomalyDetector:
             tree["variables"] = jax.tree.map(np.asarray, dict(self._variables))
         if self.method == "vae":
             tree["eps"] = np.asarray(self._eps)
-        options = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
         metadata = {
             "kind": CHECKPOINT_KIND,
+            "version": CHECKPOINT_VERSION,
             "method": self.method,
-            "contamination": self.contamination,
-            "threshold": self.threshold,
+            "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+            "options": {k: _jsonable(v) for k, v in self.options_.items()},
             "threshold_": self.threshold_,
-            "options": options,
             "feature_shape": list(self.feature_shape_),
+            "feature_names_in": (
+                [str(n) for n in self.feature_names_in_]
+                if hasattr(self, "feature_names_in_")
+                else None
+            ),
             "scaling": self._scaling,
             "architecture": getattr(self, "_architecture", None),
             "n_components": self.n_components_,
@@ -676,7 +895,7 @@ class AnomalyDetector:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AnomalyDetector:
-        """Loads a detector written by :meth:`save`.
+        """Loads a detector written by :meth:`save` (this version's or the previous one's).
 
         Args:
             path: the checkpoint directory (or its manifest).
@@ -686,8 +905,9 @@ class AnomalyDetector:
 
         Raises:
             FileNotFoundError: if there is no checkpoint at ``path``.
-            latent_jax.checkpoint.CheckpointError: for a corrupt checkpoint or one that does
-                not hold a detector (a file from elsewhere), naming the file.
+            latent_jax.checkpoint.CheckpointError: for a corrupt checkpoint, one that does not
+                hold a detector (a file from elsewhere) or one of a newer format, naming the
+                file.
         """
         loaded = ckpt.load_checkpoint(path)
         meta = loaded.metadata
@@ -700,8 +920,15 @@ class AnomalyDetector:
             raise ckpt.CheckpointError(
                 f"checkpoint {loaded.path} does not hold an AnomalyDetector{hint}"
             )
+        version = meta.get("version", 1)
+        if not isinstance(version, int) or not 1 <= version <= CHECKPOINT_VERSION:
+            raise ckpt.CheckpointError(
+                f"checkpoint {loaded.path} holds an AnomalyDetector of format version "
+                f"{version!r}; this version of latent_jax reads versions 1 to "
+                f"{CHECKPOINT_VERSION} (upgrade latent_jax to load it)"
+            )
         try:
-            return cls._from_checkpoint(meta, loaded.tree)
+            return cls._from_checkpoint(meta, loaded.tree, version)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ckpt.CheckpointError(
                 f"checkpoint {loaded.path} holds no AnomalyDetector this version can read: "
@@ -709,13 +936,31 @@ class AnomalyDetector:
             ) from err
 
     @classmethod
-    def _from_checkpoint(cls, meta: Mapping[str, Any], tree: Mapping[str, Any]) -> AnomalyDetector:
+    def _from_checkpoint(
+        cls, meta: Mapping[str, Any], tree: Mapping[str, Any], version: int
+    ) -> AnomalyDetector:
         """The detector that a checkpoint's metadata and arrays describe (see :meth:`load`)."""
-        detector = cls(
-            meta["method"], meta["contamination"], threshold=meta["threshold"], **meta["options"]
-        )
+        if version == 1:
+            # Every option resolved under "options"; the old n_components default was 0.9.
+            options = dict(meta["options"])
+            params = {
+                "method": meta["method"],
+                "contamination": meta["contamination"],
+                "threshold": meta["threshold"],
+                "statistic": options.pop("score"),
+                **options,
+            }
+        else:
+            params = dict(meta["params"])
+        for name in ("hidden_dims", "channels"):
+            if isinstance(params.get(name), list):
+                params[name] = tuple(params[name])
+        detector = cls(**params)
+        detector.options_ = detector._validate_params()
         detector.feature_shape_ = tuple(int(d) for d in meta["feature_shape"])
         detector.n_features_in_ = int(np.prod(detector.feature_shape_))
+        if meta.get("feature_names_in") is not None:
+            detector.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
         detector._scaling = validation.check_choice("scaling", meta["scaling"], SCALINGS)
         detector._scaler = (
             Standardizer(np.asarray(tree["scaler"]["mean"]), np.asarray(tree["scaler"]["std"]))
@@ -736,7 +981,24 @@ class AnomalyDetector:
         if detector.method == "vae":
             detector._eps = np.asarray(tree["eps"])
         detector._training_inputs = None
-        detector.training_scores_ = np.asarray(tree["training_scores"], np.float64)
+        scores = np.asarray(tree["training_scores"], np.float64)
+        detector.decision_scores_ = scores
         detector.threshold_ = float(meta["threshold_"])
-        detector._fitted = True
+        detector.labels_ = (scores > detector.threshold_).astype(np.int64)
         return detector
+
+
+# inspect.signature(AnomalyDetector), which scikit-learn's checks read, is __init__'s (without
+# self), not _RenamedKeywords.__call__'s (*args, **kwargs).
+AnomalyDetector.__signature__ = inspect.signature(AnomalyDetector.__init__).replace(
+    parameters=list(inspect.signature(AnomalyDetector.__init__).parameters.values())[1:]
+)
+
+
+def _jsonable(value: Any) -> Any:
+    """A parameter as JSON: tuples as lists, NumPy scalars as Python numbers."""
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -25,7 +25,8 @@ the subspace of the components Kaiser's rule keeps, the eigenvalues above their 
 (scored twice from one trained model: negative ELBO, ``vae-elbo``, and negative log
 reconstruction probability, ``vae-recprob``);
 baselines ``isolation-forest`` and ``one-class-svm`` (scikit-learn defaults, scored with
-``-score_samples``). Metrics: AUROC and average precision (anomalies are the positive class)
+``-score_samples``; every method's anomaly score is its ``decision_function``, higher = more
+anomalous, as in PyOD). Metrics: AUROC and average precision (anomalies are the positive class)
 from ``sklearn.metrics``.
 
 Writes into --out the run folder (:mod:`latent_jax.runs`): config.json, metrics.json, and for
@@ -151,9 +152,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--contamination", type=float, default=0.1, help="for thresholds")
     model.add_argument(
         "--n-components",
-        type=float,
-        default=0.9,
-        help="PCA/PPCA components: an int, or the variance fraction to keep (default 0.9)",
+        type=_n_components,
+        default="auto",
+        help=(
+            "PCA/PPCA components: an int, a variance fraction in (0, 1), 'kaiser', or 'auto' "
+            "(90%% of the variance, always leaving a residual; the default)"
+        ),
     )
     model.add_argument(
         "--architecture", choices=("auto", "mlp", "conv"), default="auto", help="AE/VAE models"
@@ -186,15 +190,14 @@ def _check_args(args: argparse.Namespace) -> None:
     # Let the detector validate the rest (contamination, n_components, ...), before any work.
     for method in args.methods:
         try:
-            AnomalyDetector(method, args.contamination, **_options(args, method))
+            AnomalyDetector(method, args.contamination, **_options(args, method))._validate_params()
         except (TypeError, ValueError) as error:
             raise ValueError(f"--methods {method}: {error}") from error
 
 
 def _options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     if method in ("pca", "ppca"):
-        n = args.n_components
-        return {"n_components": int(n) if n >= 1 and float(n).is_integer() else n}
+        return {"n_components": args.n_components}
     options = {
         "architecture": args.architecture,
         "hidden_dims": args.hidden_dims,
@@ -212,6 +215,19 @@ def _options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     return options
 
 
+def _n_components(text: str) -> int | float | str:
+    """``--n-components``: ``auto``, ``kaiser``, an int or a variance fraction."""
+    if text in ("auto", "kaiser"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an int, a fraction in (0, 1), 'auto' or 'kaiser', got {text!r}"
+        ) from None
+    return int(value) if value >= 1 and value.is_integer() else value
+
+
 def fit_detectors(
     args: argparse.Namespace, train: np.ndarray, main_dir: str | None = None
 ) -> dict[str, AnomalyDetector | Any]:
@@ -224,8 +240,9 @@ def fit_detectors(
             (history.csv, normalizer.json, checkpoints/), or ``None``.
 
     Returns:
-        Method name -> fitted detector; a scikit-learn baseline is a pipeline-like object
-        with ``score_samples`` (higher = more normal, as in scikit-learn).
+        Method name -> fitted detector; a scikit-learn baseline is wrapped so that its
+        ``decision_function`` is, as for :class:`AnomalyDetector`, an anomaly score (higher =
+        more anomalous: scikit-learn's ``-score_samples``).
     """
     fitted: dict[str, Any] = {}
     main = next((m for m in args.methods if m in NEURAL), None) if main_dir else None
@@ -250,7 +267,7 @@ def fit_detectors(
             # T^2 on the leading components: Kaiser's rule picks them from the normal data
             # alone, independently of --n-components (tuned for the reconstruction error).
             hotelling = AnomalyDetector(
-                "pca", args.contamination, n_components="kaiser", score="hotelling"
+                "pca", args.contamination, n_components="kaiser", statistic="hotelling"
             )
             fitted["pca-hotelling"] = hotelling.fit(train)
     flat = train.reshape(len(train), -1)
@@ -269,8 +286,8 @@ class _Baseline:
     def __init__(self, model: Any, scaler: StandardScaler | None):
         self.model, self.scaler = model, scaler
 
-    def score_samples(self, x: np.ndarray) -> np.ndarray:
-        """Anomaly scores, higher = more anomalous (scikit-learn's sign flipped)."""
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """Anomaly scores, higher = more anomalous (PyOD's convention): ``-score_samples``."""
         flat = x.reshape(len(x), -1)
         if self.scaler is not None:
             flat = self.scaler.transform(flat)
@@ -293,7 +310,7 @@ def score_detectors(
     """
     out = {}
     for name, detector in fitted.items():
-        scores = np.asarray(detector.score_samples(test), np.float64)
+        scores = np.asarray(detector.decision_function(test), np.float64)
         result = {
             "auroc": float(roc_auc_score(is_anomaly, scores)),
             "average_precision": float(average_precision_score(is_anomaly, scores)),
