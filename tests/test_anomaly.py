@@ -6,6 +6,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from cli_checks import assert_config_round_trips
 from PIL import Image
 from sklearn.decomposition import PCA as SkPCA
 from sklearn.exceptions import NotFittedError
@@ -394,7 +395,7 @@ def test_experiment_writes_metrics_and_figures(experiment_run):
 
 def test_the_folder_reloads_the_neural_detector_that_scored_the_saved_auroc(experiment_run):
     out = experiment_run
-    _assert_config_round_trips(out, "anomaly")
+    assert_config_round_trips(out, "anomaly")
     metrics = json.loads((out / "metrics.json").read_text())
     # The faces task's first split, as the command made it.
     images, labels = image_data.load_lfw_subset()
@@ -435,16 +436,6 @@ def test_experiment_rejects_bad_flags(tmp_path, capsys):
     assert "--classes must be digits 0-9" in capsys.readouterr().err
     assert cli.main(["anomaly", "--contamination", "0.9", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "x").exists()
-
-
-def _assert_config_round_trips(out, command):
-    """The run's config.json read back by --config gives the flags it records."""
-    saved = json.loads((out / "config.json").read_text())
-    args = cli.parse_args([command, "--config", str(out / "config.json")])
-    for section in ("data", "model", "settings"):
-        for name, value in saved[section].items():
-            assert json.loads(json.dumps(getattr(args, name))) == value, (section, name)
-    assert args.seed == saved["seed"] and args.learning_rate == saved["training"]["learning_rate"]
 
 
 def test_experiment_n_components_flag():
