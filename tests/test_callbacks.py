@@ -40,6 +40,7 @@ def test_history_csv_has_one_row_per_epoch_with_every_metric(tmp_path):
     rows = _read(path)
     assert [int(r["epoch"]) for r in rows] == list(range(1, 8))
     assert set(rows[0]) == set(history)  # epoch, epoch_time, train_* and test_*
+    assert list(rows[0])[:2] == ["epoch", "epoch_time"]
     for name in ("train_loss", "test_loss"):
         np.testing.assert_allclose([float(r[name]) for r in rows], history[name], rtol=1e-12)
 

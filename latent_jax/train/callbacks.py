@@ -30,10 +30,12 @@ def epoch_row(history: History, index: int = -1) -> dict[str, float]:
         index: which epoch (position in the history); the last by default.
 
     Returns:
-        ``epoch`` (an int), ``epoch_time`` and every metric of that epoch.
+        ``epoch`` (an int) and ``epoch_time`` first, then every metric of that epoch.
     """
     row: dict[str, float] = {}
-    for name, values in history.items():
+    first = [name for name in ("epoch", "epoch_time") if name in history]
+    for name in (*first, *(n for n in history if n not in first)):
+        values = history[name]
         value = np.asarray(values)[..., index]
         if value.ndim == 0:
             row[name] = int(value) if name == "epoch" else float(value)
