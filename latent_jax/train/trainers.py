@@ -70,6 +70,33 @@ def _root_key(key: Any, config: TrainConfig, resume: str | None, batched: bool) 
     return validation.check_key("keys" if batched else "key", key, batched=batched)
 
 
+def _train(
+    objective: Any,
+    make_batches: Callable[[], Any],
+    config: Any,
+    key: Any,
+    *,
+    batched: bool,
+    resume: Any,
+    callbacks: Sequence[Any],
+    cache: Any,
+    **options: Any,
+) -> tuple[TrainState, History]:
+    """What every trainer does: check the common arguments, wrap the data, run the driver."""
+    objective, config, resume, cache = _check_common(objective, config, callbacks, resume, cache)
+    return drive(
+        objective,
+        make_batches(),
+        config,
+        _root_key(key, config, resume, batched),
+        batched=batched,
+        resume=resume,
+        callbacks=callbacks,
+        cache=cache,
+        **options,
+    )
+
+
 def fit(
     objective: Objective,
     train_x: Any,
@@ -142,21 +169,19 @@ def fit(
         (2,)
     """
 
-    objective, config, resume, cache = _check_common(objective, config, callbacks, resume, cache)
     validation.check_bool("shard_params", shard_params)
-    batches = ArrayBatches(train_x, test_x, mesh)
-    return drive(
+    return _train(
         objective,
-        batches,
+        lambda: ArrayBatches(train_x, test_x, mesh),
         config,
-        _root_key(key, config, resume, batched=False),
+        key,
         batched=False,
         resume=resume,
         callbacks=callbacks,
+        cache=cache,
         mesh=mesh,
         shard_params=shard_params,
         init_variables=init_variables,
-        cache=cache,
     )
 
 
@@ -209,23 +234,21 @@ def fit_many(
         shape (K, epochs) (``epoch`` and ``epoch_time`` stay (epochs,)).
     """
 
-    objective, config, resume, cache = _check_common(objective, config, callbacks, resume, cache)
     validation.check_bool("shard_params", shard_params)
     validation.check_bool("spread_runs", spread_runs)
-    batches = ArrayBatches(train_x, test_x, mesh)
-    return drive(
+    return _train(
         objective,
-        batches,
+        lambda: ArrayBatches(train_x, test_x, mesh),
         config,
-        _root_key(keys, config, resume, batched=True),
+        keys,
         batched=True,
         resume=resume,
         callbacks=callbacks,
+        cache=cache,
         mesh=mesh,
         shard_params=shard_params,
         spread_runs=spread_runs,
         init_variables=init_variables,
-        cache=cache,
     )
 
 
@@ -282,19 +305,17 @@ def fit_stream(
         As :func:`fit`, and ValueError for NaN/Inf met while reading (naming the source).
     """
 
-    objective, config, resume, cache = _check_common(objective, config, callbacks, resume, cache)
-    batches = StreamedBatches(source, test_x, mesh, steps_per_call, prefetch)
-    return drive(
+    return _train(
         objective,
-        batches,
+        lambda: StreamedBatches(source, test_x, mesh, steps_per_call, prefetch),
         config,
-        _root_key(key, config, resume, batched=False),
+        key,
         batched=False,
         resume=resume,
         callbacks=callbacks,
+        cache=cache,
         mesh=mesh,
         init_variables=init_variables,
-        cache=cache,
     )
 
 
