@@ -25,17 +25,19 @@ CONFIG = TrainConfig(
     learning_rate=1e-2, batch_size=8, epochs=3, quiet=True, log_every=0, compiler_options=FAST
 )
 X = np.random.default_rng(0).normal(size=(24, 5)).astype(np.float32)
+# 8x8 images, one strided conv with BatchNorm: a ConvVAE with batch_stats that compiles fast.
+TINY_CONV_VAE = ConvVAE(
+    image_shape=(8, 8, 1),
+    hidden_dim=8,
+    latent_dim=2,
+    encoder_convs=(ConvSpec(4, 3, 2, 1, batch_norm=True),),
+    decoder_convs=(),
+    output_conv=(4, 2, 1),
+)
 
 
 def test_every_registered_model_round_trips_through_its_json_spec():
-    conv = ConvVAE(
-        image_shape=(8, 8, 1),
-        hidden_dim=8,
-        latent_dim=2,
-        encoder_convs=(ConvSpec(4, 3, 2, 1, batch_norm=True),),
-        decoder_convs=(),
-        output_conv=(4, 2, 1),
-    )
+    conv = TINY_CONV_VAE
     for module in (
         conv,
         Autoencoder(input_dim=5, hidden_dims=(4, 3)),
@@ -79,14 +81,7 @@ def test_a_fit_checkpoint_dir_reloads_in_one_call(tmp_path):
 
 def test_a_run_folder_brings_its_config_normalizer_metrics_and_batch_norm(tmp_path):
     images = np.random.default_rng(1).uniform(size=(12, 8, 8, 1)).astype(np.float32)
-    model = ConvVAE(
-        image_shape=(8, 8, 1),
-        hidden_dim=8,
-        latent_dim=2,
-        encoder_convs=(ConvSpec(4, 3, 2, 1, batch_norm=True),),
-        decoder_convs=(),
-        output_conv=(4, 2, 1),
-    )
+    model = TINY_CONV_VAE
     config = dataclasses.replace(CONFIG, checkpoint_dir=str(tmp_path / runs.CHECKPOINTS))
     state, _ = fit(vae_objective(model), images, None, config, jax.random.key(1))
     runs.write_config(
