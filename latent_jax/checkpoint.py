@@ -6,7 +6,8 @@ A checkpoint is two files in a directory plus a pointer:
   with ``flax.serialization.msgpack_serialize`` (data only: loading it runs no code);
 * ``checkpoint_<epoch>.json``, the manifest: the payload's file name, byte length and
   SHA-256, the epoch and JSON metadata (for :func:`latent_jax.train.fit`, the config, the
-  data shapes and the PRNG key's implementation);
+  data shapes and the PRNG key's implementation), and the SHA-256 of all of these
+  (``manifest_sha256``), so that the metadata is as verified as the payload;
 * ``latest``, the name of the newest complete checkpoint's manifest.
 
 Every file is written to a temporary file in the same directory, flushed and ``fsync``-ed,
@@ -16,14 +17,20 @@ payload an existing manifest points to, then the manifest, then ``latest``. A cr
 point leaves ``latest`` on a complete, loadable checkpoint (or leaves no checkpoint at all),
 plus at worst an orphaned temporary file that the next save removes.
 
-Loading checks the payload's length and SHA-256 against the manifest and raises
-:class:`CheckpointError`, naming the file, for a truncated or corrupted checkpoint instead of
-loading it. Older checkpoints beyond ``keep`` are removed after each save.
+Loading checks the manifest's own digest (a hand-edited epoch or metadata is refused), the
+epoch in its file name, and the payload's length and SHA-256, and raises
+:class:`CheckpointError`, naming the file, for a truncated, corrupted or edited checkpoint
+instead of loading it. Manifests of the first format (``latent_jax.checkpoint/1``) carry no
+digest of their own and load with only the payload verified. Older checkpoints beyond
+``keep`` are removed after each save. A save that cannot be written (a full disk, a folder
+that is not writable) raises :class:`CheckpointWriteError`, naming the folder and the bytes
+the checkpoint needed, and leaves the previous checkpoint as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -42,13 +49,17 @@ __all__ = [
     "FORMAT",
     "Checkpoint",
     "CheckpointError",
+    "CheckpointWriteError",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "read_metadata",
     "save_checkpoint",
 ]
 
-FORMAT = "latent_jax.checkpoint/1"
+FORMAT = "latent_jax.checkpoint/2"
+# The first format: manifests without a digest of their own (their payload is verified).
+_FORMAT_1 = "latent_jax.checkpoint/1"
 LATEST = "latest"
 _MANIFEST = re.compile(r"^checkpoint_(\d+)\.json$")
 _PAYLOAD = re.compile(r"^checkpoint_(\d+)\.[0-9a-f]+\.msgpack$")
@@ -56,6 +67,23 @@ _PAYLOAD = re.compile(r"^checkpoint_(\d+)\.[0-9a-f]+\.msgpack$")
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, truncated, corrupted or not a checkpoint at all."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (full disk, permissions); the previous one is kept.
+
+    Attributes:
+        errno: the operating system's error number (``errno.ENOSPC`` for a full disk).
+        filename: the checkpoint directory.
+        nbytes: the bytes the checkpoint needed (payload and manifest).
+    """
+
+    def __init__(self, code: int, message: str, directory: str, nbytes: int):
+        super().__init__(code, message, directory)
+        self.nbytes = nbytes
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 class Checkpoint(NamedTuple):
@@ -237,6 +265,8 @@ def save_checkpoint(
         TypeError: for a tree that is not nested dicts of arrays, metadata that is not JSON,
             or an ``epoch`` or ``keep`` that is not an int.
         ValueError: for a negative epoch or ``keep < 1``.
+        CheckpointWriteError: when a file cannot be written (``errno.ENOSPC`` for a full
+            disk), naming the folder and the bytes needed; the previous checkpoint is intact.
     """
     epoch = validation.check_int("epoch", epoch, 0)
     keep = validation.check_int("keep", keep, 1)
@@ -250,7 +280,6 @@ def save_checkpoint(
         raise TypeError(f"metadata must be JSON-serializable: {err}") from err
 
     directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
     payload = serialization.msgpack_serialize(tree)
     digest = hashlib.sha256(payload).hexdigest()
     stem = f"checkpoint_{epoch:08d}"
@@ -263,12 +292,48 @@ def save_checkpoint(
         "sha256": digest,
         "metadata": meta_json,
     }
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
     manifest_path = os.path.join(directory, f"{stem}.json")
-    atomic_write(os.path.join(directory, payload_name), payload)
-    atomic_write(manifest_path, json.dumps(manifest, indent=1).encode("utf-8"))
-    atomic_write(os.path.join(directory, LATEST), f"{stem}.json\n".encode())
+    manifest_bytes = json.dumps(manifest, indent=1).encode("utf-8")
+    payload_path = os.path.join(directory, payload_name)
+    new_payload = not os.path.exists(payload_path)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        atomic_write(payload_path, payload)
+        atomic_write(manifest_path, manifest_bytes)
+        atomic_write(os.path.join(directory, LATEST), f"{stem}.json\n".encode())
+    except OSError as err:
+        if new_payload and not os.path.exists(manifest_path):
+            with contextlib.suppress(OSError):
+                os.unlink(payload_path)  # no manifest points to it
+        raise _write_error(err, directory, len(payload) + len(manifest_bytes)) from err
     _prune(directory, keep, manifest_path)
     return manifest_path
+
+
+def _write_error(err: OSError, directory: str, nbytes: int) -> CheckpointWriteError:
+    """The error of a save that failed, naming the folder and what the checkpoint needed."""
+    code = err.errno or errno.EIO
+    if code == errno.ENOSPC:
+        reason = "the disk is full"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "the folder is not writable"
+    else:
+        reason = err.strerror or str(err)
+    latest = latest_checkpoint(directory) if os.path.isdir(directory) else None
+    kept = f"; the last good checkpoint {latest} is intact" if latest else ""
+    message = (
+        f"cannot write a checkpoint into {directory}: {reason} (the checkpoint needs "
+        f"{nbytes} bytes, {nbytes / 2**20:.1f} MiB){kept}"
+    )
+    return CheckpointWriteError(code, message, directory, nbytes)
+
+
+def _manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """The SHA-256 of a manifest's fields (all but the digest itself), in canonical JSON."""
+    fields = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _read_manifest(path: str) -> dict:
@@ -286,14 +351,57 @@ def _read_manifest(path: str) -> dict:
         raise CheckpointError(
             f"checkpoint manifest {path} is incomplete: expected the fields {required}"
         )
-    if manifest["format"] != FORMAT:
+    if manifest["format"] not in (FORMAT, _FORMAT_1):
         raise CheckpointError(
             f"checkpoint manifest {path} has format {manifest['format']!r}, expected {FORMAT!r}"
+        )
+    if manifest["format"] == FORMAT:
+        try:
+            digest = _manifest_digest(manifest)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint manifest {path} is corrupt: {err}") from err
+        if manifest.get("manifest_sha256") != digest:
+            raise CheckpointError(
+                f"checkpoint manifest {path} was modified after it was written: its fields "
+                "(epoch, payload, metadata) do not match its manifest_sha256; it was not loaded"
+            )
+    stem = _MANIFEST.match(os.path.basename(path))
+    if stem is not None and int(stem.group(1)) != manifest["epoch"]:
+        raise CheckpointError(
+            f"checkpoint manifest {path} says epoch {manifest['epoch']!r}, but its file name "
+            f"says epoch {int(stem.group(1))}; it was not loaded"
         )
     name = manifest["payload"]
     if not isinstance(name, str) or os.path.basename(name) != name or not _PAYLOAD.match(name):
         raise CheckpointError(f"checkpoint manifest {path} names an invalid payload {name!r}")
     return manifest
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The verified metadata of a checkpoint, without reading its payload.
+
+    Args:
+        path: a checkpoint directory (its latest checkpoint) or a manifest's path.
+
+    Returns:
+        The JSON metadata saved with the checkpoint.
+
+    Raises:
+        FileNotFoundError: if the directory holds no checkpoint or the path does not exist.
+        CheckpointError: for a manifest that is corrupt or was edited, naming the file.
+    """
+    return _read_manifest(_manifest_path(os.fspath(path))).get("metadata", {})
+
+
+def _manifest_path(path: str) -> str:
+    if os.path.isdir(path):
+        manifest_path = latest_checkpoint(path)
+        if manifest_path is None:
+            raise FileNotFoundError(f"no checkpoint in directory {path}")
+        return manifest_path
+    if os.path.isfile(path):
+        return path
+    raise FileNotFoundError(f"checkpoint path {path} does not exist")
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -307,18 +415,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     Raises:
         FileNotFoundError: if the directory holds no checkpoint or the path does not exist.
-        CheckpointError: if the manifest or payload is missing, truncated or corrupted; the
-            message names the file.
+        CheckpointError: if the manifest or payload is missing, truncated, corrupted or
+            edited; the message names the file.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        manifest_path = latest_checkpoint(path)
-        if manifest_path is None:
-            raise FileNotFoundError(f"no checkpoint in directory {path}")
-    elif os.path.isfile(path):
-        manifest_path = path
-    else:
-        raise FileNotFoundError(f"checkpoint path {path} does not exist")
+    manifest_path = _manifest_path(os.fspath(path))
     manifest = _read_manifest(manifest_path)
     payload_path = os.path.join(os.path.dirname(manifest_path), manifest["payload"])
     try:
