@@ -46,6 +46,9 @@ declares them):
   the shape of ``x``;
 * VAEs: ``model.apply(variables, x, key, train=train, mask=mask) -> (reconstruction, mean,
   logvar)``, with ``mean`` and ``logvar`` of shape (batch, latent_dim).
+* Deep SVDD networks (:mod:`latent_jax.models.svdd`): ``model.apply(variables, x,
+  train=train, mask=mask) -> distances``, the squared distance of each example to the centre
+  the variables hold, of shape (batch,).
 
 A model that declares ``mask`` receives a bool array of shape (batch,), ``True`` for real rows,
 and can pass it to :class:`latent_jax.models.layers.BatchNorm` (``mask=...``) so padding rows
@@ -816,4 +819,6 @@ def deep_svdd_objective(model: nn.Module, *, weight_decay: float = 1e-6) -> Obje
         value = distance + penalty
         return value, ({"loss": value, "distance": distance, "weight_decay": penalty}, new_state)
 
-    return Objective(init=init, loss=loss, model=model, name="deep-svdd")
+    return Objective(
+        init=init, loss=loss, model=model, name="deep-svdd", spec={"weight_decay": decay}
+    )
