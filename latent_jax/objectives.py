@@ -584,7 +584,14 @@ def vae_objective(
         metrics = {"loss": value, "reconstruction": rec, "kl": kl, "beta": beta}
         return value, (metrics, new_state)
 
-    return Objective(init=init, loss=loss, model=model, name="vae")
+    spec = {
+        "likelihood": likelihood,
+        "beta_schedule": describe_function(beta_schedule),
+        "beta_unit": beta_unit,
+        "obs_logvar": obs_logvar,
+        "binarize": binarize,
+    }
+    return Objective(init=init, loss=loss, model=model, name="vae", spec=spec)
 
 
 def _check_posterior(posterior: Any, x: Array) -> tuple[Array, Array]:
@@ -761,7 +768,14 @@ def iwae_objective(
         }
         return value, (metrics, state)
 
-    return Objective(init=init, loss=loss, model=model, name="iwae")
+    spec = {
+        "k": k,
+        "likelihood": likelihood,
+        "binarize": binarize,
+        "gradient": gradient,
+        "obs_logvar": obs_logvar,
+    }
+    return Objective(init=init, loss=loss, model=model, name="iwae", spec=spec)
 
 
 def deep_svdd_objective(model: nn.Module, *, weight_decay: float = 1e-6) -> Objective:
