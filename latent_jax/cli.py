@@ -5,13 +5,22 @@ own flags; this file registers them, shows every flag's default in ``--help``, a
 ``--config`` file (flags given on the command line win over it), turns on the persistent
 compilation cache (unless ``--no-compile-cache`` or ``LATENT_JAX_NO_COMPILE_CACHE``) and
 dispatches.
+
+Every expected failure ends the command with one line on standard error, ``latent-jax
+COMMAND: error: ...``, naming the flag or the file, and no traceback (``--verbose`` shows
+it): bad flags or data, unreadable or missing files, an output folder that cannot be written
+or is in use by another run (:mod:`latent_jax.locks`), a full disk. Exit codes:
+:data:`EXIT_ERROR` (2) for those, :data:`EXIT_DIVERGED` (3) for a training run whose loss
+turned non-finite (its last good checkpoint stays on disk), 130 for an interrupt (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -19,6 +28,24 @@ from collections.abc import Sequence
 import latent_jax
 from latent_jax._deprecation import warn_deprecated
 from latent_jax.experiments import common
+from latent_jax.locks import FolderInUseError
+from latent_jax.train.driver import NonFiniteLossError
+
+# The exit codes of a command that failed: an expected failure (one line on stderr), a
+# training run that diverged, an interrupt.
+EXIT_ERROR = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+# Failures that are the user's input or the machine's state, not a bug: one line each.
+EXPECTED_ERRORS = (ValueError, TypeError, OSError, FolderInUseError, NonFiniteLossError)
+# What to do about a system error, by errno.
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere (--out)",
+    errno.EDQUOT: "the disk quota is exceeded: free some space or write elsewhere (--out)",
+    errno.EROFS: "the file system is read-only: write elsewhere (--out)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
 
 # subcommand -> (module under latent_jax.experiments, one-line help)
 SUBCOMMANDS = {
@@ -97,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"latent-jax {latent_jax.__version__}"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log debug messages and show the traceback of a failure",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(f"latent_jax.experiments.{module_name}")
@@ -108,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=DefaultsHelpFormatter,
         )
         module.add_arguments(sub)
+        # Also accepted after the subcommand; SUPPRESS keeps the global flag's value.
+        sub.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="log debug messages and show the traceback of a failure",
+        )
         if not any(a.dest == "no_compile_cache" for a in sub._actions):
             common.add_compile_cache_argument(sub)
         sub.set_defaults(run=module.run)
@@ -149,16 +189,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(parser, list(sys.argv[1:] if argv is None else argv))
 
 
+def describe_error(error: BaseException) -> tuple[str, int]:
+    """The one line a command prints for an expected failure, and its exit code.
+
+    Args:
+        error: one of :data:`EXPECTED_ERRORS`.
+
+    Returns:
+        ``(message, exit code)``: a system error (:class:`OSError` with an errno) reads
+        ``FILE: what went wrong`` with what to do about it; a divergence exits with
+        :data:`EXIT_DIVERGED`, everything else with :data:`EXIT_ERROR`.
+    """
+    if isinstance(error, NonFiniteLossError):
+        return str(error), EXIT_DIVERGED
+    if isinstance(error, OSError) and error.strerror:
+        what = _OS_HINTS.get(error.errno, error.strerror[:1].lower() + error.strerror[1:])
+        files = [f for f in (error.filename, error.filename2) if f is not None]
+        where = " -> ".join(repr(os.fsdecode(f)) for f in files)
+        return (f"{where}: {what}" if where else f"{what} ({error.strerror})"), EXIT_ERROR
+    return " ".join(str(error).split("\n")), EXIT_ERROR
+
+
+def _fail(args: argparse.Namespace, error: BaseException) -> int:
+    """Prints ``error`` as one line (or raises it again with ``--verbose``); the exit code."""
+    if getattr(args, "verbose", False):
+        raise error
+    message, code = describe_error(error)
+    print(f"latent-jax {args.command}: error: {message}", file=sys.stderr)
+    return code
+
+
 def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = parser.parse_args(_renamed_subcommand(argv))
     if getattr(args, "config", None) is not None:
         try:
             args = parse_args(argv, build_parser())
-        except (ValueError, TypeError, FileNotFoundError) as error:
-            if args.verbose:
-                raise
-            print(f"latent-jax {args.command}: error: {error}", file=sys.stderr)
-            return 2
+        except EXPECTED_ERRORS as error:
+            return _fail(args, error)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -172,11 +239,15 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     common.enable_compile_cache(args)
     try:
         args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except EXPECTED_ERRORS as error:
+        return _fail(args, error)
+    except KeyboardInterrupt:
         if args.verbose:
             raise
-        print(f"latent-jax {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        print(f"latent-jax {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        common.release_output_dirs()
     return 0
 
 

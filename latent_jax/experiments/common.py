@@ -16,15 +16,70 @@ from typing import Any
 
 import numpy as np
 
-from latent_jax import checkpoint, data, persistent_cache, runs
+from latent_jax import checkpoint, data, locks, persistent_cache, runs
 from latent_jax.train.config import LR_SCHEDULES
+
+# The output folders this process has locked (prepare_output_dir), released by
+# release_output_dirs when the command ends (else when the process exits).
+_LOCKED_DIRS: list[str] = []
+
+
+def check_output_path(path: str | os.PathLike, flag: str = "--out") -> str:
+    """Checks that the output folder ``path`` can be created and written, creating nothing.
+
+    Args:
+        path: the folder (it may not exist yet).
+        flag: how the message names it.
+
+    Returns:
+        ``path`` as a string.
+
+    Raises:
+        ValueError: if ``path`` or one of its parents is a file, or the nearest existing
+            folder above it is not writable, naming the flag and the file.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path!r} is a file, not a folder")
+    above = os.path.abspath(path)
+    while not os.path.exists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise ValueError(f"{flag} {path!r} is under {above!r}, which is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path!r}: the folder {above!r} is not writable")
+    return path
 
 
 def prepare_output_dir(path: str | os.PathLike) -> str:
-    """Creates the output folder (and parents) if needed and returns it as a string."""
-    path = os.fspath(path)
+    """Creates the output folder (and parents) if needed, locks it, and returns it.
+
+    Call it after every flag and the data were checked, so that bad input writes nothing.
+    The folder stays locked (:mod:`latent_jax.locks`) until :func:`release_output_dirs`
+    (the command line calls it when the command ends) or the process exits: a second run
+    writing to it fails at once.
+
+    Args:
+        path: the folder.
+
+    Returns:
+        ``path`` as a string.
+
+    Raises:
+        ValueError: if the folder cannot be created or written (:func:`check_output_path`).
+        latent_jax.locks.FolderInUseError: if another process writes to it.
+        OSError: if creating it or its lock file fails (permissions, a full disk).
+    """
+    path = check_output_path(path)
     os.makedirs(path, exist_ok=True)
+    _LOCKED_DIRS.append(locks.acquire(path))
     return path
+
+
+def release_output_dirs() -> None:
+    """Releases the locks :func:`prepare_output_dir` took (the command has ended)."""
+    while _LOCKED_DIRS:
+        locks.release(_LOCKED_DIRS.pop())
 
 
 def _to_json(value: Any) -> Any:
@@ -222,6 +277,8 @@ def check_run_arguments(args: argparse.Namespace) -> None:
     Raises:
         ValueError: naming the flag.
     """
+    if getattr(args, "out", None) is not None:
+        check_output_path(args.out)
     clip = getattr(args, "clip_norm", None)
     if clip is not None and not (math.isfinite(clip) and clip > 0):
         raise ValueError(f"--clip-norm must be > 0, got {clip}")

@@ -273,7 +273,12 @@ def _nonfinite_error(
     failed = epoch + index + 1
     where = f" in run {run}" if run is not None else ""
     at_step = f", step {step}" if step is not None else " (in evaluation)"
-    kept = f"; the last good checkpoint is {last}" if last else ""
+    kept = (
+        f"; the last good checkpoint is {last} (resume from it at a lower learning rate with "
+        "allow_changes=('learning_rate',), --override learning_rate on the command line)"
+        if last
+        else ""
+    )
     return NonFiniteLossError(
         f"non-finite loss at epoch {failed}{at_step}{where}: training stopped "
         f"(lower the learning rate or check the data){kept}",
@@ -297,6 +302,7 @@ class _Start(NamedTuple):
     key: Array
     epoch: int
     checkpoint: str | None
+    resumed: tuple = ()  # the run's resumptions (checkpoints.Restored.resumed)
 
 
 def _start(
@@ -309,6 +315,7 @@ def _start(
     resume: str | None,
     init_variables: Any,
     cache: CompileCache,
+    allow_changes: Sequence[str] = (),
 ) -> _Start:
     """The first state: restored from ``resume``, warm from ``init_variables``, or drawn."""
     features = batches.features
@@ -324,10 +331,11 @@ def _start(
             "n_test": batches.n_test,
             "feature_shape": list(features),
         }
-        state, history, key, epoch = checkpoints.restore_run(
-            loaded, jax.eval_shape(cold, probe), key, config, expected
+        restored = checkpoints.restore_run(
+            loaded, jax.eval_shape(cold, probe), key, config, expected, objective, allow_changes
         )
-        return _Start(state, history, key, epoch, loaded.path)
+        state, history, key, epoch = restored[:4]
+        return _Start(state, history, key, epoch, loaded.path, tuple(restored.resumed))
     warm = init_variables is not None
     init_fn = initializer(cache, objective, config, plan, features, batched, warm)
     if warm:
@@ -380,6 +388,13 @@ def _lay_out(
     return _Layout(state, train_key, eval_key, None, runs_mesh)
 
 
+def checkpoint_folder(config: TrainConfig, resume: str | None) -> str | None:
+    """Where a run writes its checkpoints: ``config.checkpoint_dir``, else the resumed one's."""
+    if config.checkpoint_dir is None and resume is not None:
+        return resume if os.path.isdir(resume) else os.path.dirname(resume)
+    return config.checkpoint_dir
+
+
 def drive(
     objective: Objective,
     batches: Any,
@@ -394,6 +409,7 @@ def drive(
     spread_runs: bool = False,
     init_variables: Any = None,
     cache: CompileCache,
+    allow_changes: Sequence[str] = (),
 ) -> tuple[TrainState, History]:
     """Trains ``objective`` on ``batches`` (a source of :mod:`latent_jax.train.sources`).
 
@@ -401,14 +417,14 @@ def drive(
     ``key`` is ``None`` only when resuming.
     """
     plan = batches.plan(config, batched)
-    start = _start(objective, batches, config, plan, key, batched, resume, init_variables, cache)
+    start = _start(
+        objective, batches, config, plan, key, batched, resume, init_variables, cache, allow_changes
+    )
     state, history, key, epoch = start.state, start.history, start.key, start.epoch
     layout = _lay_out(state, key, batches, batched, mesh, shard_params, spread_runs)
     if epoch >= config.epochs or bool(np.all(np.asarray(state.stopped))):
         return layout.state, history
-    checkpoint_dir = config.checkpoint_dir
-    if checkpoint_dir is None and resume is not None:
-        checkpoint_dir = resume if os.path.isdir(resume) else os.path.dirname(resume)
+    checkpoint_dir = checkpoint_folder(config, resume)
     n_runs = int(key.shape[0]) if batched else None
     key_impl = str(jax.random.key_impl(key))
 
@@ -422,6 +438,7 @@ def drive(
             batches.features,
             n_runs,
             key_impl,
+            start.resumed,
         )
 
     saved_epoch = epoch if resume is not None else -1
@@ -487,6 +504,7 @@ def _loop(
     start_epoch = epoch
     epoch_seconds: float | None = None
     done = False
+    good = 0  # after a failure: the failing call's good epochs, run again on their own
     while not done:
         n_active = chunk if config.epochs_per_call is not None else 1
         if config.epochs_per_call is None and epoch_seconds:
@@ -494,6 +512,8 @@ def _loop(
         n_active = max(1, min(n_active, chunk, config.epochs - epoch))
         if saver.directory is not None and config.checkpoint_every:
             n_active = min(n_active, config.checkpoint_every - epoch % config.checkpoint_every)
+        if good:
+            n_active, good = good, 0
         start = time.perf_counter()
         new_state, (out, ran) = runner(state, train_key, eval_key, epoch, n_active)
         out, ran = jax.device_get((out, ran))
@@ -501,6 +521,12 @@ def _loop(
         ran = np.asarray(ran, bool)
         rows, keep = _rows(out, ran, batched)
         bad = _find_nonfinite(out, ran, keep, batched)
+        if bad is not None and bad[0] > 0:
+            # Keep the epochs before the failure: the next call runs them alone (the same
+            # keys, so the same numbers) and ends where the failure starts; the call after
+            # it fails at once and checkpoints the last good epoch.
+            good = bad[0]
+            continue
         if bad is not None:
             saver.save(state, history, epoch)
             raise _nonfinite_error(bad, epoch, history, saver.last)

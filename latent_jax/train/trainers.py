@@ -7,6 +7,7 @@ Each checks its arguments at the boundary, wraps its data in a batch source
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,21 +17,24 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from latent_jax import validation
+from latent_jax import locks, validation
+from latent_jax.adversarial import GroupedObjective
 from latent_jax.objectives import Objective
+from latent_jax.train.checkpoints import check_allow_changes
 from latent_jax.train.compile import CompileCache, cache_for
 from latent_jax.train.config import TrainConfig
-from latent_jax.train.driver import Callback, drive, probe_loss
+from latent_jax.train.driver import Callback, checkpoint_folder, drive, probe_loss
 from latent_jax.train.epoch import evaluate_batches
 from latent_jax.train.sources import ArrayBatches, StreamedBatches
 from latent_jax.train.state import History, TrainState
 
 
-def _check_objective(objective: Any) -> Objective:
-    if not isinstance(objective, Objective):
+def _check_objective(objective: Any) -> Objective | GroupedObjective:
+    if not isinstance(objective, Objective | GroupedObjective):
         raise TypeError(
             "objective must be a latent_jax.objectives.Objective (e.g. "
-            f"autoencoder_objective(model)), got {type(objective).__name__}"
+            "autoencoder_objective(model)) or a latent_jax.adversarial.GroupedObjective (e.g. "
+            f"gan_objective(model)), got {type(objective).__name__}"
         )
     return objective
 
@@ -46,6 +50,11 @@ def _check_common(
     objective = _check_objective(objective)
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if config.group_optimizers and not isinstance(objective, GroupedObjective):
+        raise ValueError(
+            f"config.group_optimizers names the groups {sorted(config.group_optimizers)}, but "
+            f"the objective {objective.name!r} has one parameter group (set it to None)"
+        )
     for i, callback in enumerate(callbacks):
         if not callable(callback):
             raise TypeError(f"callbacks[{i}] must be callable (state, history), got {callback!r}")
@@ -84,17 +93,22 @@ def _train(
 ) -> tuple[TrainState, History]:
     """What every trainer does: check the common arguments, wrap the data, run the driver."""
     objective, config, resume, cache = _check_common(objective, config, callbacks, resume, cache)
-    return drive(
-        objective,
-        make_batches(),
-        config,
-        _root_key(key, config, resume, batched),
-        batched=batched,
-        resume=resume,
-        callbacks=callbacks,
-        cache=cache,
-        **options,
-    )
+    batches, key = make_batches(), _root_key(key, config, resume, batched)
+    folder = checkpoint_folder(config, resume)
+    # One writer per checkpoint directory (process 0 writes them): a second fails at once.
+    writer = folder is not None and jax.process_index() == 0
+    with locks.folder_lock(folder) if writer else contextlib.nullcontext():
+        return drive(
+            objective,
+            batches,
+            config,
+            key,
+            batched=batched,
+            resume=resume,
+            callbacks=callbacks,
+            cache=cache,
+            **options,
+        )
 
 
 def fit(
@@ -110,6 +124,7 @@ def fit(
     shard_params: bool = False,
     init_variables: Any = None,
     cache: CompileCache | None = None,
+    allow_changes: Sequence[str] = (),
 ) -> tuple[TrainState, History]:
     """Trains ``objective.model`` on ``train_x``, evaluating ``test_x`` after every epoch.
 
@@ -123,9 +138,16 @@ def fit(
             (or, when resuming, the checkpoint's key).
         resume: a checkpoint directory (its latest checkpoint) or manifest to continue from:
             the state, history and epoch are restored and training continues up to
-            ``config.epochs`` with the same key sequence. The training settings must match
-            the checkpoint's. New checkpoints go to ``config.checkpoint_dir``, or to the
-            resumed directory when that is ``None``.
+            ``config.epochs`` with the same key sequence. The model, the objective
+            (:meth:`~latent_jax.objectives.Objective.describe`), the data's shapes and the
+            training settings must match the checkpoint's (a difference is refused before
+            anything compiles, naming the field and both values). New checkpoints go to
+            ``config.checkpoint_dir``, or to the resumed directory when that is ``None``.
+        allow_changes: with ``resume``, optimizer settings that may differ from the
+            checkpoint's on purpose, names from
+            :data:`latent_jax.train.checkpoints.CHANGEABLE_FIELDS` (``("learning_rate",)``
+            to continue a diverged run more gently); the change and its epoch are recorded
+            in the checkpoints' ``resumed`` metadata.
         callbacks: functions ``callback(state, history)`` called once per epoch, in order,
             after each compiled call (after checkpointing): ``history`` holds the epochs up
             to that one (its row is ``history.last()``), ``state`` is the state after the
@@ -182,6 +204,7 @@ def fit(
         mesh=mesh,
         shard_params=shard_params,
         init_variables=init_variables,
+        allow_changes=check_allow_changes(allow_changes, resume),
     )
 
 
@@ -199,6 +222,7 @@ def fit_many(
     spread_runs: bool = True,
     init_variables: Any = None,
     cache: CompileCache | None = None,
+    allow_changes: Sequence[str] = (),
 ) -> tuple[TrainState, History]:
     """Trains K independent runs at once: :func:`fit` vmapped over K root keys.
 
@@ -228,6 +252,7 @@ def fit_many(
         cache: as for :func:`fit`.
         spread_runs: spread the runs over this process's devices (see above; each device
             holds a copy of the data). Ignored with a ``mesh``, which splits rows instead.
+        allow_changes: as for :func:`fit`.
 
     Returns:
         ``(state, history)``: every state leaf has a leading axis K; history metrics have
@@ -249,6 +274,7 @@ def fit_many(
         shard_params=shard_params,
         spread_runs=spread_runs,
         init_variables=init_variables,
+        allow_changes=check_allow_changes(allow_changes, resume),
     )
 
 
@@ -266,6 +292,7 @@ def fit_stream(
     resume: str | os.PathLike | None = None,
     init_variables: Any = None,
     cache: CompileCache | None = None,
+    allow_changes: Sequence[str] = (),
 ) -> tuple[TrainState, History]:
     """Trains on data read from disk batch by batch (larger than memory), like :func:`fit`.
 
@@ -297,6 +324,7 @@ def fit_stream(
         resume: as for :func:`fit`.
         init_variables: as for :func:`fit`.
         cache: as for :func:`fit`.
+        allow_changes: as for :func:`fit`.
 
     Returns:
         ``(state, history)`` as for :func:`fit`.
@@ -316,6 +344,7 @@ def fit_stream(
         cache=cache,
         mesh=mesh,
         init_variables=init_variables,
+        allow_changes=check_allow_changes(allow_changes, resume),
     )
 
 
