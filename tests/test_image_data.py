@@ -255,8 +255,8 @@ def test_unknown_source_lists_the_choices():
 
 
 def test_named_source_resizes():
-    images, labels, name = image_data.load_images("lfw-faces", size=(12, 10))
-    assert images.shape == (200, 12, 10, 1) and name == "lfw-faces" and len(labels) == 200
+    images, labels, name = image_data.load_images("lfw-subset", size=(12, 10))
+    assert images.shape == (200, 12, 10, 1) and name == "lfw-subset" and len(labels) == 200
     assert 0.0 <= images.min() and images.max() <= 1.0
 
 
@@ -268,7 +268,7 @@ def test_resize_keeps_constants_and_range():
 
 
 def test_global_normalization_is_the_seeds_on_the_training_split():
-    dataset = image_data.load_image_dataset("lfw-faces", test_size=0.2, random_state=42)
+    dataset = image_data.load_image_dataset("lfw-subset", test_size=0.2, random_state=42)
     images, labels = image_data.load_lfw_subset()
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=0.2, random_state=42

@@ -249,7 +249,8 @@ def test_bad_flags_get_clear_errors(tmp_path, capsys, digits_file):
         ("--epochs", "0"): "--epochs must be >= 1, got 0",
         ("--test-size", "1.5"): r"--test-size must be in (0, 1), got 1.5",
         ("--data", str(tmp_path / "missing" / "dir")): "no such folder",
-        ("--data", "mnist"): "unknown image source 'mnist'",
+        ("--data", "kmnist"): "unknown image source 'kmnist'",
+        ("--data", "mnist", "--data-dir", str(tmp_path)): "no mnist files in",
     }
     for flags, message in cases.items():
         assert cli.main(["vae", *flags, "--out", out]) == 2, flags
