@@ -4,17 +4,27 @@ A run's checkpoint is a :mod:`latent_jax.checkpoint` file (verified, pickle-free
 :class:`~latent_jax.train.state.TrainState`, the :class:`~latent_jax.train.state.History` so
 far and the root key's data, with metadata (kind ``"latent_jax.train"``): the epoch, the
 training config, the objective's and the model's names, the model as data (its class and
-fields, :func:`latent_jax.models.spec.module_spec`), the data's row counts and example shape,
-the number of runs (``None`` for one) and the key's implementation. :func:`fit`,
-:func:`fit_many` and :func:`fit_stream` write and resume the same format.
+fields, :func:`latent_jax.models.spec.module_spec`), the objective's identity
+(:meth:`~latent_jax.objectives.Objective.describe`: its likelihood, β schedule, corruption),
+the data's row counts and example shape, the number of runs (``None`` for one), the key's
+implementation and the run's resumptions (``resumed``: the epoch and the settings changed
+each time). :func:`fit`, :func:`fit_many` and :func:`fit_stream` write and resume the same
+format.
+
+Resuming continues the same run: a different model (class or fields), objective (name,
+likelihood, β schedule, corruption), data shape or training setting is refused before
+anything is compiled, with a message naming the field and both values. Only the optimizer
+settings in :data:`CHANGEABLE_FIELDS` may change, and only when the caller says so
+(``allow_changes=``), which the checkpoints then record.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +39,24 @@ from latent_jax.train.config import RESUME_FIELDS, TrainConfig
 from latent_jax.train.state import History, TrainState
 
 KIND = "latent_jax.train"
+# The training settings a resumed run may change when the caller asks (``allow_changes``):
+# how the remaining steps update the parameters, not what is trained. ``epochs`` needs asking
+# only when a learning-rate schedule spans the run's epochs.
+CHANGEABLE_FIELDS = (
+    "learning_rate",
+    "lr_schedule",
+    "warmup_steps",
+    "lr_final_fraction",
+    "clip_norm",
+    "weight_decay",
+    "momentum",
+    "b1",
+    "b2",
+    "group_optimizers",
+    "epochs",
+)
+
+logger = logging.getLogger("latent_jax.train")
 
 
 def run_metadata(
@@ -40,13 +68,18 @@ def run_metadata(
     features: tuple[int, ...],
     n_runs: int | None,
     key_impl: str,
+    resumed: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The metadata of a run's checkpoint at ``epoch`` (JSON-serializable)."""
+    """The metadata of a run's checkpoint at ``epoch`` (JSON-serializable).
+
+    ``resumed`` lists the run's resumptions so far (see :func:`restore_run`).
+    """
     return {
         "kind": KIND,
         "epoch": epoch,
         "config": config.to_dict(),
         "objective": objective.name,
+        "objective_spec": objective.describe(),
         "model": type(objective.model).__name__,
         # The module as data (class and fields), so load_run can rebuild it; None for a
         # model latent_jax does not register.
@@ -56,7 +89,74 @@ def run_metadata(
         "feature_shape": list(features),
         "n_runs": n_runs,
         "key_impl": key_impl,
+        "resumed": [dict(record) for record in resumed],
     }
+
+
+def check_allow_changes(allow_changes: Any, resume: Any) -> tuple[str, ...]:
+    """``allow_changes`` as a tuple of :data:`CHANGEABLE_FIELDS`, given only when resuming.
+
+    Raises:
+        TypeError: for something other than a sequence of strings.
+        ValueError: for a field that may not change, or changes without ``resume``.
+    """
+    if isinstance(allow_changes, str) or not isinstance(allow_changes, Sequence):
+        raise TypeError(
+            f"allow_changes must be a tuple of TrainConfig field names, got {allow_changes!r}"
+        )
+    for name in allow_changes:
+        if name not in CHANGEABLE_FIELDS:
+            raise ValueError(
+                f"allow_changes may name only the optimizer settings {list(CHANGEABLE_FIELDS)}, "
+                f"got {name!r}: the model, the objective and the data never change on resume"
+            )
+    if allow_changes and resume is None:
+        raise ValueError(f"allow_changes={tuple(allow_changes)!r} applies only with resume=")
+    return tuple(allow_changes)
+
+
+def _differences(label: str, saved: Any, now: Any) -> list[str]:
+    """``"label: checkpoint has X, this run Y"`` for every differing field of two specs."""
+    if isinstance(saved, Mapping) and isinstance(now, Mapping):
+        found = []
+        for name in sorted(set(saved) | set(now), key=str):
+            found += _differences(f"{label} {name}", saved.get(name), now.get(name))
+        return found
+    return [] if saved == now else [f"{label}: checkpoint has {saved!r}, this run {now!r}"]
+
+
+def _identity_changes(meta: Mapping[str, Any], objective: Objective) -> list[str]:
+    """How this run's model and objective differ from the checkpoint's."""
+    saved_model, model = meta.get("model_spec"), module_spec(objective.model)
+    if saved_model is None or model is None:
+        changed = _differences("model class", meta.get("model"), type(objective.model).__name__)
+    elif saved_model.get("class") != model.get("class"):
+        changed = _differences("model class", saved_model.get("class"), model.get("class"))
+    else:
+        changed = _differences("model", saved_model.get("fields"), model.get("fields"))
+    # Checkpoints older than the objective's spec record only its name.
+    saved_objective = meta.get("objective_spec") or {"name": meta.get("objective")}
+    now = objective.describe() if "objective_spec" in meta else {"name": objective.name}
+    return changed + _differences("objective", saved_objective, now)
+
+
+class Restored(NamedTuple):
+    """A run restored from its checkpoint (see :func:`restore_run`).
+
+    Attributes:
+        state: the :class:`TrainState`.
+        history: the :class:`History` up to the checkpoint.
+        key: the run's root key.
+        epoch: the checkpoint's epoch.
+        resumed: the run's resumptions, this one last: ``{"epoch", "changed": {field:
+            [checkpoint's value, this run's]}}``.
+    """
+
+    state: TrainState
+    history: History
+    key: Array
+    epoch: int
+    resumed: list[dict[str, Any]]
 
 
 def save_run(
@@ -83,43 +183,76 @@ def restore_run(
     key: Array | None,
     config: TrainConfig,
     expected: Mapping[str, Any],
-) -> tuple[TrainState, History, Array, int]:
+    objective: Objective | None = None,
+    allow_changes: Sequence[str] = (),
+) -> Restored:
     """The state, history, root key and epoch of a loaded checkpoint, checked against this run.
 
     Args:
         loaded: the checkpoint (see :func:`load_for_resume`).
         template: the state's shapes and dtypes for this model (``jax.eval_shape``).
         key: the root key of this call, or ``None`` to take the checkpoint's.
-        config: this call's config; the fields in ``RESUME_FIELDS`` must match.
+        config: this call's config; the fields in ``RESUME_FIELDS`` must match, but for
+            those named in ``allow_changes``.
         expected: metadata that must match (row counts, example shape).
+        objective: this call's objective, whose model and :meth:`Objective.describe` must
+            match the checkpoint's; ``None`` skips that check.
+        allow_changes: fields of :data:`CHANGEABLE_FIELDS` that may differ from the
+            checkpoint's (see :func:`check_allow_changes`).
+
+    Returns:
+        The :class:`Restored` run, its ``resumed`` list ending with this resumption.
 
     Raises:
-        ValueError: for a different config, data, key or run count.
+        ValueError: for a different model, objective, config, data, key or run count,
+            naming the field and both values.
         latent_jax.checkpoint.CheckpointError: for a checkpoint that does not fit the model.
     """
     meta = loaded.metadata
     where = loaded.path
+    identity = [] if objective is None else _identity_changes(meta, objective)
+    if identity:
+        raise ValueError(
+            f"cannot resume from {where} with another model or objective ("
+            + "; ".join(identity)
+            + "): a resumed run trains what its checkpoint trained"
+        )
     saved = meta.get("config", {})
     # Fields newer than the checkpoint read as their defaults; callables by describe().
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     now = config.to_dict()
-    changed = [
-        f"{name}: checkpoint {saved.get(name, defaults[name])!r}, config {now[name]!r}"
+    differ = {
+        name: [saved.get(name, defaults[name]), now[name]]
         for name in RESUME_FIELDS
         if saved.get(name, defaults[name]) != now[name]
-    ]
+    }
     if now["lr_schedule"] != "constant" and saved.get("epochs") != config.epochs:
         # A schedule spans the run's epochs: a longer run would follow another curve.
-        changed.append(
-            f"epochs: checkpoint {saved.get('epochs')!r}, config {config.epochs!r} "
-            f"(lr_schedule={now['lr_schedule']!r} spans the run's epochs)"
+        differ["epochs"] = [saved.get("epochs"), config.epochs]
+    refused = [
+        f"{name}: checkpoint has {old!r}, this run {new!r}"
+        + (
+            f" (lr_schedule={now['lr_schedule']!r} spans the run's epochs)"
+            if name == "epochs"
+            else ""
         )
-    if changed:
+        for name, (old, new) in differ.items()
+        if name not in allow_changes
+    ]
+    if refused:
+        changeable = sorted(set(differ) & set(CHANGEABLE_FIELDS) - set(allow_changes))
+        advice = (
+            f"; to continue with the new {', '.join(changeable)} on purpose, allow the "
+            f"change (allow_changes={tuple(changeable)!r}, --override on the command line)"
+            if changeable
+            else ""
+        )
         raise ValueError(
             f"cannot resume from {where} with a different training config ("
-            + "; ".join(changed)
-            + "); only epochs and bookkeeping settings may change"
+            + "; ".join(refused)
+            + f"); only epochs and bookkeeping settings may change{advice}"
         )
+    changed = {name: values for name, values in differ.items() if name in allow_changes}
     for name, value in expected.items():
         if meta.get(name) != value:
             raise ValueError(
@@ -149,12 +282,24 @@ def restore_run(
                     f"{tuple(want.shape)}"
                 )
     except (ValueError, KeyError, TypeError) as err:
+        if changed:
+            raise ValueError(
+                f"cannot resume from {where} with the changed {', '.join(changed)}: the "
+                "checkpoint's optimizer state does not fit the new optimizer (adding or "
+                "removing a schedule or clipping changes what the optimizer keeps; changing "
+                f"their values does not): {err}"
+            ) from err
         raise ckpt.CheckpointError(
             f"checkpoint {where} does not match the model being trained: {err}"
         ) from err
     state = jax.tree.map(lambda want, got: jnp.asarray(got, want.dtype), template, state)
     history = History(loaded.tree.get("history", {}))
-    return state, history, saved_key, int(loaded.epoch)
+    epoch = int(loaded.epoch)
+    record = {"epoch": epoch, "changed": changed}
+    if changed:
+        logger.info("resuming from %s at epoch %d with changed %s", where, epoch, changed)
+    resumed = [*meta.get("resumed", []), record]
+    return Restored(state, history, saved_key, epoch, resumed)
 
 
 def load_for_resume(resume: str, n_runs_expected: bool) -> ckpt.Checkpoint:
