@@ -22,7 +22,7 @@ from jax.sharding import PartitionSpec
 
 from latent_jax import distributed
 from latent_jax.objectives import Objective
-from latent_jax.train.config import TrainConfig
+from latent_jax.train.config import OPTIMIZER_FIELDS, TrainConfig
 from latent_jax.train.epoch import (
     Plan,
     end_epoch,
@@ -96,9 +96,12 @@ def cache_for(objective: Objective) -> CompileCache:
 
 def optimizer_key(config: TrainConfig, plan: Plan) -> tuple:
     """What defines the run's optimizer (part of every compiled program's key)."""
-    fields = ("optimizer", "learning_rate", "weight_decay", "momentum", "lr_schedule")
-    fields += ("warmup_steps", "lr_final_fraction", "clip_norm")
-    return (*(getattr(config, name) for name in fields), config.epochs * plan.n_batches)
+    groups = tuple(
+        (group, tuple(sorted(settings.items(), key=lambda item: item[0])))
+        for group, settings in sorted((config.group_optimizers or {}).items())
+    )
+    values = (getattr(config, name) for name in OPTIMIZER_FIELDS)
+    return (*values, groups, config.epochs * plan.n_batches)
 
 
 def initializer(
@@ -117,7 +120,7 @@ def initializer(
     """
 
     def build() -> Callable[..., TrainState]:
-        tx = run_optimizer(config, plan)
+        tx = run_optimizer(config, plan, objective)
 
         if warm:
 
@@ -173,7 +176,7 @@ def compiled_chunk(
 
     def build() -> Any:
         nonlocal seconds
-        chunk_fn = make_chunk_fn(objective, run_optimizer(config, plan), plan, batched)
+        chunk_fn = make_chunk_fn(objective, run_optimizer(config, plan, objective), plan, batched)
         if batched:
             chunk_fn = jax.vmap(chunk_fn, in_axes=(0, 0, 0, None, None, None, None))
         if runs_mesh is not None:
@@ -222,7 +225,7 @@ def streamed_programs(
     key = (*key, tuple(jax.tree.leaves(state_sharding)))
 
     def build() -> StreamPrograms:
-        tx = run_optimizer(config, plan)
+        tx = run_optimizer(config, plan, objective)
 
         def order(train_key: Array, epoch: Array) -> tuple[Array, Array]:
             shuffle_key, batch_key = epoch_keys(train_key, epoch)

@@ -13,12 +13,28 @@ from latent_jax import validation
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "warmup-cosine", "exponential")
+GROUP_UPDATES = ("alternating", "simultaneous")
+# The fields that define an optimizer: what group_optimizers may set for one parameter group.
+OPTIMIZER_FIELDS = (
+    "learning_rate",
+    "optimizer",
+    "b1",
+    "b2",
+    "weight_decay",
+    "momentum",
+    "lr_schedule",
+    "warmup_steps",
+    "lr_final_fraction",
+    "clip_norm",
+)
 # Settings that change the numbers a resumed run computes; they must match the checkpoint's
 # (callables compare by their description, see describe()).
 RESUME_FIELDS = (
     "learning_rate",
     "batch_size",
     "optimizer",
+    "b1",
+    "b2",
     "weight_decay",
     "momentum",
     "lr_schedule",
@@ -27,6 +43,8 @@ RESUME_FIELDS = (
     "clip_norm",
     "shuffle",
     "min_delta",
+    "group_optimizers",
+    "group_updates",
 )
 # warmup-cosine without warmup_steps warms up over this fraction of the run's steps.
 _DEFAULT_WARMUP_FRACTION = 0.05
@@ -41,6 +59,8 @@ def describe(value: Any) -> Any:
     as ``"module.qualname"`` (a transformation by its ``init`` function's), so a resumed run
     can tell whether it is given the same optimizer or schedule.
     """
+    if isinstance(value, Mapping):
+        return {key: describe(item) for key, item in value.items()}
     if isinstance(value, optax.GradientTransformation):
         value = value.init
     if callable(value):
@@ -73,6 +93,9 @@ class TrainConfig:
             ``optax.lion`` or ``functools.partial(optax.adamw, b2=0.99)``; or a ready
             ``optax.GradientTransformation``, used as it is (``learning_rate`` and
             ``lr_schedule`` then do not apply: put the schedule inside it).
+        b1: Adam's and AdamW's decay rate of the first moment (optax's default 0.9; DCGAN
+            trains with 0.5), in [0, 1).
+        b2: Adam's and AdamW's decay rate of the second moment, in [0, 1).
         weight_decay: AdamW's decoupled weight decay (``"adamw"`` only), >= 0.
         momentum: SGD's momentum (``"sgd"`` only; 0 for plain SGD), >= 0.
         lr_schedule: how the learning rate moves over the run's optimizer steps (T = epochs
@@ -115,12 +138,26 @@ class TrainConfig:
         compiler_options: XLA options for compiling the training chunk, e.g.
             ``{"xla_backend_optimization_level": 0}``, which compiles convolutional models
             several times faster and runs them slower (for tests and quick experiments).
+        group_optimizers: for an objective with several parameter groups (a
+            :class:`~latent_jax.adversarial.GroupedObjective`, such as a GAN's generator and
+            discriminator), each group's own optimizer settings: group name -> a dict of
+            the fields in ``OPTIMIZER_FIELDS`` (``{"discriminator": {"learning_rate":
+            4e-4}}``); a group not named, or a field not given, takes this config's value.
+            Each group has its own optax transformation and state. ``None``: every group
+            gets this config's optimizer. Must be ``None`` for one-group objectives.
+        group_updates: how the groups of such an objective update within a batch:
+            ``"alternating"`` (in the objective's order, each group's gradient taken at the
+            parameters the previous groups just updated, as in Goodfellow et al.'s and
+            DCGAN's training loops) or ``"simultaneous"`` (every gradient taken at the
+            batch's starting parameters).
     """
 
     learning_rate: float = 1e-3
     batch_size: int = 128
     epochs: int = 10
     optimizer: str | optax.GradientTransformation | Callable[..., Any] = "adam"
+    b1: float = 0.9
+    b2: float = 0.999
     weight_decay: float = 1e-4
     momentum: float = 0.0
     lr_schedule: str | Callable[[Any], Any] = "constant"
@@ -140,6 +177,8 @@ class TrainConfig:
     min_delta: float = 0.0
     quiet: bool = False
     compiler_options: Mapping[str, Any] | None = None
+    group_optimizers: Mapping[str, Mapping[str, Any]] | None = None
+    group_updates: str = "alternating"
 
     def __post_init__(self) -> None:
         validation.check_real("learning_rate", self.learning_rate, positive=True)
@@ -148,6 +187,10 @@ class TrainConfig:
         optimizer = self.optimizer
         if not (isinstance(optimizer, optax.GradientTransformation) or callable(optimizer)):
             validation.check_choice("optimizer", optimizer, OPTIMIZERS)
+        for name in ("b1", "b2"):
+            value = validation.check_real(name, getattr(self, name), nonnegative=True)
+            if value >= 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {name}={value!r}")
         validation.check_real("weight_decay", self.weight_decay, nonnegative=True)
         validation.check_real("momentum", self.momentum, nonnegative=True)
         if isinstance(self.lr_schedule, str) or not callable(self.lr_schedule):
@@ -180,6 +223,39 @@ class TrainConfig:
             if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
                 raise TypeError(f"compiler_options must be a dict of str keys, got {options!r}")
             object.__setattr__(self, "compiler_options", dict(options))
+        validation.check_choice("group_updates", self.group_updates, GROUP_UPDATES)
+        if self.group_optimizers is not None:
+            object.__setattr__(self, "group_optimizers", self._checked_groups())
+
+    def _checked_groups(self) -> dict[str, dict[str, Any]]:
+        """``group_optimizers`` as plain dicts, each group's settings validated."""
+        groups = self.group_optimizers
+        if not isinstance(groups, Mapping) or not all(isinstance(g, str) for g in groups):
+            raise TypeError(
+                f"group_optimizers must be a dict of group name -> settings, got {groups!r}"
+            )
+        checked = {}
+        for group, settings in groups.items():
+            where = f"group_optimizers[{group!r}]"
+            if not isinstance(settings, Mapping):
+                raise TypeError(f"{where} must be a dict of optimizer settings, got {settings!r}")
+            unknown = sorted(set(settings) - set(OPTIMIZER_FIELDS))
+            if unknown:
+                raise ValueError(
+                    f"{where} sets {unknown}, which are not optimizer settings (those are "
+                    f"{list(OPTIMIZER_FIELDS)})"
+                )
+            try:
+                dataclasses.replace(self, group_optimizers=None, **settings)
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"{where}: {err}") from err
+            checked[group] = dict(settings)
+        return checked
+
+    def for_group(self, group: str) -> TrainConfig:
+        """The config of one parameter group: this one with its ``group_optimizers`` entry."""
+        settings = (self.group_optimizers or {}).get(group, {})
+        return dataclasses.replace(self, group_optimizers=None, **settings)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-serializable dict (callables by their :func:`describe` name)."""
@@ -207,12 +283,23 @@ class TrainConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(names)}")
-        values = dict(data)
-        for name, choices in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
-            value = values.get(name)
-            if isinstance(value, str) and value not in choices:
-                values[name] = _optax_callable(name, value)
+        values = _rebuilt_callables(data)
+        if isinstance(values.get("group_optimizers"), Mapping):
+            values["group_optimizers"] = {
+                group: _rebuilt_callables(settings) if isinstance(settings, Mapping) else settings
+                for group, settings in values["group_optimizers"].items()
+            }
         return cls(**values)
+
+
+def _rebuilt_callables(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with an optimizer or schedule described as ``"optax.NAME"`` looked up."""
+    values = dict(data)
+    for name, choices in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
+        value = values.get(name)
+        if isinstance(value, str) and value not in choices:
+            values[name] = _optax_callable(name, value)
+    return values
 
 
 def _optax_callable(name: str, description: str) -> Callable[..., Any]:
@@ -286,11 +373,36 @@ def make_optimizer(
                 f"when called with the learning rate, got {type(tx).__name__}"
             )
     elif optimizer == "adam":
-        tx = optax.adam(rate)
+        tx = optax.adam(rate, b1=config.b1, b2=config.b2)
     elif optimizer == "adamw":
-        tx = optax.adamw(rate, weight_decay=config.weight_decay)
+        tx = optax.adamw(rate, b1=config.b1, b2=config.b2, weight_decay=config.weight_decay)
     else:
         tx = optax.sgd(rate, momentum=config.momentum or None)
     if config.clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(config.clip_norm), tx)
     return tx
+
+
+def make_optimizers(
+    config: TrainConfig, groups: tuple[str, ...], total_steps: int | None = None
+) -> dict[str, optax.GradientTransformation]:
+    """One optax optimizer per parameter group, from ``config.for_group(group)``.
+
+    Args:
+        config: a :class:`TrainConfig`; its ``group_optimizers`` may name only ``groups``.
+        groups: the objective's parameter groups, in order.
+        total_steps: as for :func:`make_optimizer` (every group updates once per batch).
+
+    Returns:
+        ``{group: transformation}`` in the order of ``groups``.
+
+    Raises:
+        ValueError: when ``config.group_optimizers`` names a group the objective lacks.
+    """
+    unknown = sorted(set(config.group_optimizers or {}) - set(groups))
+    if unknown:
+        raise ValueError(
+            f"group_optimizers names the groups {unknown}, but the objective's parameter "
+            f"groups are {list(groups)}"
+        )
+    return {group: make_optimizer(config.for_group(group), total_steps) for group in groups}

@@ -18,7 +18,7 @@ two trainers compute the same numbers.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -28,8 +28,8 @@ from jax import Array, lax
 
 from latent_jax import distributed, shuffle
 from latent_jax.objectives import Batch, Objective
-from latent_jax.train.config import TrainConfig, make_optimizer
-from latent_jax.train.state import TrainState
+from latent_jax.train.config import TrainConfig, make_optimizer, make_optimizers
+from latent_jax.train.state import Optimizer, TrainState, parameter_groups
 
 # Automatic chunking: a chunk is compiled for about this many optimizer steps.
 AUTO_CHUNK_STEPS = 2048
@@ -57,6 +57,8 @@ class Plan(NamedTuple):
     # Data parallelism: batches are padded (masked) to a multiple of the mesh's data axis and
     # sharded over it; None is the single-device path.
     mesh: Any = None
+    # How the parameter groups of a grouped objective update (TrainConfig.group_updates).
+    group_updates: str = "alternating"
 
 
 def make_plan(
@@ -107,12 +109,19 @@ def make_plan(
         chunk=chunk,
         unroll=min(unroll, n_batches),
         mesh=mesh,
+        group_updates=config.group_updates,
     )
 
 
-def run_optimizer(config: TrainConfig, plan: Plan) -> optax.GradientTransformation:
-    """The run's optimizer: its schedules span the run's ``epochs * n_batches`` updates."""
-    return make_optimizer(config, config.epochs * plan.n_batches)
+def run_optimizer(config: TrainConfig, plan: Plan, objective: Any = None) -> Optimizer:
+    """The run's optimizer: its schedules span the run's ``epochs * n_batches`` updates.
+
+    For an objective with parameter groups, ``{group: optimizer}`` (one per group, see
+    :func:`~latent_jax.train.config.make_optimizers`).
+    """
+    total = config.epochs * plan.n_batches
+    groups = parameter_groups(objective)
+    return make_optimizers(config, groups, total) if groups else make_optimizer(config, total)
 
 
 def epoch_keys(train_key: Array, epoch: Array) -> tuple[Array, Array]:
@@ -204,18 +213,25 @@ class EpochOutput(NamedTuple):
 
 
 def make_train_step(
-    objective: Objective, tx: optax.GradientTransformation
+    objective: Objective, tx: Optimizer, group_updates: str = "alternating"
 ) -> Callable[[TrainState, Batch, Array, Array], tuple[TrainState, dict[str, Array]]]:
     """One optimizer update, ``train_step(state, batch, key, epoch) -> (state, metrics)``.
 
     Args:
-        objective: the objective to minimize.
-        tx: the optimizer.
+        objective: the objective to minimize; with parameter groups (a
+            :class:`~latent_jax.adversarial.GroupedObjective`), one update per group.
+        tx: the optimizer, or for parameter groups ``{group: optimizer}``.
+        group_updates: ``"alternating"`` or ``"simultaneous"`` (parameter groups only; see
+            :class:`~latent_jax.train.TrainConfig`).
 
     Returns:
         A pure function, jit-safe: the loss's gradient with respect to ``state.params`` at
         ``state.step``, applied by ``tx``; the model state (BatchNorm statistics) updated.
+        With parameter groups, each group's loss is differentiated with respect to its own
+        parameters, in the objective's order, and applied by that group's optimizer.
     """
+    if parameter_groups(objective):
+        return _grouped_train_step(objective, tx, group_updates)
 
     def train_step(
         state: TrainState, batch: Batch, key: Array, epoch: Array
@@ -227,6 +243,63 @@ def make_train_step(
         (_, (metrics, model_state)), grads = grad_fn(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        new_state = state.replace(
+            params=params, model_state=model_state, opt_state=opt_state, step=state.step + 1
+        )
+        return new_state, metrics
+
+    return train_step
+
+
+def _grouped_train_step(
+    objective: Any, tx: Mapping[str, optax.GradientTransformation], group_updates: str
+) -> Callable[[TrainState, Batch, Array, Array], tuple[TrainState, dict[str, Array]]]:
+    """:func:`make_train_step` for an objective with parameter groups.
+
+    ``state.params`` and ``state.opt_state`` are dicts keyed by group. For each group in the
+    objective's order, ``objective.group_losses[group]`` (the loss's signature) is
+    differentiated with respect to ``params[group]`` alone and that group's optimizer applies
+    the gradient. Alternating: each group sees the parameters the groups before it just
+    updated; simultaneous: every group sees the batch's starting parameters. The model state
+    (BatchNorm statistics) is threaded through the groups' losses in order either way. Every
+    group's loss gets the batch's key (an objective that wants independent draws splits it
+    by group). The metrics are the groups' merged, and ``loss`` is the sum of the groups'
+    losses, which :func:`~latent_jax.adversarial.combined_loss` reports at evaluation.
+    """
+    groups = parameter_groups(objective)
+    missing = [group for group in groups if group not in tx]
+    if missing:
+        raise ValueError(f"tx must hold an optimizer for every group, missing {missing}")
+
+    def update(
+        group: str, seen: Any, model_state: Any, opt_state: Any, batch: Batch, key: Array, *counts
+    ) -> tuple[Any, Any, Array, dict[str, Array], Any]:
+        """One group's update at the parameters ``seen``: new params, opt state, loss, aux."""
+
+        def loss_fn(own: Any) -> tuple[Array, tuple[dict, dict]]:
+            loss = objective.group_losses[group]
+            return loss({**seen, group: own}, model_state, batch, key, *counts, True)
+
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (value, (metrics, model_state)), grads = grad_fn(seen[group])
+        updates, opt_state = tx[group].update(grads, opt_state, seen[group])
+        return optax.apply_updates(seen[group], updates), opt_state, value, metrics, model_state
+
+    def train_step(
+        state: TrainState, batch: Batch, key: Array, epoch: Array
+    ) -> tuple[TrainState, dict[str, Array]]:
+        params, opt_state = dict(state.params), dict(state.opt_state)
+        model_state = state.model_state
+        metrics: dict[str, Array] = {}
+        total = jnp.zeros((), jnp.float32)
+        for group in groups:
+            seen = params if group_updates == "alternating" else state.params
+            params[group], opt_state[group], value, group_metrics, model_state = update(
+                group, seen, model_state, opt_state[group], batch, key, state.step, epoch
+            )
+            metrics.update(group_metrics)
+            total = total + value
+        metrics["loss"] = total
         new_state = state.replace(
             params=params, model_state=model_state, opt_state=opt_state, step=state.step + 1
         )
@@ -321,7 +394,7 @@ def end_epoch(
 
 def make_epoch_fn(
     objective: Objective,
-    config: TrainConfig | optax.GradientTransformation,
+    config: TrainConfig | Optimizer,
     n_train: int | Plan,
     n_test: int = 0,
 ) -> Callable[..., tuple[TrainState, EpochOutput]]:
@@ -346,8 +419,8 @@ def make_epoch_fn(
         plan, tx = n_train, config
     else:
         plan = make_plan(config, n_train, n_test)
-        tx = run_optimizer(config, plan)
-    train_step = make_train_step(objective, tx)
+        tx = run_optimizer(config, plan, objective)
+    train_step = make_train_step(objective, tx, plan.group_updates)
 
     def epoch_fn(
         state: TrainState,
@@ -395,7 +468,7 @@ def _blank_output(objective: Objective, plan: Plan, state: TrainState, example: 
 
 
 def make_chunk_fn(
-    objective: Objective, tx: optax.GradientTransformation, plan: Plan, batched: bool = False
+    objective: Objective, tx: Optimizer, plan: Plan, batched: bool = False
 ) -> Callable[..., tuple[TrainState, tuple[EpochOutput, Array]]]:
     """``plan.chunk`` in-memory epochs as a scan; epochs past ``n_active`` or a stop are skipped.
 
@@ -446,7 +519,7 @@ def make_chunk_fn(
 
 
 def make_group_fn(
-    objective: Objective, tx: optax.GradientTransformation, plan: Plan
+    objective: Objective, tx: Optimizer, plan: Plan
 ) -> Callable[..., tuple[TrainState, tuple[dict[str, Array], Array]]]:
     """A group of streamed batches as a scan: the first half of a streamed epoch.
 
@@ -454,7 +527,7 @@ def make_group_fn(
     counts))`` with ``xs`` of shape (k, width, ...features) and ``masks`` (k, width), batches
     ``first_batch .. first_batch + k - 1`` of the epoch; metrics and counts have shape (k,).
     """
-    train_step = make_train_step(objective, tx)
+    train_step = make_train_step(objective, tx, plan.group_updates)
 
     def group_fn(
         state: TrainState,

@@ -15,6 +15,30 @@ from jax import Array
 
 from latent_jax.objectives import Objective, split_variables
 
+# One optax transformation, or one per parameter group of a grouped objective.
+Optimizer = optax.GradientTransformation | Mapping[str, optax.GradientTransformation]
+
+
+def parameter_groups(objective: Any) -> tuple[str, ...]:
+    """The objective's parameter groups in update order; ``()`` for a one-group objective.
+
+    A :class:`~latent_jax.adversarial.GroupedObjective` declares ``groups``; an
+    :class:`~latent_jax.objectives.Objective` has none and trains as one group.
+    """
+    return tuple(getattr(objective, "groups", ()) or ())
+
+
+def init_optimizer(tx: Optimizer, params: Any) -> Any:
+    """The optimizer state: ``tx.init(params)``, or per group ``{g: tx[g].init(params[g])}``."""
+    if isinstance(tx, Mapping):
+        missing = [group for group in tx if group not in params]
+        if missing:
+            raise ValueError(
+                f"the model's parameters have no groups {missing} (they have {sorted(params)})"
+            )
+        return {group: group_tx.init(params[group]) for group, group_tx in tx.items()}
+    return tx.init(params)
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -26,7 +50,8 @@ class TrainState:
         params: the model's parameters.
         model_state: the model's other variable collections (BatchNorm's ``batch_stats``), a
             dict, empty for models without any.
-        opt_state: the optax optimizer state.
+        opt_state: the optax optimizer state; for an objective with parameter groups a dict
+            of one state per group (``params`` is then a dict keyed by group too).
         step: int32 scalar, optimizer updates done.
         epoch: int32 scalar, epochs completed.
         best_loss: float32 scalar, the best monitored loss so far (for early stopping).
@@ -121,14 +146,12 @@ class History(Mapping):
         return History({k: np.concatenate([self._data[k], rows[k]], axis=-1) for k in self._data})
 
 
-def init_state(
-    objective: Objective, tx: optax.GradientTransformation, key: Array, x: Array
-) -> TrainState:
+def init_state(objective: Objective, tx: Optimizer, key: Array, x: Array) -> TrainState:
     """A fresh :class:`TrainState`: the model's variables for inputs like ``x``.
 
     Args:
         objective: the objective (its ``init`` builds the variables).
-        tx: the optimizer.
+        tx: the optimizer (for parameter groups, ``{group: optimizer}``).
         key: the initialization key.
         x: array of shape (batch, ...features), example inputs (only shapes matter).
 
@@ -138,14 +161,13 @@ def init_state(
     return state_from_variables(objective.init(key, x), tx)
 
 
-def state_from_variables(
-    variables: Mapping[str, Any], tx: optax.GradientTransformation
-) -> TrainState:
+def state_from_variables(variables: Mapping[str, Any], tx: Optimizer) -> TrainState:
     """The :class:`TrainState` at step 0 that starts from given model variables (a warm start).
 
     Args:
         variables: ``{"params": ..., **other_collections}``, as ``model.init`` returns.
-        tx: the optimizer, whose state starts fresh.
+        tx: the optimizer (for parameter groups, ``{group: optimizer}``), whose state
+            starts fresh.
 
     Returns:
         The state at step 0, epoch 0.
@@ -154,7 +176,7 @@ def state_from_variables(
     return TrainState(
         params=params,
         model_state=model_state,
-        opt_state=tx.init(params),
+        opt_state=init_optimizer(tx, params),
         step=jnp.zeros((), jnp.int32),
         epoch=jnp.zeros((), jnp.int32),
         best_loss=jnp.full((), jnp.inf, jnp.float32),
