@@ -373,7 +373,7 @@ def test_resume_refuses_a_different_key_config_or_data(tmp_path):
     fit(AE, X, X_TEST, config, KEY)
     with pytest.raises(ValueError, match="with a different key"):
         fit(AE, X, X_TEST, BASE, jax.random.key(1), resume=tmp_path)
-    with pytest.raises(ValueError, match="learning_rate: checkpoint 0.01, config 0.5"):
+    with pytest.raises(ValueError, match="learning_rate: checkpoint has 0.01, this run 0.5"):
         fit(AE, X, X_TEST, dataclasses.replace(BASE, learning_rate=0.5), resume=tmp_path)
     with pytest.raises(ValueError, match="n_train=10, this call has n_train=8"):
         fit(AE, X[:8], X_TEST, BASE, resume=tmp_path)
@@ -401,7 +401,8 @@ def test_truncated_checkpoint_is_detected_not_resumed(tmp_path):
 
 def test_diverging_run_names_the_epoch_and_keeps_the_last_good_checkpoint(tmp_path):
     # Epochs 1-3 are fine, epoch 4 (0-based 3) is not. Checkpoints every 2 epochs: calls of
-    # epochs (1, 2) and (3, 4), so the failure sits inside a call, after a good epoch.
+    # epochs (1, 2) and (3, 4), so the failure sits inside a call, after a good epoch, which
+    # is kept: run again alone and checkpointed.
     objective, _ = _tally_objective(blow_up_epoch=3)
     config = dataclasses.replace(
         BASE, epochs=6, epochs_per_call=4, checkpoint_every=2, checkpoint_dir=str(tmp_path)
@@ -410,14 +411,14 @@ def test_diverging_run_names_the_epoch_and_keeps_the_last_good_checkpoint(tmp_pa
         fit(objective, ROWS, None, config, KEY)
     error = info.value
     assert (error.epoch, error.step, error.run) == (4, 9, None)
-    assert error.history.num_epochs == 2
-    assert Path(error.checkpoint).name == "checkpoint_00000002.json"
+    assert error.history.num_epochs == 3
+    assert Path(error.checkpoint).name == "checkpoint_00000003.json"
     assert latest_checkpoint(tmp_path) == error.checkpoint
     assert str(error.checkpoint) in str(error)
     saved = load_checkpoint(error.checkpoint)
-    assert saved.epoch == 2
-    assert int(saved.tree["state"]["step"]) == 6
-    np.testing.assert_allclose(saved.tree["history"]["train_loss"], [ALL_ROWS] * 2, rtol=1e-6)
+    assert saved.epoch == 3
+    assert int(saved.tree["state"]["step"]) == 9
+    np.testing.assert_allclose(saved.tree["history"]["train_loss"], [ALL_ROWS] * 3, rtol=1e-6)
 
 
 def test_overflowing_data_stops_training_at_the_first_step(tmp_path):
@@ -789,7 +790,7 @@ def test_resuming_checks_the_optimizer_and_the_schedules_span(tmp_path):
     config = dataclasses.replace(BASE, checkpoint_dir=str(tmp_path), lr_schedule="cosine")
     fit(AE, X, None, config, KEY)
     for change, match in (
-        ({"optimizer": optax.lion}, "optimizer: checkpoint 'adam', config 'optax.lion'"),
+        ({"optimizer": optax.lion}, "optimizer: checkpoint has 'adam', this run 'optax.lion'"),
         ({"clip_norm": 1.0}, "clip_norm"),
         ({"epochs": 8}, "spans the run's epochs"),
     ):
