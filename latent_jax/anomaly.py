@@ -32,8 +32,22 @@ Backends (``method``) and their anomaly scores:
   classical pair of PCA monitoring statistics (Jackson & Mudholkar, 1979);
 * ``"ppca"``: negative log-likelihood :math:`-\log \mathcal{N}(x; \bar x, WW^\top +
   \sigma^2 I)` under the closed-form probabilistic PCA;
+* ``"robust-pca"``: the ``"pca"`` statistics against the principal subspace of the low-rank
+  part :math:`L` of the training data, from principal component pursuit
+  (:class:`~latent_jax.robust_pca.RobustPCA`: :math:`X = L + S`, :math:`S` sparse, default
+  :math:`\lambda`), so training data with gross outliers can be used as they are. With
+  ``statistic="reconstruction"`` the score is :math:`\lVert (x - \bar l) - V_Q V_Q^\top
+  (x - \bar l)\rVert^2`, :math:`\bar l` the mean of the rows of :math:`L` and :math:`V_Q` the
+  first ``n_components`` principal axes of :math:`L` centred on it (``n_components`` resolved
+  on :math:`L`'s spectrum); ``"hotelling"`` is :math:`T^2` in that subspace;
 * ``"autoencoder"``: mean squared reconstruction error of an autoencoder (MLP, or
   convolutional for images);
+* ``"deep-svdd"``: the squared distance :math:`\lVert \phi(x; W) - c \rVert^2` of one-class
+  Deep SVDD (Ruff et al., 2018): a bias-free network (:mod:`latent_jax.models.svdd`; the
+  paper's LeNet-type convolutional net for images with ``architecture="conv"``, else an MLP)
+  trained to pull the training data to the centre :math:`c`, the mean of its initial forward
+  pass over the training data (coordinates within ``center_eps`` of zero pushed to
+  :math:`\pm` ``center_eps``), with weight decay ``weight_decay``;
 * ``"vae"``: with ``statistic="elbo"`` the negative ELBO :math:`-\mathbb{E}_q[\log p(x|z)] +
   D_{KL}(q(z|x)\,\|\,p(z))` (the KL in closed form, the expectation over ``n_samples``
   draws); with ``statistic="reconstruction_probability"`` (An & Cho, 2015) the negative log of
@@ -95,8 +109,10 @@ from latent_jax.models.factory import ARCHITECTURES as ARCHITECTURES
 from latent_jax.models.factory import CONV_MIN_SIZE as CONV_MIN_SIZE
 from latent_jax.models.factory import model_for_data
 from latent_jax.models.factory import resolve_architecture as _resolve_architecture
-from latent_jax.models.inference import apply_inference
-from latent_jax.objectives import autoencoder_objective, vae_objective
+from latent_jax.models.inference import apply_inference, predict
+from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP, initial_center, with_center
+from latent_jax.objectives import autoencoder_objective, deep_svdd_objective, vae_objective
+from latent_jax.robust_pca import RobustPCA
 from latent_jax.schedules import constant
 from latent_jax.train import TrainConfig, fit
 from latent_jax.train.config import LR_SCHEDULES
@@ -110,11 +126,13 @@ __all__ = [
     "NoResidualWarning",
 ]
 
-METHODS = ("pca", "ppca", "autoencoder", "vae")
+METHODS = ("pca", "ppca", "robust-pca", "autoencoder", "vae", "deep-svdd")
 PCA_SCORES = ("reconstruction", "hotelling")
 VAE_SCORES = ("elbo", "reconstruction_probability")
 # The statistic of each method when none is given.
-DEFAULT_SCORES = {"pca": "reconstruction", "vae": "elbo"}
+DEFAULT_SCORES = {"pca": "reconstruction", "robust-pca": "reconstruction", "vae": "elbo"}
+# The methods fitted in closed form: a PCA of the data (or of their low-rank part).
+LINEAR_METHODS = ("pca", "ppca", "robust-pca")
 SCALINGS = ("auto", "feature", "global", "none")
 VAE_LIKELIHOODS = ("gaussian", "bernoulli")
 PROBA_METHODS = ("linear", "unify")
@@ -125,6 +143,8 @@ RANK_RTOL = 1e-5
 # Rows scored per compiled call (bounds memory; the result does not depend on it).
 SCORE_BATCH = 1024
 CHECKPOINT_KIND = "latent_jax.anomaly"
+# deep-svdd: the network's initial variables are drawn with fold_in(key(seed), this).
+SVDD_INIT_FOLD = 2
 # 1: the first format ("options": every option resolved); 2: "params" (get_params()).
 CHECKPOINT_VERSION = 2
 
@@ -146,6 +166,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "obs_logvar": 0.0,
     "beta": 1.0,
     "n_samples": 16,
+    "weight_decay": 1e-6,
+    "center_eps": 0.1,
     "scaling": "auto",
     "seed": 0,
     "quiet": True,
@@ -201,6 +223,8 @@ def _check_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
         validation.check_real("clip_norm", out["clip_norm"], positive=True)
     out["beta"] = validation.check_real("beta", out["beta"], positive=True)
     out["obs_logvar"] = validation.check_real("obs_logvar", out["obs_logvar"])
+    for name in ("weight_decay", "center_eps"):
+        out[name] = validation.check_real(name, out[name], nonnegative=True)
     validation.check_choice("likelihood", out["likelihood"], VAE_LIKELIHOODS)
     validation.check_choice("scaling", out["scaling"], SCALINGS)
     if not isinstance(out["quiet"], bool):
@@ -210,7 +234,7 @@ def _check_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_statistic(method: str, statistic: Any) -> str | None:
     """The method's statistic: ``statistic`` checked against its choices, or its default."""
-    choices = {"pca": PCA_SCORES, "vae": VAE_SCORES}.get(method)
+    choices = {"pca": PCA_SCORES, "robust-pca": PCA_SCORES, "vae": VAE_SCORES}.get(method)
     if statistic is None:
         return DEFAULT_SCORES.get(method)
     if choices is None:
@@ -307,23 +331,27 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
     The constructor stores its arguments as given; ``fit`` validates them.
 
     Args:
-        method: ``"pca"``, ``"ppca"``, ``"autoencoder"`` or ``"vae"``.
+        method: ``"pca"``, ``"ppca"``, ``"robust-pca"``, ``"autoencoder"``, ``"vae"`` or
+            ``"deep-svdd"``.
         contamination: the expected fraction of anomalies in the training data, in (0, 0.5];
             sets ``threshold_`` to the ``1 - contamination`` quantile of the training scores.
             May be ``None`` when ``threshold`` is given.
         threshold: an explicit anomaly-score threshold; overrides ``contamination``.
-        n_components: pca/ppca: an int, a variance fraction in (0, 1) (the fewest components
-            that explain at least that much), ``"kaiser"`` (the eigenvalues above their mean,
-            over the ``min(n - 1, d)`` a sample of n rows can make non-zero) or ``"auto"``
-            (90% of the variance, at most one fewer than the directions the data vary in;
-            see the module docstring).
-        statistic: the anomaly score: pca: ``"reconstruction"`` or ``"hotelling"``; vae:
+        n_components: pca/ppca/robust-pca: an int, a variance fraction in (0, 1) (the fewest
+            components that explain at least that much), ``"kaiser"`` (the eigenvalues above
+            their mean, over the ``min(n - 1, d)`` a sample of n rows can make non-zero) or
+            ``"auto"`` (90% of the variance, at most one fewer than the directions the data
+            vary in; see the module docstring).
+        statistic: the anomaly score: pca/robust-pca: ``"reconstruction"`` or
+            ``"hotelling"``; vae:
             ``"elbo"`` or
             ``"reconstruction_probability"``; ``None``: the method's default.
-        architecture: autoencoder/vae: ``"auto"``, ``"mlp"`` or ``"conv"``.
+        architecture: autoencoder/vae/deep-svdd: ``"auto"``, ``"mlp"`` or ``"conv"``.
         hidden_dims: MLP widths (the conv VAE's dense width is the first).
-        channels: the convolutional stages' channels.
-        latent_dim: autoencoder/vae code size.
+        channels: the convolutional stages' channels (deep-svdd: the paper's MNIST network
+            has (8, 4), with 5x5 kernels).
+        latent_dim: autoencoder/vae code size; deep-svdd: the representation's size (the
+            paper's: 32).
         epochs: training epochs.
         batch_size: training rows per step.
         learning_rate: Adam's step size.
@@ -334,6 +362,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         obs_logvar: vae: the Gaussian likelihood's log-variance.
         beta: vae: the KL weight in training.
         n_samples: vae: draws per score.
+        weight_decay: deep-svdd: lambda of the loss's weight decay ``lambda / 2 * sum_l
+            ||W_l||^2`` (the paper's 1e-6).
+        center_eps: deep-svdd: the centre's coordinates are at least this far from zero.
         scaling: ``"auto"``, ``"feature"``, ``"global"`` or ``"none"``.
         seed: seed of the network's initialization, training and the VAE's draws.
         quiet: no progress bar.
@@ -346,11 +377,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         feature_names_in_: the column names of a DataFrame ``X``, when it had string names.
         feature_shape_: tuple, the shape of one example as stored ((features,) or
             (height, width, channels)).
-        n_components_: int, the principal components used (pca/ppca), else ``None``.
+        n_components_: int, the principal components used (pca/ppca/robust-pca), else
+            ``None``.
         options_: dict, every parameter after ``method``, ``contamination`` and
             ``threshold``, validated and resolved.
-        history_: the training :class:`~latent_jax.train.History` (autoencoder/vae), else
-            ``None``.
+        history_: the training :class:`~latent_jax.train.History` (autoencoder/vae/
+            deep-svdd), else ``None``.
+        center_: deep-svdd: float array of shape (latent_dim,), the centre :math:`c`.
     """
 
     def __init__(
@@ -374,6 +407,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         obs_logvar: float = 0.0,
         beta: float = 1.0,
         n_samples: int = 16,
+        weight_decay: float = 1e-6,
+        center_eps: float = 0.1,
         scaling: str = "auto",
         seed: int = 0,
         quiet: bool = True,
@@ -396,6 +431,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         self.obs_logvar = obs_logvar
         self.beta = beta
         self.n_samples = n_samples
+        self.weight_decay = weight_decay
+        self.center_eps = center_eps
         self.scaling = scaling
         self.seed = seed
         self.quiet = quiet
@@ -503,10 +540,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         """
         del y
         options = self._validate_params()
-        if self.method in ("pca", "ppca") and (checkpoint_dir is not None or callbacks):
+        if self.method in LINEAR_METHODS and (checkpoint_dir is not None or callbacks):
             raise ValueError(
-                f"checkpoint_dir and callbacks are for the trained methods (autoencoder, vae), "
-                f"not method={self.method!r}"
+                "checkpoint_dir and callbacks are for the trained methods (autoencoder, vae, "
+                f"deep-svdd), not method={self.method!r}"
             )
         x = self._validate_X(X, reset=True)
         self.options_ = options
@@ -515,7 +552,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         xs = self._transform(x)
         self.n_components_ = None
         self.history_ = None
-        if self.method in ("pca", "ppca"):
+        if self.method in LINEAR_METHODS:
             self._fit_pca(xs.reshape(len(xs), -1))
         else:
             self._architecture = self._resolve_architecture()
@@ -567,6 +604,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         return self.method == "ppca" or self.options_["statistic"] == "reconstruction"
 
     def _fit_pca(self, flat: np.ndarray) -> None:
+        if self.method == "robust-pca":
+            # Everything below works on the low-rank part: the gross errors removed.
+            flat = RobustPCA().fit(flat).low_rank_
         n, d = flat.shape
         # PPCA needs discarded directions for a positive noise variance; the reconstruction
         # error needs them to be anything but zero.
@@ -620,6 +660,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
 
     def _build_model(self) -> Any:
         o = self.options_
+        if self.method == "deep-svdd":
+            if self._architecture == "conv":
+                return DeepSVDDConv(
+                    image_shape=self.feature_shape_, channels=o["channels"], rep_dim=o["latent_dim"]
+                )
+            return DeepSVDDMLP(
+                input_dim=self.n_features_in_, hidden_dims=o["hidden_dims"], rep_dim=o["latent_dim"]
+            )
         kind = "vae" if self.method == "vae" else "autoencoder"
         conv_options: dict[str, Any]
         if kind == "autoencoder":
@@ -656,7 +704,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         Raises:
             ValueError: for pca/ppca, which train nothing.
         """
-        if self.method in ("pca", "ppca"):
+        if self.method in LINEAR_METHODS:
             raise ValueError(f"method={self.method!r} trains no network")
         o = self._validate_params()
         return TrainConfig(
@@ -672,6 +720,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         )
 
     @property
+    def center_(self) -> np.ndarray:
+        """deep-svdd: the centre :math:`c` of shape (latent_dim,), fixed before training."""
+        self._check_fitted("center_")
+        if self.method != "deep-svdd":
+            raise AttributeError(f"center_ is deep-svdd's, not method={self.method!r}'s")
+        return np.asarray(self._variables["center"]["c"])
+
+    @property
     def normalizer_(self) -> Standardizer | None:
         """The standardization fitted on the training data (``None`` for ``scaling="none"``)."""
         self._check_fitted("normalizer_")
@@ -681,7 +737,15 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         self, xs: np.ndarray, checkpoint_dir: str | os.PathLike | None, callbacks: Sequence[Any]
     ) -> None:
         o = self.options_
-        if self.method == "vae":
+        init_variables = None
+        if self.method == "deep-svdd":
+            objective = deep_svdd_objective(self._model, weight_decay=o["weight_decay"])
+            inputs = self._model_input(xs)
+            key = jax.random.fold_in(jax.random.key(o["seed"]), SVDD_INIT_FOLD)
+            variables = objective.init(key, inputs[:1])
+            center = initial_center(self._model, variables, inputs, eps=o["center_eps"])
+            init_variables = with_center(variables, center)
+        elif self.method == "vae":
             objective = vae_objective(
                 self._model,
                 constant(o["beta"]),
@@ -698,6 +762,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             config,
             jax.random.key(o["seed"]),
             callbacks=callbacks,
+            init_variables=init_variables,
         )
         self._variables = jax.device_get(state.variables)
 
@@ -725,7 +790,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         return np.concatenate(blocks).astype(np.float64)
 
     def _score_block(self, xs: np.ndarray) -> np.ndarray:
-        if self.method == "pca":
+        if self.method in ("pca", "robust-pca"):
             flat = xs.reshape(len(xs), -1)
             if self.options_["statistic"] == "hotelling":
                 whitened = pca_lib.encode(self._pca, flat, whiten=True)
@@ -737,6 +802,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         x = jnp.asarray(self._model_input(xs))
         if self.method == "autoencoder":
             return np.asarray(_reconstruction_mse(self._variables, x, model=self._model))
+        if self.method == "deep-svdd":
+            return np.asarray(predict(self._model, self._variables, x))
         return np.asarray(
             _vae_scores(
                 self._variables,
@@ -829,7 +896,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         """
         self._check_fitted("rescored")
         if self.method not in DEFAULT_SCORES:
-            raise ValueError(f"rescored() applies to method='pca' or 'vae', not {self.method!r}")
+            raise ValueError(
+                f"rescored() applies to method='pca', 'robust-pca' or 'vae', not {self.method!r}"
+            )
         statistic = _check_statistic(self.method, statistic)
         if getattr(self, "_training_inputs", None) is None:
             raise ValueError("rescored() needs the training data, which a loaded detector lacks")
@@ -858,7 +927,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
                 "mean": np.asarray(self._scaler.mean),
                 "std": np.asarray(self._scaler.std),
             }
-        if self.method in ("pca", "ppca"):
+        if self.method in LINEAR_METHODS:
             state = self._pca
             tree["pca"] = {
                 name: np.asarray(getattr(state, name))
@@ -887,7 +956,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             "n_components": self.n_components_,
             "pca": (
                 {"n_samples": int(self._pca.n_samples), "ddof": int(self._pca.ddof)}
-                if self.method in ("pca", "ppca")
+                if self.method in LINEAR_METHODS
                 else None
             ),
         }
@@ -969,7 +1038,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         )
         detector.n_components_ = meta["n_components"]
         detector.history_ = None
-        if detector.method in ("pca", "ppca"):
+        if detector.method in LINEAR_METHODS:
             arrays = {k: jnp.asarray(v) for k, v in tree["pca"].items()}
             detector._pca = pca_lib.PCAState(**arrays, **meta["pca"])
         else:

@@ -18,11 +18,21 @@ import flax.linen as nn
 from latent_jax.models.conv import ConvAutoencoder, ConvSpec, ConvVAE
 from latent_jax.models.linear import LinearVAE
 from latent_jax.models.mlp import VAE, Autoencoder
+from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP
 
 __all__ = ["MODEL_CLASSES", "SpecError", "build_module", "module_spec"]
 
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (Autoencoder, VAE, ConvAutoencoder, ConvVAE, LinearVAE)
+    cls.__name__: cls
+    for cls in (
+        Autoencoder,
+        VAE,
+        ConvAutoencoder,
+        ConvVAE,
+        LinearVAE,
+        DeepSVDDConv,
+        DeepSVDDMLP,
+    )
 }
 # Field values that are not plain JSON, by the one key that tags them.
 _VALUE_TYPES = {"ConvSpec": ConvSpec}

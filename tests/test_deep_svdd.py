@@ -1,0 +1,185 @@
+"""Deep SVDD (Ruff et al., 2018): the bias-free networks, the centre from an initial forward
+pass, the objective through the shared engine, and AnomalyDetector(method="deep-svdd")."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from latent_jax.anomaly import SVDD_INIT_FOLD, AnomalyDetector
+from latent_jax.models.inference import predict
+from latent_jax.models.spec import build_module, module_spec
+from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP, initial_center, with_center
+from latent_jax.objectives import Batch, deep_svdd_objective
+
+# Small enough to train in a fraction of a second once compiled.
+OPTIONS = {
+    "epochs": 30,
+    "batch_size": 64,
+    "learning_rate": 1e-2,
+    "hidden_dims": (16,),
+    "latent_dim": 4,
+}
+
+
+def _data(seed=0, n=240, n_outliers=24, d=6):
+    """Normal rows with decaying variances; outliers in the low-variance directions."""
+    rng = np.random.default_rng(seed)
+    scale = np.r_[3.0, 2.0, 1.0, 0.2, 0.2, 0.2][:d]
+    normal = rng.normal(size=(n, d)) * scale
+    outliers = rng.normal(size=(n_outliers, d)) * scale
+    outliers[:, 3:] += 2.0 * np.sign(rng.normal(size=(n_outliers, d - 3)))
+    return normal.astype(np.float32), outliers.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    train, _ = _data()
+    return AnomalyDetector("deep-svdd", **OPTIONS).fit(train), train
+
+
+def _leaf_names(tree, prefix=()):
+    if isinstance(tree, dict):
+        return [n for k, v in tree.items() for n in _leaf_names(v, (*prefix, k))]
+    return [prefix]
+
+
+def test_training_loss_falls(fitted):
+    detector, _ = fitted
+    distance = detector.history_["train_distance"]
+    assert distance[-1] < 0.5 * distance[0]
+    loss = detector.history_["train_loss"]
+    np.testing.assert_allclose(loss, distance + detector.history_["train_weight_decay"], rtol=1e-5)
+
+
+def test_planted_outliers_rank_high(fitted):
+    detector, _ = fitted
+    normal, outliers = _data(seed=1)
+    scores = detector.decision_function(np.concatenate([normal, outliers]))
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(outliers))]
+    assert roc_auc_score(labels, scores) > 0.9
+    np.testing.assert_allclose(detector.score_samples(outliers), -scores[len(normal) :], rtol=1e-6)
+
+
+def test_center_is_the_mean_of_the_initial_forward_pass(fitted):
+    detector, train = fitted
+    model = detector._model
+    xs = detector._transform(train)
+    key = jax.random.fold_in(jax.random.key(detector.seed), SVDD_INIT_FOLD)
+    initial = deep_svdd_objective(model).init(key, xs[:1])
+    z = np.asarray(predict(model, initial, xs, method="represent"), np.float64)
+    mean = z.mean(axis=0)
+    eps = detector.center_eps
+    expected = np.where(np.abs(mean) < eps, np.where(mean < 0, -eps, eps), mean)
+    np.testing.assert_allclose(detector.center_, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(np.abs(detector.center_) >= eps)
+    # Training moved the weights but not the centre.
+    trained = detector._variables["params"]
+    assert not np.allclose(trained["out"]["kernel"], initial["params"]["out"]["kernel"])
+
+
+def test_initial_center_pushes_small_coordinates_to_plus_or_minus_eps():
+    model = DeepSVDDMLP(input_dim=2, hidden_dims=(), rep_dim=3)
+    variables = {"params": {"out": {"kernel": jnp.array([[1.0, -0.01, 0.0], [0.0, 0.0, 0.0]])}}}
+    variables["center"] = {"c": jnp.zeros(3)}
+    x = np.array([[2.0, 5.0], [4.0, -5.0]], np.float32)
+    np.testing.assert_allclose(initial_center(model, variables, x, eps=0.1), [3.0, -0.1, 0.1])
+    with pytest.raises(ValueError, match="center must have shape"):
+        with_center(variables, np.zeros(2))
+    with pytest.raises(ValueError, match="no 'center' collection"):
+        with_center({"params": variables["params"]}, np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    "model, x",
+    [
+        (DeepSVDDConv(), jnp.zeros((2, 28, 28, 1))),
+        (DeepSVDDMLP(input_dim=6, hidden_dims=(8, 4)), jnp.zeros((2, 6))),
+    ],
+)
+def test_no_parameter_is_a_bias(model, x):
+    shapes = jax.eval_shape(lambda k: model.init(k, x), jax.random.key(0))
+    names = _leaf_names(shapes["params"])
+    assert all(path[-1] == "kernel" for path in names), names
+    assert sorted(shapes) == ["batch_stats", "center", "params"]
+    if isinstance(model, DeepSVDDConv):
+        # The paper's LeNet-type MNIST network: 5x5x1x8 + 5x5x8x4 + (7*7*4)x32 weights.
+        assert sum(np.prod(s.shape) for s in jax.tree.leaves(shapes["params"])) == 7272
+    assert module_spec(build_module(module_spec(model))) == module_spec(model)
+
+
+def test_padding_rows_change_neither_the_loss_nor_batch_statistics():
+    model = DeepSVDDMLP(input_dim=3, hidden_dims=(4,), rep_dim=2)
+    objective = deep_svdd_objective(model, weight_decay=0.0)
+    x = jax.random.normal(jax.random.key(1), (6, 3))
+    variables = objective.init(jax.random.key(0), x)
+    params = variables.pop("params")
+    loss = jax.jit(objective.loss)
+    mask = jnp.r_[jnp.ones(4), 0.0, 0.0]
+    key, step = jax.random.key(2), jnp.int32(0)
+    one = loss(params, variables, Batch(x, mask), key, step, step)
+    other = loss(params, variables, Batch(x.at[4:].set(100.0), mask), key, step, step)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), one, other)
+    assert not np.allclose(one[1][1]["batch_stats"]["bn0"]["mean"], 0.0)
+
+
+def test_save_and_load_give_identical_scores(fitted, tmp_path):
+    detector, _ = fitted
+    normal, outliers = _data(seed=2)
+    detector.save(tmp_path / "svdd")
+    loaded = AnomalyDetector.load(tmp_path / "svdd")
+    x = np.concatenate([normal, outliers])
+    np.testing.assert_array_equal(loaded.decision_function(x), detector.decision_function(x))
+    np.testing.assert_array_equal(loaded.center_, detector.center_)
+    assert loaded.threshold_ == detector.threshold_
+    assert loaded.get_params() == detector.get_params()
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"weight_decay": -1e-3}, ValueError, "weight_decay must be >= 0, got weight_decay=-0.001"),
+        ({"center_eps": "small"}, TypeError, "center_eps must be a real number"),
+        ({"statistic": "elbo"}, ValueError, "method='deep-svdd' has one statistic"),
+        ({"latent_dim": 0}, ValueError, "latent_dim"),
+        ({"architecture": "conv"}, ValueError, "architecture='conv' needs images"),
+    ],
+)
+def test_bad_options_are_clear_errors(params, error, match):
+    train, _ = _data(n=8)
+    with pytest.raises(error, match=match):
+        AnomalyDetector("deep-svdd", **params).fit(train)
+
+
+def test_bad_networks_are_clear_errors():
+    with pytest.raises(ValueError, match="too small for 2 stages"):
+        DeepSVDDConv(image_shape=(3, 3, 1))
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        DeepSVDDConv(kernel_size=4)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 28, 28, 1\)"):
+        DeepSVDDConv().init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+        deep_svdd_objective(DeepSVDDMLP(), weight_decay=-1.0)
+    detector = AnomalyDetector("pca").fit(_data(n=20)[0])
+    with pytest.raises(AttributeError, match="center_ is deep-svdd's"):
+        _ = detector.center_
+
+
+def _expected_failed_checks(estimator):
+    del estimator
+    label_convention = "PyOD's labels (1 = anomaly, 0 = normal), not scikit-learn's -1/1"
+    return {
+        "check_outliers_train": label_convention,
+        "check_outliers_fit_predict": label_convention,
+    }
+
+
+@pytest.mark.slow
+@parametrize_with_checks(
+    [AnomalyDetector("deep-svdd", epochs=2, hidden_dims=(8,), latent_dim=2)],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
