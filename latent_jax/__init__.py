@@ -27,6 +27,8 @@ from latent_jax.pca import PCAState as PCAState
 from latent_jax.pca import fit_pca as fit_pca
 from latent_jax.pca import fit_pca_chunks as fit_pca_chunks
 from latent_jax.pca import fit_ppca as fit_ppca
+from latent_jax.robust_pca import RobustPCA as RobustPCA
+from latent_jax.robust_pca import robust_pca as robust_pca
 from latent_jax.runs import Run as Run
 from latent_jax.runs import load_run as load_run
 from latent_jax.streaming import fit_pca_source as fit_pca_source
