@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
+import stat
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -226,24 +228,18 @@ def load_array_file(
         FileNotFoundError: if the file does not exist.
         ValueError: if the file cannot be parsed, naming the file and the cause.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"data file not found: {path!r}")
+    path = check_regular_file(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in TABULAR_SUFFIXES:
         raise ValueError(f"data file {path!r} must end in one of {TABULAR_SUFFIXES}")
-    try:
-        if suffix == ".csv":
-            table = _read_csv(path)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                if not archive.files:
-                    raise ValueError("the archive holds no arrays")
-                table = archive[archive.files[0]]
-        else:
-            table = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read data file {path!r}: {error}") from error
+    if suffix == ".npy":
+        table = load_npy(path)
+    else:
+        try:
+            table = _read_csv(path) if suffix == ".csv" else _read_npz(path)
+        except (OSError, ValueError) as error:
+            cause = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise ValueError(f"cannot read data file {path!r}: {cause}") from error
     table = check_finite_array(table, f"data in {path!r}", min_ndim=2)
     labels = None
     if label_column is not None:
@@ -264,6 +260,112 @@ def load_array_file(
     return table.astype(np.float32), labels
 
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+# The first bytes of a .npy file and of a .npz (zip) archive.
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "data file") -> str:
+    """Checks that ``path`` is a regular file, without opening it.
+
+    Named pipes and devices are refused up front: reading one could wait forever.
+
+    Args:
+        path: the file.
+        what: how the message calls it.
+
+    Returns:
+        ``path`` as a string.
+
+    Raises:
+        FileNotFoundError: if nothing is at ``path``.
+        ValueError: if it is a folder, a named pipe, a device or a socket, or cannot be
+            inspected, naming the file.
+    """
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path!r}") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {what} {path!r}: {error.strerror or error}") from error
+    for is_kind, kind in _FILE_KINDS:
+        if is_kind(mode):
+            raise ValueError(f"{what} {path!r} is {kind}, not a regular file")
+    return path
+
+
+def load_npy(path: str | os.PathLike, *, mmap_mode: str | None = None) -> np.ndarray:
+    """Reads a ``.npy`` array safely: never unpickles, and every failure names the file.
+
+    Args:
+        path: the ``.npy`` file.
+        mmap_mode: NumPy's ``mmap_mode`` (``"r"`` maps the file; rows are read when used).
+
+    Returns:
+        The array as stored (memory-mapped with ``mmap_mode``).
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: for a file that is not regular (a pipe, a device), cannot be read, is not
+            a NumPy array file, holds Python objects, or is truncated, naming the file.
+    """
+    path = check_regular_file(path)
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except OSError as error:
+        raise ValueError(f"cannot read data file {path!r}: {error.strerror or error}") from error
+    except (ValueError, EOFError) as error:
+        raise ValueError(_npy_problem(path, error)) from None
+
+
+def _npy_problem(path: str, error: Exception) -> str:
+    """What is wrong with the ``.npy`` file ``path`` that NumPy refused with ``error``."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(_NPY_MAGIC))
+    if not head.startswith(_NPY_MAGIC):
+        shown = "it is empty" if not head else f"it starts with {head!r}"
+        return f"data file {path!r} is not a NumPy array file (.npy): {shown}"
+    if _is_object_refusal(error):
+        return (
+            f"data file {path!r} holds Python objects (an object array), which latent_jax "
+            "never unpickles: save numbers, e.g. np.save(path, x.astype(np.float32))"
+        )
+    return f"data file {path!r} is truncated or corrupt: {error}"
+
+
+def _is_object_refusal(error: Exception) -> bool:
+    """Whether NumPy refused to load an array of Python objects (``allow_pickle=False``)."""
+    return "pickle" in str(error) or "Python objects" in str(error)
+
+
+def _read_npz(path: str) -> np.ndarray:
+    """The first array of the ``.npz`` archive ``path`` (never unpickled)."""
+    with open(path, "rb") as handle:
+        if handle.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
+            raise ValueError("not a NumPy .npz archive")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not archive.files:
+                raise ValueError("the archive holds no arrays")
+            return archive[archive.files[0]]
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"the archive is truncated or corrupt ({error})") from None
+    except ValueError as error:
+        if _is_object_refusal(error):
+            raise ValueError(
+                "its array holds Python objects, which latent_jax never unpickles"
+            ) from None
+        raise ValueError(f"the archive is truncated or corrupt ({error})") from None
+
+
 def _read_csv(path: str) -> np.ndarray:
     with open(path, encoding="utf-8") as handle:
         lines = [line.strip() for line in handle if line.strip()]
@@ -272,6 +374,8 @@ def _read_csv(path: str) -> np.ndarray:
     rows = [line.split(",") for line in lines]
     if not _is_numeric_row(rows[0]):
         rows = rows[1:]  # a header line
+    if not rows:
+        raise ValueError("no data rows: the file holds a header line only")
     widths = {len(row) for row in rows}
     if len(widths) > 1:
         raise ValueError(f"rows have different numbers of columns: {sorted(widths)}")

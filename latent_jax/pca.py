@@ -531,10 +531,15 @@ def fit_pca(
         TypeError: ``x`` is not numeric, or ``n_components``/``ddof``/``block_rows`` is not an
             int.
         ValueError: ``x`` is not 2-D, is empty, holds NaN/Inf, or has no more rows than
-            ``ddof``; ``n_components`` is outside ``[1, min(n_samples, n_features)]``.
+            ``ddof``; ``n_components`` is outside ``[1, min(n_samples, n_features)]``; the
+            variances of ``x`` overflow (or underflow) the dtype JAX computes in (float32
+            data beyond about 1e18, or float64 data without ``jax_enable_x64``).
 
     Note:
-        With a traced ``x`` (inside ``jax.jit``) the NaN/Inf check is skipped.
+        With a traced ``x`` (inside ``jax.jit``) the NaN/Inf check is skipped. Data of
+        extreme magnitude (whose squares would overflow or underflow the dtype) are divided
+        by a power of two near ``max |x|`` before the covariance, an exact operation, and the
+        results are scaled back; other data are used as they are.
     """
     x = _validate_data(x, "x")
     n_samples, n_features = x.shape
@@ -544,8 +549,73 @@ def fit_pca(
     return _fit(x, n_components, ddof, block_rows)
 
 
-def _fit(x: np.ndarray | Array, n_components: int, ddof: int, block_rows: int) -> PCAState:
-    """The fit on validated input."""
+class _VarianceOverflowError(ValueError):
+    """The variances of the data overflow (or underflow) the dtype of the computation."""
+
+
+def _extreme_scale(x: np.ndarray | Array, dtype: Any) -> float:
+    """A power of two to divide ``x`` by before the covariance, or 1.0 when none is needed.
+
+    Squares of entries near the largest (or smallest) float of ``dtype`` overflow (or
+    underflow) in the scatter matrix; dividing by a power of two near ``max |x|`` is exact
+    and rescaling the results afterwards (:func:`_rescaled`) gives the same fit. Ordinary data
+    are not scaled, so their results do not change by a bit; traced data are never scaled.
+    """
+    if isinstance(x, jax.core.Tracer) or x.size == 0:
+        return 1.0
+    largest = float(np.max(np.abs(x)) if isinstance(x, np.ndarray) else jnp.max(jnp.abs(x)))
+    info = jnp.finfo(dtype)
+    high = math.sqrt(float(info.max) / (16.0 * x.shape[0] * x.shape[1]))
+    low = math.sqrt(float(info.tiny)) / float(info.eps)
+    if largest == 0.0 or low <= largest <= high:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1])
+
+
+def _rescaled(state: PCAState, scale: float, name: str) -> PCAState:
+    """The fit of ``x`` from the fit of ``x / scale`` (see :func:`_extreme_scale`).
+
+    Raises:
+        ValueError: if the variances of ``x`` are too large for the dtype JAX computes in.
+    """
+    dtype = state.mean.dtype
+    biggest = float(state.eigenvalues[0]) * scale * scale
+    info = jnp.finfo(dtype)
+    if biggest > float(info.max) or 0.0 < biggest < float(info.tiny):
+        how = "overflow" if biggest > 1.0 else "underflow"
+        fix = "rescale the data"
+        if jnp.dtype(dtype) != jnp.float64:
+            fix = (
+                "pass float64 data inside jax.enable_x64(True) (or use latent_jax.PCA, which "
+                f"fits float64 data in float64), or {fix}"
+            )
+        raise _VarianceOverflowError(
+            f"{name}'s variances (up to {biggest:.3g}) {how} {jnp.dtype(dtype).name}, the "
+            f"dtype JAX computes in: {fix}"
+        )
+    square = jnp.asarray(scale * scale, dtype)
+    return state._replace(
+        mean=state.mean * jnp.asarray(scale, dtype),
+        eigenvalues=state.eigenvalues * square,
+        explained_variance=state.explained_variance * square,
+        singular_values=state.singular_values * jnp.asarray(scale, dtype),
+        noise_variance=state.noise_variance * square,
+    )
+
+
+def _fit(
+    x: np.ndarray | Array, n_components: int, ddof: int, block_rows: int, name: str = "x"
+) -> PCAState:
+    """The fit on validated input; data of extreme magnitude are scaled by a power of two."""
+    scale = _extreme_scale(x, _float_dtype(np.dtype(x.dtype)))
+    if scale != 1.0:
+        state = _fit_unscaled(x / scale, n_components, ddof, block_rows)
+        return _rescaled(state, scale, name)
+    return _fit_unscaled(x, n_components, ddof, block_rows)
+
+
+def _fit_unscaled(x: np.ndarray | Array, n_components: int, ddof: int, block_rows: int) -> PCAState:
+    """The fit of ``x`` as it is."""
     n_samples = x.shape[0]
     if isinstance(x, np.ndarray):
         # Host data goes to the device one block at a time: no full-size copy, and the
@@ -987,7 +1057,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     Precision follows the data, as in scikit-learn: float32 input is computed and returned in
     float32; float64 input (and integer, bool or object input, converted to float64) is
-    computed and returned in float64. The float64 computations run inside
+    computed and returned in float64 (so is float32 input whose variances float32 cannot
+    hold, beyond about 1e18 or below 1e-19: its attributes are float64; data of extreme
+    magnitude are scaled exactly, by a power of two, see :func:`fit_pca`). The float64
+    computations run inside
     ``jax.enable_x64(True)``, a scoped, thread-local override: JAX's global ``jax_enable_x64``
     setting, and so the rest of the program, is left as it was. ``transform`` and the other
     methods compute in the wider of the fitted dtype and the input's. Every returned array
@@ -1051,8 +1124,19 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_samples, n_features = x.shape
         n_components = _check_n_components(self.n_components, n_samples, n_features)
         dtype = x.dtype
+        try:
+            with _precision_scope(dtype):
+                state = _fit(x, n_components, 1, _check_block_rows(None, n_features), "X")
+        except _VarianceOverflowError:
+            if dtype == np.float64:
+                raise
+            # float32 data whose variances only float64 holds (|X| beyond about 1e18, or
+            # below about 1e-19).
+            x = x.astype(np.float64)
+            dtype = x.dtype
+            with _precision_scope(dtype):
+                state = _fit(x, n_components, 1, _check_block_rows(None, n_features), "X")
         with _precision_scope(dtype):
-            state = _fit(x, n_components, 1, _check_block_rows(None, n_features))
             host = [_host(a, dtype) for a in state[:7]]
         self.state_ = PCAState(*host, n_samples=n_samples, ddof=state.ddof)
         (

@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> dict:
     common.require_at_least(args, 1, "k", "elbo_samples", "batch_size", "chunk_size")
     run_dir = os.fspath(args.run_dir)
     model, variables, run_args = load_run(run_dir)
+    common.prepare_output_dir(run_dir)  # its metrics.json is rewritten: one writer at a time
     dataset = vae_faces.load_data(run_args)
     x = dataset.x_test if args.split == "test" else dataset.x_train
     result = metrics.evaluate_vae(

@@ -56,11 +56,14 @@ def run(args: argparse.Namespace) -> dict:
         random_state=args.seed,
         standardize=args.standardize,
     )
-    out = common.prepare_output_dir(args.out)  # after the data load: bad input writes nothing
+    common.check_output_path(args.out)
     start = time.perf_counter()
     full = pca.fit_pca(dataset.x_train)  # every component, for the bar chart
     state = pca.fit_pca(dataset.x_train, args.n_components)
     seconds = time.perf_counter() - start
+    out = common.prepare_output_dir(
+        args.out
+    )  # after the data and the fit: bad input writes nothing
 
     ratio = np.asarray(full.explained_variance_ratio, np.float64)
     eigenvalues = np.asarray(full.explained_variance, np.float64)

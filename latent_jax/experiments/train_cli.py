@@ -43,10 +43,12 @@ DATA_FLAGS = ("data", "image_size", "test_size", "max_test_rows")
 MODEL_FLAGS = ("model", "latent_dim", "hidden_dims")
 
 
+from latent_jax.objectives import GRADIENT_ESTIMATORS, LIKELIHOODS
 def _image_size(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"(\d+)[x,](\d+)", text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, got {text!r}")
+OBJECTIVES = ("elbo", "iwae")
     return int(match.group(1)), int(match.group(2))
 
 
