@@ -43,12 +43,10 @@ DATA_FLAGS = ("data", "image_size", "test_size", "max_test_rows")
 MODEL_FLAGS = ("model", "latent_dim", "hidden_dims")
 
 
-from latent_jax.objectives import GRADIENT_ESTIMATORS, LIKELIHOODS
 def _image_size(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"(\d+)[x,](\d+)", text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, got {text!r}")
-OBJECTIVES = ("elbo", "iwae")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -98,6 +96,11 @@ def _check_args(args: argparse.Namespace) -> None:
     """The flags checked before JAX starts and before the output folder exists."""
     if args.data is None:
         raise ValueError("--data is required: a .npy or .csv file, or an image folder")
+    if args.image_size is not None and not os.path.isdir(args.data):
+        raise ValueError(
+            f"--image-size resizes the images of a folder; --data {args.data!r} is not one "
+            "(resize the array before saving it)"
+        )
     common.require_at_least(args, 1, "latent_dim", "epochs", "batch_size", "max_test_rows")
     common.require_at_least(args, 1, "steps_per_call")
     if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
@@ -155,7 +158,7 @@ def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[in
             images, _ = image_data.load_image_folder(path, size=args.image_size)
             array = images / 255.0
     elif path.endswith(".npy"):
-        array = np.load(path, mmap_mode="r", allow_pickle=False)  # rows read when needed
+        array = data.load_npy(path, mmap_mode="r")  # rows read when needed
     else:
         array, _ = data.load_array_file(path)
     if array is not None:
