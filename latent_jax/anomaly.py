@@ -516,6 +516,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         *,
         checkpoint_dir: str | os.PathLike | None = None,
         callbacks: Sequence[Any] = (),
+        checkpoint_every: int = 0,
+        resume: bool = False,
+        allow_changes: Sequence[str] = (),
     ) -> AnomalyDetector:
         """Fits the backend on ``X`` (mostly normal data) and sets ``threshold_``.
 
@@ -528,6 +531,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
                 :func:`latent_jax.load_run` reloads as the network alone).
             callbacks: autoencoder/vae only: per-epoch callbacks of the training run (e.g.
                 :class:`~latent_jax.train.callbacks.HistoryCSV`).
+            checkpoint_every: with ``checkpoint_dir``, also checkpoint every this many epochs
+                (0: only at the end).
+            resume: with ``checkpoint_dir``, continue the training run from its last
+                checkpoint there (:func:`latent_jax.train.fit`'s ``resume``), when it has one.
+            allow_changes: with ``resume``, :func:`latent_jax.train.fit`'s ``allow_changes``.
 
         Returns:
             ``self``.
@@ -542,6 +550,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         """
         del y
         options = self._validate_params()
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs the checkpoint_dir to resume from")
         if self.method in LINEAR_METHODS and (checkpoint_dir is not None or callbacks):
             raise ValueError(
                 "checkpoint_dir and callbacks are for the trained methods (autoencoder, vae, "
@@ -559,7 +569,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         else:
             self._architecture = self._resolve_architecture()
             self._model = self._build_model()
-            self._fit_network(xs, checkpoint_dir, callbacks)
+            self._fit_network(
+                xs, checkpoint_dir, callbacks, checkpoint_every, resume, allow_changes
+            )
         if self.method == "vae":
             key = jax.random.fold_in(jax.random.key(options["seed"]), 1)
             self._eps = np.asarray(
@@ -703,11 +715,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
     def _model_input(self, xs: np.ndarray) -> np.ndarray:
         return xs.reshape(len(xs), -1) if self._architecture == "mlp" else xs
 
-    def train_config(self, checkpoint_dir: str | os.PathLike | None = None) -> TrainConfig:
+    def train_config(
+        self, checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 0
+    ) -> TrainConfig:
         """The :class:`~latent_jax.train.TrainConfig` that ``fit`` trains the network with.
 
         Args:
             checkpoint_dir: as for :meth:`fit`.
+            checkpoint_every: as for :meth:`fit`.
 
         Raises:
             ValueError: for pca/ppca, which train nothing.
@@ -725,6 +740,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             lr_schedule=o["lr_schedule"],
             clip_norm=o["clip_norm"],
             checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
         )
 
     @property
@@ -742,7 +758,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         return self._scaler
 
     def _fit_network(
-        self, xs: np.ndarray, checkpoint_dir: str | os.PathLike | None, callbacks: Sequence[Any]
+        self,
+        xs: np.ndarray,
+        checkpoint_dir: str | os.PathLike | None,
+        callbacks: Sequence[Any],
+        checkpoint_every: int,
+        resume: bool,
+        allow_changes: Sequence[str],
     ) -> None:
         o = self.options_
         init_variables = None
@@ -762,7 +784,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             )
         else:
             objective = autoencoder_objective(self._model)
-        config = self.train_config(checkpoint_dir)
+        config = self.train_config(checkpoint_dir, checkpoint_every)
+        resumed = resume and ckpt.latest_checkpoint(checkpoint_dir) is not None
         state, self.history_ = fit(
             objective,
             self._model_input(xs),
@@ -771,6 +794,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             jax.random.key(o["seed"]),
             callbacks=callbacks,
             init_variables=init_variables,
+            resume=checkpoint_dir if resumed else None,
+            allow_changes=allow_changes if resumed else (),
         )
         self._variables = jax.device_get(state.variables)
 

@@ -229,15 +229,23 @@ def _n_components(text: str) -> int | float | str:
 
 
 def fit_detectors(
-    args: argparse.Namespace, train: np.ndarray, main_dir: str | None = None
+    args: argparse.Namespace,
+    train: np.ndarray,
+    main_dir: str | None = None,
+    training_dir: str | None = None,
 ) -> dict[str, AnomalyDetector | Any]:
     """Every latent_jax detector the flags name and the two baselines, fitted on ``train``.
+
+    Every trained detector checkpoints (``--checkpoint-every``) and, with ``--resume``,
+    continues from its checkpoints.
 
     Args:
         args: the flags.
         train: the normal training examples.
         main_dir: the run folder that keeps the first neural detector's training run
             (history.csv, normalizer.json, checkpoints/), or ``None``.
+        training_dir: the folder of the other neural detectors' checkpoints
+            (``training_dir/<method>/checkpoints``), or ``None`` for none.
 
     Returns:
         Method name -> fitted detector; a scikit-learn baseline is wrapped so that its
@@ -250,12 +258,11 @@ def fit_detectors(
         detector = AnomalyDetector(method, args.contamination, **_options(args, method))
         if method == main:
             with common.history_writers(main_dir, args) as callbacks:
-                detector.fit(
-                    train,
-                    checkpoint_dir=os.path.join(main_dir, runs.CHECKPOINTS),
-                    callbacks=callbacks,
-                )
+                detector.fit(train, callbacks=callbacks, **_training(args, main_dir))
             common.write_normalizer(main_dir, detector.normalizer_)
+            common.record_resumptions(main_dir, os.path.join(main_dir, runs.CHECKPOINTS))
+        elif method in NEURAL and training_dir is not None:
+            detector.fit(train, **_training(args, os.path.join(training_dir, method)))
         else:
             detector.fit(train)
         if method == "vae":
@@ -374,6 +381,17 @@ def _strip_scores(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     return {n: {k: v for k, v in r.items() if k != "scores"} for n, r in results.items()}
 
 
+def _training(args: argparse.Namespace, run_dir: str) -> dict[str, Any]:
+    """:meth:`AnomalyDetector.fit`'s checkpoint and resume arguments for a detector."""
+    options = common.checkpoint_options(args, run_dir, args.epochs)
+    resume = common.resume_options(args, options["checkpoint_dir"])
+    return {
+        **options,
+        "resume": resume["resume"] is not None,
+        "allow_changes": resume["allow_changes"],
+    }
+
+
 def run_faces(args: argparse.Namespace, out: str, main_dir: str | None = None) -> dict[str, Any]:
     """Faces against non-faces on scikit-image's LFW subset, over ``--splits`` random splits.
 
@@ -389,7 +407,8 @@ def run_faces(args: argparse.Namespace, out: str, main_dir: str | None = None) -
         train, held_out = parts.x_train, parts.x_test
         test = np.concatenate([held_out, non_faces])
         is_anomaly = np.r_[np.zeros(len(held_out)), np.ones(len(non_faces))].astype(int)
-        fitted = fit_detectors(args, train, main_dir if split == 0 else None)
+        folder = os.path.join(out, "detectors", "faces", *([f"split{split}"] if split else []))
+        fitted = fit_detectors(args, train, main_dir if split == 0 else None, folder)
         results = score_detectors(fitted, test, is_anomaly)
         for name, r in results.items():
             entry = per_split.setdefault(name, {"auroc": [], "average_precision": []})
@@ -440,7 +459,12 @@ def run_digits(args: argparse.Namespace, out: str, main_dir: str | None = None) 
     per_class: dict[str, dict[str, list[float]]] = {}
     for digit in args.classes:
         start = time.perf_counter()
-        fitted = fit_detectors(args, x_train[y_train == digit], main_dir if digit == show else None)
+        fitted = fit_detectors(
+            args,
+            x_train[y_train == digit],
+            main_dir if digit == show else None,
+            os.path.join(out, "detectors", "digits", str(digit)),
+        )
         is_anomaly = (y_test != digit).astype(int)
         results = score_detectors(fitted, x_test, is_anomaly)
         for name, r in results.items():
@@ -503,8 +527,9 @@ def run_custom(
     :func:`load_custom` returned (read here when ``None``).
     """
     x, labels, source = load_custom(args) if loaded is None else loaded
+    training_dir = os.path.join(out, "detectors", "data")
     if labels is None:
-        fitted = fit_detectors(args, x, main_dir)
+        fitted = fit_detectors(args, x, main_dir, training_dir)
         flagged = {
             n: int(d.predict(x).sum()) for n, d in fitted.items() if isinstance(d, AnomalyDetector)
         }
@@ -519,7 +544,7 @@ def run_custom(
     is_anomaly = np.concatenate([np.zeros(len(held_out)), np.ones(int((~normal).sum()))]).astype(
         int
     )
-    fitted = fit_detectors(args, train, main_dir)
+    fitted = fit_detectors(args, train, main_dir, training_dir)
     results = score_detectors(fitted, test, is_anomaly)
     _figures("data", os.path.basename(os.path.normpath(source)), results, test, is_anomaly, out)
     _save_detectors(fitted, os.path.join(out, "detectors", "data"))
@@ -549,7 +574,7 @@ def run(args: argparse.Namespace) -> dict:
     training = None
     if neural:
         detector = AnomalyDetector(neural[0], args.contamination, **_options(args, neural[0]))
-        training = detector.train_config(os.path.join(args.out, runs.CHECKPOINTS))
+        training = detector.train_config(**common.checkpoint_options(args, args.out, args.epochs))
     out = common.prepare_output_dir(args.out)
     common.write_run_config(
         out,

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import platform
@@ -18,6 +19,8 @@ import numpy as np
 
 from latent_jax import checkpoint, data, locks, persistent_cache, runs
 from latent_jax.train.config import LR_SCHEDULES
+
+logger = logging.getLogger(__name__)
 
 # The output folders this process has locked (prepare_output_dir), released by
 # release_output_dirs when the command ends (else when the process exits).
@@ -192,9 +195,21 @@ _FIXED_TRAINING_FIELDS = (
     "min_delta",
 )
 # Keys of config.json that are not flags: the layout's own (runs.write_config), read apart.
-_LAYOUT_KEYS = ("command", "version", "data", "model", "training", "seed", "settings", "run")
+_LAYOUT_KEYS = (
+    "command",
+    "version",
+    "data",
+    "model",
+    "training",
+    "seed",
+    "settings",
+    "run",
+    "resumed",
+)
 # Flags that say how to run, not what: never recorded, never read back from a config file.
-_NOT_RECORDED = ("command", "run", "verbose", "config", "out")
+_NOT_RECORDED = ("command", "run", "verbose", "config", "out", "resume", "override")
+# A run checkpoints about this many times by default (--checkpoint-every).
+_DEFAULT_CHECKPOINTS_PER_RUN = 100
 TENSORBOARD_DIR = "tensorboard"
 
 
@@ -244,6 +259,121 @@ def add_run_arguments(
         default=None,
         help="clip the gradients to this global norm before the optimizer (default: no clipping)",
     )
+    _add_resume_arguments(parser)
+
+
+def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint-every``, ``--resume`` and ``--override`` (see :func:`resume_options`)."""
+    from latent_jax.train.checkpoints import CHANGEABLE_FIELDS
+
+    group = parser.add_argument_group("checkpoints and resuming")
+    if "--checkpoint-every" not in parser._option_string_actions:  # vae has its own default
+        group.add_argument(
+            "--checkpoint-every",
+            type=int,
+            metavar="EPOCHS",
+            default=None,
+            help="checkpoint every this many epochs, and at the end (0: only at the end; "
+            f"default: 1%% of --epochs, at least 1: about {_DEFAULT_CHECKPOINTS_PER_RUN} "
+            "checkpoints a run)",
+        )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint (the same command and flags, "
+        "plus --resume; it ends as an uninterrupted run would, bit for bit on CPU); a run "
+        "with no checkpoint yet starts from the beginning",
+    )
+    group.add_argument(
+        "--override",
+        type=lambda text: tuple(v.strip().replace("-", "_") for v in text.split(",") if v),
+        metavar="FIELDS",
+        default=(),
+        help="with --resume, optimizer settings that may differ from the checkpoint's on "
+        f"purpose, comma-separated: {', '.join(CHANGEABLE_FIELDS)} (e.g. continue a diverged "
+        "run with a lower --learning-rate: --override learning_rate); recorded in config.json",
+    )
+
+
+def check_resume_arguments(args: argparse.Namespace) -> None:
+    """Validates ``--checkpoint-every`` and ``--override`` (before any output folder exists).
+
+    Raises:
+        ValueError: naming the flag.
+    """
+    from latent_jax.train.checkpoints import CHANGEABLE_FIELDS
+
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None and every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0 epochs, got {every}")
+    override = getattr(args, "override", ())
+    unknown = [name for name in override if name not in CHANGEABLE_FIELDS]
+    if unknown:
+        raise ValueError(
+            f"--override may name only the optimizer settings {', '.join(CHANGEABLE_FIELDS)}, "
+            f"got {', '.join(unknown)}"
+        )
+    if override and not getattr(args, "resume", False):
+        raise ValueError("--override applies only with --resume")
+
+
+def checkpoint_options(args: argparse.Namespace, run_dir: str, epochs: int) -> dict[str, Any]:
+    """The :class:`~latent_jax.train.TrainConfig` fields of a run folder's checkpoints.
+
+    Args:
+        args: the flags (``--checkpoint-every``).
+        run_dir: the run folder of the model; its checkpoints go to ``run_dir/checkpoints``.
+        epochs: the run's epochs (the default interval is 1% of them).
+
+    Returns:
+        ``{"checkpoint_dir": ..., "checkpoint_every": ...}``.
+    """
+    every = getattr(args, "checkpoint_every", None)
+    if every is None:
+        every = max(1, epochs // _DEFAULT_CHECKPOINTS_PER_RUN)
+    return {"checkpoint_dir": os.path.join(run_dir, runs.CHECKPOINTS), "checkpoint_every": every}
+
+
+def resume_options(args: argparse.Namespace, checkpoint_dir: str) -> dict[str, Any]:
+    """The arguments of :func:`~latent_jax.train.fit` that ``--resume`` and ``--override`` set.
+
+    How a training command adopts checkpoints and resuming: :func:`add_run_arguments`
+    registers the flags, :func:`check_run_arguments` checks them; the command builds its
+    ``TrainConfig(..., **checkpoint_options(args, run_dir, epochs))``, calls
+    ``fit(..., **resume_options(args, config.checkpoint_dir))`` (one checkpoint folder per
+    trained model) and, after training, :func:`record_resumptions`.
+
+    Args:
+        args: the flags.
+        checkpoint_dir: the model's checkpoint folder.
+
+    Returns:
+        ``{"resume": checkpoint_dir or None, "allow_changes": (...)}``: ``resume`` is set with
+        ``--resume`` when the folder holds a checkpoint (else the run starts afresh).
+    """
+    if not getattr(args, "resume", False) or checkpoint.latest_checkpoint(checkpoint_dir) is None:
+        if getattr(args, "resume", False):
+            logger.info("--resume: no checkpoint in %s yet, starting from epoch 0", checkpoint_dir)
+        return {"resume": None, "allow_changes": ()}
+    return {"resume": checkpoint_dir, "allow_changes": tuple(getattr(args, "override", ()))}
+
+
+def record_resumptions(run_dir: str, checkpoint_dir: str) -> None:
+    """Adds the run's resumptions (epoch, changed settings) to ``run_dir/config.json``.
+
+    Reads them from the last checkpoint's metadata (``resumed``); a run that was never
+    resumed leaves ``config.json`` as it is.
+    """
+    if checkpoint.latest_checkpoint(checkpoint_dir) is None:
+        return
+    resumed = checkpoint.read_metadata(checkpoint_dir).get("resumed") or []
+    if not resumed:
+        return
+    path = os.path.join(run_dir, runs.CONFIG)
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["resumed"] = resumed
+    write_json(path, config)
 
 
 def add_compile_cache_argument(parser: Any) -> None:
@@ -279,6 +409,7 @@ def check_run_arguments(args: argparse.Namespace) -> None:
     """
     if getattr(args, "out", None) is not None:
         check_output_path(args.out)
+    check_resume_arguments(args)
     clip = getattr(args, "clip_norm", None)
     if clip is not None and not (math.isfinite(clip) and clip > 0):
         raise ValueError(f"--clip-norm must be > 0, got {clip}")

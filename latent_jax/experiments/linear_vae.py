@@ -265,6 +265,9 @@ def train_linear_vae(
     quiet: bool = True,
     checkpoint_dir: str | None = None,
     callbacks: Any = (),
+    checkpoint_every: int = 0,
+    resume: str | None = None,
+    allow_changes: tuple[str, ...] = (),
 ) -> tuple[LinearVAE, dict, np.ndarray]:
     """Trains a :class:`LinearVAE` on its sampled ELBO with full-batch Adam, in one run.
 
@@ -272,7 +275,8 @@ def train_linear_vae(
     ``lr_schedule="halving"`` the learning rate is ``learning_rate`` for the first ``epochs``
     steps and is then halved every ``decay_epochs`` steps (:func:`halving_schedule`; one Adam
     state throughout); any other name is a :class:`~latent_jax.train.TrainConfig` schedule
-    over all the steps.
+    over all the steps. ``checkpoint_every``, ``resume`` and ``allow_changes`` are
+    :class:`~latent_jax.train.TrainConfig`'s and :func:`~latent_jax.train.fit`'s.
 
     Returns:
         ``(model, variables, train_loss)``: the trained variables and the training loss (minus
@@ -290,9 +294,17 @@ def train_linear_vae(
         clip_norm=clip_norm,
         quiet=quiet,
         checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
     )
     state, history = fit(
-        objective, x, None, config, jax.random.fold_in(key, 0), callbacks=callbacks
+        objective,
+        x,
+        None,
+        config,
+        jax.random.fold_in(key, 0),
+        callbacks=callbacks,
+        resume=resume,
+        allow_changes=allow_changes,
     )
     return model, state.variables, np.asarray(history["train_loss"])
 
@@ -308,6 +320,7 @@ def linear_vae_config(
     clip_norm: float | None = None,
     quiet: bool = True,
     checkpoint_dir: str | None = None,
+    checkpoint_every: int = 0,
 ) -> TrainConfig:
     """The :class:`~latent_jax.train.TrainConfig` of :func:`train_linear_vae` on ``n_rows``."""
     schedule: Any = lr_schedule
@@ -323,7 +336,14 @@ def linear_vae_config(
         quiet=quiet,
         log_every=0,
         checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
     )
+
+
+def _checkpoints(args: argparse.Namespace, run_dir: str) -> dict[str, Any]:
+    """``checkpoint_dir`` and ``checkpoint_every`` of a run folder's VAE (all its steps)."""
+    steps = args.epochs + args.decay_stages * args.decay_epochs
+    return common.checkpoint_options(args, run_dir, steps)
 
 
 def compare(
@@ -339,6 +359,8 @@ def compare(
     """
     state = pca.fit_ppca(x, latent_dim)
     ppca_ll = float(jnp.mean(pca.ppca_log_likelihood(state, x)))
+    checkpoints = {} if run_dir is None else _checkpoints(args, run_dir)
+    resume = {} if run_dir is None else common.resume_options(args, checkpoints["checkpoint_dir"])
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         callbacks = (
@@ -355,9 +377,12 @@ def compare(
             lr_schedule=args.lr_schedule,
             clip_norm=args.clip_norm,
             quiet=args.quiet,
-            checkpoint_dir=None if run_dir is None else os.path.join(run_dir, runs.CHECKPOINTS),
             callbacks=callbacks,
+            **checkpoints,
+            **resume,
         )
+    if run_dir is not None:
+        common.record_resumptions(run_dir, checkpoints["checkpoint_dir"])
     train_seconds = time.perf_counter() - start
     elbo_each = np.asarray(exact_elbo(model, variables, x), np.float64)
     elbo = float(np.mean(elbo_each))
@@ -428,7 +453,7 @@ def run(args: argparse.Namespace) -> dict:
             lr_schedule=args.lr_schedule,
             clip_norm=args.clip_norm,
             quiet=args.quiet,
-            checkpoint_dir=os.path.join(run_dir, runs.CHECKPOINTS),
+            **_checkpoints(args, run_dir),
         )
         common.write_run_config(
             run_dir,

@@ -126,9 +126,9 @@ def run(args: argparse.Namespace) -> dict:
         epochs=args.epochs,
         optimizer="adam",
         seed=args.seed,
-        checkpoint_dir=os.path.join(args.out, runs.CHECKPOINTS),
         quiet=args.quiet,
         log_every=0,
+        **common.checkpoint_options(args, args.out, args.epochs),
         **common.train_options(args),
     )
     out = common.prepare_output_dir(args.out)  # after the checks: bad input writes nothing
@@ -142,12 +142,14 @@ def run(args: argparse.Namespace) -> dict:
     )
     common.write_normalizer(out, dataset.normalizer)
     keys = _run_keys(args.seed, args.seeds)
+    resume = common.resume_options(args, config.checkpoint_dir)
     start = time.perf_counter()
     with common.history_writers(out, args) as callbacks:
-        if args.seeds == 1:
-            state, history = fit(objective, x_train, x_test, config, keys, callbacks=callbacks)
-        else:
-            state, history = fit_many(objective, x_train, x_test, config, keys, callbacks=callbacks)
+        trainer = fit if args.seeds == 1 else fit_many
+        state, history = trainer(
+            objective, x_train, x_test, config, keys, callbacks=callbacks, **resume
+        )
+    common.record_resumptions(out, config.checkpoint_dir)
     wall_seconds = time.perf_counter() - start
     train_seconds = float(np.sum(history["epoch_time"]))
     compile_seconds = max(wall_seconds - train_seconds, 0.0)
