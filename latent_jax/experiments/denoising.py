@@ -354,9 +354,9 @@ def run(args: argparse.Namespace) -> dict:
             batch_size=args.batch_size,
             epochs=args.epochs,
             seed=args.seed,
-            checkpoint_dir=os.path.join(run_dir, runs.CHECKPOINTS),
             quiet=args.quiet,
             log_every=0,
+            **common.checkpoint_options(args, run_dir, args.epochs),
             **common.train_options(args),
         )
 
@@ -376,10 +376,12 @@ def run(args: argparse.Namespace) -> dict:
             **({} if name is None else {"run": name}),
         )
         common.write_normalizer(folder, d.normalizer)
+        resume = common.resume_options(args, train_config.checkpoint_dir)
         with common.history_writers(folder, args) as callbacks:
             state, history = fit(
-                objective, train_in, val_in, train_config, fit_key, callbacks=callbacks
+                objective, train_in, val_in, train_config, fit_key, callbacks=callbacks, **resume
             )
+        common.record_resumptions(folder, train_config.checkpoint_dir)
         if name is not None:
             common.write_json(os.path.join(folder, runs.METRICS), metrics)
         return state, history

@@ -15,7 +15,8 @@ thread instead of holding the data in memory (for data larger than RAM).
 Writes into --out the run folder (:mod:`latent_jax.runs`; ``latent_jax.load_run(OUT)`` reloads
 the model): config.json, metrics.json (final losses, the test split scored after training,
 per-epoch history, timing, devices), history.csv (one row per epoch) and checkpoints/
-(resumable with ``latent_jax.train.fit(..., resume=...)``).
+(every ``--checkpoint-every`` epochs; the same command plus ``--resume`` continues an
+interrupted run).
 """
 
 from __future__ import annotations
@@ -233,7 +234,7 @@ def run(args: argparse.Namespace) -> dict:
         epochs=args.epochs,
         seed=args.seed,
         quiet=args.quiet or not writer,
-        checkpoint_dir=os.path.join(args.out, runs.CHECKPOINTS),
+        **common.checkpoint_options(args, args.out, args.epochs),
         **common.train_options(args),
     )
     out = common.prepare_output_dir(args.out) if writer else args.out
@@ -247,6 +248,7 @@ def run(args: argparse.Namespace) -> dict:
             training=config,
         )
     key = jax.random.key(args.seed)
+    resume = common.resume_options(args, config.checkpoint_dir)
     start = time.perf_counter()
     with common.history_writers(out, args) if writer else _no_writers() as callbacks:
         if args.stream:
@@ -259,6 +261,7 @@ def run(args: argparse.Namespace) -> dict:
                 mesh=mesh,
                 steps_per_call=args.steps_per_call,
                 callbacks=callbacks,
+                **resume,
             )
         else:
             state, history = fit(
@@ -270,6 +273,7 @@ def run(args: argparse.Namespace) -> dict:
                 mesh=mesh,
                 shard_params=args.shard_params,
                 callbacks=callbacks,
+                **resume,
             )
     seconds = time.perf_counter() - start
     last = history.last()
@@ -292,6 +296,7 @@ def run(args: argparse.Namespace) -> dict:
         "environment": common.environment_info(),
     }
     if writer:
+        common.record_resumptions(out, config.checkpoint_dir)
         common.write_json(os.path.join(out, runs.METRICS), metrics)
         print(f"\n{'metric':<24}{'value':>14}")
         for name, value in metrics["final"].items():
