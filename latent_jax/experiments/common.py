@@ -273,8 +273,8 @@ def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
             type=int,
             metavar="EPOCHS",
             default=None,
-            help="checkpoint every this many epochs, and at the end (0: only at the end; "
-            f"default: 1%% of --epochs, at least 1: about {_DEFAULT_CHECKPOINTS_PER_RUN} "
+            help="checkpoint every this many epochs, and at the end; 0: only at the end "
+            f"(default: 1%% of --epochs, at least 1: about {_DEFAULT_CHECKPOINTS_PER_RUN} "
             "checkpoints a run)",
         )
     group.add_argument(
@@ -291,7 +291,8 @@ def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
         default=(),
         help="with --resume, optimizer settings that may differ from the checkpoint's on "
         f"purpose, comma-separated: {', '.join(CHANGEABLE_FIELDS)} (e.g. continue a diverged "
-        "run with a lower --learning-rate: --override learning_rate); recorded in config.json",
+        "run with a lower --learning-rate: --override learning_rate); recorded in config.json "
+        "(default: none)",
     )
 
 
