@@ -422,22 +422,20 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             pca_lib._check_n_components(self.n_components, n, d)
         with pca_lib._precision_scope(dtype):
             low, sparse, info = _run(pca_lib._to_device(x, dtype), *params, solver)
-            spectrum = pca_lib._fit(low, 1, 1, pca_lib._check_block_rows(None, d)).eigenvalues
-            rank = _numerical_rank(pca_lib._host(spectrum, dtype), n, d, params[1])
-            q = max(rank, 1) if self.n_components is None else int(self.n_components)
-            state = pca_lib._fit(low, q, 1, pca_lib._check_block_rows(None, d))
-            host = [pca_lib._host(a, dtype) for a in state[:7]]
+            # One PCA of every axis (one compiled program per shape), cut to n_components_.
+            state = pca_lib._fit(low, min(n, d), 1, pca_lib._check_block_rows(None, d))
             self.low_rank_ = pca_lib._host(low, dtype)
             self.sparse_ = pca_lib._host(sparse, dtype)
-        (
-            self.mean_,
-            self.components_,
-            _,
-            self.explained_variance_,
-            self.explained_variance_ratio_,
-            self.singular_values_,
-            _,
-        ) = host
+            mean, components, eigenvalues, _, ratio, singular = (
+                pca_lib._host(a, dtype) for a in state[:6]
+            )
+        rank = _numerical_rank(eigenvalues, n, d, params[1])
+        q = max(rank, 1) if self.n_components is None else int(self.n_components)
+        self.mean_ = mean
+        self.components_ = components[:q].copy()
+        self.explained_variance_ = eigenvalues[:q].copy()
+        self.explained_variance_ratio_ = ratio[:q].copy()
+        self.singular_values_ = singular[:q].copy()
         self.n_components_ = q
         self.rank_ = int(info.rank)
         self.lambda_ = float(info.lam)

@@ -86,7 +86,7 @@ def test_fails_outside_the_regime():
 
 
 def test_all_zero_input_and_validation():
-    low, sparse, info = robust_pca(np.zeros((4, 3)))
+    low, sparse, info = robust_pca(np.zeros((60, 40), np.float32))  # compiled for small_problem
     assert not np.any(np.asarray(low)) and not np.any(np.asarray(sparse))
     assert int(info.iterations) == 0 and bool(info.converged)
     with pytest.raises(ValueError, match="x must have shape"):
@@ -103,58 +103,63 @@ def test_all_zero_input_and_validation():
         robust_pca(np.ones((3, 3)), max_iter=2.5)
 
 
-def small_problem(dtype=np.float64):
-    """60 rows of rank 2 around an offset, 5% of the entries grossly corrupted."""
+def small_problem():
+    """60 float32 rows of rank 2 around an offset, 5% of the entries grossly corrupted."""
     rng = np.random.default_rng(3)
     low0 = rng.normal(size=(60, 2)) @ rng.normal(size=(2, 40)) + 4.0
     sparse0 = np.where(rng.random(low0.shape) < 0.05, rng.choice([-20.0, 20.0], low0.shape), 0)
-    return low0.astype(dtype), (low0 + sparse0).astype(dtype)
+    return (low0 + sparse0).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    low0, x = small_problem()
-    return low0, x, RobustPCA().fit(x)
+    """The estimator on the recovery problem (the functional fixture's compiled program)."""
+    low0, sparse0 = pcp_problem(200, 10, 0.05)
+    return low0, low0 + sparse0, RobustPCA().fit(low0 + sparse0)
+
+
+def relative_error(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
 def test_estimator_recovers_the_subspace(fitted):
     low0, x, est = fitted
     assert est.converged_ and est.n_iter_ >= 1 and est.residual_ < 1e-7
-    assert est.n_components_ == 2 and est.rank_ == 3  # centring removes the offset
-    assert np.linalg.norm(est.low_rank_ - low0) / np.linalg.norm(low0) < 1e-5
-    np.testing.assert_allclose(est.low_rank_ + est.sparse_, x, atol=1e-5)
-    np.testing.assert_allclose(est.mean_, low0.mean(axis=0), atol=1e-5)
+    assert est.n_components_ == 10 and est.rank_ == 10
+    assert relative_error(est.low_rank_, low0) < 1e-5
+    assert relative_error(est.low_rank_ + est.sparse_, x) < 1e-7
+    np.testing.assert_allclose(est.mean_, low0.mean(axis=0), atol=1e-8)
     # The axes span low0's centred rows: projecting them loses nothing.
     codes = est.transform(low0)
-    np.testing.assert_allclose(est.inverse_transform(codes), low0, atol=1e-4)
+    assert relative_error(est.inverse_transform(codes), low0) < 1e-5
     variance = np.var(est.transform(est.low_rank_), axis=0, ddof=1)
     np.testing.assert_allclose(est.explained_variance_, variance, rtol=1e-8)
-    np.testing.assert_allclose(est.components_ @ est.components_.T, np.eye(2), atol=1e-10)
+    np.testing.assert_allclose(est.components_ @ est.components_.T, np.eye(10), atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_estimator_keeps_the_dtype_and_n_components(dtype):
-    _, x = small_problem(dtype)
+def test_estimator_keeps_the_dtype_and_n_components(dtype, fitted):
+    x = small_problem() if dtype == np.float32 else fitted[1]
     est = RobustPCA(n_components=1)
     codes = est.fit_transform(x)
-    assert codes.shape == (60, 1) and codes.dtype == dtype
+    assert codes.shape == (len(x), 1) and codes.dtype == dtype
     assert est.low_rank_.dtype == dtype and est.components_.dtype == dtype
     assert est.inverse_transform(codes).dtype == dtype
     assert not jax.config.jax_enable_x64
 
 
-def test_estimator_errors_and_convergence_warning():
-    _, x = small_problem()
+def test_estimator_errors_and_convergence_warning(fitted):
+    _, x, est = fitted
     with pytest.warns(ConvergenceWarning, match="max_iter=1"):
         RobustPCA(max_iter=1).fit(x)
-    with pytest.raises(ValueError, match="n_components=41 must be between 1"):
-        RobustPCA(n_components=41).fit(x)
-    with pytest.raises(ValueError, match="inverse_transform expects n_components_=2"):
-        RobustPCA().fit(x).inverse_transform(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="n_components=201 must be between 1"):
+        RobustPCA(n_components=201).fit(x)
+    with pytest.raises(ValueError, match="inverse_transform expects n_components_=10"):
+        est.inverse_transform(np.zeros((1, 3)))
 
 
 def test_anomaly_detector_robust_pca_round_trips(tmp_path):
-    _, x = small_problem(np.float32)
+    x = small_problem()
     detector = AnomalyDetector("robust-pca", n_components=1).fit(x)
     assert detector.n_components_ == 1
     detector.save(tmp_path / "detector")
