@@ -31,6 +31,7 @@ from latent_jax.adversarial import (
 from latent_jax.models.gan import DCGAN, MLPGAN
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import Batch, autoencoder_objective
+from latent_jax.runs import load_run
 from latent_jax.train import TrainConfig, fit, fit_many, make_train_step
 from latent_jax.train.config import make_optimizers
 from latent_jax.train.state import init_state
@@ -212,6 +213,13 @@ def test_resumed_gan_equals_an_uninterrupted_one_bit_for_bit(gan_run, tmp_path):
     assert partial.num_epochs == 2
     resumed = fit(MLP_TINY, TRAIN, TEST, BASE, resume=tmp_path)
     _assert_same_run(resumed, gan_run)
+    # The checkpoint reloads as a model and its variables (both groups).
+    run = load_run(tmp_path)
+    assert run.model == MLP_TINY.model
+    np.testing.assert_array_equal(
+        run.variables["params"]["generator"]["out"]["kernel"],
+        gan_run[0].params["generator"]["out"]["kernel"],
+    )
     other = dataclasses.replace(BASE, group_optimizers={"discriminator": {"learning_rate": 0.5}})
     with pytest.raises(ValueError, match="group_optimizers"):
         fit(MLP_TINY, TRAIN, TEST, other, resume=tmp_path)

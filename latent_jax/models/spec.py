@@ -16,6 +16,7 @@ from typing import Any
 import flax.linen as nn
 
 from latent_jax.models.conv import ConvAutoencoder, ConvSpec, ConvVAE
+from latent_jax.models.gan import DCGAN, MLPGAN
 from latent_jax.models.linear import LinearVAE
 from latent_jax.models.mlp import VAE, Autoencoder
 from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP
@@ -32,6 +33,8 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
         LinearVAE,
         DeepSVDDConv,
         DeepSVDDMLP,
+        DCGAN,
+        MLPGAN,
     )
 }
 # Field values that are not plain JSON, by the one key that tags them.
