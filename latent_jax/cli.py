@@ -55,6 +55,7 @@ SUBCOMMANDS = {
         "dimensionality reduction, PCA against an autoencoder (tutorial example 1)",
     ),
     "vae": ("vae_faces", "image generation with a convolutional VAE (tutorial example 2)"),
+    "gan": ("gan", "image generation with a DCGAN on the VAE's data, figures and run folder"),
     "train": ("train_cli", "train an AE / VAE / ConvVAE on your data; many devices, many hosts"),
     "evaluate-vae": (
         "evaluate_vae",

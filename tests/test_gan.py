@@ -3,13 +3,14 @@
 The losses are checked against values computed by hand; one training step of each update
 order against gradients taken by hand; a tiny MLP GAN for the groups' optimizer states, resume
 (bit for bit on CPU). The slow tests run it under fit_many, resume a tiny DCGAN (BatchNorm in both
-halves), train an MLP GAN on eight Gaussians on a ring and count the modes it covers, and
-train a DCGAN on a 4-device mesh.
+halves), train an MLP GAN on eight Gaussians on a ring and count the modes it covers, train a
+DCGAN on a 4-device mesh, and run ``latent-jax gan`` on the digits.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import subprocess
 import sys
@@ -20,7 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from cli_checks import assert_config_round_trips
 
+from latent_jax import cli
 from latent_jax.adversarial import (
     GroupedObjective,
     discriminator_loss,
@@ -309,3 +312,18 @@ def test_gan_on_a_four_device_mesh_trains_as_on_one():
     line = next(line for line in out.stdout.splitlines() if line.startswith("GAP"))
     params_gap, loss_gap = (float(v) for v in line.split()[1:])
     assert params_gap < 1e-4 and loss_gap < 1e-4, line
+
+
+@pytest.mark.slow
+def test_gan_command_writes_the_run_folder_and_the_generation_score(tmp_path):
+    out = tmp_path / "gan"
+    argv = ["gan", "--data", "digits", "--epochs", "1", "--features", "2", "--latent-dim", "4"]
+    argv += ["--fast-compile", "--quiet", "--no-compile-cache", "--out", str(out)]
+    assert cli.main(argv) == 0
+    for name in ("samples", "interpolation", "traversal", "loss_curves", "dataset_preview"):
+        assert (out / f"{name}.png").stat().st_size > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["n_parameters"]) == {"discriminator", "generator"}
+    assert {"confident_fraction", "label_entropy", "frechet_distance"} <= set(metrics["generation"])
+    assert_config_round_trips(out, "gan")
+    assert load_run(out).model == DCGAN(image_shape=(8, 8, 1), latent_dim=4, features=2)
