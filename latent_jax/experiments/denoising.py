@@ -280,8 +280,13 @@ def _build_model(args: argparse.Namespace, d: _Data) -> ModelForData:
     )
 
 
-class _PCADenoiser:
-    """Projection onto the first q principal axes of the clean training data."""
+class PCADenoiser:
+    """Projection onto the first q principal axes of the clean training data.
+
+    Args:
+        train: clean examples, array of shape (n, ...features); PCA keeps
+            ``min(n, features) - 1`` axes (at least 1).
+    """
 
     def __init__(self, train: np.ndarray):
         flat = train.reshape(len(train), -1)
@@ -289,8 +294,27 @@ class _PCADenoiser:
         self.state = pca_lib.fit_pca(flat, max(q_max, 1))
 
     def candidates(self) -> np.ndarray:
+        """The numbers of components tried: up to 40, spaced geometrically from 1 to q_max."""
         q_max = int(self.state.components.shape[0])
         return np.unique(np.round(np.geomspace(1, q_max, min(q_max, 40))).astype(int))
+
+    def best_components(self, noisy: np.ndarray, clean: np.ndarray, *, clip: bool) -> int:
+        """The candidate q whose projection of ``noisy`` is closest to ``clean`` (mean square).
+
+        Args:
+            noisy: noisy examples, array of shape (n, ...features).
+            clean: their clean versions, the same shape.
+            clip: clip the projections to [0, 1] before comparing (images).
+
+        Returns:
+            The number of components.
+        """
+        codes = self.codes(noisy)
+        errors = {}
+        for q in self.candidates():
+            projection = self(codes, int(q), clean.shape)
+            errors[int(q)] = _mse(np.clip(projection, 0.0, 1.0) if clip else projection, clean)
+        return min(errors, key=errors.get)
 
     def codes(self, x: np.ndarray) -> jax.Array:
         """The principal coordinates of ``x`` (n, ...features): shape (n, q_max)."""
@@ -391,17 +415,12 @@ def run(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     ae_state, _ = train("autoencoder", autoencoder_objective(model), key, {"noise": None})
     ae_variables = ae_state.variables
-    pca_denoiser = _PCADenoiser(d.train)
+    pca_denoiser = PCADenoiser(d.train)
     results, examples, dae_history = [], {}, None
     for index, level in enumerate(args.levels):
         corruption, noisy_val, noisy_test = noisy_splits(args, d, index)
         # PCA: the number of components that denoises the validation split best.
-        val_codes = pca_denoiser.codes(noisy_val)
-        val_errors = {
-            int(q): _mse(_clip(pca_denoiser(val_codes, q, d.val.shape), d), d.val)
-            for q in pca_denoiser.candidates()
-        }
-        q_best = min(val_errors, key=val_errors.get)
+        q_best = pca_denoiser.best_components(noisy_val, d.val, clip=d.images)
         dae_state, history = train(
             None if level == main_level else f"dae-{level:g}",
             denoising_objective(model, corruption),
