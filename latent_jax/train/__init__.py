@@ -55,6 +55,24 @@ Failures: a non-finite loss stops training with :class:`NonFiniteLossError`, whi
 epoch, the step and (for :func:`fit_many`) the run; the state before the failing chunk is
 checkpointed if it was not already, so the last good checkpoint stays loadable.
 
+Parameter groups (a GAN's generator and discriminator): an objective is either an
+:class:`~latent_jax.objectives.Objective` (one loss, one optimizer over all parameters) or a
+:class:`~latent_jax.adversarial.GroupedObjective`, which also declares ``groups`` (names of
+the top-level entries of ``params``, in update order) and ``group_losses`` (one loss per group,
+with the same signature as ``loss``). For a grouped objective the optimizer is a dict of optax
+transformations, one per group (``TrainConfig.group_optimizers`` overrides the config's
+optimizer settings for a group), and ``TrainState.params`` and ``opt_state`` are dicts keyed by
+group. Each batch's step updates the groups in the declared order, each by the gradient of its
+own loss with respect to its own parameters: with ``TrainConfig.group_updates="alternating"``
+a group's gradient is taken at the parameters the groups before it just updated, with
+``"simultaneous"`` all at the batch's starting parameters; the model state (BatchNorm's
+statistics) passes through the groups' losses in order. ``step`` counts batches (one update of
+every group), and ``loss`` is the sum of the groups' losses. Everything else (the epoch scan,
+masking, evaluation with ``objective.loss``, checkpoints and resume, :func:`fit_many`'s vmap,
+meshes, streaming) sees only pytrees and runs unchanged. The dispatch happens once, when the
+step is built (:func:`make_train_step`): a one-group objective gets the very step it had
+before, so the autoencoders and VAEs compute the same numbers with the same compiled code.
+
 Early stopping (``TrainConfig.patience``) watches the test loss (the train loss without test
 data) and is decided inside the compiled call after every epoch, so it is exact whatever the
 chunking. Each run of :func:`fit_many` stops on its own; its later entries in the history are
