@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from latent_jax import validation
@@ -55,6 +56,8 @@ __all__ = [
     "gan_objective",
     "generator_loss",
     "grouped_objective",
+    "mode_coverage",
+    "ring_of_gaussians",
 ]
 
 GENERATOR_LOSSES = ("non-saturating", "minimax")
@@ -331,3 +334,54 @@ def gan_objective(model: nn.Module, *, generator_kind: str = "non-saturating") -
         name="gan",
         spec={"generator_loss": generator_kind},
     )
+
+
+def ring_of_gaussians(
+    n: int, *, n_modes: int = 8, radius: float = 2.0, std: float = 0.05, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The GAN's usual toy data: ``n`` points from equal Gaussians centred on a circle.
+
+    Args:
+        n: points, >= 1.
+        n_modes: Gaussians, their centres at angles ``2 pi k / n_modes``, >= 1.
+        radius: the circle's radius, > 0.
+        std: each Gaussian's standard deviation, > 0.
+        seed: the NumPy seed of the draw.
+
+    Returns:
+        ``(x, centers)``: float32 arrays of shape (n, 2) and (n_modes, 2).
+    """
+    n = validation.check_int("n", n, 1)
+    n_modes = validation.check_int("n_modes", n_modes, 1)
+    radius = validation.check_real("radius", radius, positive=True)
+    std = validation.check_real("std", std, positive=True)
+    angles = 2.0 * np.pi * np.arange(n_modes) / n_modes
+    centers = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    rng = np.random.default_rng(seed)
+    x = centers[rng.integers(0, n_modes, n)] + std * rng.normal(size=(n, 2))
+    return x.astype(np.float32), centers.astype(np.float32)
+
+
+def mode_coverage(samples: Any, centers: Any, radius: float) -> tuple[np.ndarray, float]:
+    """How many samples fall near each mode: the mode-collapse check of a GAN on toy data.
+
+    Args:
+        samples: array of shape (n, d).
+        centers: the modes' centres, array of shape (n_modes, d).
+        radius: a sample counts for its nearest centre when closer than this (3 standard
+            deviations of the mode, typically), > 0.
+
+    Returns:
+        ``(counts, fraction)``: int array of shape (n_modes,), the samples within ``radius``
+        of each centre, and the fraction of all samples within ``radius`` of some centre
+        (the "high-quality" samples).
+    """
+    samples = np.asarray(validation.check_array("samples", samples, ndim=2), np.float64)
+    centers = np.asarray(validation.check_array("centers", centers, ndim=2), np.float64)
+    if samples.shape[1] != centers.shape[1]:
+        raise ValueError(f"samples have {samples.shape[1]} features but centers {centers.shape[1]}")
+    radius = validation.check_real("radius", radius, positive=True)
+    distance = np.linalg.norm(samples[:, None, :] - centers[None, :, :], axis=-1)
+    near = distance.min(axis=1) < radius
+    counts = np.bincount(distance.argmin(axis=1)[near], minlength=len(centers))
+    return counts, float(np.mean(near))
