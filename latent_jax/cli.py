@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--verbose",
             action="store_true",
             default=argparse.SUPPRESS,
-            help="log debug messages and show the traceback of a failure",
+            help="log debug messages and show the traceback of a failure (default: off)",
         )
         if not any(a.dest == "no_compile_cache" for a in sub._actions):
             common.add_compile_cache_argument(sub)
