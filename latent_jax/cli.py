@@ -64,6 +64,10 @@ SUBCOMMANDS = {
     "linear-vae": ("linear_vae", "linear VAE against probabilistic PCA: ELBO, IWAE, angles"),
     "beta-study": ("beta_schedules", "beta schedules compared on digits over several seeds"),
     "denoise": ("denoising", "denoising autoencoders against PCA projection and a plain AE"),
+    "denoise-photo": (
+        "denoise_photo",
+        "a convolutional DAE on a real photograph against scikit-image's denoisers",
+    ),
     "anomaly": ("anomaly", "anomaly detection: PCA, PPCA, AE, VAE against IsolationForest, OCSVM"),
 }
 # Old subcommand names, accepted for one release with a DeprecationWarning: old -> new.
