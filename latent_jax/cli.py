@@ -11,7 +11,8 @@ COMMAND: error: ...``, naming the flag or the file, and no traceback (``--verbos
 it): bad flags or data, unreadable or missing files, an output folder that cannot be written
 or is in use by another run (:mod:`latent_jax.locks`), a full disk. Exit codes:
 :data:`EXIT_ERROR` (2) for those, :data:`EXIT_DIVERGED` (3) for a training run whose loss
-turned non-finite (its last good checkpoint stays on disk), 130 for an interrupt (Ctrl-C).
+turned non-finite (its last good checkpoint stays on disk). An interrupt (Ctrl-C) is
+Python's ``KeyboardInterrupt``, as in any program; the folder locks are released on the way.
 """
 
 from __future__ import annotations
@@ -32,10 +33,9 @@ from latent_jax.locks import FolderInUseError
 from latent_jax.train.driver import NonFiniteLossError
 
 # The exit codes of a command that failed: an expected failure (one line on stderr), a
-# training run that diverged, an interrupt.
+# training run that diverged.
 EXIT_ERROR = 2
 EXIT_DIVERGED = 3
-EXIT_INTERRUPTED = 130
 # Failures that are the user's input or the machine's state, not a bug: one line each.
 EXPECTED_ERRORS = (ValueError, TypeError, OSError, FolderInUseError, NonFiniteLossError)
 # What to do about a system error, by errno.
@@ -64,10 +64,6 @@ SUBCOMMANDS = {
     "linear-vae": ("linear_vae", "linear VAE against probabilistic PCA: ELBO, IWAE, angles"),
     "beta-study": ("beta_schedules", "beta schedules compared on digits over several seeds"),
     "denoise": ("denoising", "denoising autoencoders against PCA projection and a plain AE"),
-    "denoise-photo": (
-        "denoise_photo",
-        "a convolutional DAE on a real photograph against scikit-image's denoisers",
-    ),
     "anomaly": ("anomaly", "anomaly detection: PCA, PPCA, AE, VAE against IsolationForest, OCSVM"),
 }
 # Old subcommand names, accepted for one release with a DeprecationWarning: old -> new.
@@ -246,11 +242,6 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         args.run(args)
     except EXPECTED_ERRORS as error:
         return _fail(args, error)
-    except KeyboardInterrupt:
-        if args.verbose:
-            raise
-        print(f"latent-jax {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     finally:
         common.release_output_dirs()
     return 0

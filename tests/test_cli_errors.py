@@ -154,15 +154,6 @@ def test_divergence_exits_with_its_own_code(files, tmp_path, capsys, monkeypatch
     assert "non-finite loss at epoch 3, step 7" in line
 
 
-def test_interrupt_exits_130(tmp_path, capsys, monkeypatch):
-    def interrupt(args):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(pca_summary, "run", interrupt)
-    assert cli.main(["pca", "--out", str(tmp_path / "out")]) == cli.EXIT_INTERRUPTED
-    assert capsys.readouterr().err.strip() == "latent-jax pca: interrupted"
-
-
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_verbose_shows_the_traceback(files, tmp_path, where):
     argv = ["pca", "--data", str(files / "text.npy"), "--out", str(tmp_path / "out")]
