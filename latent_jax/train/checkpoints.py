@@ -168,7 +168,13 @@ def save_run(
     meta: dict[str, Any],
     keep: int,
 ) -> str:
-    """Writes a checkpoint of the run into ``directory``, keeping the last ``keep``; its path."""
+    """Writes a checkpoint of the run into ``directory``, keeping the last ``keep``; its path.
+
+    The metadata also records the history's column order (``history_columns``; the payload's
+    dicts come back sorted), so a resumed run writes its files in the order of an
+    uninterrupted one.
+    """
+    meta = {**meta, "history_columns": list(history)}
     tree = {
         "state": serialization.to_state_dict(jax.device_get(state)),
         "history": dict(history),
@@ -293,7 +299,10 @@ def restore_run(
             f"checkpoint {where} does not match the model being trained: {err}"
         ) from err
     state = jax.tree.map(lambda want, got: jnp.asarray(got, want.dtype), template, state)
-    history = History(loaded.tree.get("history", {}))
+    saved_history = loaded.tree.get("history", {})
+    columns = [c for c in meta.get("history_columns", []) if c in saved_history]
+    columns += sorted(set(saved_history) - set(columns))
+    history = History({name: saved_history[name] for name in columns})
     epoch = int(loaded.epoch)
     record = {"epoch": epoch, "changed": changed}
     if changed:
