@@ -179,3 +179,15 @@ def test_a_second_writer_on_out_is_refused(files, held, capsys):  # noqa: F811
     argv = ["train", "--data", str(files / "good.npy"), "--epochs", "1"]
     line = _fails(capsys, argv, held.folder)
     assert f"{held.folder} is in use by process {held.pid}" in line
+
+
+@pytest.mark.slow
+def test_a_real_divergence_exits_3_and_keeps_its_checkpoint(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["train", "--data", str(files / "good.npy"), "--epochs", "3", "--learning-rate", "1e30"]
+    assert cli.main([*argv, "--quiet", "--out", str(out)]) == cli.EXIT_DIVERGED
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "latent-jax train: error: non-finite loss at epoch 1" in err
+    assert "the last good checkpoint is" in err
+    assert any(name.endswith(".json") for name in os.listdir(out / "checkpoints"))
