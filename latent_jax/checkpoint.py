@@ -74,12 +74,14 @@ class CheckpointWriteError(OSError):
 
     Attributes:
         errno: the operating system's error number (``errno.ENOSPC`` for a full disk).
-        filename: the checkpoint directory.
+        strerror: the message, naming the folder, the bytes needed and the checkpoint kept.
+        directory: the checkpoint directory.
         nbytes: the bytes the checkpoint needed (payload and manifest).
     """
 
     def __init__(self, code: int, message: str, directory: str, nbytes: int):
-        super().__init__(code, message, directory)
+        super().__init__(code, message)
+        self.directory = directory
         self.nbytes = nbytes
 
     def __str__(self) -> str:

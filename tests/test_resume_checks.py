@@ -182,7 +182,7 @@ def test_a_full_disk_keeps_the_last_good_checkpoint_and_says_how_much_space(tmp_
     with pytest.raises(ckpt.CheckpointWriteError) as info:
         fit(AE, X, X_TEST, config, KEY)
     error = info.value
-    assert error.errno == errno.ENOSPC and error.filename == str(tmp_path)
+    assert error.errno == errno.ENOSPC and error.directory == str(tmp_path)
     assert error.nbytes > 0
     assert f"cannot write a checkpoint into {tmp_path}: the disk is full" in str(error)
     assert f"needs {error.nbytes} bytes" in str(error)
