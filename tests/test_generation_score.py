@@ -1,6 +1,7 @@
 """The generation score: a small digit classifier's confidence, label entropy and Fréchet
 distance in its feature space; real digits score near the top, noise near the bottom."""
 
+import json
 import math
 
 import jax
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from latent_jax import generate, image_data
+from latent_jax import cli, generate, image_data
 from latent_jax.experiments import vae_faces
 from latent_jax.models.conv import ConvVAE
 
@@ -104,3 +105,14 @@ def test_a_digits_vae_reports_the_generation_score_of_prior_samples():
         assert math.isfinite(score[name]) and math.isfinite(score["real_test_halves"][name])
     assert score["scorer_test_accuracy"] > 0.9
     assert score["frechet_distance"] > score["real_test_halves"]["frechet_distance"]
+
+
+@pytest.mark.slow
+def test_a_digits_vae_run_writes_the_generation_score(tmp_path):
+    out = tmp_path / "vae"
+    flags = ["--data", "digits", "--epochs", "2", "--log-every", "0", "--quiet"]
+    assert cli.main(["vae", *flags, "--checkpoint-every", "0", "--out", str(out)]) == 0
+    generation = json.loads((out / "metrics.json").read_text())["generation"]
+    assert generation["n_generated"] == vae_faces.N_GENERATED
+    for name in KEYS:
+        assert math.isfinite(generation[name])
