@@ -555,7 +555,12 @@ def split_dataset(
         ValueError: for sizes out of range, too few rows, labels of another length, or
             ``stratify`` without labels.
     """
-    x = np.asarray(x)
+    try:
+        x = np.asarray(x)
+    except ValueError as err:  # NumPy >= 1.24 refuses ragged nested sequences
+        raise ValueError(
+            f"x must be a rectangular array; got a ragged nested sequence ({err})"
+        ) from err
     if x.ndim < 1:
         raise ValueError(f"x must have shape (n, ...features), got shape {x.shape}")
     stratify = validation.check_bool("stratify", stratify)

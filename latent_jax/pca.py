@@ -1018,12 +1018,22 @@ def ppca_sample(key: Array, state: PCAState, n_samples: int) -> Array:
 
 
 def _sklearn_validate_data(estimator: BaseEstimator, X: Any, **kwargs: Any) -> np.ndarray:
-    """``sklearn.utils.validation.validate_data`` (scikit-learn >= 1.6) or its older method."""
+    """``sklearn.utils.validation.validate_data`` (scikit-learn >= 1.6) or its older method.
+
+    A ragged nested list is refused with a message that says so, not NumPy's own.
+    """
     try:
         from sklearn.utils.validation import validate_data
     except ImportError:  # scikit-learn 1.5
-        return estimator._validate_data(X, **kwargs)
-    return validate_data(estimator, X, **kwargs)
+        validate_data = type(estimator)._validate_data
+    try:
+        return validate_data(estimator, X, **kwargs)
+    except ValueError as err:
+        if "inhomogeneous" not in str(err):
+            raise
+        raise ValueError(
+            f"X must be a rectangular array; got a ragged nested sequence ({err})"
+        ) from err
 
 
 def _precision_scope(dtype: np.dtype) -> contextlib.AbstractContextManager:

@@ -79,3 +79,13 @@ def test_ppca_detector_with_a_constant_column_is_finite(n_components):
     assert np.all(np.isfinite(scores))
     assert 0 < detector.predict(x).sum() < len(x)
     assert float(detector._pca.noise_variance) > 0
+
+
+def test_a_ragged_nested_list_is_named_as_such():
+    from latent_jax.data import split_dataset
+
+    ragged = [[1.0, 2.0], [3.0]]
+    with pytest.raises(ValueError, match="X must be a rectangular array; got a ragged nested"):
+        pca.PCA(1).fit(ragged)
+    with pytest.raises(ValueError, match="x must be a rectangular array; got a ragged nested"):
+        split_dataset(ragged)
