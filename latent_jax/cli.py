@@ -63,6 +63,7 @@ SUBCOMMANDS = {
     ),
     "linear-vae": ("linear_vae", "linear VAE against probabilistic PCA: ELBO, IWAE, angles"),
     "beta-study": ("beta_schedules", "beta schedules compared on digits over several seeds"),
+    "iwae-table1": ("iwae_table1", "the IWAE paper's Table 1 on mnist-5k: VAE against IWAE"),
     "denoise": ("denoising", "denoising autoencoders against PCA projection and a plain AE"),
     "anomaly": ("anomaly", "anomaly detection: PCA, PPCA, AE, VAE against IsolationForest, OCSVM"),
 }

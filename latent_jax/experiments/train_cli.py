@@ -17,6 +17,14 @@ the model): config.json, metrics.json (final losses, the test split scored after
 per-epoch history, timing, devices), history.csv (one row per epoch) and checkpoints/
 (every ``--checkpoint-every`` epochs; the same command plus ``--resume`` continues an
 interrupted run).
+
+Objectives of the VAEs: ``--objective elbo`` (the default; ``loss = reconstruction + KL``) or
+``--objective iwae --k K``, the importance-weighted bound of Burda et al. (2016) with K samples
+(:func:`latent_jax.objectives.iwae_objective`; ``--gradient-estimator dreg`` for the doubly
+reparameterized gradient). ``--likelihood`` chooses the reconstruction term and
+``--binarize`` trains on a fresh Bernoulli draw of the [0, 1] inputs at every step (dynamic
+binarization, with ``--likelihood bernoulli``; the test rows are binarized with the fixed
+evaluation key).
 """
 
 from __future__ import annotations
@@ -35,13 +43,94 @@ import numpy as np
 
 from latent_jax import distributed, runs, validation
 from latent_jax.experiments import common
+from latent_jax.objectives import GRADIENT_ESTIMATORS, LIKELIHOODS
 
 logger = logging.getLogger(__name__)
 
 MODELS = ("ae", "vae", "conv-vae")
+OBJECTIVES = ("elbo", "iwae")
 # The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
 DATA_FLAGS = ("data", "image_size", "test_size", "max_test_rows")
 MODEL_FLAGS = ("model", "latent_dim", "hidden_dims")
+
+
+def add_objective_arguments(group: Any) -> None:
+    """Registers a VAE command's ``--objective``, ``--k``, ``--binarize``, ``--gradient-estimator``.
+
+    Shared by ``latent-jax train`` and ``latent-jax vae`` (:func:`make_vae_objective` reads
+    them, with the command's ``--likelihood``).
+    """
+    group.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="elbo",
+        help="elbo: reconstruction + beta * KL; iwae: the importance-weighted bound with --k "
+        "samples (beta = 1)",
+    )
+    group.add_argument("--k", type=int, default=1, help="importance samples of --objective iwae")
+    group.add_argument(
+        "--binarize",
+        action="store_true",
+        help="dynamic binarization: a fresh Bernoulli draw of the [0, 1] inputs every step",
+    )
+    group.add_argument(
+        "--gradient-estimator",
+        choices=GRADIENT_ESTIMATORS,
+        default="standard",
+        help="gradient of --objective iwae: standard, or dreg (doubly reparameterized)",
+    )
+
+
+def check_objective_arguments(args: argparse.Namespace) -> None:
+    """Checks the flags of :func:`add_objective_arguments`, naming the flag.
+
+    Raises:
+        ValueError: for ``--k`` below 1, or ``--k`` above 1 or ``--gradient-estimator dreg``
+            without ``--objective iwae``.
+    """
+    common.require_at_least(args, 1, "k")
+    if args.objective == "elbo" and (args.k != 1 or args.gradient_estimator != "standard"):
+        raise ValueError(
+            f"--k {args.k} and --gradient-estimator {args.gradient_estimator} need --objective iwae"
+        )
+
+
+def make_vae_objective(
+    args: argparse.Namespace,
+    model: Any,
+    beta_schedule: Any = None,
+    beta_unit: str = "epoch",
+) -> Any:
+    """The VAE objective the flags choose: the (β-)ELBO or the IWAE bound.
+
+    Args:
+        args: the flags (``objective``, ``k``, ``likelihood``, ``binarize``,
+            ``gradient_estimator``).
+        model: the VAE.
+        beta_schedule: the ELBO's β schedule (``None``: β = 1); the IWAE bound has none.
+        beta_unit: what the schedule counts.
+
+    Returns:
+        :func:`latent_jax.objectives.vae_objective` or :func:`~latent_jax.objectives.
+        iwae_objective`.
+    """
+    from latent_jax.objectives import iwae_objective, vae_objective
+
+    if args.objective == "iwae":
+        return iwae_objective(
+            model,
+            args.k,
+            likelihood=args.likelihood,
+            binarize=args.binarize,
+            gradient=args.gradient_estimator,
+        )
+    return vae_objective(
+        model,
+        beta_schedule,
+        likelihood=args.likelihood,
+        beta_unit=beta_unit,
+        binarize=args.binarize,
+    )
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -65,6 +154,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MLP encoder widths, comma-separated (the decoder mirrors them)",
     )
     parser.add_argument("--image-size", type=_image_size, default=None, help="resize to HxW")
+    vae = parser.add_argument_group("VAE objective (--model vae or conv-vae)")
+    vae.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        default="sse",
+        help="reconstruction term: summed squared error, Gaussian, or Bernoulli (logits)",
+    )
+    add_objective_arguments(vae)
     parser.add_argument("--epochs", type=int, default=10, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=128, help="rows per batch")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
@@ -104,6 +201,9 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     common.require_at_least(args, 1, "latent_dim", "epochs", "batch_size", "max_test_rows")
     common.require_at_least(args, 1, "steps_per_call")
+    check_objective_arguments(args)
+    if args.model == "ae" and (args.objective != "elbo" or args.binarize):
+        raise ValueError("--objective iwae and --binarize need --model vae or conv-vae")
     if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     common.check_run_arguments(args)
@@ -189,7 +289,7 @@ def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[in
 
 def _objective(args: argparse.Namespace, shape: tuple[int, ...]):
     from latent_jax.models.factory import model_for_data
-    from latent_jax.objectives import autoencoder_objective, vae_objective
+    from latent_jax.objectives import autoencoder_objective
 
     kind = "autoencoder" if args.model == "ae" else "vae"
     built = model_for_data(
@@ -201,7 +301,7 @@ def _objective(args: argparse.Namespace, shape: tuple[int, ...]):
     )
     if kind == "autoencoder":
         return autoencoder_objective(built.model)
-    return vae_objective(built.model)
+    return make_vae_objective(args, built.model)
 
 
 @contextlib.contextmanager

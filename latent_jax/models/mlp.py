@@ -2,8 +2,10 @@
 
 The defaults are the tutorial's dimensionality-reduction autoencoder: 50 features, an encoder
 50 -> 30 -> 10 -> 5 with LeakyReLU(0.1) between the layers, and the mirrored decoder
-5 -> 10 -> 30 -> 50. The last layer of each side is linear: codes and reconstructions are
-unconstrained (the tutorial trains on standardized data with a mean squared error).
+5 -> 10 -> 30 -> 50. The VAE can use tanh between its layers instead (``activation="tanh"``,
+the architecture of Burda et al.'s IWAE experiments: 784 -> 200 -> 200 -> 50). The last
+layer of each side is linear: codes and reconstructions are unconstrained (the tutorial
+trains on standardized data with a mean squared error).
 
 Both models take ``x`` of shape (batch, input_dim) and expose ``encode``, ``decode`` and
 ``__call__``; the VAE's ``__call__(x, key)`` takes the key of its reparameterization draw.
@@ -22,6 +24,8 @@ from jax import Array
 
 from latent_jax import validation
 from latent_jax.gaussian import reparameterize
+
+ACTIVATIONS = ("leaky_relu", "tanh")
 
 
 def _check_dims(input_dim: int, hidden_dims: Sequence[int], latent_dim: int) -> tuple[int, ...]:
@@ -48,18 +52,20 @@ def _check_features(name: str, x: Array, expected: int) -> Array:
 
 
 class MLP(nn.Module):
-    """Dense layers with LeakyReLU between them.
+    """Dense layers with LeakyReLU (or tanh) between them.
 
     Attributes:
         features: output width of each layer, in order.
         negative_slope: slope of LeakyReLU for negative inputs.
-        activate_last: whether the last layer is followed by LeakyReLU too (a trunk that
-            feeds heads) or is linear (an output layer).
+        activate_last: whether the last layer is followed by the activation too (a trunk
+            that feeds heads) or is linear (an output layer).
+        activation: ``"leaky_relu"`` or ``"tanh"``.
     """
 
     features: Sequence[int]
     negative_slope: float = 0.1
     activate_last: bool = False
+    activation: str = "leaky_relu"
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -67,7 +73,10 @@ class MLP(nn.Module):
         for i, width in enumerate(self.features):
             x = nn.Dense(width, name=f"dense{i}")(x)
             if self.activate_last or i < len(self.features) - 1:
-                x = nn.leaky_relu(x, self.negative_slope)
+                if self.activation == "tanh":
+                    x = jnp.tanh(x)
+                else:
+                    x = nn.leaky_relu(x, self.negative_slope)
         return x
 
 
@@ -117,10 +126,10 @@ class Autoencoder(nn.Module):
 class VAE(nn.Module):
     """Fully connected variational autoencoder with Gaussian posterior heads.
 
-    Encoder: ``input_dim -> hidden_dims...`` with LeakyReLU after every layer, then two linear
-    heads to the posterior mean and log-variance (latent_dim each). Decoder: ``latent_dim ->
-    reversed(hidden_dims)... -> input_dim`` with a linear last layer (the mean of a Gaussian
-    likelihood or the logits of a Bernoulli one, as the objective chooses).
+    Encoder: ``input_dim -> hidden_dims...`` with LeakyReLU (or tanh) after every layer, then
+    two linear heads to the posterior mean and log-variance (latent_dim each). Decoder:
+    ``latent_dim -> reversed(hidden_dims)... -> input_dim`` with a linear last layer (the mean
+    of a Gaussian likelihood or the logits of a Bernoulli one, as the objective chooses).
 
     Attributes:
         input_dim: number of input features.
@@ -128,25 +137,28 @@ class VAE(nn.Module):
             least one.
         latent_dim: dimension of the latent space.
         negative_slope: LeakyReLU slope.
+        activation: ``"leaky_relu"`` (the default) or ``"tanh"``, between all hidden layers.
     """
 
     input_dim: int = 50
     hidden_dims: Sequence[int] = (30, 10)
     latent_dim: int = 5
     negative_slope: float = 0.1
+    activation: str = "leaky_relu"
 
     def __post_init__(self) -> None:
         self.hidden_dims = _check_dims(self.input_dim, self.hidden_dims, self.latent_dim)
         if not self.hidden_dims:
             raise ValueError(f"hidden_dims must have at least one width, got {self.hidden_dims!r}")
+        validation.check_choice("activation", self.activation, ACTIVATIONS)
         super().__post_init__()
 
     def setup(self) -> None:
-        hidden = self.hidden_dims
-        self.trunk = MLP(hidden, self.negative_slope, activate_last=True)
+        hidden, slope, activation = self.hidden_dims, self.negative_slope, self.activation
+        self.trunk = MLP(hidden, slope, activate_last=True, activation=activation)
         self.mean_layer = nn.Dense(self.latent_dim)
         self.logvar_layer = nn.Dense(self.latent_dim)
-        self.decoder = MLP((*hidden[::-1], self.input_dim), self.negative_slope)
+        self.decoder = MLP((*hidden[::-1], self.input_dim), slope, activation=activation)
 
     def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
         """Posterior ``(mean, logvar)``, each (batch, latent_dim), for ``x`` (batch, input_dim)."""
