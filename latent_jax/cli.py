@@ -63,7 +63,6 @@ SUBCOMMANDS = {
     ),
     "linear-vae": ("linear_vae", "linear VAE against probabilistic PCA: ELBO, IWAE, angles"),
     "beta-study": ("beta_schedules", "beta schedules compared on digits over several seeds"),
-    "iwae-table1": ("iwae_table1", "the IWAE paper's Table 1 on mnist-5k: VAE against IWAE"),
     "denoise": ("denoising", "denoising autoencoders against PCA projection and a plain AE"),
     "anomaly": ("anomaly", "anomaly detection: PCA, PPCA, AE, VAE against IsolationForest, OCSVM"),
 }
@@ -239,12 +238,14 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         return 2
     # Before anything compiles: programs compiled by an earlier run are reused.
     common.enable_compile_cache(args)
+    failed = True
     try:
         args.run(args)
+        failed = False
     except EXPECTED_ERRORS as error:
         return _fail(args, error)
     finally:
-        common.release_output_dirs()
+        common.release_output_dirs(failed)
     return 0
 
 

@@ -107,7 +107,7 @@ def test_out_that_cannot_be_created(files, tmp_path, capsys, monkeypatch):
     assert line.endswith(f"'{out}': permission denied")
 
 
-def test_a_full_disk_is_one_line_and_the_folder_is_released(files, tmp_path, capsys, monkeypatch):
+def test_a_full_disk_is_one_line_and_leaves_nothing(files, tmp_path, capsys, monkeypatch):
     def full(run_dir, *args, **kwargs):
         path = os.path.join(run_dir, "config.json")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
@@ -119,7 +119,20 @@ def test_a_full_disk_is_one_line_and_the_folder_is_released(files, tmp_path, cap
     err = capsys.readouterr().err
     says = "the disk is full: free some space or write elsewhere (--out)"
     assert err == f"latent-jax train: error: '{out / 'config.json'}': {says}\n"
-    assert os.listdir(out) == []  # the lock file went with the lock
+    assert not out.exists()  # released, and the empty folder it created removed
+
+
+def test_a_failure_keeps_a_folder_that_existed(files, tmp_path, capsys, monkeypatch):
+    def full(run_dir, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), run_dir)
+
+    monkeypatch.setattr(common, "write_run_config", full)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["train", "--data", str(files / "good.npy"), "--epochs", "1", "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert "the disk is full" in capsys.readouterr().err
+    assert out.is_dir() and os.listdir(out) == []
 
 
 @pytest.mark.parametrize(

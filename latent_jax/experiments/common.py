@@ -23,8 +23,9 @@ from latent_jax.train.config import LR_SCHEDULES
 logger = logging.getLogger(__name__)
 
 # The output folders this process has locked (prepare_output_dir), released by
-# release_output_dirs when the command ends (else when the process exits).
-_LOCKED_DIRS: list[str] = []
+# release_output_dirs when the command ends (else when the process exits): the lock's key,
+# and whether this process created the folder.
+_LOCKED_DIRS: list[tuple[str, bool]] = []
 
 
 def check_output_path(path: str | os.PathLike, flag: str = "--out") -> str:
@@ -74,15 +75,25 @@ def prepare_output_dir(path: str | os.PathLike) -> str:
         OSError: if creating it or its lock file fails (permissions, a full disk).
     """
     path = check_output_path(path)
+    created = not os.path.isdir(path)
     os.makedirs(path, exist_ok=True)
-    _LOCKED_DIRS.append(locks.acquire(path))
+    _LOCKED_DIRS.append((locks.acquire(path), created))
     return path
 
 
-def release_output_dirs() -> None:
-    """Releases the locks :func:`prepare_output_dir` took (the command has ended)."""
+def release_output_dirs(failed: bool = False) -> None:
+    """Releases the locks :func:`prepare_output_dir` took (the command has ended).
+
+    Args:
+        failed: the command failed; the folders it created and left empty (a full disk
+            before the first file, say) are removed, so that a failure leaves nothing.
+    """
     while _LOCKED_DIRS:
-        locks.release(_LOCKED_DIRS.pop())
+        key, created = _LOCKED_DIRS.pop()
+        locks.release(key)
+        if failed and created:
+            with contextlib.suppress(OSError):  # not empty, or already gone: leave it
+                os.rmdir(key)
 
 
 def _to_json(value: Any) -> Any:
