@@ -21,7 +21,7 @@ one (as the gallery does):
 * ``noisy``: the noisy image itself;
 * ``wavelet-bayes``: ``denoise_wavelet(method='BayesShrink', mode='soft', rescale_sigma=True)``;
 * ``wavelet-visu``: VisuShrink (soft) with ``sigma=sigma_est``; ``wavelet-visu-half`` with
-  ``sigma=sigma_est / 2`` (the gallery's two VisuShrink variants);
+  ``sigma=sigma_est / 2`` (two of the gallery's VisuShrink variants);
 * ``tv-chambolle``: ``denoise_tv_chambolle`` with ``weight = sigma_est`` (our rule);
 * ``nl-means``: ``denoise_nl_means(fast_mode=True, patch_size=5, patch_distance=6)`` with
   ``h = 0.8 sigma_est``; ``nl-means-sigma`` with ``h = 0.6 sigma_est, sigma=sigma_est``
@@ -42,7 +42,6 @@ denoised_photo.png (the clean crop, the noisy one and every method's output at
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 import time
@@ -64,8 +63,6 @@ from latent_jax.models.inference import predict
 from latent_jax.models.layers import FastConv
 from latent_jax.objectives import denoising_objective
 from latent_jax.train import TrainConfig, fit
-
-logger = logging.getLogger(__name__)
 
 # scikit-image's shipped photographs the DAE trains on (chelsea, the test image, excluded).
 TRAINING_PHOTOS = (
