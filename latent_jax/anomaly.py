@@ -526,10 +526,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             X: array of shape (n_samples, n_features), (n_samples, height, width) or
                 (n_samples, height, width, channels); finite, at least 2 rows.
             y: ignored (scikit-learn convention).
-            checkpoint_dir: autoencoder/vae only: where the training run writes its
+            checkpoint_dir: trained methods only: where the training run writes its
                 checkpoints (:func:`latent_jax.train.fit`'s format, which
                 :func:`latent_jax.load_run` reloads as the network alone).
-            callbacks: autoencoder/vae only: per-epoch callbacks of the training run (e.g.
+            callbacks: trained methods only: per-epoch callbacks of the training run (e.g.
                 :class:`~latent_jax.train.callbacks.HistoryCSV`).
             checkpoint_every: with ``checkpoint_dir``, also checkpoint every this many epochs
                 (0: only at the end).

@@ -63,8 +63,14 @@ SUBCOMMANDS = {
     ),
     "linear-vae": ("linear_vae", "linear VAE against probabilistic PCA: ELBO, IWAE, angles"),
     "beta-study": ("beta_schedules", "beta schedules compared on digits over several seeds"),
+    "iwae-table1": ("iwae_table1", "the IWAE paper's Table 1 on mnist-5k: VAE against IWAE"),
     "denoise": ("denoising", "denoising autoencoders against PCA projection and a plain AE"),
+    "denoise-photo": (
+        "denoise_photo",
+        "a convolutional DAE on a real photograph against scikit-image's denoisers",
+    ),
     "anomaly": ("anomaly", "anomaly detection: PCA, PPCA, AE, VAE against IsolationForest, OCSVM"),
+    "one-class": ("one_class", "one-class MNIST (Ruff et al.): Deep SVDD and every detector"),
 }
 # Old subcommand names, accepted for one release with a DeprecationWarning: old -> new.
 DEPRECATED_SUBCOMMANDS = {"evaluate": "evaluate-vae"}

@@ -8,7 +8,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from latent_jax import cli
 from latent_jax.anomaly import SVDD_INIT_FOLD, AnomalyDetector
+from latent_jax.experiments.one_class import global_contrast_normalization, min_max_scaling
 from latent_jax.models.inference import predict
 from latent_jax.models.spec import build_module, module_spec
 from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP, initial_center, with_center
@@ -165,6 +167,31 @@ def test_bad_networks_are_clear_errors():
     detector = AnomalyDetector("pca").fit(_data(n=20)[0])
     with pytest.raises(AttributeError, match="center_ is deep-svdd's"):
         _ = detector.center_
+
+
+def test_global_contrast_normalization_and_min_max_scaling():
+    image = np.random.default_rng(0).random((5, 5, 1)).astype(np.float32)
+    x = np.stack([image, 10.0 * image, np.zeros_like(image)])
+    g = global_contrast_normalization(x + 3.0)
+    np.testing.assert_allclose(g[:2].mean(axis=(1, 2, 3)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.abs(g[:2]).mean(axis=(1, 2, 3)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(g[0], g[1], rtol=1e-4, atol=1e-5)  # the contrast is gone
+    np.testing.assert_array_equal(g[2], 0.0)  # a constant image
+    train, test = min_max_scaling(g[:2], 2.0 * g[:2])
+    assert train.min() == 0.0 and train.max() == 1.0
+    assert test.max() > 1.0
+
+
+def test_one_class_command_rejects_bad_flags_before_writing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["one-class", "--classes", "3,11", "--out", str(out)]) == 2
+    assert "--classes must be distinct digits 0-9" in capsys.readouterr().err
+    assert cli.main(["one-class", "--weight-decay", "-1", "--out", str(out)]) == 2
+    assert "--methods deep-svdd: weight_decay must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse refuses the flag
+        cli.main(["one-class", "--methods", "pca,svm", "--out", str(out)])
+    assert "--methods must be a subset of" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def _expected_failed_checks(estimator):
