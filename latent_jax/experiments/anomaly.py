@@ -236,8 +236,9 @@ def fit_detectors(
 ) -> dict[str, AnomalyDetector | Any]:
     """Every latent_jax detector the flags name and the two baselines, fitted on ``train``.
 
-    Every trained detector checkpoints (``--checkpoint-every``) and, with ``--resume``,
-    continues from its checkpoints.
+    Every trained detector checkpoints (the main one every ``--checkpoint-every`` epochs, the
+    others at their end unless the flag is given) and, with ``--resume``, continues from its
+    checkpoints.
 
     Args:
         args: the flags.
@@ -262,7 +263,10 @@ def fit_detectors(
             common.write_normalizer(main_dir, detector.normalizer_)
             common.record_resumptions(main_dir, os.path.join(main_dir, runs.CHECKPOINTS))
         elif method in NEURAL and training_dir is not None:
-            detector.fit(train, **_training(args, os.path.join(training_dir, method)))
+            # Many small networks: each checkpoints at its end unless told otherwise, so a
+            # resumed run skips the finished ones.
+            folder = os.path.join(training_dir, method)
+            detector.fit(train, **_training(args, folder, args.checkpoint_every or 0))
         else:
             detector.fit(train)
         if method == "vae":
@@ -381,9 +385,14 @@ def _strip_scores(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     return {n: {k: v for k, v in r.items() if k != "scores"} for n, r in results.items()}
 
 
-def _training(args: argparse.Namespace, run_dir: str) -> dict[str, Any]:
-    """:meth:`AnomalyDetector.fit`'s checkpoint and resume arguments for a detector."""
+def _training(args: argparse.Namespace, run_dir: str, every: int | None = None) -> dict[str, Any]:
+    """:meth:`AnomalyDetector.fit`'s checkpoint and resume arguments for a detector.
+
+    ``every`` replaces the interval of ``--checkpoint-every`` (and its default).
+    """
     options = common.checkpoint_options(args, run_dir, args.epochs)
+    if every is not None:
+        options["checkpoint_every"] = every
     resume = common.resume_options(args, options["checkpoint_dir"])
     return {
         **options,
