@@ -1,10 +1,10 @@
 """The GAN on the shared engine: losses, parameter groups, resume, seeds, mesh, mode coverage.
 
 The losses are checked against values computed by hand; one training step of each update
-order against gradients taken by hand; a tiny MLP GAN for the groups' optimizer states, resume
-(bit for bit on CPU). The slow tests run it under fit_many, resume a tiny DCGAN (BatchNorm in both
-halves), train an MLP GAN on eight Gaussians on a ring and count the modes it covers, train a
-DCGAN on a 4-device mesh, and run ``latent-jax gan`` on the digits.
+order against gradients taken by hand; a tiny MLP GAN for the groups' optimizer states and
+resume (bit for bit on CPU). The slow tests run it under fit_many and fit_stream, resume a
+tiny DCGAN (BatchNorm in both halves), train an MLP GAN on eight Gaussians on a ring and count
+the modes it covers, train a DCGAN on a 4-device mesh, and run ``latent-jax gan`` on digits.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from latent_jax.models.gan import DCGAN, MLPGAN
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import Batch, autoencoder_objective
 from latent_jax.runs import load_run
-from latent_jax.train import TrainConfig, fit, fit_many, make_train_step
+from latent_jax.train import TrainConfig, fit, fit_many, fit_stream, make_train_step
 from latent_jax.train.config import make_optimizers
 from latent_jax.train.state import init_state
 
@@ -239,6 +239,12 @@ def test_fit_many_runs_each_seed_as_fit_does(gan_run):
     np.testing.assert_allclose(many_history["train_loss"][0], history["train_loss"], rtol=1e-4)
     assert not np.allclose(many_history["train_loss"][1], history["train_loss"])
     assert many.opt_state["generator"][0].count.tolist() == [STEPS, STEPS]
+
+
+@pytest.mark.slow
+def test_streamed_gan_computes_what_fit_computes(gan_run):
+    streamed = fit_stream(MLP_TINY, TRAIN, TEST, BASE, KEY, steps_per_call=2)
+    _assert_same_run(streamed, gan_run)
 
 
 @pytest.mark.slow
