@@ -11,7 +11,7 @@ import scipy.linalg
 
 from latent_jax import cli, generate, image_data
 from latent_jax.experiments import vae_faces
-from latent_jax.models.conv import ConvVAE
+from latent_jax.models.conv import ConvSpec, ConvVAE
 
 KEYS = ("confident_fraction", "label_entropy", "frechet_distance")
 
@@ -91,10 +91,18 @@ def test_generation_score_fits_and_scores(digits):
 
 
 def test_a_digits_vae_reports_the_generation_score_of_prior_samples():
-    # the function the vae command calls on digit data, on an untrained VAE with random
-    # positive variables (BatchNorm variances included): nothing to compile but the decoder
+    # the function the vae command calls on digit data, on an untrained one-convolution VAE
+    # with random positive variables (BatchNorm variances included): nothing to compile but
+    # the decoder
     dataset = image_data.load_image_dataset("digits")
-    model = ConvVAE(image_shape=(8, 8, 1), hidden_dim=16, latent_dim=4)
+    one_conv = (ConvSpec(4, 3, 2, 1),)
+    model = ConvVAE(
+        image_shape=(8, 8, 1),
+        hidden_dim=16,
+        latent_dim=4,
+        encoder_convs=one_conv,
+        decoder_convs=one_conv,
+    )
     key = jax.random.key(0)
     shapes = jax.eval_shape(model.init, key, dataset.x_train[:2], key)
     rng = np.random.default_rng(0)
