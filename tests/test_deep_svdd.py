@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from latent_jax import cli
 from latent_jax.anomaly import SVDD_INIT_FOLD, AnomalyDetector
@@ -192,21 +191,3 @@ def test_one_class_command_rejects_bad_flags_before_writing(tmp_path, capsys):
         cli.main(["one-class", "--methods", "pca,svm", "--out", str(out)])
     assert "--methods must be a subset of" in capsys.readouterr().err
     assert not out.exists()
-
-
-def _expected_failed_checks(estimator):
-    del estimator
-    label_convention = "PyOD's labels (1 = anomaly, 0 = normal), not scikit-learn's -1/1"
-    return {
-        "check_outliers_train": label_convention,
-        "check_outliers_fit_predict": label_convention,
-    }
-
-
-@pytest.mark.slow
-@parametrize_with_checks(
-    [AnomalyDetector("deep-svdd", epochs=2, hidden_dims=(8,), latent_dim=2)],
-    expected_failed_checks=_expected_failed_checks,
-)
-def test_scikit_learn_estimator_checks(estimator, check):
-    check(estimator)
