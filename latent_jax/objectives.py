@@ -144,6 +144,11 @@ class Objective(NamedTuple):
         """The objective's identity as JSON data: ``{"name": ..., **spec}``."""
         return {"name": self.name, **dict(self.spec or {})}
 
+    def __hash__(self) -> int:
+        # Hashable despite the spec's dict (as a static argument of jax.jit, a cache key):
+        # equal objectives have equal functions, model and name, hence equal hashes.
+        return hash((self.init, self.loss, self.model, self.name))
+
 
 def describe_function(fn: Any) -> Any:
     """A JSON value that stands for a function an objective is built with (schedule, noise).
