@@ -255,6 +255,21 @@ def test_the_staircase_keeps_a_pass_at_every_rate():
 
 
 @pytest.mark.slow
+def test_vae_command_trains_an_iwae_and_its_config_round_trips(tmp_path):
+    data = tmp_path / "digits.npy"
+    np.save(data, np.random.default_rng(1).uniform(size=(40, 8, 8, 1)).astype(np.float32))
+    out = tmp_path / "vae"
+    argv = ["vae", "--data", str(data), "--normalization", "none", "--epochs", "1"]
+    argv += ["--batch-size", "16", "--hidden-dim", "8", "--latent-dim", "2", "--fast-compile"]
+    argv += ["--objective", "iwae", "--k", "2", "--binarize", "--likelihood", "bernoulli"]
+    assert cli.main([*argv, "--quiet", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["beta_schedule"] == "none (IWAE bound)" and metrics["final_beta"] == 1.0
+    assert np.isfinite(metrics["final_test_loss"])
+    assert_config_round_trips(out, "vae")
+
+
+@pytest.mark.slow
 def test_iwae_table1_runs_end_to_end(tmp_path):
     out = tmp_path / "table"
     argv = ["iwae-table1", "--k", "1,2", "--seeds", "2", "--epochs-scale", "0.0001"]
