@@ -10,6 +10,7 @@ the modes it covers, train a DCGAN on a 4-device mesh, and run ``latent-jax gan`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import subprocess
@@ -150,7 +151,7 @@ def test_one_step_of_each_update_order_matches_hand_gradients():
         grads = jax.grad(loss)(params[group])
         return jax.tree.map(lambda p, g: p - lr[group] * g, params[group], grads)
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=FAST)
     def steps(state):
         alternating = make_train_step(objective, tx, "alternating")(state, batch, key, step)
         simultaneous = make_train_step(objective, tx, "simultaneous")(state, batch, key, step)
@@ -195,7 +196,7 @@ def gan_run():
 
 def test_both_groups_have_their_own_optimizer_state_and_advance(gan_run):
     state, history = gan_run
-    start = jax.jit(MLP_TINY.init)(jax.random.split(KEY, 3)[0], TRAIN[:2])
+    start = jax.jit(MLP_TINY.init, compiler_options=FAST)(jax.random.split(KEY, 3)[0], TRAIN[:2])
     assert set(state.opt_state) == {"discriminator", "generator"}
     for group in ("discriminator", "generator"):
         assert int(state.opt_state[group][0].count) == STEPS
