@@ -44,7 +44,7 @@ def _value_and_grad(objective, params, state, batch, key):
     return value, metrics, new_state, grad
 
 
-def test_k1_is_the_vae_objective_bit_for_bit(tiny):
+def test_k1_is_the_vae_objective_bit_for_bit_and_gradients_are_finite(tiny):
     model, params, state, batch = tiny
     key = jax.random.key(7)
 
@@ -55,9 +55,12 @@ def test_k1_is_the_vae_objective_bit_for_bit(tiny):
             vae = vae_objective(model, likelihood="bernoulli", binarize=binarize)
             iwae = iwae_objective(model, 1, likelihood="bernoulli", binarize=binarize)
             out[binarize] = [_value_and_grad(o, params, state, batch, key) for o in (vae, iwae)]
-        return out
+        return out, _value_and_grad(iwae_objective(model, 4), params, state, batch, key)[3]
 
-    for (v_loss, v_metrics, _, v_grad), (i_loss, i_metrics, _, i_grad) in both(params).values():
+    pairs, grad_k4 = both(params)
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grad_k4))
+    assert all(np.any(g != 0) for g in jax.tree.leaves(grad_k4))
+    for (v_loss, v_metrics, _, v_grad), (i_loss, i_metrics, _, i_grad) in pairs.values():
         assert float(i_loss) == float(v_loss)
         for name in ("reconstruction", "kl"):
             assert float(i_metrics[name]) == float(v_metrics[name])
@@ -105,7 +108,7 @@ def test_k1_matches_the_vae_objective_with_batchnorm():
 
 def test_the_bound_grows_with_k_on_average(tiny):
     model, params, state, batch = tiny
-    sizes = (1, 2, 16)
+    sizes = (1, 8)
 
     @jax.jit
     def metrics(keys):
@@ -118,7 +121,7 @@ def test_the_bound_grows_with_k_on_average(tiny):
         return jax.vmap(one)(keys)
 
     means, sems = [], []
-    for k, found in zip(sizes, metrics(jax.random.split(jax.random.key(6), 200)), strict=True):
+    for k, found in zip(sizes, metrics(jax.random.split(jax.random.key(6), 128)), strict=True):
         values = np.asarray(found["iwae_bound"], np.float64)
         np.testing.assert_array_equal(found["loss"], -found["iwae_bound"])
         np.testing.assert_allclose(found["elbo"], -(found["reconstruction"] + found["kl"]))
@@ -181,6 +184,7 @@ def test_binarization_is_keyed_binary_and_has_the_pixel_means():
         bernoulli_binarize(key, jnp.arange(3))
 
 
+@pytest.mark.slow
 def test_binarize_splits_its_key_off_first(tiny):
     # On binary data the draw is the data itself: the loss is the unbinarized loss with the
     # key that is left after the binarization key is split off.
