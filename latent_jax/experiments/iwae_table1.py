@@ -28,7 +28,8 @@ Writes into --out: config.json, metrics.json (per objective: mean, standard devi
 per-seed values; the paired tests; the paper's numbers), iwae_table1.png (NLL and active units
 per objective, every seed shown, and the KL per dimension), and one run folder per objective
 (``OUT/vae``, ``OUT/iwae-k5``, ...: config.json, history.csv, checkpoints/;
-``latent_jax.load_run(OUT/iwae-k5)`` reloads its ``--seeds`` runs).
+``latent_jax.load_run(OUT/iwae-k5)`` reloads its ``--seeds`` runs; the same command plus
+``--resume`` continues an interrupted run).
 """
 
 from __future__ import annotations
@@ -273,7 +274,7 @@ def run(args: argparse.Namespace) -> dict:
             clip_norm=args.clip_norm,
             quiet=args.quiet,
             log_every=0,
-            checkpoint_dir=os.path.join(run_dir, runs.CHECKPOINTS),
+            **common.checkpoint_options(args, run_dir, epochs),
         )
 
     config(args.out)  # the training flags checked before any folder exists
@@ -298,11 +299,13 @@ def run(args: argparse.Namespace) -> dict:
         objective = iwae_objective(
             model, k, likelihood="bernoulli", binarize=True, gradient=args.gradient_estimator
         )
+        resume = common.resume_options(args, run_config.checkpoint_dir)
         start = time.perf_counter()
         with common.history_writers(run_dir, args) as callbacks:
             state, history = fit_many(
-                objective, x_train, x_test, run_config, keys, callbacks=callbacks
+                objective, x_train, x_test, run_config, keys, callbacks=callbacks, **resume
             )
+        common.record_resumptions(run_dir, run_config.checkpoint_dir)
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
         scores = [
