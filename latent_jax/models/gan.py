@@ -149,13 +149,13 @@ class DCGAN(_GAN):
     """A DCGAN for images of ``image_shape`` (see the module docstring).
 
     Attributes:
-        image_shape: (height, width, channels), at least 4x4.
+        image_shape: (height, width, channels), at least 4x4 (default MNIST's 28x28x1).
         latent_dim: the size of the generator's input z, drawn from N(0, I).
         features: the base width of both networks (the paper's 64; 32 by default, for CPUs).
         linear_output: an unbounded generator output instead of a sigmoid.
     """
 
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int] = (28, 28, 1)
     latent_dim: int = 32
     features: int = 32
     linear_output: bool = False
@@ -204,12 +204,12 @@ class MLPGAN(_GAN):
     linear logit. No BatchNorm, so the model has no state besides its parameters.
 
     Attributes:
-        data_dim: features per example.
+        data_dim: features per example (default 2, the plane of the usual toy mixtures).
         latent_dim: the size of z, drawn from N(0, I).
         hidden_dims: the widths of the hidden layers of both networks.
     """
 
-    data_dim: int
+    data_dim: int = 2
     latent_dim: int = 2
     hidden_dims: Sequence[int] = (128, 128)
 
