@@ -1,26 +1,37 @@
 """latent_jax: latent representations in JAX.
 
-PCA and probabilistic PCA, autoencoders, denoising autoencoders, anomaly detection,
-variational autoencoders and β-VAEs, with one compiled training engine. The public names are
+PCA, probabilistic PCA and robust PCA, autoencoders, denoising autoencoders, anomaly detection
+(Deep SVDD among it), variational autoencoders, β-VAEs and IWAEs, and GANs, with one compiled
+training engine. The public names are
 re-exported here.
 """
 
 from latent_jax._deprecation import deprecated_names as _deprecated_names
+from latent_jax.adversarial import GroupedObjective as GroupedObjective
+from latent_jax.adversarial import gan_objective as gan_objective
 from latent_jax.anomaly import AnomalyDetector as AnomalyDetector
 from latent_jax.data import Dataset as Dataset
 from latent_jax.data import split_dataset as split_dataset
 from latent_jax.gaussian import kl_diag_gaussians as kl_diag_gaussians
 from latent_jax.gaussian import kl_standard_normal as kl_standard_normal
 from latent_jax.gaussian import reparameterize as reparameterize
+from latent_jax.generate import GenerationScorer as GenerationScorer
+from latent_jax.generate import generation_score as generation_score
 from latent_jax.models import VAE as VAE
 from latent_jax.models import Autoencoder as Autoencoder
 from latent_jax.models import ConvAutoencoder as ConvAutoencoder
 from latent_jax.models import ConvVAE as ConvVAE
 from latent_jax.models.factory import model_for_data as model_for_data
+from latent_jax.models.gan import DCGAN as DCGAN
+from latent_jax.models.gan import MLPGAN as MLPGAN
 from latent_jax.models.inference import apply_inference as apply_inference
 from latent_jax.models.linear import LinearVAE as LinearVAE
+from latent_jax.models.svdd import DeepSVDDConv as DeepSVDDConv
+from latent_jax.models.svdd import DeepSVDDMLP as DeepSVDDMLP
 from latent_jax.objectives import autoencoder_objective as autoencoder_objective
+from latent_jax.objectives import deep_svdd_objective as deep_svdd_objective
 from latent_jax.objectives import denoising_objective as denoising_objective
+from latent_jax.objectives import iwae_objective as iwae_objective
 from latent_jax.objectives import vae_objective as vae_objective
 from latent_jax.pca import PCA as PCA
 from latent_jax.pca import PCAState as PCAState
