@@ -284,3 +284,12 @@ def test_convolution_gradients_used_by_the_vae_equal_lax():
         got = jax.grad(loss(conv_general_dilated), argnums=(0, 1))(x, kernel)
         for want, have in zip(expected, got, strict=True):
             np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_bernoulli_decoders_logits_are_shown_and_scored_as_their_mean():
+    logits = np.array([[-2.0, 0.0, 3.0]], np.float32)
+    np.testing.assert_allclose(
+        vae_faces.decoder_mean(logits, "bernoulli"), 1.0 / (1.0 + np.exp(-logits)), rtol=1e-6
+    )
+    np.testing.assert_array_equal(vae_faces.decoder_mean(logits, "sse"), logits)
+    np.testing.assert_array_equal(vae_faces.decoder_mean(logits, "gaussian"), logits)

@@ -438,7 +438,9 @@ def run(args: argparse.Namespace) -> dict:
     figures = _figures(args, model, state.variables, dataset, history, out)
     generation = None
     if dataset.name in GENERATION_DATASETS:
-        generation = generation_metrics(model, state.variables, dataset, args.latent_dim, args.seed)
+        generation = generation_metrics(
+            model, state.variables, dataset, args.latent_dim, args.seed, likelihood=args.likelihood
+        )
     last = history.last()
     metrics = {
         "data": dataset.name,
@@ -471,8 +473,22 @@ def run(args: argparse.Namespace) -> dict:
     return metrics
 
 
+def decoder_mean(outputs: Any, likelihood: str) -> Any:
+    """The decoder's outputs as images: a Bernoulli decoder's logits through the sigmoid (its
+    mean); the other likelihoods' decoders output their mean already.
+
+    Args:
+        outputs: decoder outputs of shape (n, *image_shape).
+        likelihood: the run's likelihood (:data:`latent_jax.objectives.LIKELIHOODS`).
+
+    Returns:
+        The mean images, of the same shape.
+    """
+    return jax.nn.sigmoid(outputs) if likelihood == "bernoulli" else outputs
+
+
 def test_reconstructions(
-    model: ConvVAE, variables: dict, dataset: Dataset
+    model: ConvVAE, variables: dict, dataset: Dataset, *, likelihood: str = "sse"
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The test images' reconstructions, the images, and the MSE per pixel, in data units.
 
@@ -480,6 +496,7 @@ def test_reconstructions(
         model: the trained VAE.
         variables: its variables.
         dataset: the run's data (:func:`load_data`).
+        likelihood: the run's likelihood (:func:`decoder_mean`).
 
     Returns:
         ``(reconstructions, originals, test_mse_per_pixel)``: both image arrays
@@ -491,13 +508,20 @@ def test_reconstructions(
         normalizer = dataset.normalizer
         return normalizer.inverse_transform(images) if normalizer is not None else images
 
-    reconstructions = display(generate.reconstruct(model, variables, dataset.x_test))
+    reconstructed = generate.reconstruct(model, variables, dataset.x_test)
+    reconstructions = display(decoder_mean(reconstructed, likelihood))
     originals = display(dataset.x_test)
     return reconstructions, originals, float(np.mean(np.square(reconstructions - originals)))
 
 
 def generation_metrics(
-    model: ConvVAE, variables: dict, dataset: Dataset, latent_dim: int, seed: int
+    model: ConvVAE,
+    variables: dict,
+    dataset: Dataset,
+    latent_dim: int,
+    seed: int,
+    *,
+    likelihood: str = "sse",
 ) -> dict[str, Any]:
     """The generation score of :data:`N_GENERATED` images decoded from the prior.
 
@@ -513,6 +537,7 @@ def generation_metrics(
         dataset: the run's data (labelled images in [0, 1] before normalization).
         latent_dim: the size of the latent space.
         seed: the run's seed (the samples' key and the classifier's seed).
+        likelihood: the run's likelihood (:func:`decoder_mean`).
 
     Returns:
         ``{"confident_fraction", "label_entropy", "frechet_distance", "n_generated",
@@ -526,7 +551,8 @@ def generation_metrics(
         return np.clip(images, 0.0, 1.0)  # rounding of the inversion, and samples' excursions
 
     key = jax.random.fold_in(jax.random.key(seed), 2)
-    samples = pixels(generate.sample_prior(key, model, variables, N_GENERATED, latent_dim))
+    decoded = generate.sample_prior(key, model, variables, N_GENERATED, latent_dim)
+    samples = pixels(decoder_mean(decoded, likelihood))
     x_test = pixels(dataset.x_test)
     scorer = generate.GenerationScorer.fit(
         pixels(dataset.x_train), dataset.y_train, random_state=seed
@@ -580,7 +606,9 @@ def _figures(
         log_scale=_spans_decades(curves.values()),
     )
 
-    reconstructions, originals, test_mse_per_pixel = test_reconstructions(model, variables, dataset)
+    reconstructions, originals, test_mse_per_pixel = test_reconstructions(
+        model, variables, dataset, likelihood=args.likelihood
+    )
     plots.reconstruction_pairs(
         originals, reconstructions, os.path.join(out, "reconstructions.png"), N_SHOWN, **scale
     )
@@ -588,7 +616,7 @@ def _figures(
     sample_key = jax.random.fold_in(jax.random.key(args.seed), 1)
     samples = generate.sample_prior(sample_key, model, variables, N_SHOWN, args.latent_dim)
     plots.image_strip(
-        display(samples),
+        display(decoder_mean(samples, args.likelihood)),
         os.path.join(out, "samples.png"),
         "Images Generated from the Prior",
         **scale,
@@ -599,7 +627,7 @@ def _figures(
     path = generate.interpolate(model, variables, x_train[first], x_train[second], N_SHOWN)
     fractions_shown = np.linspace(0.0, 1.0, N_SHOWN)
     plots.image_strip(
-        display(path),
+        display(decoder_mean(path, args.likelihood)),
         os.path.join(out, "interpolation.png"),
         f"Interpolation between training images {first} and {second}",
         captions=[f"t = {t:.2f}" for t in fractions_shown],
@@ -614,7 +642,7 @@ def _figures(
     )
     shown = "" if len(dims) == args.latent_dim else f" (first {len(dims)} of {args.latent_dim})"
     plots.traversal_grid(
-        display(grid),
+        display(decoder_mean(grid, args.likelihood)),
         TRAVERSAL_VALUES,
         os.path.join(out, "traversal.png"),
         dims=dims,
