@@ -5,9 +5,27 @@ import json
 import jax
 import numpy as np
 import pytest
+from cli_checks import assert_config_round_trips
 
+from latent_jax import cli
 from latent_jax.cli import main
 from latent_jax.experiments import denoise_photo
+
+# A run of seconds: two levels, two photographs, a 2-layer DAE of 2 channels.
+TINY = [
+    "denoise-photo",
+    "--levels=0.1,0.2",
+    "--show-level=0.1",
+    "--photos=camera,coins",
+    "--patch-size=12",
+    "--n-patches=32",
+    "--batch-size=16",
+    "--depth=2",
+    "--features=2",
+    "--pca-patch-size=4",
+    "--pca-patches=100",
+    "--quiet",
+]
 
 
 def test_the_test_crop_is_the_galleries_chelsea_crop_in_grey_levels():
@@ -71,23 +89,7 @@ def test_the_residual_denoiser_takes_any_image_size():
 @pytest.mark.slow
 def test_the_experiment_writes_every_method_and_level(tmp_path):
     out = tmp_path / "run"
-    flags = [
-        "denoise-photo",
-        "--levels=0.1,0.2",
-        "--show-level=0.1",
-        "--photos=camera,coins",
-        "--patch-size=12",
-        "--n-patches=32",
-        "--epochs=1",
-        "--batch-size=16",
-        "--depth=2",
-        "--features=2",
-        "--pca-patch-size=4",
-        "--pca-patches=100",
-        "--quiet",
-        f"--out={out}",
-    ]
-    assert main(flags) == 0
+    assert main([*TINY, "--epochs=1", f"--out={out}"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["levels"] == [0.1, 0.2]
     assert metrics["methods"] == list(denoise_photo.METHODS)
@@ -107,3 +109,64 @@ def test_bad_flags_are_clear_errors_and_write_nothing(tmp_path, capsys):
     assert main(["denoise-photo", "--show-level=0.5", f"--out={out}"]) == 2
     assert "--show-level 0.5 is not one of --levels" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_run_flags_parse_and_bad_ones_write_nothing(tmp_path, capsys):
+    args = cli.parse_args(["denoise-photo", "--checkpoint-every=2", "--resume"])
+    assert (args.checkpoint_every, args.resume, args.lr_schedule) == (2, True, "cosine")
+    assert cli.parse_args(["denoise-photo", "--lr-schedule=constant"]).lr_schedule == "constant"
+    out = tmp_path / "run"
+    assert main(["denoise-photo", "--checkpoint-every=-1", f"--out={out}"]) == 2
+    assert "--checkpoint-every must be >= 0 epochs, got -1" in capsys.readouterr().err
+    assert main(["denoise-photo", "--override=learning_rate", f"--out={out}"]) == 2
+    assert "--override applies only with --resume" in capsys.readouterr().err
+    assert not out.exists()
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupted_at(fit, epoch):
+    """``fit`` whose run raises _Interrupt after ``epoch`` (checkpointed before callbacks)."""
+
+    def interrupted(*args, callbacks=(), **kwargs):
+        def interrupt(state, history):
+            if history.num_epochs == epoch:
+                raise _Interrupt
+
+        return fit(*args, callbacks=[*callbacks, interrupt], **kwargs)
+
+    return interrupted
+
+
+def _history_rows(out):
+    """history.csv without its epoch_time column."""
+    lines = [line.split(",") for line in (out / "history.csv").read_text().splitlines()]
+    column = lines[0].index("epoch_time")
+    return [row[:column] + row[column + 1 :] for row in lines]
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_to_the_uninterrupted_runs_numbers(tmp_path, monkeypatch):
+    def flags(out, *extra):
+        return [*TINY, "--epochs=4", "--checkpoint-every=1", f"--out={out}", *extra]
+
+    reference, out = tmp_path / "reference", tmp_path / "resumed"
+    assert main(flags(reference)) == 0
+    monkeypatch.setattr(denoise_photo, "fit", _interrupted_at(denoise_photo.fit, 2))
+    with pytest.raises(_Interrupt):
+        main(flags(out))
+    assert not (out / "metrics.json").exists()
+    monkeypatch.undo()
+    assert main(flags(out, "--resume")) == 0
+
+    got, want = (json.loads((d / "metrics.json").read_text()) for d in (out, reference))
+    for name in ("psnr", "ssim", "results"):
+        assert got[name] == want[name], name
+    assert got["dae"]["train_loss"] == want["dae"]["train_loss"]
+    assert _history_rows(out) == _history_rows(reference)
+    config = json.loads((out / "config.json").read_text())
+    assert config["resumed"] == [{"epoch": 2, "changed": {}}]
+    assert config["training"]["checkpoint_dir"] == str(out / "checkpoints")
+    assert_config_round_trips(out, "denoise-photo")

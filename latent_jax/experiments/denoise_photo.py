@@ -34,8 +34,10 @@ one (as the gallery does):
 
 Metrics per method and level: PSNR (``skimage.metrics.peak_signal_noise_ratio``,
 ``data_range=1``, checked against :func:`latent_jax.metrics.psnr` of the same error) and SSIM
-(``structural_similarity``, ``data_range=1``). Writes into ``--out``: metrics.json,
-denoised_photo.png (the clean crop, the noisy one and every method's output at
+(``structural_similarity``, ``data_range=1``). Writes into ``--out`` the DAE's run folder
+(:mod:`latent_jax.runs`: config.json, history.csv and checkpoints/, every
+``--checkpoint-every`` epochs; ``--resume`` continues the DAE from its last checkpoint),
+metrics.json, denoised_photo.png (the clean crop, the noisy one and every method's output at
 ``--show-level``, PSNR in the titles) and psnr_vs_noise.png.
 """
 
@@ -63,6 +65,7 @@ from latent_jax.models.inference import predict
 from latent_jax.models.layers import FastConv
 from latent_jax.objectives import denoising_objective
 from latent_jax.train import TrainConfig, fit
+from latent_jax.train.config import LR_SCHEDULES
 
 # scikit-image's shipped photographs the DAE trains on (chelsea, the test image, excluded).
 TRAINING_PHOTOS = (
@@ -109,6 +112,9 @@ METHOD_NAMES = {
 PCA_VALIDATION_PATCHES = 4000
 # The gallery's NL-means patches.
 _NL_MEANS_PATCH = {"patch_size": 5, "patch_distance": 6}
+# The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
+DATA_FLAGS = ("photos", "patch_size", "n_patches")
+MODEL_FLAGS = ("features", "depth")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -437,6 +443,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the crops, noise, training")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--out", default="runs/denoise-photo", help="output folder")
+    common.add_run_arguments(
+        parser,
+        lr_schedules=("cosine", *(s for s in LR_SCHEDULES if s != "cosine")),
+        lr_schedule_help="the DAE's learning rate over its optimizer steps: cosine decay to 0 "
+        "(the default); constant; warmup-cosine (linear warm-up over the first 5%%, then "
+        "cosine); exponential (decay to 1%% of --learning-rate)",
+    )
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -471,6 +484,7 @@ def _check_args(args: argparse.Namespace) -> None:
             f"--pca-patch-size must be at most {min(crop.shape)} (the test crop's height), "
             f"got {args.pca_patch_size}"
         )
+    common.check_run_arguments(args)
 
 
 def _load_photos(args: argparse.Namespace) -> list[np.ndarray]:
@@ -500,25 +514,38 @@ def run(args: argparse.Namespace) -> dict:
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         epochs=args.epochs,
-        lr_schedule="cosine",
         seed=args.seed,
         quiet=args.quiet,
         log_every=0,
+        **common.checkpoint_options(args, args.out, args.epochs),
+        **common.train_options(args),
     )
     out = common.prepare_output_dir(args.out)  # after every check and the data
+    common.write_run_config(
+        out,
+        args,
+        command="denoise-photo",
+        data_flags=DATA_FLAGS,
+        model_flags=MODEL_FLAGS,
+        training=train_config,
+    )
 
     cpu_start = time.process_time()
     start = time.perf_counter()
     patches = sample_patches(patch_key, photos, args.n_patches, args.patch_size)
     model = ResidualDenoiser(features=args.features, depth=args.depth)
     low, high = args.train_sigmas
-    state, history = fit(
-        denoising_objective(model, blind_gaussian(low, high)),
-        patches,
-        None,
-        train_config,
-        train_key,
-    )
+    with common.history_writers(out, args) as callbacks:
+        state, history = fit(
+            denoising_objective(model, blind_gaussian(low, high)),
+            patches,
+            None,
+            train_config,
+            train_key,
+            callbacks=callbacks,
+            **common.resume_options(args, train_config.checkpoint_dir),
+        )
+    common.record_resumptions(out, train_config.checkpoint_dir)
     dae_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
