@@ -58,6 +58,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a fresh process compiles everything again
 @pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
 def test_a_second_process_reuses_the_first_ones_programs(tmp_path):
     cache = str(tmp_path / "cache")

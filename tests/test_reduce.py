@@ -119,6 +119,7 @@ def test_several_seeds_train_different_models_and_seed_zero_is_the_single_run(tm
     assert many["run_devices"] == 1  # this test process started JAX with one CPU device
 
 
+@pytest.mark.slow  # a fresh process compiles everything again
 def test_seeds_on_a_fresh_process_spread_over_the_cores_with_the_same_results(tmp_path):
     # The script in a new interpreter exposes one CPU device per core (here 2 are forced, so
     # that the test means the same on any machine) and spreads the 4 runs over them.

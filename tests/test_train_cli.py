@@ -56,6 +56,7 @@ def test_autoencoder_on_a_npy_file_writes_every_output_and_learns(tmp_path):
     assert float(scores["loss"]) == metrics["test"]["loss"]
 
 
+@pytest.mark.slow  # a convolutional VAE compiled for a streamed folder: tens of seconds
 def test_conv_vae_streams_an_image_folder(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -75,6 +76,7 @@ def test_conv_vae_streams_an_image_folder(tmp_path):
     )
 
 
+@pytest.mark.slow  # a fresh process compiles everything again
 def test_devices_forces_a_cpu_mesh_in_a_fresh_process(tmp_path):
     data = _table(tmp_path / "x.npy", n=96)
     out = tmp_path / "mesh"
