@@ -1,12 +1,16 @@
 """Deep SVDD (Ruff et al., 2018): the bias-free networks, the centre from an initial forward
 pass, the objective through the shared engine, and AnomalyDetector(method="deep-svdd")."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cli_checks import assert_config_round_trips
 from sklearn.metrics import roc_auc_score
 
+from latent_jax import checkpoint as ckpt
 from latent_jax import cli
 from latent_jax.anomaly import SVDD_INIT_FOLD, AnomalyDetector
 from latent_jax.experiments.one_class import global_contrast_normalization, min_max_scaling
@@ -191,3 +195,73 @@ def test_one_class_command_rejects_bad_flags_before_writing(tmp_path, capsys):
         cli.main(["one-class", "--methods", "pca,svm", "--out", str(out)])
     assert "--methods must be a subset of" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_one_class_command_has_the_run_flags_and_checks_them_before_writing(tmp_path, capsys):
+    args = cli.parse_args(["one-class", "--checkpoint-every", "2", "--resume", "--clip-norm", "1"])
+    assert (args.checkpoint_every, args.resume, args.clip_norm) == (2, True, 1.0)
+    out = tmp_path / "run"
+    assert cli.main(["one-class", "--checkpoint-every", "-1", "--out", str(out)]) == 2
+    assert "--checkpoint-every must be >= 0 epochs, got -1" in capsys.readouterr().err
+    assert cli.main(["one-class", "--override", "learning_rate", "--out", str(out)]) == 2
+    assert "--override applies only with --resume" in capsys.readouterr().err
+    assert not out.exists()
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_one_class_interrupted_and_resumed_gives_the_uninterrupted_aurocs(tmp_path, monkeypatch):
+    import latent_jax.anomaly as anomaly_module
+
+    def flags(out, *extra):
+        return [
+            "one-class",
+            "--classes=0",
+            "--methods=pca,autoencoder,vae,deep-svdd",
+            "--seeds=1",
+            "--epochs=3",
+            "--vae-epochs=3",
+            "--svdd-epochs=3",
+            "--checkpoint-every=1",
+            "--quiet",
+            f"--out={out}",
+            *extra,
+        ]
+
+    reference, out = tmp_path / "reference", tmp_path / "resumed"
+    assert cli.main(flags(reference)) == 0
+    # The autoencoder finishes, the VAE stops after its epoch 2, deep-svdd never starts.
+    fit, calls = anomaly_module.fit, []
+
+    def interrupted(*args, callbacks=(), **kwargs):
+        calls.append(kwargs["resume"])
+
+        def interrupt(state, history):
+            if len(calls) == 2 and history.num_epochs == 2:
+                raise _Interrupt
+
+        return fit(*args, callbacks=[*callbacks, interrupt], **kwargs)
+
+    monkeypatch.setattr(anomaly_module, "fit", interrupted)
+    with pytest.raises(_Interrupt):
+        cli.main(flags(out))
+    checkpoints = {
+        m: out / "detectors" / "0" / m / "seed0" / "checkpoints"
+        for m in ("autoencoder", "vae", "deep-svdd")
+    }
+    assert ckpt.load_checkpoint(checkpoints["autoencoder"]).epoch == 3
+    assert ckpt.load_checkpoint(checkpoints["vae"]).epoch == 2
+    assert not checkpoints["deep-svdd"].exists()
+    calls.clear()
+    assert cli.main(flags(out, "--resume")) == 0
+    # Each from its own folder: the finished one and the stopped one; deep-svdd afresh.
+    assert calls == [str(checkpoints["autoencoder"]), str(checkpoints["vae"]), None]
+    assert ckpt.load_checkpoint(checkpoints["deep-svdd"]).epoch == 3
+
+    got, want = (json.loads((d / "metrics.json").read_text()) for d in (out, reference))
+    for method in ("pca", "autoencoder", "vae", "deep-svdd"):
+        assert got["methods"][method]["per_class"] == want["methods"][method]["per_class"]
+    assert_config_round_trips(out, "one-class")

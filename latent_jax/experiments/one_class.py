@@ -32,7 +32,16 @@ The stochastic methods (autoencoder, vae, deep-svdd, isolation-forest) run ``--s
 (seeds ``--seed``, ``--seed + 1``, ...); the others once. ``metrics.json`` holds, per method,
 the AUROC per class and seed, its mean and standard deviation over the seeds, the mean over
 the classes (with the standard deviation over the seeds of the per-seed class means) and the
-CPU seconds; ``auroc_per_class.png`` draws the per-class table; ``config.json`` the flags.
+CPU seconds; ``auroc_per_class.png`` draws the per-class table; ``config.json`` the flags
+(its ``training`` section is the autoencoder's TrainConfig; ``--vae-epochs``,
+``--svdd-epochs`` and ``--svdd-learning-rate`` are under ``settings``).
+
+Every trained detector (autoencoder, vae, deep-svdd) checkpoints into its own folder,
+``detectors/<class>/<method>/seed<k>/checkpoints``, at the end of its training (and every
+``--checkpoint-every`` epochs when the flag is given); with ``--resume`` each continues from
+its own last checkpoint, so a run that was killed skips the detectors it finished and ends
+with the AUROCs of an uninterrupted one. The untrained methods (pca, ppca and scikit-learn's
+baselines) are fitted again.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from sklearn.svm import OneClassSVM
 from latent_jax import image_data, runs, validation
 from latent_jax.anomaly import AnomalyDetector
 from latent_jax.experiments import common
+from latent_jax.experiments.anomaly import _training as detector_training
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +71,7 @@ DETECTORS = ("pca", "ppca", "autoencoder", "vae", "deep-svdd")
 BASELINES = ("ocsvm", "isolation-forest", "kde")
 METHODS = DETECTORS + BASELINES
 STOCHASTIC = ("autoencoder", "vae", "deep-svdd", "isolation-forest")
+TRAINED = ("autoencoder", "vae", "deep-svdd")
 # KernelDensity's bandwidth grid (Ruff et al.): 2^0.5, 2^1, ..., 2^5.
 KDE_BANDWIDTHS = tuple(float(2.0**k) for k in np.arange(0.5, 5.01, 0.5))
 OCSVM_NU = 0.1
@@ -128,6 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--seed", type=int, default=0, help="the first seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--out", default="runs/one-class", help="output folder")
+    common.add_run_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -147,7 +159,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--classes must be distinct digits 0-9, got {args.classes}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
-    common.check_output_path(args.out)
+    common.check_run_arguments(args)
     for method in args.methods:
         if method in DETECTORS:
             try:
@@ -194,7 +206,12 @@ def _detector(args: argparse.Namespace, method: str, seed: int) -> AnomalyDetect
     """The latent_jax detector of ``method`` with the flags' settings."""
     if method in ("pca", "ppca"):
         return AnomalyDetector(method)
-    shared = {"batch_size": args.batch_size, "seed": seed, "quiet": args.quiet}
+    shared = {
+        "batch_size": args.batch_size,
+        "seed": seed,
+        "quiet": args.quiet,
+        **common.train_options(args),
+    }
     if method == "autoencoder":
         return AnomalyDetector(
             method,
@@ -239,7 +256,12 @@ def _kde(train: np.ndarray) -> KernelDensity:
 
 
 def anomaly_scores(
-    args: argparse.Namespace, method: str, seed: int, train: np.ndarray, test: np.ndarray
+    args: argparse.Namespace,
+    method: str,
+    seed: int,
+    train: np.ndarray,
+    test: np.ndarray,
+    run_dir: str | None = None,
 ) -> np.ndarray:
     """The anomaly scores (higher = more anomalous) of ``test`` by ``method`` fitted on ``train``.
 
@@ -249,12 +271,21 @@ def anomaly_scores(
         seed: the run's seed (stochastic methods).
         train: preprocessed normal images, shape (n, 28, 28, 1).
         test: preprocessed test images of the same example shape.
+        run_dir: trained methods: the folder of the detector's checkpoints
+            (``run_dir/checkpoints``: at the end of training, and every
+            ``--checkpoint-every`` epochs when given; ``--resume`` continues from them), or
+            ``None`` for none.
 
     Returns:
         float64 array of shape (len(test),).
     """
     if method in DETECTORS:
-        return _detector(args, method, seed).fit(train).decision_function(test)
+        detector = _detector(args, method, seed)
+        if method in TRAINED and run_dir is not None:
+            detector.fit(train, **detector_training(args, run_dir, args.checkpoint_every or 0))
+        else:
+            detector.fit(train)
+        return detector.decision_function(test)
     flat_train, flat_test = train.reshape(len(train), -1), test.reshape(len(test), -1)
     if method == "ocsvm":
         model: Any = OneClassSVM(kernel="rbf", gamma="scale", nu=OCSVM_NU).fit(flat_train)
@@ -266,9 +297,13 @@ def anomaly_scores(
 
 
 def run_class(
-    args: argparse.Namespace, digit: int, dataset: Any
+    args: argparse.Namespace, digit: int, dataset: Any, out: str | None = None
 ) -> dict[str, dict[str, list[float]]]:
-    """Every method with ``digit`` as the normal class: AUROC and CPU seconds per seed."""
+    """Every method with ``digit`` as the normal class: AUROC and CPU seconds per seed.
+
+    ``out`` is the output folder of the trained detectors' checkpoints
+    (``out/detectors/<digit>/<method>/seed<k>/checkpoints``), or ``None`` for none.
+    """
     normal = dataset.x_train[dataset.y_train == digit]
     train, test = min_max_scaling(
         global_contrast_normalization(normal), global_contrast_normalization(dataset.x_test)
@@ -280,7 +315,8 @@ def run_class(
         entry = results.setdefault(method, {"auroc": [], "cpu_seconds": []})
         for seed in seeds:
             start = time.process_time()
-            scores = anomaly_scores(args, method, seed, train, test)
+            folder = None if out is None else detector_dir(out, digit, method, seed)
+            scores = anomaly_scores(args, method, seed, train, test, folder)
             entry["cpu_seconds"].append(time.process_time() - start)
             entry["auroc"].append(float(roc_auc_score(is_anomaly, scores)))
         logger.info(
@@ -291,6 +327,12 @@ def run_class(
             sum(entry["cpu_seconds"]),
         )
     return results
+
+
+def detector_dir(out: str, digit: int, method: str, seed: int) -> str:
+    """A trained detector's folder (its checkpoints under ``checkpoints/``) in ``out``:
+    ``detectors/<digit>/<method>/seed<k>``."""
+    return os.path.join(out, "detectors", str(digit), method, f"seed{seed}")
 
 
 def summarize(per_class: dict[int, dict[str, dict[str, list[float]]]]) -> dict[str, Any]:
@@ -372,6 +414,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dataset = image_data.load_image_dataset(
         args.dataset, normalization="none", data_dir=args.data_dir
     )
+    # The training flags (--epochs, --learning-rate, --batch-size, ...) as the autoencoder's
+    # TrainConfig, which --config reads back; the other detectors' are flags of "settings".
+    training = _detector(args, "autoencoder", args.seed).train_config()
     out = common.prepare_output_dir(args.out)
     common.write_run_config(
         out,
@@ -379,10 +424,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         command="one-class",
         data_flags=DATA_FLAGS,
         model_flags=MODEL_FLAGS,
-        training=None,
+        training=training,
     )
     start, cpu = time.perf_counter(), time.process_time()
-    per_class = {digit: run_class(args, digit, dataset) for digit in args.classes}
+    per_class = {digit: run_class(args, digit, dataset, out) for digit in args.classes}
     summary = summarize(per_class)
     digits = list(args.classes)
     _figure(summary, digits, os.path.join(out, FIGURE))
