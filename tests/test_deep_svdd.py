@@ -260,6 +260,8 @@ def test_one_class_interrupted_and_resumed_gives_the_uninterrupted_aurocs(tmp_pa
     # Each from its own folder: the finished one and the stopped one; deep-svdd afresh.
     assert calls == [str(checkpoints["autoencoder"]), str(checkpoints["vae"]), None]
     assert ckpt.load_checkpoint(checkpoints["deep-svdd"]).epoch == 3
+    for folder in checkpoints.values():  # one history row per epoch, the resumed one too
+        assert len((folder.parent / "history.csv").read_text().splitlines()) == 1 + 3
 
     got, want = (json.loads((d / "metrics.json").read_text()) for d in (out, reference))
     for method in ("pca", "autoencoder", "vae", "deep-svdd"):

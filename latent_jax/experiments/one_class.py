@@ -36,12 +36,12 @@ CPU seconds; ``auroc_per_class.png`` draws the per-class table; ``config.json`` 
 (its ``training`` section is the autoencoder's TrainConfig; ``--vae-epochs``,
 ``--svdd-epochs`` and ``--svdd-learning-rate`` are under ``settings``).
 
-Every trained detector (autoencoder, vae, deep-svdd) checkpoints into its own folder,
-``detectors/<class>/<method>/seed<k>/checkpoints``, at the end of its training (and every
-``--checkpoint-every`` epochs when the flag is given); with ``--resume`` each continues from
-its own last checkpoint, so a run that was killed skips the detectors it finished and ends
-with the AUROCs of an uninterrupted one. The untrained methods (pca, ppca and scikit-learn's
-baselines) are fitted again.
+Every trained detector (autoencoder, vae, deep-svdd) writes its history.csv into its own
+folder, ``detectors/<class>/<method>/seed<k>/``, and checkpoints into its ``checkpoints/`` at
+the end of its training (and every ``--checkpoint-every`` epochs when the flag is given);
+with ``--resume`` each continues from its own last checkpoint, so a run that was killed
+skips the detectors it finished and ends with the AUROCs of an uninterrupted one. The
+untrained methods (pca, ppca and scikit-learn's baselines) are fitted again.
 """
 
 from __future__ import annotations
@@ -271,10 +271,10 @@ def anomaly_scores(
         seed: the run's seed (stochastic methods).
         train: preprocessed normal images, shape (n, 28, 28, 1).
         test: preprocessed test images of the same example shape.
-        run_dir: trained methods: the folder of the detector's checkpoints
-            (``run_dir/checkpoints``: at the end of training, and every
-            ``--checkpoint-every`` epochs when given; ``--resume`` continues from them), or
-            ``None`` for none.
+        run_dir: trained methods: the detector's folder, for its history.csv (and
+            TensorBoard events with ``--tensorboard``) and checkpoints (``run_dir/checkpoints``:
+            at the end of training, and every ``--checkpoint-every`` epochs when given;
+            ``--resume`` continues from them), or ``None`` for none.
 
     Returns:
         float64 array of shape (len(test),).
@@ -282,7 +282,9 @@ def anomaly_scores(
     if method in DETECTORS:
         detector = _detector(args, method, seed)
         if method in TRAINED and run_dir is not None:
-            detector.fit(train, **detector_training(args, run_dir, args.checkpoint_every or 0))
+            options = detector_training(args, run_dir, args.checkpoint_every or 0)
+            with common.history_writers(run_dir, args) as callbacks:
+                detector.fit(train, callbacks=callbacks, **options)
         else:
             detector.fit(train)
         return detector.decision_function(test)
