@@ -446,9 +446,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_run_arguments(
         parser,
         lr_schedules=("cosine", *(s for s in LR_SCHEDULES if s != "cosine")),
-        lr_schedule_help="the DAE's learning rate over its optimizer steps: cosine decay to 0 "
-        "(the default); constant; warmup-cosine (linear warm-up over the first 5%%, then "
-        "cosine); exponential (decay to 1%% of --learning-rate)",
+        lr_schedule_help="the DAE's learning rate over its optimizer steps: cosine decay to "
+        "0; constant; warmup-cosine (linear warm-up over the first 5%%, then cosine); "
+        "exponential (decay to 1%% of --learning-rate)",
     )
 
 
