@@ -91,15 +91,8 @@ MODEL_FLAGS = (
 )
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers such as 0,1,2, got {text!r}") from None
-
-
 def _names(text: str) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    names = common.name_tuple(text)
     unknown = [n for n in names if n not in DETECTORS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"--methods must be a subset of {DETECTORS}, got {text!r}")
@@ -123,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--classes",
-        type=_ints,
+        type=common.int_tuple,
         default=tuple(range(10)),
         help="digit classes to treat as normal, one at a time (default: 0-9)",
     )
@@ -162,7 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--architecture", choices=("auto", "mlp", "conv"), default="auto", help="AE/VAE models"
     )
-    model.add_argument("--hidden-dims", type=_ints, default=(128, 64), help="MLP widths")
+    model.add_argument("--hidden-dims", type=common.int_tuple, default=(128, 64), help="MLP widths")
     model.add_argument("--latent-dim", type=int, default=8, help="AE/VAE latent size")
     model.add_argument("--epochs", type=int, default=200, help="AE/VAE training epochs")
     model.add_argument("--batch-size", type=int, default=32, help="AE/VAE rows per batch")

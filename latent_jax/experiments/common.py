@@ -167,6 +167,40 @@ def add_tabular_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def int_tuple(text: str) -> tuple[int, ...]:
+    """A flag's comma-separated integers (an argparse ``type``): ``"256,128"`` -> ``(256, 128)``.
+
+    Raises:
+        argparse.ArgumentTypeError: for a value that is not an integer.
+    """
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers such as 0,1,2, got {text!r}") from None
+
+
+def float_tuple(text: str) -> tuple[float, ...]:
+    """A flag's comma-separated numbers (an argparse ``type``), at least one.
+
+    Raises:
+        argparse.ArgumentTypeError: for a value that is not a number, or none at all.
+    """
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers such as 0.1,0.5, got {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
+    return values
+
+
+def name_tuple(text: str) -> tuple[str, ...]:
+    """A flag's comma-separated names (an argparse ``type``), blanks dropped."""
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
 def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:
     """Raises a ValueError naming the flag if any of ``args.<name>`` is below ``minimum``.
 

@@ -117,22 +117,6 @@ DATA_FLAGS = ("photos", "patch_size", "n_patches")
 MODEL_FLAGS = ("features", "depth")
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers such as 0.05,0.12, got {text!r}"
-        ) from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
-    return values
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
-
-
 def _skimage_data() -> Any:
     from skimage import data
 
@@ -406,7 +390,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     noise = parser.add_argument_group("test image and noise")
     noise.add_argument(
         "--levels",
-        type=_floats,
+        type=common.float_tuple,
         default=(0.05, 0.12, 0.2, 0.3),
         help="Gaussian σ of the test noise, comma-separated",
     )
@@ -416,7 +400,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train = parser.add_argument_group("denoising autoencoder")
     train.add_argument(
         "--photos",
-        type=_names,
+        type=common.name_tuple,
         default=TRAINING_PHOTOS,
         help="skimage.data photographs to train on, comma-separated (never chelsea)",
     )
@@ -424,7 +408,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--n-patches", type=int, default=5000, help="training crops")
     train.add_argument(
         "--train-sigmas",
-        type=_floats,
+        type=common.float_tuple,
         default=(0.02, 0.35),
         help="LOW,HIGH: the blind model's σ is drawn uniformly in [LOW, HIGH] per crop",
     )

@@ -80,27 +80,6 @@ DATA_FLAGS = ("data", "label_column", "test_size", "val_size")
 MODEL_FLAGS = ("model", "hidden_dims", "channels", "latent_dim")
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers such as 0.1,0.5, got {text!r}"
-        ) from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
-    return values
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected integers such as 256,128, got {text!r}"
-        ) from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this experiment's flags."""
     data = parser.add_argument_group("data")
@@ -127,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     noise.add_argument(
         "--levels",
-        type=_floats,
+        type=common.float_tuple,
         default=(0.1, 0.25, 0.5, 0.75),
         help="noise levels, comma-separated (default: 0.1,0.25,0.5,0.75)",
     )
@@ -152,9 +131,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{CONV_MIN_SIZE}x{CONV_MIN_SIZE}",
     )
     model.add_argument(
-        "--hidden-dims", type=_ints, default=(256, 128), help="MLP encoder widths (default 256,128)"
+        "--hidden-dims",
+        type=common.int_tuple,
+        default=(256, 128),
+        help="MLP encoder widths (default 256,128)",
     )
-    model.add_argument("--channels", type=_ints, default=(32, 64), help="conv stages' channels")
+    model.add_argument(
+        "--channels", type=common.int_tuple, default=(32, 64), help="conv stages' channels"
+    )
     model.add_argument("--latent-dim", type=int, default=32, help="code size (default 32)")
     model.add_argument("--epochs", type=int, default=200, help="training epochs")
     model.add_argument("--batch-size", type=int, default=64, help="rows per batch")

@@ -90,15 +90,8 @@ DATA_FLAGS = ("dataset", "data_dir", "classes")
 MODEL_FLAGS = ("methods", "channels", "latent_dim", "hidden_dims", "weight_decay")
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers such as 0,1,2, got {text!r}") from None
-
-
 def _methods(text: str) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    names = common.name_tuple(text)
     unknown = [n for n in names if n not in METHODS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"--methods must be a subset of {METHODS}, got {text!r}")
@@ -111,19 +104,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", choices=DATASETS, default="mnist-5k", help="the digits")
     data.add_argument("--data-dir", default="data", help="the folder holding mnist/ (--dataset)")
     data.add_argument(
-        "--classes", type=_ints, default=tuple(range(10)), help="the normal classes, in turn"
+        "--classes",
+        type=common.int_tuple,
+        default=tuple(range(10)),
+        help="the normal classes, in turn",
     )
     model = parser.add_argument_group("detectors")
     model.add_argument(
         "--methods", type=_methods, default=METHODS, help="detectors and baselines, comma-separated"
     )
     model.add_argument(
-        "--channels", type=_ints, default=(8, 4), help="autoencoder/deep-svdd conv channels"
+        "--channels",
+        type=common.int_tuple,
+        default=(8, 4),
+        help="autoencoder/deep-svdd conv channels",
     )
     model.add_argument(
         "--latent-dim", type=int, default=32, help="autoencoder code / deep-svdd output size"
     )
-    model.add_argument("--hidden-dims", type=_ints, default=(128, 64), help="the VAE's widths")
+    model.add_argument(
+        "--hidden-dims", type=common.int_tuple, default=(128, 64), help="the VAE's widths"
+    )
     model.add_argument("--vae-latent-dim", type=int, default=8, help="the VAE's latent size")
     model.add_argument("--weight-decay", type=float, default=1e-6, help="deep-svdd's lambda")
     train = parser.add_argument_group("training")
