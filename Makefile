@@ -31,9 +31,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)
-	$(BIN)/latent-jax reduce --out runs/reduce
-	$(BIN)/latent-jax vae --preset cpu-demo --out runs/vae-faces
-	$(BIN)/latent-jax vae --preset mnist-demo --out runs/vae-mnist
+	$(BIN)/latent-jax reduce --overwrite --out runs/reduce
+	$(BIN)/latent-jax vae --preset cpu-demo --overwrite --out runs/vae-faces
+	$(BIN)/latent-jax vae --preset mnist-demo --overwrite --out runs/vae-mnist
 	@echo "PCA against the autoencoder (tutorial example 1): figures and metrics.json in runs/reduce/"
 	@echo "Conv VAE on the 100 bundled LFW faces (tutorial example 2): samples.png, interpolation.png, traversal.png in runs/vae-faces/"
 	@echo "Conv VAE on 5,000 MNIST digits at 14x14: samples.png and the generation score in runs/vae-mnist/metrics.json"

@@ -5,6 +5,7 @@ one line on stderr (what it names and says), that no traceback was printed and t
 output folder is absent or untouched. None of them trains a model.
 """
 
+import argparse
 import errno
 import os
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from test_locks import held  # noqa: F401  (a folder locked by another process)
 
-from latent_jax import cli
+from latent_jax import checkpoint, cli
 from latent_jax.experiments import common, pca_summary
 from latent_jax.train import NonFiniteLossError
 
@@ -204,3 +205,27 @@ def test_a_real_divergence_exits_3_and_keeps_its_checkpoint(files, tmp_path, cap
     assert "latent-jax train: error: non-finite loss at epoch 1" in err
     assert "the last good checkpoint is" in err
     assert any(name.endswith(".json") for name in os.listdir(out / "checkpoints"))
+
+
+def test_a_fresh_run_never_mixes_with_or_silently_deletes_an_earlier_runs_checkpoints(
+    tmp_path, capsys
+):
+    data = tmp_path / "x.npy"
+    np.save(data, np.zeros((8, 3), np.float32))
+    out = tmp_path / "run"
+    earlier = out / "checkpoints"
+    checkpoint.save_checkpoint(earlier, {"w": np.ones(2, np.float32)}, epoch=7)
+    argv = ["train", "--data", str(data), "--model", "ae", "--epochs", "1"]
+    line = _fails(capsys, argv, out)
+    assert "holds an earlier run's checkpoints (up to epoch 7, in checkpoints/)" in line
+    assert "--resume" in line and "--overwrite" in line
+    assert checkpoint.list_checkpoints(earlier)[0][0] == 7  # untouched
+    line = _fails(capsys, [*argv, "--resume", "--overwrite"], out)
+    assert "pick one" in line
+    # --overwrite deletes them only once the folder is locked by this run.
+    args = argparse.Namespace(out=str(out), resume=False, overwrite=True, override=())
+    common.check_resume_arguments(args)
+    assert checkpoint.list_checkpoints(earlier)
+    common.prepare_output_dir(out)
+    common.release_output_dirs()
+    assert not earlier.exists()

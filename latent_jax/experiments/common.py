@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import tomllib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 # release_output_dirs when the command ends (else when the process exits): the lock's key,
 # and whether this process created the folder.
 _LOCKED_DIRS: list[tuple[str, bool]] = []
+# Run folders whose earlier checkpoints --overwrite deletes once the folder is locked.
+_REPLACED_CHECKPOINTS: dict[str, list[str]] = {}
 
 
 def check_output_path(path: str | os.PathLike, flag: str = "--out") -> str:
@@ -78,6 +81,9 @@ def prepare_output_dir(path: str | os.PathLike) -> str:
     created = not os.path.isdir(path)
     os.makedirs(path, exist_ok=True)
     _LOCKED_DIRS.append((locks.acquire(path), created))
+    # --overwrite: the earlier run's checkpoints go only now that the folder is this run's.
+    for directory in _REPLACED_CHECKPOINTS.pop(os.path.abspath(path), ()):
+        shutil.rmtree(directory, ignore_errors=True)
     return path
 
 
@@ -331,6 +337,12 @@ def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
         "with no checkpoint yet starts from the beginning",
     )
     group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --out that holds an earlier run's checkpoints, deleting them "
+        "(without it, or --resume, such an --out is refused, so that nothing trained is lost)",
+    )
+    group.add_argument(
         "--override",
         type=lambda text: tuple(v.strip().replace("-", "_") for v in text.split(",") if v),
         metavar="FIELDS",
@@ -343,7 +355,12 @@ def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_resume_arguments(args: argparse.Namespace) -> None:
-    """Validates ``--checkpoint-every`` and ``--override`` (before any output folder exists).
+    """Validates ``--checkpoint-every``, ``--override``, ``--resume`` and ``--overwrite``.
+
+    Called before any output folder exists. An ``--out`` that holds an earlier run's
+    checkpoints needs ``--resume`` (continue it) or ``--overwrite`` (delete them, once the
+    folder is locked by :func:`prepare_output_dir`): a fresh run never mixes its checkpoints
+    with another run's, and never deletes trained work unasked.
 
     Raises:
         ValueError: naming the flag.
@@ -362,6 +379,43 @@ def check_resume_arguments(args: argparse.Namespace) -> None:
         )
     if override and not getattr(args, "resume", False):
         raise ValueError("--override applies only with --resume")
+    out = getattr(args, "out", None)
+    if getattr(args, "resume", False) and getattr(args, "overwrite", False):
+        raise ValueError("--resume continues the run in --out and --overwrite deletes it: pick one")
+    if out is None or getattr(args, "resume", False):
+        return
+    earlier = earlier_checkpoint_dirs(out)
+    if not earlier:
+        return
+    if getattr(args, "overwrite", False):
+        _REPLACED_CHECKPOINTS[os.path.abspath(out)] = earlier
+        return
+    epochs = [epoch for d in earlier for epoch, _ in checkpoint.list_checkpoints(d)]
+    raise ValueError(
+        f"--out {out!r} holds an earlier run's checkpoints (up to epoch {max(epochs)}, in "
+        f"{os.path.relpath(earlier[0], out)}/): add --resume to continue that run, --overwrite "
+        "to delete them and start afresh, or choose another --out"
+    )
+
+
+def earlier_checkpoint_dirs(out: str | os.PathLike) -> list[str]:
+    """The checkpoint folders under a run folder that hold checkpoints, sorted.
+
+    Args:
+        out: the run folder (``--out``); it may not exist.
+
+    Returns:
+        Every ``checkpoints`` folder under ``out`` (its models' and sub-models') holding at
+        least one checkpoint.
+    """
+    found = []
+    for directory, subdirs, _ in os.walk(out):
+        subdirs.sort()
+        if os.path.basename(directory) == runs.CHECKPOINTS and checkpoint.list_checkpoints(
+            directory
+        ):
+            found.append(directory)
+    return found
 
 
 def checkpoint_options(args: argparse.Namespace, run_dir: str, epochs: int) -> dict[str, Any]:
