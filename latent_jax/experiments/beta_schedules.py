@@ -229,13 +229,11 @@ def run(args: argparse.Namespace) -> dict:
         objective = vae_objective(model, schedule, likelihood="bernoulli", beta_unit="step")
         # The same K keys for every schedule: the schedules start from the same initializations.
         keys = jax.random.split(jax.random.fold_in(root, 1), args.seeds)
-        resume = common.resume_options(args, run_config.checkpoint_dir)
         start = time.perf_counter()
-        with common.history_writers(run_dir, args) as callbacks:
+        with common.training_in(run_dir, args, run_config.checkpoint_dir) as (callbacks, resume):
             state, history = fit_many(
                 objective, x_train, x_test, run_config, keys, callbacks=callbacks, **resume
             )
-        common.record_resumptions(run_dir, run_config.checkpoint_dir)
         train_seconds = time.perf_counter() - start
         scores = []
         for run_index in range(args.seeds):

@@ -459,6 +459,31 @@ def resume_options(args: argparse.Namespace, checkpoint_dir: str) -> dict[str, A
     return {"resume": checkpoint_dir, "allow_changes": tuple(getattr(args, "override", ()))}
 
 
+@contextlib.contextmanager
+def training_in(
+    run_dir: str, args: argparse.Namespace, checkpoint_dir: str
+) -> Iterator[tuple[list[Any], dict[str, Any]]]:
+    """One model trained in its run folder: its callbacks and resume options, then its record.
+
+    Use as ``with training_in(out, args, config.checkpoint_dir) as (callbacks, resume):
+    state, history = fit(..., callbacks=callbacks, **resume)``. On a clean exit the run's
+    resumptions go into ``run_dir/config.json`` (:func:`record_resumptions`).
+
+    Args:
+        run_dir: the model's run folder (``history.csv``, ``config.json``).
+        args: the flags (``--tensorboard``, ``--resume``, ``--override``).
+        checkpoint_dir: the model's checkpoint folder.
+
+    Yields:
+        ``(callbacks, resume)``: :func:`history_writers`' callbacks and
+        :func:`resume_options`' keyword arguments of ``fit``.
+    """
+    resume = resume_options(args, checkpoint_dir)
+    with history_writers(run_dir, args) as callbacks:
+        yield callbacks, resume
+    record_resumptions(run_dir, checkpoint_dir)
+
+
 def record_resumptions(run_dir: str, checkpoint_dir: str) -> None:
     """Adds the run's resumptions (epoch, changed settings) to ``run_dir/config.json``.
 

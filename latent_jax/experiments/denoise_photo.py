@@ -519,7 +519,7 @@ def run(args: argparse.Namespace) -> dict:
     patches = sample_patches(patch_key, photos, args.n_patches, args.patch_size)
     model = ResidualDenoiser(features=args.features, depth=args.depth)
     low, high = args.train_sigmas
-    with common.history_writers(out, args) as callbacks:
+    with common.training_in(out, args, train_config.checkpoint_dir) as (callbacks, resume):
         state, history = fit(
             denoising_objective(model, blind_gaussian(low, high)),
             patches,
@@ -527,9 +527,8 @@ def run(args: argparse.Namespace) -> dict:
             train_config,
             train_key,
             callbacks=callbacks,
-            **common.resume_options(args, train_config.checkpoint_dir),
+            **resume,
         )
-    common.record_resumptions(out, train_config.checkpoint_dir)
     dae_seconds = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -384,12 +384,10 @@ def run(args: argparse.Namespace) -> dict:
             **({} if name is None else {"run": name}),
         )
         common.write_normalizer(folder, d.normalizer)
-        resume = common.resume_options(args, train_config.checkpoint_dir)
-        with common.history_writers(folder, args) as callbacks:
+        with common.training_in(folder, args, train_config.checkpoint_dir) as (callbacks, resume):
             state, history = fit(
                 objective, train_in, val_in, train_config, fit_key, callbacks=callbacks, **resume
             )
-        common.record_resumptions(folder, train_config.checkpoint_dir)
         if name is not None:
             common.write_json(os.path.join(folder, runs.METRICS), metrics)
         return state, history

@@ -207,8 +207,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     common.write_normalizer(out, dataset.normalizer)
     start = time.perf_counter()
-    resume = common.resume_options(args, config.checkpoint_dir)
-    with common.history_writers(out, args) as callbacks:
+    with common.training_in(out, args, config.checkpoint_dir) as (callbacks, resume):
         state, history = fit(
             objective,
             x_train,
@@ -218,7 +217,6 @@ def run(args: argparse.Namespace) -> dict:
             callbacks=callbacks,
             **resume,
         )
-    common.record_resumptions(out, config.checkpoint_dir)
     wall_seconds = time.perf_counter() - start
     train_seconds = float(np.sum(history["epoch_time"]))
 

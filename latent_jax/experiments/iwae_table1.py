@@ -299,13 +299,11 @@ def run(args: argparse.Namespace) -> dict:
         objective = iwae_objective(
             model, k, likelihood="bernoulli", binarize=True, gradient=args.gradient_estimator
         )
-        resume = common.resume_options(args, run_config.checkpoint_dir)
         start = time.perf_counter()
-        with common.history_writers(run_dir, args) as callbacks:
+        with common.training_in(run_dir, args, run_config.checkpoint_dir) as (callbacks, resume):
             state, history = fit_many(
                 objective, x_train, x_test, run_config, keys, callbacks=callbacks, **resume
             )
-        common.record_resumptions(run_dir, run_config.checkpoint_dir)
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
         scores = [

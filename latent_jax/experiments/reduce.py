@@ -142,14 +142,12 @@ def run(args: argparse.Namespace) -> dict:
     )
     common.write_normalizer(out, dataset.normalizer)
     keys = _run_keys(args.seed, args.seeds)
-    resume = common.resume_options(args, config.checkpoint_dir)
     start = time.perf_counter()
-    with common.history_writers(out, args) as callbacks:
+    with common.training_in(out, args, config.checkpoint_dir) as (callbacks, resume):
         trainer = fit if args.seeds == 1 else fit_many
         state, history = trainer(
             objective, x_train, x_test, config, keys, callbacks=callbacks, **resume
         )
-    common.record_resumptions(out, config.checkpoint_dir)
     wall_seconds = time.perf_counter() - start
     train_seconds = float(np.sum(history["epoch_time"]))
     compile_seconds = max(wall_seconds - train_seconds, 0.0)
