@@ -91,14 +91,6 @@ MODEL_FLAGS = (
 )
 
 
-def _names(text: str) -> tuple[str, ...]:
-    names = common.name_tuple(text)
-    unknown = [n for n in names if n not in DETECTORS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"--methods must be a subset of {DETECTORS}, got {text!r}")
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this experiment's flags."""
     data = parser.add_argument_group("data")
@@ -138,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("detectors")
     model.add_argument(
         "--methods",
-        type=_names,
+        type=common.subset_of("--methods", DETECTORS),
         default=DETECTORS,
         help=f"latent_jax detectors, comma-separated (default: {','.join(DETECTORS)})",
     )

@@ -207,6 +207,26 @@ def name_tuple(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def subset_of(flag: str, choices: tuple[str, ...]) -> Any:
+    """An argparse ``type`` for comma-separated names, at least one, each among ``choices``.
+
+    Args:
+        flag: the flag, for the message (``"--methods"``).
+        choices: the names it accepts.
+
+    Returns:
+        The parser: text -> tuple of names.
+    """
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = name_tuple(text)
+        if not names or any(n not in choices for n in names):
+            raise argparse.ArgumentTypeError(f"{flag} must be a subset of {choices}, got {text!r}")
+        return names
+
+    return parse
+
+
 def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:
     """Raises a ValueError naming the flag if any of ``args.<name>`` is below ``minimum``.
 

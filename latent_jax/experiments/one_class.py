@@ -90,14 +90,6 @@ DATA_FLAGS = ("dataset", "data_dir", "classes")
 MODEL_FLAGS = ("methods", "channels", "latent_dim", "hidden_dims", "weight_decay")
 
 
-def _methods(text: str) -> tuple[str, ...]:
-    names = common.name_tuple(text)
-    unknown = [n for n in names if n not in METHODS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"--methods must be a subset of {METHODS}, got {text!r}")
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this experiment's flags."""
     data = parser.add_argument_group("data")
@@ -111,7 +103,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model = parser.add_argument_group("detectors")
     model.add_argument(
-        "--methods", type=_methods, default=METHODS, help="detectors and baselines, comma-separated"
+        "--methods",
+        type=common.subset_of("--methods", METHODS),
+        default=METHODS,
+        help="detectors and baselines, comma-separated",
     )
     model.add_argument(
         "--channels",
