@@ -8,6 +8,12 @@ every batch, optional test evaluation every epoch) are the seed's. The one chang
 already normalized, float32, and are wrapped in a ``TensorDataset``, so that both sides of the
 benchmark train on the same arrays and the timing is the model's. Only the benchmarks import
 this; torch is a benchmark extra.
+
+The seed's sizes are the defaults; ``image_size``, ``hidden_dim``, ``latent_dim`` and the β
+schedule's time constant ``tau`` are arguments, so the same layers train on other images (the
+25x25 faces of ``latent-jax vae --preset cpu-demo``): the Linear layers around the latent space
+follow the encoder's last feature map, and the decoder's output (4 f + 1 rows for an encoder
+map of f rows) is cropped to the image, as ``latent_jax.models.conv.ConvVAE`` builds them.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ BATCH_SIZE = 64
 HIDDEN_DIM = 100
 LATENT_DIM = 10
 BETA_MAX = 1 / 30
+BETA_TAU = 1000.0
 IMAGE_SIZE = (112, 92)
+CHANNELS = 64  # of the encoder's last feature map
 # Trainable parameters of VAE(HIDDEN_DIM, LATENT_DIM).
 SEED_PARAMETER_COUNT = 8_473_045
 
@@ -44,17 +52,50 @@ class Reshape(nn.Module):
 
 
 class Trim(nn.Module):
-    """The seed's ``Trim``: drops the last row and column (113x93 -> 112x92)."""
+    """The seed's ``Trim``: drops the last row and column (113x93 -> 112x92).
+
+    ``Trim(height, width)`` keeps the top-left ``height x width`` window instead (the same
+    crop for the seed's size, and the one for other sizes).
+    """
+
+    def __init__(self, *size):
+        super().__init__()
+        self.size = size
 
     def forward(self, x):
-        return x[:, :, :-1, :-1]
+        if not self.size:
+            return x[:, :, :-1, :-1]
+        height, width = self.size
+        return x[:, :, :height, :width]
+
+
+def feature_size(size: int) -> int:
+    """The encoder's last feature-map side for an image side ``size`` (two stride-2 convs)."""
+    for _ in range(2):
+        size = (size - 1) // 2 + 1
+    return size
 
 
 class VAE(nn.Module):
-    """The seed's convolutional VAE for 1x112x92 images (NCHW)."""
+    """The seed's convolutional VAE for 1x112x92 images (NCHW), or for 1 x ``image_size``.
 
-    def __init__(self, hidden_dim: int, latent_dim: int):
+    Args:
+        hidden_dim: width of the Linear layers around the latent space.
+        latent_dim: dimension of the latent space.
+        image_size: (height, width) of the images; the seed's (112, 92) by default.
+
+    Raises:
+        ValueError: if ``image_size`` is not two ints >= 1.
+    """
+
+    def __init__(self, hidden_dim: int, latent_dim: int, image_size: tuple[int, int] = IMAGE_SIZE):
         super().__init__()
+        image_size = tuple(image_size)
+        if len(image_size) != 2 or not all(isinstance(n, int) and n >= 1 for n in image_size):
+            raise ValueError(f"image_size must be (height, width), ints >= 1, got {image_size!r}")
+        height, width = image_size
+        feature_shape = (CHANNELS, feature_size(height), feature_size(width))
+        flat = feature_shape[0] * feature_shape[1] * feature_shape[2]  # 41216 for the seed's
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1),
             nn.LeakyReLU(0.01),
@@ -63,18 +104,18 @@ class VAE(nn.Module):
             nn.LeakyReLU(0.01),
             nn.Conv2d(64, 64, kernel_size=3, stride=2, padding=1),
             nn.LeakyReLU(0.01),
-            nn.Conv2d(64, 64, kernel_size=3, stride=1, padding=1),
+            nn.Conv2d(64, CHANNELS, kernel_size=3, stride=1, padding=1),
             nn.Flatten(),
-            nn.Linear(41216, hidden_dim),
+            nn.Linear(flat, hidden_dim),
         )
         self.mean_layer = nn.Linear(hidden_dim, latent_dim)
         self.logvar_layer = nn.Linear(hidden_dim, latent_dim)
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, hidden_dim),
             nn.LeakyReLU(0.01),
-            nn.Linear(hidden_dim, 41216),
-            Reshape(64, 28, 23),
-            nn.ConvTranspose2d(64, 64, kernel_size=3, stride=1, padding=1),
+            nn.Linear(hidden_dim, flat),
+            Reshape(*feature_shape),
+            nn.ConvTranspose2d(CHANNELS, 64, kernel_size=3, stride=1, padding=1),
             nn.LeakyReLU(0.01),
             nn.ConvTranspose2d(64, 64, kernel_size=3, stride=2, padding=1),
             nn.LeakyReLU(0.01),
@@ -82,7 +123,7 @@ class VAE(nn.Module):
             nn.BatchNorm2d(32),
             nn.LeakyReLU(0.01),
             nn.ConvTranspose2d(32, 1, kernel_size=3, stride=1, padding=0),
-            Trim(),
+            Trim() if image_size == IMAGE_SIZE else Trim(height, width),
         )
 
     def encode(self, x):
@@ -103,17 +144,19 @@ class VAE(nn.Module):
         return self.decode(z), mean, log_var
 
 
-def beta(epoch: int, beta_max: float = BETA_MAX) -> float:
-    """The seed's monotonic schedule ``beta_max * (1 - exp(-epoch / 1000))``."""
-    return beta_max * (1 - math.exp(-epoch / 1000))
+def beta(epoch: int, beta_max: float = BETA_MAX, tau: float = BETA_TAU) -> float:
+    """The seed's monotonic schedule ``beta_max * (1 - exp(-epoch / tau))``, tau = 1000."""
+    return beta_max * (1 - math.exp(-epoch / tau))
 
 
-def loss_function(x, x_hat, mean, log_var, epoch: int, beta_max: float = BETA_MAX):
+def loss_function(
+    x, x_hat, mean, log_var, epoch: int, beta_max: float = BETA_MAX, tau: float = BETA_TAU
+):
     """The seed's loss: batch sums of the squared error and of the KL, ``rec + beta * kl``."""
     reconstruction_loss = F.mse_loss(x_hat, x, reduction="sum")
     kl_divergence = -0.5 * torch.sum(1 + log_var - mean.pow(2) - log_var.exp())
     return (
-        reconstruction_loss + beta(epoch, beta_max) * kl_divergence,
+        reconstruction_loss + beta(epoch, beta_max, tau) * kl_divergence,
         reconstruction_loss,
         kl_divergence,
     )
@@ -124,12 +167,16 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def to_nchw(images: np.ndarray) -> torch.Tensor:
-    """Channels-last images of shape (n, 112, 92, 1) as a float32 tensor (n, 1, 112, 92)."""
+def to_nchw(images: np.ndarray, image_size: tuple[int, int] = IMAGE_SIZE) -> torch.Tensor:
+    """Channels-last images of shape (n, 112, 92, 1) as a float32 tensor (n, 1, 112, 92).
+
+    Raises:
+        ValueError: if ``images`` is not of shape (n, *image_size, 1).
+    """
     images = np.asarray(images, np.float32)
-    if images.ndim != 4 or images.shape[1:] != (*IMAGE_SIZE, 1):
+    if images.ndim != 4 or images.shape[1:] != (*image_size, 1):
         raise ValueError(
-            f"images must have shape (n, {IMAGE_SIZE[0]}, {IMAGE_SIZE[1]}, 1) (channels last), "
+            f"images must have shape (n, {image_size[0]}, {image_size[1]}, 1) (channels last), "
             f"got shape {images.shape}"
         )
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
@@ -143,18 +190,26 @@ def train_vae(
     batch_size: int = BATCH_SIZE,
     learning_rate: float = LEARNING_RATE,
     beta_max: float = BETA_MAX,
+    beta_tau: float = BETA_TAU,
+    hidden_dim: int = HIDDEN_DIM,
+    latent_dim: int = LATENT_DIM,
+    image_size: tuple[int, int] = IMAGE_SIZE,
     seed: int = 42,
 ) -> dict:
     """Trains a fresh seed VAE with the seed's loop and times it.
 
     Args:
-        train_images: normalized images of shape (n_train, 112, 92, 1), channels last.
-        test_images: images of shape (n_test, 112, 92, 1) to evaluate after every epoch, as
-            the seed does, or ``None`` to train only.
+        train_images: normalized images of shape (n_train, *image_size, 1), channels last.
+        test_images: images of shape (n_test, *image_size, 1) to evaluate after every epoch,
+            as the seed does, or ``None`` to train only.
         num_epochs: epochs to train, >= 1.
         batch_size: the DataLoader's batch size.
         learning_rate: Adam's step size.
         beta_max: the monotonic β's limit.
+        beta_tau: the monotonic β's time constant, in epochs.
+        hidden_dim: width of the Linear layers around the latent space.
+        latent_dim: dimension of the latent space.
+        image_size: (height, width) of the images.
         seed: ``torch.manual_seed`` before building the model.
 
     Returns:
@@ -162,21 +217,24 @@ def train_vae(
         ``test_losses`` (batch sums divided by the dataset size, the seed's numbers),
         ``epoch_seconds`` (training and evaluation of each epoch), ``train_seconds`` (their
         sum: the epoch loop only, model construction excluded), ``steps``, ``images`` (training
-        images seen) and ``parameters``.
+        images seen), ``parameters`` and the trained ``model``.
+
+    Raises:
+        ValueError: if ``num_epochs`` < 1 or the images are not of ``image_size``.
     """
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
     torch.manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as the seed
-    x_train = to_nchw(train_images)
-    model = VAE(HIDDEN_DIM, LATENT_DIM).to(device)
+    x_train = to_nchw(train_images, image_size)
+    model = VAE(hidden_dim, latent_dim, image_size).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     train_loader = DataLoader(
         TensorDataset(x_train, torch.zeros(len(x_train))), batch_size=batch_size, shuffle=True
     )
     test_loader = None
     if test_images is not None:
-        x_test = to_nchw(test_images)
+        x_test = to_nchw(test_images, image_size)
         test_loader = DataLoader(
             TensorDataset(x_test, torch.zeros(len(x_test))), batch_size=batch_size, shuffle=False
         )
@@ -192,7 +250,9 @@ def train_vae(
             data = data.to(device).to(torch.float32)
             optimizer.zero_grad()
             recon_batch, mean, log_var = model(data)
-            loss, recon, kl = loss_function(data, recon_batch, mean, log_var, epoch, beta_max)
+            loss, recon, kl = loss_function(
+                data, recon_batch, mean, log_var, epoch, beta_max, beta_tau
+            )
             loss.backward()
             train_loss += loss.item()
             reconstruction_loss += recon.item()
@@ -210,7 +270,9 @@ def train_vae(
                 for data, _ in test_loader:
                     data = data.to(device).to(torch.float32)
                     recon_batch, mean, log_var = model(data)
-                    loss, _, _ = loss_function(data, recon_batch, mean, log_var, epoch, beta_max)
+                    loss, _, _ = loss_function(
+                        data, recon_batch, mean, log_var, epoch, beta_max, beta_tau
+                    )
                     test_loss += loss.item()
             log["test_losses"].append(test_loss / len(test_loader.dataset))
         epoch_seconds.append(time.perf_counter() - start)
@@ -221,4 +283,5 @@ def train_vae(
         "steps": steps,
         "images": num_epochs * len(x_train),
         "parameters": count_parameters(model),
+        "model": model,
     }
