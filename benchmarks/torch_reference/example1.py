@@ -53,7 +53,8 @@ def train_autoencoder(
 
     Returns:
         A dict with per-epoch ``train_losses`` and ``test_losses`` (the seed's batch-mean
-        averages) and ``train_seconds``.
+        averages), the full-split ``train_mse`` and ``test_mse``, ``train_seconds`` and the
+        trained ``model`` (in eval mode).
     """
     torch.manual_seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (the seed seeds the legacy global generator)
@@ -101,4 +102,5 @@ def train_autoencoder(
         "train_mse": float(full_train),
         "test_mse": float(full_test),
         "train_seconds": seconds,
+        "model": model,
     }
