@@ -127,9 +127,10 @@ def test_fit_stream_computes_what_fit_computes_bit_for_bit(npy_file, shuffle):
         np.testing.assert_array_equal(h_stream[name], h_memory[name])
     assert int(stream.epoch) == 4 and int(stream.step) == int(memory.step) == 4 * 6
     assert h_stream["train_loss"][-1] < h_stream["train_loss"][0]
-    # fit's default unrolls small models' batch loop 4x: the same parameters, and epoch means
-    # that XLA may sum in another order (float32 round-off).
-    unrolled, h_unrolled = fit(STREAM_OBJECTIVE, x, x[:7], STREAM_CONFIG, jax.random.key(1))
+    # With the batch loop unrolled 4x: the same parameters, and epoch means that XLA may sum
+    # in another order (float32 round-off).
+    config = dataclasses.replace(STREAM_CONFIG, unroll=4)
+    unrolled, h_unrolled = fit(STREAM_OBJECTIVE, x, x[:7], config, jax.random.key(1))
     if shuffle:
         _assert_same_params(unrolled, stream)
         np.testing.assert_allclose(h_unrolled["train_loss"], h_stream["train_loss"], rtol=1e-6)

@@ -33,11 +33,6 @@ from latent_jax.train.state import Optimizer, TrainState, parameter_groups
 
 # Automatic chunking: a chunk is compiled for about this many optimizer steps.
 AUTO_CHUNK_STEPS = 2048
-# unroll=None: batches per scan iteration for one run on inputs of at most _SMALL_EXAMPLE values,
-# where a step is a few microseconds of work and the loop's own overhead is a fifth of it; 1
-# above, and 1 for several runs vmapped (measured: 4% faster than 4 for the tutorial's 8 seeds).
-_SMALL_UNROLL = 4
-_SMALL_EXAMPLE = 1024
 
 
 class Plan(NamedTuple):
@@ -66,8 +61,6 @@ def make_plan(
     n_train: int,
     n_test: int,
     mesh: Any = None,
-    example_size: int = 0,
-    batched: bool = False,
 ) -> Plan:
     """The :class:`Plan` of a run of ``config`` on ``n_train`` and ``n_test`` rows.
 
@@ -76,8 +69,6 @@ def make_plan(
         n_train: training rows, >= 1.
         n_test: test rows (0: no evaluation).
         mesh: the data-parallel mesh, or ``None``.
-        example_size: values per example (chooses the default unroll).
-        batched: whether several runs are vmapped.
 
     Returns:
         The plan: batch counts, chunk length and unroll.
@@ -92,10 +83,7 @@ def make_plan(
     else:
         chunk = max(1, -(-AUTO_CHUNK_STEPS // n_batches))
     chunk = min(chunk, config.epochs)
-    unroll = config.unroll
-    if unroll is None:
-        small = 0 < example_size <= _SMALL_EXAMPLE
-        unroll = _SMALL_UNROLL if small and not batched else 1
+    unroll = 1 if config.unroll is None else config.unroll
     return Plan(
         n_train=n_train,
         batch_size=batch_size,

@@ -59,8 +59,8 @@ class ArrayBatches:
 
     def plan(self, config: TrainConfig, batched: bool) -> Plan:
         """The run's plan (chunks of up to ``config.epochs_per_call`` or ~2048 steps)."""
-        size = int(np.prod(self.features))
-        plan = make_plan(config, self.n_train, self.n_test, self.mesh, size, batched)
+        del batched  # every in-memory run has the same plan, vmapped or not
+        plan = make_plan(config, self.n_train, self.n_test, self.mesh)
         self.max_epochs_per_call = plan.chunk
         return plan
 

@@ -21,7 +21,7 @@ from latent_jax import locks, validation
 from latent_jax.adversarial import GroupedObjective
 from latent_jax.objectives import Objective
 from latent_jax.train.checkpoints import check_allow_changes
-from latent_jax.train.compile import CompileCache, cache_for
+from latent_jax.train.compile import CompileCache, cache_for, default_options
 from latent_jax.train.config import TrainConfig
 from latent_jax.train.driver import Callback, checkpoint_folder, drive, probe_loss
 from latent_jax.train.epoch import evaluate_batches
@@ -406,7 +406,8 @@ def evaluate(
         def run(state: TrainState, x: Array, key: Array, epoch: Array) -> dict[str, Array]:
             return evaluate_batches(objective, state, x, key, epoch, n, size, n_batches)
 
-        return jax.jit(jax.vmap(run, in_axes=(0, None, None, 0)) if batched else run)
+        run = jax.vmap(run, in_axes=(0, None, None, 0)) if batched else run
+        return jax.jit(run, compiler_options=default_options() or None)
 
     run, _ = cache.get(("evaluate", n, size, batched, features), build)
     metrics = jax.device_get(run(state, data, key, epochs))
