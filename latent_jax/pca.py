@@ -184,10 +184,21 @@ def _as_array(x: Any, name: str) -> np.ndarray | Array:
     return validation.check_array(name, x, finite=False, allow_empty=True, dtype="numeric")
 
 
-def _validate_data(x: Any, name: str, *, min_samples: int = 1) -> np.ndarray | Array:
-    """Validates a (n_samples, n_features) data matrix; returns it as a NumPy or JAX array."""
+def _validate_data(
+    x: Any, name: str, *, min_samples: int = 1, finite: bool = True
+) -> np.ndarray | Array:
+    """Validates a (n_samples, n_features) data matrix; returns it as a NumPy or JAX array.
+
+    With ``finite=False`` the values are left unchecked (:func:`_fit` checks them on the way).
+    """
     x = validation.check_array(
-        name, x, ndim=2, axes="(n_samples, n_features)", allow_empty=True, dtype="numeric"
+        name,
+        x,
+        ndim=2,
+        axes="(n_samples, n_features)",
+        finite=finite,
+        allow_empty=True,
+        dtype="numeric",
     )
     n_samples, n_features = x.shape
     if n_features == 0:
@@ -385,6 +396,26 @@ def _update_kernel(acc: CovarianceAccumulator, chunk: Array) -> CovarianceAccumu
     return CovarianceAccumulator(*_merge(tuple(acc), _chunk_moments(chunk)))
 
 
+# The host path's kernels also return the largest magnitude seen (NaN if any value is NaN), so
+# that checking the values costs no pass of its own.
+@functools.partial(jax.jit, static_argnames=("n_components", "ddof"))
+def _fit_block_kernel(x: Array, n_components: int, ddof: int) -> tuple[tuple[Array, ...], Array]:
+    return _finalize(*_chunk_moments(x), n_components, ddof), jnp.max(jnp.abs(x))
+
+
+@jax.jit
+def _first_block_kernel(chunk: Array) -> tuple[CovarianceAccumulator, Array]:
+    return CovarianceAccumulator(*_chunk_moments(chunk)), jnp.max(jnp.abs(chunk))
+
+
+@jax.jit
+def _update_largest_kernel(
+    acc: CovarianceAccumulator, largest: Array, chunk: Array
+) -> tuple[CovarianceAccumulator, Array]:
+    largest = jnp.maximum(largest, jnp.max(jnp.abs(chunk)))  # jnp.maximum propagates NaN
+    return CovarianceAccumulator(*_merge(tuple(acc), _chunk_moments(chunk))), largest
+
+
 @jax.jit
 def _update_masked_kernel(
     acc: CovarianceAccumulator, chunk: Array, mask: Array
@@ -541,7 +572,7 @@ def fit_pca(
         by a power of two near ``max |x|`` before the covariance, an exact operation, and the
         results are scaled back; other data are used as they are.
     """
-    x = _validate_data(x, "x")
+    x = _validate_data(x, "x", finite=False)  # _fit checks the values as it reads them
     n_samples, n_features = x.shape
     ddof = _check_ddof(ddof, n_samples)
     n_components = _check_n_components(n_components, n_samples, n_features)
@@ -564,8 +595,13 @@ def _extreme_scale(x: np.ndarray | Array, dtype: Any) -> float:
     if isinstance(x, jax.core.Tracer) or x.size == 0:
         return 1.0
     largest = float(np.max(np.abs(x)) if isinstance(x, np.ndarray) else jnp.max(jnp.abs(x)))
+    return _scale_for(largest, x.shape, dtype)
+
+
+def _scale_for(largest: float, shape: tuple[int, int], dtype: Any) -> float:
+    """:func:`_extreme_scale` for data of ``shape`` whose largest magnitude is ``largest``."""
     info = jnp.finfo(dtype)
-    high = math.sqrt(float(info.max) / (16.0 * x.shape[0] * x.shape[1]))
+    high = math.sqrt(float(info.max) / (16.0 * shape[0] * shape[1]))
     low = math.sqrt(float(info.tiny)) / float(info.eps)
     if largest == 0.0 or low <= largest <= high:
         return 1.0
@@ -606,7 +642,16 @@ def _rescaled(state: PCAState, scale: float, name: str) -> PCAState:
 def _fit(
     x: np.ndarray | Array, n_components: int, ddof: int, block_rows: int, name: str = "x"
 ) -> PCAState:
-    """The fit on validated input; data of extreme magnitude are scaled by a power of two."""
+    """The fit on shape-validated input; NaN/Inf are refused, extreme magnitudes scaled.
+
+    Host data take one pass: each block's largest magnitude comes back with the moments, and
+    only data that hold NaN/Inf or need scaling (:func:`_extreme_scale`) are read again.
+    """
+    if isinstance(x, np.ndarray):
+        outputs, largest = _host_moments(x, n_components, ddof, block_rows)
+        if math.isfinite(largest) and _scale_for(largest, x.shape, outputs[0].dtype) == 1.0:
+            return _state_from_outputs(outputs, x.shape[0], ddof)
+    validation.check_array(name, x, allow_empty=True, dtype="numeric")  # NaN/Inf: a clear error
     scale = _extreme_scale(x, _float_dtype(np.dtype(x.dtype)))
     if scale != 1.0:
         state = _fit_unscaled(x / scale, n_components, ddof, block_rows)
@@ -614,22 +659,37 @@ def _fit(
     return _fit_unscaled(x, n_components, ddof, block_rows)
 
 
+def _host_moments(
+    x: np.ndarray, n_components: int, ddof: int, block_rows: int
+) -> tuple[tuple[Array, ...], float]:
+    """The fit's outputs for host data, and the largest magnitude of the data as computed.
+
+    Data of at most ``block_rows`` rows go to the device once and are fitted by one compiled
+    call; larger data go block by block (no full-size copy, and the transfer of the next block
+    overlaps the reduction of the current one).
+    """
+    dtype = _float_dtype(x.dtype)
+    n_samples = x.shape[0]
+    if n_samples <= block_rows:
+        outputs, largest = _fit_block_kernel(_to_device(x, dtype), n_components, ddof)
+    else:
+        acc, largest = _first_block_kernel(_to_device(x[:block_rows], dtype))
+        for start in range(block_rows, n_samples, block_rows):
+            block = _to_device(x[start : start + block_rows], dtype)
+            acc, largest = _update_largest_kernel(acc, largest, block)
+        outputs = _finalize_kernel(acc.count, acc.mean, acc.scatter, n_components, ddof)
+    # The blocks may share memory with ``x``: finish reading it before returning.
+    outputs, largest = jax.block_until_ready((outputs, largest))
+    return outputs, float(largest)
+
+
 def _fit_unscaled(x: np.ndarray | Array, n_components: int, ddof: int, block_rows: int) -> PCAState:
     """The fit of ``x`` as it is."""
-    n_samples = x.shape[0]
     if isinstance(x, np.ndarray):
-        # Host data goes to the device one block at a time: no full-size copy, and the
-        # transfer of the next block overlaps the reduction of the current one.
-        dtype = _float_dtype(x.dtype)
-        acc = accumulator_init(x.shape[1], dtype)
-        for start in range(0, n_samples, block_rows):
-            acc = _update_kernel(acc, _to_device(x[start : start + block_rows], dtype))
-        outputs = _finalize_kernel(acc.count, acc.mean, acc.scatter, n_components, ddof)
-        # The blocks may share memory with ``x``: finish reading it before returning.
-        outputs = jax.block_until_ready(outputs)
+        outputs, _ = _host_moments(x, n_components, ddof, block_rows)
     else:
         outputs = _fit_kernel(_to_device(x), n_components, ddof, block_rows)
-    return _state_from_outputs(outputs, n_samples, ddof)
+    return _state_from_outputs(outputs, x.shape[0], ddof)
 
 
 def accumulator_init(n_features: int, dtype: Any = None) -> CovarianceAccumulator:

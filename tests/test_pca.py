@@ -535,15 +535,28 @@ def test_fit_pca_bad_input(x, kwargs, error, match):
         fit_pca(x, **kwargs)
 
 
-def test_bad_input_does_not_compile():
+def test_bad_arguments_do_not_compile():
     from latent_jax import pca as module
 
-    size = module._fit_kernel._cache_size()
+    kernels = (module._fit_kernel, module._fit_block_kernel)
+    sizes = [kernel._cache_size() for kernel in kernels]
     with pytest.raises(ValueError):
         fit_pca(np.ones((6, 3)), 4)
-    with pytest.raises(ValueError):
-        fit_pca(np.full((6, 3), np.nan))
-    assert module._fit_kernel._cache_size() == size
+    with pytest.raises(TypeError):
+        fit_pca(np.ones((6, 3)), block_rows=2.5)
+    assert [kernel._cache_size() for kernel in kernels] == sizes
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("block_rows", [None, 256])
+def test_non_finite_host_data_are_refused_in_any_block(bad, block_rows):
+    # One block, or the last of three: the values are checked as the blocks are reduced.
+    x = np.random.default_rng(0).standard_normal((600, 3))
+    x[555, 1] = bad
+    with pytest.raises(
+        ValueError, match=r"x contains 1 NaN or infinite .*the first at index \(555, 1\)"
+    ):
+        fit_pca(x, 2, block_rows=block_rows)
 
 
 @pytest.fixture(scope="module")
