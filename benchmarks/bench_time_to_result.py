@@ -27,7 +27,9 @@ recorded as ``exit_seconds``. The breakdown comes from each run's metrics.json: 
 ``train_seconds`` (the compiled epochs) and ``compile_seconds`` (the rest of ``fit``: tracing,
 compiling or loading from the cache, initialization); PyTorch's ``import_seconds``,
 ``data_seconds``, ``train_seconds`` (the seed's epoch loop) and ``figure_seconds``, and
-``startup_seconds`` (spawn to the program's first line: the interpreter's start).
+``startup_seconds`` (spawn to the program's first line: the interpreter's start); and for
+every run the time from the spawn to each file's write (``file_seconds``, a timeline: for
+latent_jax, config.json is written just before training starts and the checkpoint at its end).
 
 Protocol: for each job, one untimed latent_jax run fills that job's warm compilation cache
 (``LATENT_JAX_CACHE_DIR``), and one untimed ``python -c "import torch, sklearn, matplotlib"``
@@ -91,24 +93,29 @@ FINAL_LOSSES = {
 }
 
 
-def last_write(folder: Path) -> float:
-    """The largest modification time (``time.time()`` clock) of the files under ``folder``.
+def write_times(folder: Path) -> dict[str, float]:
+    """The modification time (``time.time()`` clock) of each file under ``folder``, by path.
 
     Raises:
         RuntimeError: if ``folder`` holds no file.
     """
-    times = [path.stat().st_mtime for path in folder.rglob("*") if path.is_file()]
+    times = {
+        str(path.relative_to(folder)): path.stat().st_mtime
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
     if not times:
         raise RuntimeError(f"the run wrote no file in {folder}")
-    return max(times)
+    return times
 
 
 def spawn(command: list[str], out: Path, env: dict[str, str]) -> dict:
     """Runs ``command`` in a fresh process; its time to the last file written in ``out``.
 
     Returns:
-        ``{"seconds", "exit_seconds", "spawn_time", "metrics"}``: spawn to last write, spawn to
-        exit, the spawn's ``time.time()``, and the run's metrics.json.
+        ``{"seconds", "exit_seconds", "spawn_time", "file_seconds", "metrics"}``: spawn to the
+        last write, spawn to exit, the spawn's ``time.time()``, spawn to each file's write (in
+        the order written: the run's timeline), and the run's metrics.json.
 
     Raises:
         RuntimeError: if the process fails, with the end of its output.
@@ -119,10 +126,12 @@ def spawn(command: list[str], out: Path, env: dict[str, str]) -> dict:
     if process.returncode != 0:
         tail = (process.stdout + process.stderr)[-3000:]
         raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}:\n{tail}")
+    written = sorted((mtime - start, name) for name, mtime in write_times(out).items())
     return {
-        "seconds": last_write(out) - start,
+        "seconds": written[-1][0],
         "exit_seconds": end - start,
         "spawn_time": start,
+        "file_seconds": {name: round(seconds, 3) for seconds, name in written},
         "metrics": json.loads((out / "metrics.json").read_text()),
     }
 
