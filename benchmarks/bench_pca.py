@@ -198,6 +198,8 @@ def bench_one_shot(n: int, d: int, *, x64: bool, sklearn_solvers: tuple[str, ...
         (max_rel_diff(v, reference) for v in sk_results.values()), default=0.0
     )
 
+    row["parts"] = time_parts(x, state.mean.dtype, repeats)
+
     if not x64:
         # scikit-learn's fastest configuration: a float32 copy, covariance_eigh.
         x32 = x.astype(np.float32)
@@ -215,6 +217,32 @@ def bench_one_shot(n: int, d: int, *, x64: bool, sklearn_solvers: tuple[str, ...
     x = None
     gc.collect()
     return row
+
+
+def time_parts(x: np.ndarray, dtype, repeats: int) -> dict:
+    """The fit's two parts in JAX against NumPy's BLAS and LAPACK, in the fit's dtype.
+
+    The scatter product ``xc.T @ xc`` of the centred data (XLA against NumPy's ``@``) and the
+    eigendecomposition of the D x D result (``jnp.linalg.eigh`` against ``np.linalg.eigh``),
+    each on data already in memory (no transfer), medians of ``repeats`` calls.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    xc = (x - x.mean(axis=0)).astype(dtype)
+    scatter = xc.T @ xc
+    device_xc, device_scatter = jax.device_put(xc), jax.device_put(scatter)
+    product = jax.jit(lambda a: jnp.matmul(a.T, a, precision=jax.lax.Precision.HIGHEST))
+    eigh = jax.jit(jnp.linalg.eigh)
+    jax.block_until_ready((product(device_xc), eigh(device_scatter)))
+    parts = {
+        "dtype": str(np.dtype(dtype)),
+        "jax_scatter_s": timed(lambda: product(device_xc).block_until_ready(), repeats)[0],
+        "numpy_scatter_s": timed(lambda: xc.T @ xc, repeats)[0],
+        "jax_eigh_s": timed(lambda: jax.block_until_ready(eigh(device_scatter)), repeats)[0],
+        "numpy_eigh_s": timed(lambda: np.linalg.eigh(scatter), repeats)[0],
+    }
+    return parts
 
 
 def run_one_shot(sizes, *, x64: bool, solvers) -> list[dict]:
@@ -324,6 +352,8 @@ def run_child(args: list[str], env_extra: dict | None = None) -> dict:
 def fmt(seconds: float | None) -> str:
     if seconds is None:
         return "—"
+    if seconds < 0.01:
+        return f"{seconds * 1e3:.1f} ms"
     return f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
@@ -366,6 +396,19 @@ def table(results: dict) -> str:
                 else "— | — | — |"
             )
         )
+    lines += [
+        "",
+        "| N × D | dtype | scatter XLA | scatter NumPy | eigh XLA | eigh NumPy (LAPACK) |",
+        "|" + "---|" * 6,
+    ]
+    for row in [*results["one_shot"], *results.get("one_shot_x64", [])]:
+        parts = row.get("parts")
+        if parts:
+            lines.append(
+                f"| {row['n']:.0e}×{row['d']} | {parts['dtype']} | "
+                f"{fmt(parts['jax_scatter_s'])} | {fmt(parts['numpy_scatter_s'])} | "
+                f"{fmt(parts['jax_eigh_s'])} | {fmt(parts['numpy_eigh_s'])} |"
+            )
     if results.get("streaming"):
         lines += [
             "",
