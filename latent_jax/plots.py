@@ -14,10 +14,12 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image
 
 from latent_jax import validation
 
 DPI = 100
+_GRAY = matplotlib.colormaps["gray"]  # a copy of its own, its lookup table built once
 
 
 def _save(fig, path: str | os.PathLike) -> str:
@@ -153,16 +155,100 @@ def _as_images(images: np.ndarray, name: str) -> np.ndarray:
     return images
 
 
-def _show(ax, image: np.ndarray, vmin: float | None, vmax: float | None) -> None:
-    """Draws one (height, width, channels) image; grey images are autoscaled unless told."""
+def _display_rgba(image: np.ndarray, vmin: float | None, vmax: float | None) -> np.ndarray:
+    """One (height, width, channels) image as the (height, width, 4) uint8 RGBA ``imshow`` draws.
+
+    Grey images go through the "gray" colormap, autoscaled to their own minimum and maximum
+    unless ``vmin``/``vmax`` are given (a constant image is drawn black, non-finite pixels
+    transparent); colour images are read as [0, 1], or 0-255 when larger, and clipped.
+    """
     if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=vmin, vmax=vmax)
-        return
+        norm = matplotlib.colors.Normalize(vmin, vmax)
+        return _GRAY(norm(np.ma.masked_invalid(image[..., 0])), bytes=True)
     if vmin is not None and vmax is not None:
         image = (image - vmin) / max(vmax - vmin, 1e-12)
     elif image.max() > 1.0:
         image = image / 255.0  # 8-bit pixel values
-    ax.imshow(np.clip(image, 0.0, 1.0))
+    rgba = (np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    if rgba.shape[-1] == 3:
+        rgba = np.concatenate([rgba, np.full_like(rgba[..., :1], 255)], axis=-1)
+    return rgba
+
+
+def _draw_cells(
+    fig,
+    cells: Sequence[np.ndarray | None],
+    nrows: int,
+    ncols: int,
+    *,
+    vmin: float | None,
+    vmax: float | None,
+    **grid: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Draws ``cells`` row by row as one figure-sized image, each where ``fig.subplots`` and
+    ``imshow`` would put it (centred in its grid box, its aspect kept); ``None`` cells and the
+    gaps stay background.
+
+    Args:
+        fig: the figure, at its final size.
+        cells: images of one shape (height, width, channels), or None; missing ones are blank.
+        nrows: rows of the grid.
+        ncols: columns of the grid.
+        vmin: grey level drawn black, or None to autoscale each image.
+        vmax: grey level drawn white, or None.
+        **grid: ``left``, ``right``, ``bottom``, ``top``, ``wspace``, ``hspace`` as in
+            ``Figure.subplots_adjust``.
+
+    Returns:
+        ``(bottoms, tops, lefts, rights)``: the images' edges in figure fractions, arrays of
+        shape (nrows,) and (ncols,), where an image Axes' labels and title would attach.
+    """
+    bottoms, tops, lefts, rights = matplotlib.gridspec.GridSpec(
+        nrows, ncols, **grid
+    ).get_grid_positions(fig)
+    image_height, image_width = next(c for c in cells if c is not None).shape[:2]
+    width, height = fig.get_size_inches() * DPI
+    # pixels per image pixel: the largest that fits the boxes (those of one grid are equal)
+    scale = min(
+        (rights[0] - lefts[0]) * width / image_width, (tops[0] - bottoms[0]) * height / image_height
+    )
+    x_margin = ((rights - lefts) * width - image_width * scale) / 2
+    y_margin = ((tops - bottoms) * height - image_height * scale) / 2
+    lefts, rights = lefts + x_margin / width, rights - x_margin / width
+    bottoms, tops = bottoms + y_margin / height, tops - y_margin / height
+    canvas = np.zeros((int(height), int(width), 4), np.uint8)
+    for index, cell in enumerate(cells[: nrows * ncols]):
+        if cell is None:
+            continue
+        # the image's edges in canvas pixels (rows from the top), and the pixels whose centres
+        # fall inside them, as imshow picks them
+        row, col = divmod(index, ncols)
+        x0, x1 = lefts[col] * width, rights[col] * width
+        y0, y1 = (1.0 - tops[row]) * height, (1.0 - bottoms[row]) * height
+        cols = np.arange(np.ceil(x0 - 0.5), min(np.ceil(x1 - 0.5), canvas.shape[1]), dtype=int)
+        rows = np.arange(np.ceil(y0 - 0.5), min(np.ceil(y1 - 0.5), canvas.shape[0]), dtype=int)
+        if not (len(cols) and len(rows)):
+            continue
+        rgba = _display_rgba(cell, vmin, vmax)
+        if scale > 3 or scale in (1.0, 2.0):  # imshow's default: nearest neighbours there
+            source_cols = np.minimum(((cols + 0.5 - x0) / scale).astype(int), image_width - 1)
+            source_rows = np.minimum(((rows + 0.5 - y0) / scale).astype(int), image_height - 1)
+            pixels = rgba[source_rows[:, None], source_cols]
+        else:  # below it a smoothing window, which also averages when downsampling
+            box = (
+                max(0.0, (cols[0] - x0) / scale),
+                max(0.0, (rows[0] - y0) / scale),
+                min(image_width, (cols[-1] + 1 - x0) / scale),
+                min(image_height, (rows[-1] + 1 - y0) / scale),
+            )
+            pixels = np.asarray(
+                Image.fromarray(rgba).resize(
+                    (len(cols), len(rows)), Image.Resampling.HAMMING, box=box
+                )
+            )
+        canvas[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = pixels
+    fig.figimage(canvas, origin="upper")
+    return bottoms, tops, lefts, rights
 
 
 def _image_grid_figure(
@@ -181,7 +267,8 @@ def _image_grid_figure(
 
     The figure is ``ncols * cell_inches`` wide (plus 0.6 inch for row labels) and
     ``nrows * cell_inches * height / width`` tall (plus 0.5 inch for a title and 0.3 inch for
-    column labels); ``None`` cells stay blank.
+    column labels); ``None`` cells stay blank. Row labels stand left of the rows and column
+    labels above the columns, where an Axes' y label and title would.
     """
     shapes = [c.shape for c in cells if c is not None]
     aspect = shapes[0][0] / shapes[0][1]
@@ -190,31 +277,44 @@ def _image_grid_figure(
     width = ncols * cell_inches + left
     height = nrows * cell_inches * aspect + top
     fig = plt.figure(figsize=(width, height))
-    axes = fig.subplots(
+    bottoms, tops, lefts, rights = _draw_cells(
+        fig,
+        cells,
         nrows,
         ncols,
-        squeeze=False,
-        subplot_kw={"xticks": [], "yticks": []},
-        gridspec_kw={"hspace": 0.02, "wspace": 0.02},
+        vmin=vmin,
+        vmax=vmax,
+        left=left / width,
+        right=1.0,
+        bottom=0.0,
+        top=1.0 - top / height,
+        wspace=0.02,
+        hspace=0.02,
     )
-    fig.subplots_adjust(left=left / width, right=1.0, bottom=0.0, top=1.0 - top / height)
-    for index, ax in enumerate(axes.flat):
-        cell = cells[index] if index < len(cells) else None
-        if cell is None:
-            ax.axis("off")
-            continue
-        _show(ax, cell, vmin, vmax)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-    if row_labels:
-        for ax, label in zip(axes[:, 0], row_labels, strict=False):
-            ax.set_ylabel(label, fontsize=9)
-    if col_labels:
-        for ax, label in zip(axes[0], col_labels, strict=False):
-            ax.set_title(label, fontsize=9)
+    label_x = lefts[0] - matplotlib.rcParams["axes.labelpad"] / 72 / width
+    for bottom, top_, label in zip(bottoms, tops, row_labels or (), strict=False):
+        fig.text(
+            label_x,
+            (bottom + top_) / 2,
+            label,
+            fontsize=9,
+            rotation=90,
+            rotation_mode="anchor",
+            ha="center",
+            va="bottom",
+        )
+    _column_titles(fig, tops[0], lefts, rights, col_labels or (), fontsize=9)
     if title:
         fig.suptitle(title, y=1.0 - 0.1 / height, va="top")
     return fig
+
+
+def _column_titles(fig, top: float, lefts, rights, titles: Sequence[str], fontsize: float):
+    """Writes ``titles`` above the boxes from ``lefts`` to ``rights`` whose top is ``top`` (figure
+    fractions), where ``Axes.set_title`` would."""
+    y = top + matplotlib.rcParams["axes.titlepad"] / 72 / fig.get_size_inches()[1]
+    for x0, x1, text in zip(lefts, rights, titles, strict=False):
+        fig.text((x0 + x1) / 2, y, text, fontsize=fontsize, ha="center", va="baseline")
 
 
 def image_grid(
@@ -341,17 +441,26 @@ def image_strip(
             f"captions must have one entry per image ({len(images)}), got {len(captions)}"
         )
     ncols = -(-len(images) // nrows)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=figsize or (2.4 * ncols, 3.0 * nrows), squeeze=False
+    fig = plt.figure(figsize=figsize or (2.4 * ncols, 3.0 * nrows))
+    _, tops, lefts, rights = _draw_cells(
+        fig,
+        list(images),
+        nrows,
+        ncols,
+        vmin=vmin,
+        vmax=vmax,
+        left=0.01,
+        right=0.99,
+        bottom=0.01,
+        top=0.9 if title else 0.97,
+        wspace=0.05,
+        hspace=0.15,
     )
-    for index, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if index < len(images):
-            _show(ax, images[index], vmin, vmax)
-            if captions is not None:
-                ax.set_title(captions[index], fontsize=10)
-    top = 0.9 if title else 0.97
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.05, hspace=0.15)
+    if captions is not None:
+        for row in range(nrows):
+            _column_titles(
+                fig, tops[row], lefts, rights, captions[row * ncols : (row + 1) * ncols], 10
+            )
     if title:
         fig.suptitle(title)
     return _save(fig, path)

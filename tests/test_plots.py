@@ -46,6 +46,27 @@ def test_image_grid_draws_the_pixels(tmp_path):
     assert 100 < pixels.mean() < 155
 
 
+def test_grey_cells_are_autoscaled_one_by_one(tmp_path):
+    constant = np.full((10, 10), 5.0)
+    ramp = np.tile(np.linspace(-2.0, 7.0, 10), (10, 1))  # columns from -2 to 7
+    path = plots.image_grid(np.stack([constant, ramp]), tmp_path / "ramp.png", 1, 2)
+    size, pixels = _open(path)
+    assert size == (200, 100)  # 2 by 1 inches at 100 dpi
+    middle = pixels[50]
+    assert np.all(pixels[:99, :99] == 0)  # a constant image is drawn at the low end: black
+    assert np.all(middle[99:101] == 255)  # the gap between the cells is background
+    cell = middle[101:]
+    assert cell[0] == 0 and cell[-1] == 255  # the ramp's minimum black, its maximum white
+    assert np.all(np.diff(cell) >= 0) and len(np.unique(cell)) == 10
+
+
+def test_blank_cells_stay_background(tmp_path):
+    black = np.zeros((3, 5, 5))
+    _, pixels = _open(plots.image_grid(black, tmp_path / "blank.png", 2, 2, vmin=0, vmax=1))
+    assert pixels[:95, :95].max() == 0 and pixels[105:, :95].max() == 0
+    assert pixels[105:, 105:].min() == 255  # the fourth cell has no image
+
+
 def test_image_grid_draws_rgb(tmp_path):
     red = np.zeros((2, 6, 6, 3))
     red[..., 0] = 255  # 8-bit values are read as 0..255
