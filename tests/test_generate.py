@@ -105,7 +105,8 @@ def test_sample_prior_decodes_standard_normal_draws(vae):
     assert samples.shape == (10, *IMAGE_SHAPE)
     chex.assert_tree_all_finite(samples)
     z = jax.random.normal(key, (10, LATENT_DIM))
-    np.testing.assert_allclose(samples, _decode(model, variables, z), rtol=1e-6)
+    # Programs compiled with other options round differently in the last bits.
+    np.testing.assert_allclose(samples, _decode(model, variables, z), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(
         samples, generate.sample_prior(key, model, variables, 10, LATENT_DIM)
     )

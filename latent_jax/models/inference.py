@@ -9,7 +9,9 @@ method's signature declares, so library models (``train``) and others (``determi
 * :func:`apply_inference`: ``model.apply`` in inference mode, traceable (call it inside a
   jitted function of your own);
 * :func:`predict`: the same, compiled once per model, method and input shape, optionally
-  over the rows in blocks (bounded memory) with the results concatenated.
+  over the rows in blocks (bounded memory) with the results concatenated. A call on at most
+  1,024 rows (a figure's few images) is compiled for compile speed, a larger one for run
+  speed (:mod:`latent_jax.xla_options`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import jax
 import numpy as np
 
 from latent_jax import validation
+from latent_jax.xla_options import at_top_level, default_options
 
 __all__ = ["INFERENCE_FLAGS", "apply_inference", "inference_kwargs", "predict"]
 
@@ -94,18 +97,35 @@ def _method(method: str) -> str | None:
     return None if method == "__call__" else method
 
 
-@functools.partial(jax.jit, static_argnames=("model", "method", "kwargs"))
-def _compiled(variables: Any, args: tuple, *, model: Any, method: str, kwargs: tuple) -> Any:
+# Calls on at most this many rows in all compile for compile speed: they are a figure's few
+# images or a handful of examples, run once.
+_FEW_ROWS = 1024
+
+
+def _apply(variables: Any, args: tuple, *, model: Any, method: str, kwargs: tuple) -> Any:
     return model.apply(variables, *args, method=_method(method), **dict(kwargs))
 
 
-def _run(model: Any, variables: Any, args: tuple, method: str, kwargs: dict[str, Any]) -> Any:
+@functools.cache
+def _compiled(once: bool | None) -> Any:
+    """``_apply`` jitted with the options for one-off (``once``) or repeated programs.
+
+    ``None``: without options, for calls inside another trace (where options are refused).
+    """
+    options = None if once is None else default_options(once=once) or None
+    return jax.jit(_apply, static_argnames=("model", "method", "kwargs"), compiler_options=options)
+
+
+def _run(
+    model: Any, variables: Any, args: tuple, method: str, kwargs: dict[str, Any], once: bool
+) -> Any:
     static = tuple(sorted(kwargs.items()))
     try:
         hash((model, static))
     except TypeError:  # unhashable model fields or keyword values: run op by op
         return model.apply(variables, *args, method=_method(method), **kwargs)
-    return _compiled(variables, args, model=model, method=method, kwargs=static)
+    compiled = _compiled(once if at_top_level() else None)
+    return compiled(variables, args, model=model, method=method, kwargs=static)
 
 
 def predict(
@@ -134,12 +154,13 @@ def predict(
         What the method returns for all ``n`` rows.
     """
     kwargs = inference_kwargs(model, method, apply_kwargs)
-    if batch_size is None:
-        return _run(model, variables, (x, *extra), method, kwargs)
-    batch_size = validation.check_int("batch_size", batch_size, 1)
     n = int(np.shape(x)[0])
+    once = n <= _FEW_ROWS
+    if batch_size is None:
+        return _run(model, variables, (x, *extra), method, kwargs, once)
+    batch_size = validation.check_int("batch_size", batch_size, 1)
     blocks = [
-        _run(model, variables, (x[i : i + batch_size], *extra), method, kwargs)
+        _run(model, variables, (x[i : i + batch_size], *extra), method, kwargs, once)
         for i in range(0, n, batch_size)
     ]
     if len(blocks) == 1:

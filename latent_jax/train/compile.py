@@ -33,30 +33,7 @@ from latent_jax.train.epoch import (
     run_optimizer,
 )
 from latent_jax.train.state import TrainState, init_state, state_from_variables
-
-# The training programs on a CPU: LLVM's -O2 instead of XLA's default -O3. Measured on a
-# 2-core CPU (benchmarks/bench_compile.py), -O3 costs 25-55% more compile time and buys no
-# speed, for the tutorial's autoencoder and face VAE alike. Other backends keep XLA's default.
-_CPU_TRAINING = {"xla_backend_optimization_level": 2}
-# Initialization runs once per run: optimizing its machine code (random initializers, a
-# forward pass) costs seconds of compile time for conv models and saves nothing. On a CPU,
-# XLA's older loop emitters compile it in 0.6-0.7 of the time, with the same numbers.
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
-_CPU_FAST_COMPILE = {**_FAST_COMPILE, "xla_cpu_use_fusion_emitters": False}
-
-
-def default_options(mesh: Any = None, once: bool = False) -> dict[str, Any]:
-    """The engine's XLA options for programs on ``mesh``'s devices (``None``: the default).
-
-    Args:
-        mesh: the run's mesh, or ``None`` for the default device.
-        once: options for a program that runs once (initialization), compiled as fast as
-            possible rather than to run fast.
-    """
-    platform = jax.default_backend() if mesh is None else mesh.devices.flat[0].platform
-    if once:
-        return dict(_CPU_FAST_COMPILE if platform == "cpu" else _FAST_COMPILE)
-    return dict(_CPU_TRAINING) if platform == "cpu" else {}
+from latent_jax.xla_options import default_options
 
 
 def training_options(config: TrainConfig, plan: Plan) -> dict[str, Any]:

@@ -21,12 +21,13 @@ from latent_jax import locks, validation
 from latent_jax.adversarial import GroupedObjective
 from latent_jax.objectives import Objective
 from latent_jax.train.checkpoints import check_allow_changes
-from latent_jax.train.compile import CompileCache, cache_for, default_options
+from latent_jax.train.compile import CompileCache, cache_for
 from latent_jax.train.config import TrainConfig
 from latent_jax.train.driver import Callback, checkpoint_folder, drive, probe_loss
 from latent_jax.train.epoch import evaluate_batches
 from latent_jax.train.sources import ArrayBatches, StreamedBatches
 from latent_jax.train.state import History, TrainState
+from latent_jax.xla_options import default_options
 
 
 def _check_objective(objective: Any) -> Objective | GroupedObjective:
