@@ -6,6 +6,7 @@ import stat
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import optax
 import pytest
@@ -136,8 +137,11 @@ def test_seeds_on_a_fresh_process_spread_over_the_cores_with_the_same_results(tm
     assert result.returncode == 0, result.stderr[-3000:]
     spread = json.loads((tmp_path / "spread" / "metrics.json").read_text())
     assert spread["run_devices"] == 2
-    here = reduce.run(cli.build_parser().parse_args(["reduce", *flags, "--out", str(tmp_path)]))
-    assert here["run_devices"] == 1
+    here = reduce.run(
+        cli.build_parser().parse_args(["reduce", *flags, "--out", str(tmp_path / "here")])
+    )
+    # This process has one device, or one per core if its backend started in reduce.run.
+    assert here["run_devices"] == len(jax.devices())
     np.testing.assert_allclose(spread["ae_test_mse_per_seed"], here["ae_test_mse_per_seed"], 1e-5)
 
 
