@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_example1.py
 	$(BIN)/python benchmarks/bench_conv_vae.py --images 320
 	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_compile.py
+	$(BIN)/python benchmarks/bench_time_to_result.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

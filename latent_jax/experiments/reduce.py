@@ -28,7 +28,7 @@ import numpy as np
 
 from latent_jax import data, distributed, pca, plots, runs
 from latent_jax.experiments import common
-from latent_jax.models.inference import apply_inference
+from latent_jax.models.inference import predict
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import autoencoder_objective
 from latent_jax.train import TrainConfig, TrainState, evaluate, fit, fit_many
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> dict:
     test_mse = np.atleast_1d(np.asarray(scores["loss"], np.float64))
     train_mse = np.atleast_1d(np.asarray(train_scores["loss"], np.float64))
     first = state if args.seeds == 1 else _first_run(state)
-    ae_codes = np.asarray(apply_inference(model, first.variables, x_train, method="encode"))
+    ae_codes = np.asarray(predict(model, first.variables, x_train, method="encode"))
 
     train_curve = np.atleast_2d(history["train_loss"])[0]
     test_curve = np.atleast_2d(history["test_loss"])[0]
