@@ -59,7 +59,9 @@ from torch_reference.faces_vae import train_vae  # noqa: E402
 
 IMPORTED = time.time()
 
-# The seed's first example.
+# The seed's first example: the seed's make_classification call, as in
+# latent_jax.data.SYNTHETIC_CLASSIFICATION_PARAMS, written out so this process never imports
+# latent_jax (whose import brings jax).
 RANDOM_SEED = 42
 HIDDEN_DIM = 5
 TEST_SIZE = 0.2
