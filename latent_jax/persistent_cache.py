@@ -1,9 +1,9 @@
 """JAX's persistent compilation cache, on by default for the command line, in a per-user folder.
 
 Compiling the training chunk is a large part of a short run's time (the faces demo's VAE: about
-6 s on a 2-core CPU, more than its 40 epochs take). JAX can keep compiled programs on disk and reuse them in a later process with the same
-program, shapes, JAX version and machine; :func:`enable` turns that on in a folder that belongs
-to the user:
+6 s on a 2-core CPU, more than its 40 epochs take). JAX can keep compiled programs on disk and
+reuse them in a later process with the same program, shapes, JAX version and machine;
+:func:`enable` turns that on in a folder that belongs to the user:
 
 * ``$LATENT_JAX_CACHE_DIR`` if set, else the platform's per-user cache folder
   (``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS,
