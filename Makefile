@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install test test-slow lint format demo bench clean
+.PHONY: install test test-isa test-slow lint format demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2 -q
+
+# The numerically sensitive tests again as CPUs without AVX-512 (and without AVX) compute them.
+ISAS ?= SSE4_2 AVX2
+test-isa: $(STAMP)
+	@for isa in $(ISAS); do \
+		echo "XLA_FLAGS=--xla_cpu_max_isa=$$isa"; \
+		XLA_FLAGS="--xla_cpu_max_isa=$$isa" $(BIN)/python -m pytest -m "numerics and not slow" -n 2 -q || exit 1; \
+	done
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q

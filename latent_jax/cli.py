@@ -11,8 +11,11 @@ COMMAND: error: ...``, naming the flag or the file, and no traceback (``--verbos
 it): bad flags or data, unreadable or missing files, an output folder that cannot be written
 or is in use by another run (:mod:`latent_jax.locks`), a full disk. Exit codes:
 :data:`EXIT_ERROR` (2) for those, :data:`EXIT_DIVERGED` (3) for a training run whose loss
-turned non-finite (its last good checkpoint stays on disk). An interrupt (Ctrl-C) is
-Python's ``KeyboardInterrupt``, as in any program; the folder locks are released on the way.
+turned non-finite (its last good checkpoint stays on disk). SIGINT (Ctrl-C) or SIGTERM
+during training finishes the compiled call in progress, writes a checkpoint and ends with
+one line naming it (:mod:`latent_jax.train.interrupts`), exit code 130 or 143; a second
+signal stops at once. A failed command removes what it wrote unless it wrote a checkpoint to
+resume from (:func:`latent_jax.experiments.common.release_output_dirs`).
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ import latent_jax
 from latent_jax._deprecation import warn_deprecated
 from latent_jax.experiments import common
 from latent_jax.locks import FolderInUseError
+from latent_jax.train import interrupts
 from latent_jax.train.driver import NonFiniteLossError
 
 # The exit codes of a command that failed: an expected failure (one line on stderr), a
 # training run that diverged.
 EXIT_ERROR = 2
 EXIT_DIVERGED = 3
+# Ctrl-C: the shell's code for SIGINT (a SIGTERM exits 143; see latent_jax.train.interrupts).
+EXIT_INTERRUPTED = 130
 # Failures that are the user's input or the machine's state, not a bug: one line each.
 EXPECTED_ERRORS = (ValueError, TypeError, OSError, FolderInUseError, NonFiniteLossError)
 # What to do about a system error, by errno.
@@ -246,13 +252,32 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     common.enable_compile_cache(args)
     failed = True
     try:
-        args.run(args)
+        with interrupts.stop_on_signals():
+            args.run(args)
         failed = False
     except EXPECTED_ERRORS as error:
         return _fail(args, error)
+    except interrupts.Interrupted as stop:
+        print(f"latent-jax {args.command}: {describe_interrupt(stop)}", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # a second signal while the first one's checkpoint was due
+        print(f"latent-jax {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         common.release_output_dirs(failed)
     return 0
+
+
+def describe_interrupt(stop: interrupts.Interrupted) -> str:
+    """The one line a command interrupted by a signal prints: where its work is, what next."""
+    if stop.checkpoint is not None:
+        return (
+            f"{stop}; to continue, run the same command with --resume (the run folder keeps "
+            "its checkpoints)"
+        )
+    if stop.epoch is not None:
+        return f"{stop}; this run writes no checkpoints, so nothing trained was kept"
+    return str(stop)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from jax import Array
 
-from latent_jax import image_data, pca, validation
+from latent_jax import fingerprint, image_data, pca, validation
 from latent_jax import shuffle as shuffle_rows
 from latent_jax._deprecation import deprecated_names
 
@@ -71,6 +71,15 @@ class ArraySource:
     def example_shape(self) -> tuple[int, ...]:
         """The shape of one example, e.g. (n_features,) or (height, width, channels)."""
         return tuple(int(d) for d in self.array.shape[1:])
+
+    def fingerprint(self) -> str:
+        """The rows' fingerprint: a memory-mapped file's identity (path, size, mtime, and the
+        array's offset and shape in it), else a checksum of the values
+        (:mod:`latent_jax.fingerprint`)."""
+        if isinstance(self.array, np.memmap) and self.array.filename is not None:
+            layout = (self.array.offset, self.array.shape, str(self.array.dtype))
+            return fingerprint.file_fingerprint([self.array.filename], layout)
+        return fingerprint.row_fingerprint(self.array)
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         """Rows ``indices`` (increasing, for sequential disk access), float32, checked finite.
@@ -138,6 +147,11 @@ class ImageFolderSource:
     def example_shape(self) -> tuple[int, ...]:
         """(height, width, channels) of every image."""
         return self._shape
+
+    def fingerprint(self) -> str:
+        """The images' fingerprint: each file's identity (path, size, mtime), with the size,
+        colour and scale they are read at (:func:`latent_jax.fingerprint.file_fingerprint`)."""
+        return fingerprint.file_fingerprint(self.paths, (self.size, self.grayscale, self.scale))
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         """Images ``indices`` as float32 of shape (k, height, width, channels).

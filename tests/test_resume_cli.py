@@ -106,7 +106,7 @@ def test_train_killed_at_several_points_resumes_to_an_uninterrupted_runs_outputs
     ("extra", "message"),
     [
         (["--override", "learning_rate"], "--override applies only with --resume"),
-        (["--resume", "--override", "batch_size"], "--override may name only the optimizer"),
+        (["--resume", "--override", "batch_size"], "--override may name only learning_rate"),
         (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0 epochs, got -1"),
     ],
 )

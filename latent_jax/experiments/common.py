@@ -23,12 +23,52 @@ from latent_jax.train.config import LR_SCHEDULES
 
 logger = logging.getLogger(__name__)
 
-# The output folders this process has locked (prepare_output_dir), released by
-# release_output_dirs when the command ends (else when the process exits): the lock's key,
-# and whether this process created the folder.
-_LOCKED_DIRS: list[tuple[str, bool]] = []
+
+@dataclasses.dataclass
+class _RunFolder:
+    """An output folder this command locked (:func:`prepare_output_dir`), and what it held.
+
+    Attributes:
+        key: the lock's key (the folder's real path).
+        created: whether this command created the folder.
+        files_before: the files (relative paths) the folder held when it was locked.
+        checkpoints_before: the checkpoint manifests under it at that time.
+        pending_config: the ``config.json`` of a resumed run, written once the resume is
+            accepted (:func:`write_run_config`): the arguments of :func:`runs.write_config`.
+        resumed: the resumptions to record in it (:func:`record_resumptions`).
+    """
+
+    key: str
+    created: bool
+    files_before: set[str]
+    checkpoints_before: set[str]
+    pending_config: dict[str, Any] | None = None
+    resumed: list[Any] | None = None
+
+
+# The output folders this process has locked, released by release_output_dirs when the
+# command ends (else when the process exits).
+_LOCKED_DIRS: list[_RunFolder] = []
 # Run folders whose earlier checkpoints --overwrite deletes once the folder is locked.
 _REPLACED_CHECKPOINTS: dict[str, list[str]] = {}
+
+
+def _files_under(folder: str) -> set[str]:
+    """The files under ``folder`` (recursively), as paths relative to it."""
+    found = set()
+    for directory, _, files in os.walk(folder):
+        for name in files:
+            found.add(os.path.relpath(os.path.join(directory, name), folder))
+    return found
+
+
+def _manifests_under(folder: str) -> set[str]:
+    """The checkpoint manifests under ``folder``'s checkpoint folders."""
+    return {
+        path
+        for directory in earlier_checkpoint_dirs(folder)
+        for _, path in checkpoint.list_checkpoints(directory)
+    }
 
 
 def check_output_path(path: str | os.PathLike, flag: str = "--out") -> str:
@@ -80,26 +120,60 @@ def prepare_output_dir(path: str | os.PathLike) -> str:
     path = check_output_path(path)
     created = not os.path.isdir(path)
     os.makedirs(path, exist_ok=True)
-    _LOCKED_DIRS.append((locks.acquire(path), created))
+    key = locks.acquire(path)
     # --overwrite: the earlier run's checkpoints go only now that the folder is this run's.
     for directory in _REPLACED_CHECKPOINTS.pop(os.path.abspath(path), ()):
         shutil.rmtree(directory, ignore_errors=True)
+    _LOCKED_DIRS.append(_RunFolder(key, created, _files_under(key), _manifests_under(key)))
     return path
 
 
+def _run_folder(path: str) -> _RunFolder | None:
+    """The locked folder ``path`` is (not a folder inside it), or ``None``."""
+    key = os.path.realpath(path)
+    return next((folder for folder in _LOCKED_DIRS if folder.key == key), None)
+
+
 def release_output_dirs(failed: bool = False) -> None:
-    """Releases the locks :func:`prepare_output_dir` took (the command has ended).
+    """Ends the command's hold on its output folders: writes or drops what waited, unlocks.
+
+    A successful command writes the ``config.json`` of its resumed runs. A failed one keeps
+    what can be resumed and removes what cannot: a folder under which it wrote a new
+    checkpoint (a divergence, an interrupt) keeps its files, and a resumed run's
+    ``config.json`` is written there (the checkpoint was trained with its settings); a
+    folder with no new checkpoint is put back as it was found: the files the command added
+    are deleted, a resumed run's ``config.json`` is left as it was, and a folder the command
+    created is removed. A failure leaves no half-made run folder behind.
 
     Args:
-        failed: the command failed; the folders it created and left empty (a full disk
-            before the first file, say) are removed, so that a failure leaves nothing.
+        failed: whether the command failed.
     """
     while _LOCKED_DIRS:
-        key, created = _LOCKED_DIRS.pop()
-        locks.release(key)
-        if failed and created:
+        folder = _LOCKED_DIRS.pop()
+        try:
+            trained = not failed or bool(_manifests_under(folder.key) - folder.checkpoints_before)
+            if trained and folder.pending_config is not None:
+                _write_config_now(folder.key, folder)
+            if not trained:
+                _undo(folder)
+        finally:
+            locks.release(folder.key)
+        if not trained and folder.created:
             with contextlib.suppress(OSError):  # not empty, or already gone: leave it
-                os.rmdir(key)
+                os.rmdir(folder.key)
+
+
+def _undo(folder: _RunFolder) -> None:
+    """Deletes the files a failed command added to ``folder`` (its lock file stays until
+    released) and the folders that became empty."""
+    for relative in sorted(_files_under(folder.key) - folder.files_before):
+        if os.path.basename(relative) != locks.LOCK_FILE:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder.key, relative))
+    for directory, _, _ in sorted(os.walk(folder.key), reverse=True):
+        if directory != folder.key:
+            with contextlib.suppress(OSError):  # not empty: something else is in it
+                os.rmdir(directory)
 
 
 def _to_json(value: Any) -> Any:
@@ -369,8 +443,8 @@ def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
         default=(),
         help="with --resume, optimizer settings that may differ from the checkpoint's on "
         f"purpose, comma-separated: {', '.join(CHANGEABLE_FIELDS)} (e.g. continue a diverged "
-        "run with a lower --learning-rate: --override learning_rate); recorded in config.json "
-        "(default: none)",
+        "run with a lower --learning-rate: --override learning_rate; 'data' continues on "
+        "other rows than the checkpoint's); recorded in config.json (default: none)",
     )
 
 
@@ -394,8 +468,7 @@ def check_resume_arguments(args: argparse.Namespace) -> None:
     unknown = [name for name in override if name not in CHANGEABLE_FIELDS]
     if unknown:
         raise ValueError(
-            f"--override may name only the optimizer settings {', '.join(CHANGEABLE_FIELDS)}, "
-            f"got {', '.join(unknown)}"
+            f"--override may name only {', '.join(CHANGEABLE_FIELDS)}, got {', '.join(unknown)}"
         )
     if override and not getattr(args, "resume", False):
         raise ValueError("--override applies only with --resume")
@@ -514,6 +587,10 @@ def record_resumptions(run_dir: str, checkpoint_dir: str) -> None:
         return
     resumed = checkpoint.read_metadata(checkpoint_dir).get("resumed") or []
     if not resumed:
+        return
+    folder = _run_folder(run_dir)
+    if folder is not None and folder.pending_config is not None:
+        folder.resumed = resumed  # written with the pending config.json
         return
     path = os.path.join(run_dir, runs.CONFIG)
     with open(path, encoding="utf-8") as handle:
@@ -637,16 +714,33 @@ def write_run_config(
     values = {k: v for k, v in values.items() if k not in _NOT_RECORDED}
     taken = {*data_flags, *model_flags, *training_flags.values(), "seed"}
     settings = {k: v for k, v in values.items() if k not in taken}
-    return runs.write_config(
-        run_dir,
-        command=command,
-        data={k: values[k] for k in data_flags},
-        model={k: values[k] for k in model_flags},
-        training=training,
-        seed=values["seed"],
-        settings=settings,
+    config = {
+        "command": command,
+        "data": {k: values[k] for k in data_flags},
+        "model": {k: values[k] for k in model_flags},
+        "training": training,
+        "seed": values["seed"],
+        "settings": settings,
         **extra,
-    )
+    }
+    folder = _run_folder(run_dir)
+    if folder is not None and getattr(args, "resume", False) and folder.checkpoints_before:
+        # A resumed run's config.json keeps describing its checkpoints until the resume is
+        # accepted: it is written when the command ends with new checkpoints.
+        folder.pending_config = config
+        return os.path.join(run_dir, runs.CONFIG)
+    return runs.write_config(run_dir, **config)
+
+
+def _write_config_now(run_dir: str, folder: _RunFolder) -> None:
+    """Writes a resumed run's pending ``config.json``, with its resumptions."""
+    records = folder.resumed
+    checkpoints = os.path.join(run_dir, runs.CHECKPOINTS)
+    if records is None and checkpoint.latest_checkpoint(checkpoints) is not None:
+        records = checkpoint.read_metadata(checkpoints).get("resumed")  # a failed resume
+    resumed = {"resumed": records} if records else {}
+    runs.write_config(run_dir, **folder.pending_config, **resumed)
+    folder.pending_config = None
 
 
 def write_normalizer(run_dir: str, normalizer: Any) -> None:

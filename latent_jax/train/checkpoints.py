@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -36,12 +36,16 @@ from latent_jax import checkpoint as ckpt
 from latent_jax.models.spec import module_spec
 from latent_jax.objectives import Objective
 from latent_jax.train.config import RESUME_FIELDS, TrainConfig
+from latent_jax.train.epoch import all_finite
 from latent_jax.train.state import History, TrainState
 
 KIND = "latent_jax.train"
-# The training settings a resumed run may change when the caller asks (``allow_changes``):
-# how the remaining steps update the parameters, not what is trained. ``epochs`` needs asking
-# only when a learning-rate schedule spans the run's epochs.
+# allow_changes's name for training on other rows than the checkpoint's (its fingerprint).
+DATA = "data"
+# The training settings a resumed run may change when the caller asks (``allow_changes``),
+# and the data (``"data"``): how the remaining steps update the parameters, and on which
+# rows, not what is trained. ``epochs`` needs asking only when a learning-rate schedule spans
+# the run's epochs.
 CHANGEABLE_FIELDS = (
     "learning_rate",
     "lr_schedule",
@@ -54,6 +58,7 @@ CHANGEABLE_FIELDS = (
     "b2",
     "group_optimizers",
     "epochs",
+    DATA,
 )
 
 logger = logging.getLogger("latent_jax.train")
@@ -69,10 +74,13 @@ def run_metadata(
     n_runs: int | None,
     key_impl: str,
     resumed: Sequence[Mapping[str, Any]] = (),
+    data_fingerprint: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The metadata of a run's checkpoint at ``epoch`` (JSON-serializable).
 
-    ``resumed`` lists the run's resumptions so far (see :func:`restore_run`).
+    ``resumed`` lists the run's resumptions so far (see :func:`restore_run`);
+    ``data_fingerprint`` the fingerprints of its train and test rows
+    (:mod:`latent_jax.fingerprint`), which a resumed run must match.
     """
     return {
         "kind": KIND,
@@ -90,6 +98,7 @@ def run_metadata(
         "n_runs": n_runs,
         "key_impl": key_impl,
         "resumed": [dict(record) for record in resumed],
+        "data_fingerprint": None if data_fingerprint is None else dict(data_fingerprint),
     }
 
 
@@ -107,8 +116,9 @@ def check_allow_changes(allow_changes: Any, resume: Any) -> tuple[str, ...]:
     for name in allow_changes:
         if name not in CHANGEABLE_FIELDS:
             raise ValueError(
-                f"allow_changes may name only the optimizer settings {list(CHANGEABLE_FIELDS)}, "
-                f"got {name!r}: the model, the objective and the data never change on resume"
+                f"allow_changes may name only the optimizer settings and the data "
+                f"{list(CHANGEABLE_FIELDS)}, got {name!r}: the model and the objective never "
+                "change on resume"
             )
     if allow_changes and resume is None:
         raise ValueError(f"allow_changes={tuple(allow_changes)!r} applies only with resume=")
@@ -191,6 +201,7 @@ def restore_run(
     expected: Mapping[str, Any],
     objective: Objective | None = None,
     allow_changes: Sequence[str] = (),
+    data_fingerprint: Callable[[], Mapping[str, str | None]] | None = None,
 ) -> Restored:
     """The state, history, root key and epoch of a loaded checkpoint, checked against this run.
 
@@ -204,7 +215,9 @@ def restore_run(
         objective: this call's objective, whose model and :meth:`Objective.describe` must
             match the checkpoint's; ``None`` skips that check.
         allow_changes: fields of :data:`CHANGEABLE_FIELDS` that may differ from the
-            checkpoint's (see :func:`check_allow_changes`).
+            checkpoint's (see :func:`check_allow_changes`); ``"data"`` lets the rows differ.
+        data_fingerprint: computes this run's data fingerprints (``{"train": ..., "test":
+            ...}``), which must match the checkpoint's where it has them; ``None`` skips it.
 
     Returns:
         The :class:`Restored` run, its ``resumed`` list ending with this resumption.
@@ -265,6 +278,8 @@ def restore_run(
                 f"cannot resume from {where}: it was trained with {name}={meta.get(name)!r}, "
                 f"this call has {name}={value!r}"
             )
+    if data_fingerprint is not None:
+        changed.update(_data_changes(meta, data_fingerprint(), where, allow_changes))
     try:
         key_data = np.asarray(loaded.tree["key_data"])
         saved_key = jax.random.wrap_key_data(jnp.asarray(key_data), impl=meta["key_impl"])
@@ -299,16 +314,57 @@ def restore_run(
             f"checkpoint {where} does not match the model being trained: {err}"
         ) from err
     state = jax.tree.map(lambda want, got: jnp.asarray(got, want.dtype), template, state)
+    if not bool(all_finite((state.params, state.opt_state, state.model_state))):
+        raise ckpt.CheckpointError(
+            f"checkpoint {where} holds non-finite parameters or optimizer state (it was written "
+            "as the run diverged): resume from an earlier checkpoint of its folder"
+        )
     saved_history = loaded.tree.get("history", {})
     columns = [c for c in meta.get("history_columns", []) if c in saved_history]
     columns += sorted(set(saved_history) - set(columns))
     history = History({name: saved_history[name] for name in columns})
     epoch = int(loaded.epoch)
+    if epoch > config.epochs:
+        raise ValueError(
+            f"cannot resume from {where} with epochs={config.epochs}: it has trained {epoch} "
+            f"epochs already (a run cannot be shortened; pass epochs >= {epoch})"
+        )
     record = {"epoch": epoch, "changed": changed}
     if changed:
         logger.info("resuming from %s at epoch %d with changed %s", where, epoch, changed)
     resumed = [*meta.get("resumed", []), record]
     return Restored(state, history, saved_key, epoch, resumed)
+
+
+def _data_changes(
+    meta: Mapping[str, Any],
+    now: Mapping[str, str | None],
+    where: str,
+    allow_changes: Sequence[str],
+) -> dict[str, list]:
+    """The data change of a resumption (``{"data": [saved, now]}``), or ``{}`` when the rows
+    are the checkpoint's; a change not allowed is refused.
+
+    Checkpoints written before fingerprints were recorded have none to compare with.
+    """
+    saved = meta.get("data_fingerprint")
+    if not saved:
+        return {}
+    differ = [part for part in ("train", "test") if saved.get(part) != now.get(part)]
+    if not differ:
+        return {}
+    if DATA in allow_changes:
+        logger.info("resuming from %s on other %s rows, as allowed", where, "/".join(differ))
+        return {DATA: [dict(saved), dict(now)]}
+    described = "; ".join(
+        f"{part} rows: checkpoint has {saved.get(part)}, this run {now.get(part)}"
+        for part in differ
+    )
+    raise ValueError(
+        f"cannot resume from {where} on other data ({described}): the rows have the "
+        "checkpoint's shape but other values or order; to continue on these rows on purpose, "
+        f"allow it (allow_changes=('{DATA}',), --override {DATA} on the command line)"
+    )
 
 
 def load_for_resume(resume: str, n_runs_expected: bool) -> ckpt.Checkpoint:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from latent_jax import distributed
 from latent_jax.objectives import Batch, Objective, split_variables
-from latent_jax.train import checkpoints
+from latent_jax.train import checkpoints, interrupts
 from latent_jax.train.compile import CompileCache, initializer
 from latent_jax.train.config import TrainConfig
 from latent_jax.train.epoch import EpochOutput
@@ -178,10 +178,19 @@ def _rows(out: EpochOutput, ran: np.ndarray, batched: bool) -> tuple[dict, np.nd
     return rows, keep
 
 
+class _Failure(NamedTuple):
+    """Where an epoch turned non-finite: its index in the call, the step, the run, and what."""
+
+    index: int
+    step: int | None
+    run: int | None
+    what: str  # "loss", "evaluation" or "state"
+
+
 def _find_nonfinite(
     out: EpochOutput, ran: np.ndarray, keep: np.ndarray, batched: bool
-) -> tuple[int, int | None, int | None] | None:
-    """(index in chunk, step, run) of the first non-finite epoch, or None."""
+) -> _Failure | None:
+    """The first epoch of the call whose loss, metrics or state turned non-finite, or None."""
     for i in keep:
         runs = range(ran.shape[0]) if batched else [None]
         for run in runs:
@@ -190,8 +199,12 @@ def _find_nonfinite(
                 continue
             bad_step = int(np.asarray(out.bad_step)[where])
             values = [np.asarray(v)[where] for v in (*out.train.values(), *out.test.values())]
-            if bad_step >= 0 or not all(np.isfinite(v) for v in values):
-                return int(i), (bad_step if bad_step >= 0 else None), run
+            if bad_step >= 0:
+                return _Failure(int(i), bad_step, run, "loss")
+            if not all(np.isfinite(v) for v in values):
+                return _Failure(int(i), None, run, "evaluation")
+            if not bool(np.asarray(out.finite_state)[where]):
+                return _Failure(int(i), None, run, "state")
     return None
 
 
@@ -267,12 +280,18 @@ def _report(bar: Any, history: History, n_done: int, config: TrainConfig, stoppe
 
 
 def _nonfinite_error(
-    bad: tuple[int, int | None, int | None], epoch: int, history: History, last: str | None
+    bad: _Failure, epoch: int, history: History, last: str | None
 ) -> NonFiniteLossError:
-    index, step, run = bad
-    failed = epoch + index + 1
-    where = f" in run {run}" if run is not None else ""
-    at_step = f", step {step}" if step is not None else " (in evaluation)"
+    failed = epoch + bad.index + 1
+    where = f" in run {bad.run}" if bad.run is not None else ""
+    what = {
+        "loss": f"non-finite loss at epoch {failed}, step {bad.step}",
+        "evaluation": f"non-finite loss at epoch {failed} (in evaluation)",
+        "state": (
+            f"non-finite parameters or optimizer state after epoch {failed} (the gradients "
+            "overflowed float32)"
+        ),
+    }[bad.what]
     kept = (
         f"; the last good checkpoint is {last} (resume from it at a lower learning rate with "
         "allow_changes=('learning_rate',), --override learning_rate on the command line)"
@@ -280,11 +299,10 @@ def _nonfinite_error(
         else ""
     )
     return NonFiniteLossError(
-        f"non-finite loss at epoch {failed}{at_step}{where}: training stopped "
-        f"(lower the learning rate or check the data){kept}",
+        f"{what}{where}: training stopped (lower the learning rate or check the data){kept}",
         epoch=failed,
-        step=step,
-        run=run,
+        step=bad.step,
+        run=bad.run,
         history=history,
         checkpoint=last,
     )
@@ -332,7 +350,14 @@ def _start(
             "feature_shape": list(features),
         }
         restored = checkpoints.restore_run(
-            loaded, jax.eval_shape(cold, probe), key, config, expected, objective, allow_changes
+            loaded,
+            jax.eval_shape(cold, probe),
+            key,
+            config,
+            expected,
+            objective,
+            allow_changes,
+            data_fingerprint=batches.fingerprint,
         )
         state, history, key, epoch = restored[:4]
         return _Start(state, history, key, epoch, loaded.path, tuple(restored.resumed))
@@ -439,6 +464,7 @@ def drive(
             n_runs,
             key_impl,
             start.resumed,
+            batches.fingerprint(),
         )
 
     saved_epoch = epoch if resume is not None else -1
@@ -468,20 +494,21 @@ def drive(
         dynamic_ncols=True,
     )
     try:
-        return _loop(
-            runner,
-            config,
-            plan.chunk,
-            batched,
-            saver,
-            callbacks,
-            layout.train_key,
-            layout.eval_key,
-            layout.state,
-            history,
-            epoch,
-            bar,
-        )
+        with interrupts.training():
+            return _loop(
+                runner,
+                config,
+                plan.chunk,
+                batched,
+                saver,
+                callbacks,
+                layout.train_key,
+                layout.eval_key,
+                layout.state,
+                history,
+                epoch,
+                bar,
+            )
     finally:
         bar.close()
 
@@ -521,11 +548,11 @@ def _loop(
         ran = np.asarray(ran, bool)
         rows, keep = _rows(out, ran, batched)
         bad = _find_nonfinite(out, ran, keep, batched)
-        if bad is not None and bad[0] > 0:
+        if bad is not None and bad.index > 0:
             # Keep the epochs before the failure: the next call runs them alone (the same
             # keys, so the same numbers) and ends where the failure starts; the call after
             # it fails at once and checkpoints the last good epoch.
-            good = bad[0]
+            good = bad.index
             continue
         if bad is not None:
             saver.save(state, history, epoch)
@@ -547,6 +574,10 @@ def _loop(
             for callback in callbacks:
                 if callback(state, upto):
                     done = True
+        signum = interrupts.requested()
+        if signum is not None and not done:
+            saver.save(state, history, epoch)
+            raise interrupts.Interrupted(signum, epoch, saver.last)
     if epoch > start_epoch:
         saver.save(state, history, epoch)
     return state, history

@@ -193,11 +193,15 @@ class EpochOutput(NamedTuple):
         train: mean train metrics over the epoch's samples.
         test: mean test metrics (empty without test data).
         bad_step: the global step of the epoch's first non-finite batch loss, or -1.
+        finite_state: whether every parameter, optimizer state and model state value is
+            finite after the epoch (Adam's second moments can overflow while the loss and
+            the parameters stay finite; such a state is a divergence too).
     """
 
     train: dict[str, Array]
     test: dict[str, Array]
     bad_step: Array
+    finite_state: Array
 
 
 def make_train_step(
@@ -348,6 +352,7 @@ def end_epoch(
         epoch's :class:`EpochOutput`.
     """
     finite = jnp.isfinite(metrics["loss"])
+    finite_state = all_finite((state.params, state.opt_state, state.model_state))
     bad_step = jnp.where(
         jnp.all(finite), -1, first_step + jnp.argmin(finite).astype(jnp.int32)
     ).astype(jnp.int32)
@@ -377,7 +382,17 @@ def end_epoch(
         bad_epochs=bad_epochs,
         stopped=stopped,
     )
-    return state, EpochOutput(train=train, test=test, bad_step=bad_step)
+    return state, EpochOutput(train=train, test=test, bad_step=bad_step, finite_state=finite_state)
+
+
+def all_finite(tree: Any) -> Array:
+    """Whether every floating-point value of ``tree`` is finite: a bool scalar array."""
+    checks = [
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.ones((), jnp.bool_)
 
 
 def make_epoch_fn(
@@ -451,7 +466,10 @@ def _blank_output(objective: Objective, plan: Plan, state: TrainState, example: 
     )
     blank = {name: jnp.full((), jnp.nan, jnp.float32) for name in names}
     return EpochOutput(
-        train=blank, test=dict(blank) if plan.n_test else {}, bad_step=jnp.full((), -1, jnp.int32)
+        train=blank,
+        test=dict(blank) if plan.n_test else {},
+        bad_step=jnp.full((), -1, jnp.int32),
+        finite_state=jnp.ones((), jnp.bool_),
     )
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from jax import Array
 
 from latent_jax import distributed, validation
+from latent_jax.fingerprint import row_fingerprint
 from latent_jax.objectives import Objective
 from latent_jax.train.compile import CompileCache, compiled_chunk, streamed_programs
 from latent_jax.train.config import TrainConfig
@@ -43,6 +44,7 @@ class ArrayBatches:
 
     def __init__(self, train_x: Any, test_x: Any, mesh: Any = None):
         self.mesh = mesh
+        self._fingerprint: dict[str, str | None] | None = None
         if mesh is None:
             self.x_train = validation.check_rows("train_x", train_x)
             self.x_test = None if test_x is None else validation.check_rows("test_x", test_x)
@@ -56,6 +58,16 @@ class ArrayBatches:
             )
         self.features = tuple(int(d) for d in self.x_train.shape[1:])
         self.test_features = None if self.x_test is None else tuple(self.x_test.shape[1:])
+
+    def fingerprint(self) -> dict[str, str | None]:
+        """The train and test rows' checksums (:func:`latent_jax.fingerprint.row_fingerprint`),
+        computed once (they read every row)."""
+        if self._fingerprint is None:
+            self._fingerprint = {
+                "train": row_fingerprint(self.x_train, self.n_train),
+                "test": None if self.x_test is None else row_fingerprint(self.x_test, self.n_test),
+            }
+        return self._fingerprint
 
     def plan(self, config: TrainConfig, batched: bool) -> Plan:
         """The run's plan (chunks of up to ``config.epochs_per_call`` or ~2048 steps)."""
@@ -138,6 +150,7 @@ class StreamedBatches:
         self.prefetch = validation.check_int("prefetch", prefetch, 1)
         self.source = streaming.open_source(source)
         self.mesh = mesh
+        self._fingerprint: dict[str, str | None] | None = None
         self.n_train = len(self.source)
         self.features = tuple(int(d) for d in self.source.example_shape)
         if test_x is None:
@@ -148,6 +161,16 @@ class StreamedBatches:
         else:
             self.x_test, self.n_test = distributed.shard_rows(test_x, mesh, "test_x")
         self.test_features = None if self.x_test is None else tuple(self.x_test.shape[1:])
+
+    def fingerprint(self) -> dict[str, str | None]:
+        """The source's fingerprint (files: their identity; an array: a checksum of its rows)
+        and the in-memory test rows' checksum (:mod:`latent_jax.fingerprint`), computed once."""
+        if self._fingerprint is None:
+            self._fingerprint = {
+                "train": self.source.fingerprint(),
+                "test": None if self.x_test is None else row_fingerprint(self.x_test, self.n_test),
+            }
+        return self._fingerprint
 
     def plan(self, config: TrainConfig, batched: bool) -> Plan:
         """The run's plan: one epoch per call, batches scanned without unrolling."""
