@@ -52,6 +52,7 @@ from latent_jax.mnist import (
     MNIST_5K,
     MNIST_5K_SPLIT_SEED,
     MNIST_5K_TEST_SIZE,
+    download_folder,
     load_mnist,
     load_mnist_5k,
 )
@@ -230,33 +231,34 @@ def download_att_faces(
         ValueError: if the download is not a zip archive.
     """
     dest = os.fspath(dest)
-    os.makedirs(dest, exist_ok=True)
-    archive = os.path.join(dest, "att_faces.zip")
-    partial = archive + ".part"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out)
-    except (urllib.error.URLError, OSError) as error:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise ConnectionError(
-            f"could not download the AT&T faces from {url} ({error}); is this machine "
-            "offline? " + _att_howto(dest)
-        ) from error
-    os.replace(partial, archive)
-    real_dest = os.path.realpath(dest)
-    try:
-        with zipfile.ZipFile(archive) as zipped:
-            for member in zipped.namelist():
-                target = os.path.realpath(os.path.join(dest, member))
-                if os.path.commonpath([real_dest, target]) != real_dest:
-                    raise ValueError(f"archive member {member!r} would unpack outside {dest!r}")
-            zipped.extractall(dest)
-    except zipfile.BadZipFile as error:
-        raise ValueError(f"the download {archive!r} is not a zip archive: {error}") from error
-    finally:
-        if os.path.exists(archive):
-            os.remove(archive)
+    with download_folder(dest):
+        archive = os.path.join(dest, "att_faces.zip")
+        partial = archive + ".part"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                with open(partial, "wb") as out:
+                    shutil.copyfileobj(response, out)
+        except (urllib.error.URLError, OSError) as error:
+            if os.path.exists(partial):
+                os.remove(partial)
+            raise ConnectionError(
+                f"could not download the AT&T faces from {url} ({error}); is this machine "
+                "offline? " + _att_howto(dest)
+            ) from error
+        os.replace(partial, archive)
+        real_dest = os.path.realpath(dest)
+        try:
+            with zipfile.ZipFile(archive) as zipped:
+                for member in zipped.namelist():
+                    target = os.path.realpath(os.path.join(dest, member))
+                    if os.path.commonpath([real_dest, target]) != real_dest:
+                        raise ValueError(f"archive member {member!r} would unpack outside {dest!r}")
+                zipped.extractall(dest)
+        except zipfile.BadZipFile as error:
+            raise ValueError(f"the download {archive!r} is not a zip archive: {error}") from error
+        finally:
+            if os.path.exists(archive):
+                os.remove(archive)
     if is_att_folder(dest):
         return dest
     # Some copies of the archive wrap the subject folders in one top folder.

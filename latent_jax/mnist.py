@@ -18,6 +18,7 @@ or from one ``.npz`` with the arrays ``x_train``, ``y_train``, ``x_test``, ``y_t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -27,6 +28,7 @@ import shutil
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -292,6 +294,33 @@ def _fetch(url: str, path: str, size: int, md5: str, timeout: float) -> None:
             os.remove(partial)
 
 
+@contextlib.contextmanager
+def download_folder(path: str) -> Iterator[str]:
+    """Creates ``path`` and its missing parents for a download, and removes the ones it
+    created again if the download fails (and they are empty): a failed download leaves no
+    folder behind.
+
+    Args:
+        path: the folder the download writes into.
+
+    Yields:
+        ``path``.
+    """
+    created = []
+    above = os.path.abspath(path)
+    while not os.path.exists(above):
+        created.append(above)
+        above = os.path.dirname(above)
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in created:  # innermost first
+            with contextlib.suppress(OSError):  # not empty: something else is in it
+                os.rmdir(folder)
+        raise
+
+
 def download_mnist(
     name: str = MNIST, data_dir: str | os.PathLike = "data", *, timeout: float = 60.0
 ) -> str:
@@ -317,24 +346,23 @@ def download_mnist(
     """
     validation.check_choice("name", name, IDX_DATASETS)
     data_dir = os.fspath(data_dir)
-    folder = os.path.join(data_dir, name)
-    os.makedirs(folder, exist_ok=True)
-    for filename, (size, md5) in GZ_CHECKSUMS[name].items():
-        path = os.path.join(folder, filename)
-        if os.path.isfile(path) and os.path.getsize(path) == size and _md5(path) == md5:
-            continue
-        errors = []
-        for mirror in MIRRORS[name]:
-            try:
-                _fetch(mirror + filename, path, size, md5, timeout)
-                break
-            except (urllib.error.URLError, OSError, ValueError) as error:
-                errors.append(f"{mirror + filename}: {error}")
-        else:
-            raise ConnectionError(
-                f"could not download {filename} of {name} ({'; '.join(errors)}); is this "
-                "machine offline? " + _howto(name, data_dir)
-            )
+    with download_folder(os.path.join(data_dir, name)) as folder:
+        for filename, (size, md5) in GZ_CHECKSUMS[name].items():
+            path = os.path.join(folder, filename)
+            if os.path.isfile(path) and os.path.getsize(path) == size and _md5(path) == md5:
+                continue
+            errors = []
+            for mirror in MIRRORS[name]:
+                try:
+                    _fetch(mirror + filename, path, size, md5, timeout)
+                    break
+                except (urllib.error.URLError, OSError, ValueError) as error:
+                    errors.append(f"{mirror + filename}: {error}")
+            else:
+                raise ConnectionError(
+                    f"could not download {filename} of {name} ({'; '.join(errors)}); is this "
+                    "machine offline? " + _howto(name, data_dir)
+                )
     return folder
 
 

@@ -5,8 +5,10 @@ Every function takes plain arrays, writes one PNG and returns its path; none sho
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -16,17 +18,31 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from latent_jax import validation
+from latent_jax import checkpoint, validation
 
 DPI = 100
 _GRAY = matplotlib.colormaps["gray"]  # a copy of its own, its lookup table built once
 
 
-def _save(fig, path: str | os.PathLike) -> str:
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = DPI) -> str:
+    """Writes ``fig`` as a PNG atomically (a full disk leaves no partial file) and closes it.
+
+    Args:
+        fig: a matplotlib figure.
+        path: the PNG file (its folder is created).
+        dpi: the resolution.
+
+    Returns:
+        The path written.
+    """
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    checkpoint.atomic_write(path, buffer.getvalue())
     return path
 
 
@@ -65,7 +81,7 @@ def explained_variance_bars(
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def loss_curves(
@@ -103,7 +119,7 @@ def loss_curves(
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latent_scatter_pair(
@@ -137,7 +153,7 @@ def latent_scatter_pair(
         ax.set_xlabel(x_name)
         ax.set_ylabel(y_name)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _as_images(images: np.ndarray, name: str) -> np.ndarray:
@@ -355,7 +371,7 @@ def image_grid(
     fig = _image_grid_figure(
         cells, nrows, ncols, title=title, cell_inches=cell_inches, vmin=vmin, vmax=vmax
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reconstruction_pairs(
@@ -404,7 +420,7 @@ def reconstruction_pairs(
         vmin=vmin,
         vmax=vmax,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def image_strip(
@@ -463,7 +479,7 @@ def image_strip(
             )
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def traversal_grid(
@@ -521,7 +537,7 @@ def traversal_grid(
         vmin=vmin,
         vmax=vmax,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------------------
@@ -569,7 +585,7 @@ def psnr_vs_noise(
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def denoising_rows(
@@ -618,7 +634,7 @@ def denoising_rows(
         vmin=vmin,
         vmax=vmax,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def score_histograms(
@@ -662,7 +678,7 @@ def score_histograms(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def roc_curves(
@@ -694,7 +710,7 @@ def roc_curves(
         ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def ranked_images(
@@ -740,7 +756,7 @@ def ranked_images(
         vmin=vmin,
         vmax=vmax,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def beta_over_training(
@@ -770,7 +786,7 @@ def beta_over_training(
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def terms_per_schedule(
@@ -809,4 +825,4 @@ def terms_per_schedule(
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -98,6 +98,7 @@ class ArraySource:
         if not np.isfinite(rows).all():
             bad = int(rows.size - np.count_nonzero(np.isfinite(rows)))
             raise ValueError(f"{self.name} contains {bad} NaN or infinite values; clean them")
+        validation.check_squares_fit_float32(self.name, rows)
         return rows
 
 

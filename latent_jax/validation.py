@@ -297,6 +297,71 @@ def check_rows(name: str, value: Any) -> jax.Array:
     """``value`` as a finite float32 device array of shape (n >= 1, ...features).
 
     What every function that trains or scores a model on data checks first
-    (:func:`check_array` with at least 2 dimensions, cast to float32, then on the device).
+    (:func:`check_finite_rows`, then on the device).
     """
-    return jnp.asarray(check_array(name, value, min_ndim=2, dtype=np.float32))
+    return jnp.asarray(check_finite_rows(name, value))
+
+
+def check_finite_rows(name: str, value: Any) -> np.ndarray | jax.Array:
+    """``value`` as float32 rows a model can train on, where it is (host or device).
+
+    :func:`check_array` with at least 2 dimensions, cast to float32, then
+    :func:`check_squares_fit_float32`.
+
+    Raises:
+        TypeError, ValueError: as :func:`check_array` and :func:`check_squares_fit_float32`.
+    """
+    rows = check_array(name, value, min_ndim=2, dtype=np.float32)
+    check_squares_fit_float32(name, rows)
+    return rows
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@jax.jit
+def _sum_of_squares(x: jax.Array) -> jax.Array:
+    return jnp.vdot(x.ravel(), x.ravel())
+
+
+@jax.jit
+def _largest_magnitude(x: jax.Array) -> jax.Array:
+    return jnp.max(jnp.abs(x))
+
+
+def check_squares_fit_float32(name: str, rows: np.ndarray | jax.Array) -> None:
+    """Refuses float32 rows whose squares, summed over one example, overflow float32.
+
+    Every squared-error loss and reconstruction score of such data is infinite: training on
+    it can only diverge. One dot product screens the data (no copy); only when the sum of
+    all squares overflows is the largest magnitude computed.
+
+    Args:
+        name: how the message names the data (``"train_x"``, ``"--data 'x.npy'"``).
+        rows: float32 array of shape (n, ...features), finite.
+
+    Raises:
+        ValueError: naming the data, its largest magnitude and the limit.
+    """
+    if isinstance(rows, jax.core.Tracer) or not np.size(rows):
+        return
+    if isinstance(rows, np.ndarray):
+        flat = rows.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.dot(flat, flat)):
+                return
+        largest = float(max(np.max(flat), -np.min(flat)))
+    else:
+        if bool(jnp.isfinite(_sum_of_squares(rows))):
+            return
+        largest = float(_largest_magnitude(rows))
+    width = max(1, int(np.prod(rows.shape[1:])))
+    limit = math.sqrt(_FLOAT32_MAX / width)
+    if largest < limit:
+        return
+    raise ValueError(
+        f"{name} holds values up to {largest:.3g} in magnitude: their squares, summed over an "
+        f"example's {width} values, overflow float32 (whose largest value is "
+        f"{_FLOAT32_MAX:.3g}), so every squared-error loss is infinite; standardize the data "
+        f"(subtract its mean, divide by its standard deviation) or rescale it below {limit:.3g}"
+    )

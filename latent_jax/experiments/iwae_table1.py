@@ -412,8 +412,7 @@ def table_figure(results: dict[str, Any], path: str, n_nll: int, nll_k: int) -> 
     axes[2].set_title("KL per latent dimension")
     axes[2].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=plots.DPI)
-    plt.close(fig)
+    plots.save_figure(fig, path, dpi=plots.DPI)
     return path
 
 

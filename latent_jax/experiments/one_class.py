@@ -369,10 +369,9 @@ def summarize(per_class: dict[int, dict[str, dict[str, list[float]]]]) -> dict[s
 
 
 def _figure(summary: dict[str, Any], digits: list[int], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from latent_jax import plots  # sets matplotlib's headless backend
 
     methods = list(summary)
     width = 0.8 / len(methods)
@@ -402,8 +401,7 @@ def _figure(summary: dict[str, Any], digits: list[int], path: str) -> None:
     ax.legend(ncol=3, fontsize=8, loc="lower left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save_figure(fig, path, dpi=110)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

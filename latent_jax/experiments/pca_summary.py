@@ -9,13 +9,14 @@ red), components.npz (mean, components, eigenvalues), metrics.json and config.js
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import time
 
 import numpy as np
 
-from latent_jax import data, pca, plots
+from latent_jax import checkpoint, data, pca, plots
 from latent_jax.experiments import common
 
 logger = logging.getLogger(__name__)
@@ -82,13 +83,15 @@ def run(args: argparse.Namespace) -> dict:
     figure = plots.explained_variance_bars(
         ratio, args.n_components, os.path.join(out, "explained_variance.png")
     )
+    arrays = io.BytesIO()
     np.savez(
-        os.path.join(out, "components.npz"),
+        arrays,
         mean=np.asarray(state.mean),
         components=np.asarray(state.components),
         explained_variance=np.asarray(state.explained_variance),
         eigenvalues=np.asarray(full.eigenvalues),
     )
+    checkpoint.atomic_write(os.path.join(out, "components.npz"), arrays.getvalue())
     metrics = {
         "data": dataset.name,
         "n_train": len(dataset.x_train),

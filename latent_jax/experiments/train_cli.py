@@ -262,6 +262,10 @@ def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[in
         array = data.load_npy(path, mmap_mode="r")  # rows read when needed
     else:
         array, _ = data.load_array_file(path)
+    if array is not None and not (args.stream and isinstance(array, np.memmap)):
+        # Data held in memory is checked before the output folder exists, naming the file;
+        # a streamed file is checked batch by batch as it is read.
+        array = validation.check_finite_rows(f"--data {path!r}", array)
     if array is not None:
         source = streaming.ArraySource(array, path)
     n = len(source)

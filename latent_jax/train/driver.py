@@ -555,7 +555,8 @@ def _loop(
             good = bad.index
             continue
         if bad is not None:
-            saver.save(state, history, epoch)
+            if epoch > 0:  # a checkpoint of the initialization keeps nothing trained
+                saver.save(state, history, epoch)
             raise _nonfinite_error(bad, epoch, history, saver.last)
         n_done = len(keep)
         rows["epoch"] = np.arange(epoch + 1, epoch + n_done + 1)

@@ -67,7 +67,7 @@ def _handle(signum: int, frame: Any) -> None:
     del frame
     if _STATE.training and _STATE.requested is None:
         _STATE.requested = signum
-        logger.warning(
+        logger.info(
             "%s: stopping after the current step and writing a checkpoint (again to stop now)",
             signal.Signals(signum).name,
         )
