@@ -19,6 +19,7 @@ Two kinds, each a short string that names how it was made:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Sequence
@@ -60,7 +61,11 @@ def _block_sums(values: jax.Array, first: jax.Array, count: jax.Array) -> jax.Ar
     return jnp.stack(sums).astype(jnp.uint32)
 
 
-_block_sums_jit = jax.jit(_block_sums, compiler_options=default_options(once=True))
+@functools.cache
+def _compiled_block_sums() -> Any:
+    # Built on first use: the options ask for the backend, which must not start at import
+    # (jax.distributed.initialize and forced CPU device counts need it unstarted).
+    return jax.jit(_block_sums, compiler_options=default_options(once=True))
 
 
 def _format(sums: Any) -> str:
@@ -83,7 +88,7 @@ def row_fingerprint(x: Any, n_rows: int | None = None) -> str:
     width = int(np.prod(x.shape[1:], dtype=np.int64))
     if isinstance(x, jax.Array):
         flat = jnp.reshape(x.astype(jnp.float32), (-1,))
-        total = _block_sums_jit(flat, jnp.uint32(0), jnp.uint32(n * width))
+        total = _compiled_block_sums()(flat, jnp.uint32(0), jnp.uint32(n * width))
         return _format(total)
     total = np.zeros(2, np.uint64)
     count = n * width
@@ -93,7 +98,7 @@ def row_fingerprint(x: Any, n_rows: int | None = None) -> str:
         part = np.zeros(block, np.float32)
         piece = flat[start : start + block]
         part[: len(piece)] = piece
-        sums = _block_sums_jit(part, jnp.uint32(start % 2**32), jnp.uint32(len(piece)))
+        sums = _compiled_block_sums()(part, jnp.uint32(start % 2**32), jnp.uint32(len(piece)))
         total = (total + np.asarray(sums, np.uint64)) % 2**32
     return _format(total)
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from numerics import assert_bitwise
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
@@ -57,8 +58,8 @@ def test_att_loader_reads_shapes_labels_and_numeric_order(att_root):
     np.testing.assert_array_equal(labels, [s for s, _ in order])
     assert labels.dtype == np.int64
     # raw 0..255 grey levels, in subject then file order, rows by height
-    np.testing.assert_array_equal(images[:, 1, 1, 0], [_code(s, n) for s, n in order])
-    np.testing.assert_array_equal(images[:, 0, 0, 0], [255 - _code(s, n) for s, n in order])
+    assert_bitwise(images[:, 1, 1, 0], np.float32([_code(s, n) for s, n in order]))
+    assert_bitwise(images[:, 0, 0, 0], np.float32([255 - _code(s, n) for s, n in order]))
     assert image_data.is_att_folder(att_root)
 
 
@@ -126,7 +127,7 @@ def test_att_download_unpacks_the_archive(tmp_path, monkeypatch, prefix):
     assert requested == [image_data.ATT_FACES_URL]
     assert images.shape == (3, 6, 5, 1)
     np.testing.assert_array_equal(labels, [1, 1, 2])
-    np.testing.assert_array_equal(images[:, 0, 0, 0], [11, 12, 21])
+    assert_bitwise(images[:, 0, 0, 0], np.float32([11, 12, 21]))
     assert not (tmp_path / "data" / "att_faces.zip").exists()
 
 
@@ -148,7 +149,7 @@ def test_bundled_digits_match_the_tabular_loader():
     images, labels = image_data.load_digits()
     flat, flat_labels = data.load_digits_features()
     assert images.shape == (1797, 8, 8, 1)
-    np.testing.assert_array_equal(images.reshape(1797, 64), flat)
+    assert_bitwise(images.reshape(1797, 64), flat)
     np.testing.assert_array_equal(labels, flat_labels)
 
 
@@ -287,14 +288,14 @@ def test_global_normalization_is_the_seeds_on_the_training_split():
     np.testing.assert_allclose(normalizer.inverse_transform(dataset.x_train), x_train, atol=1e-5)
     np.testing.assert_allclose(normalizer.inverse_transform(dataset.x_test), x_test, atol=1e-5)
     restored = data.Standardizer.from_dict(normalizer.to_dict())
-    np.testing.assert_array_equal(restored.transform(x_test), dataset.x_test)
+    assert_bitwise(restored.transform(x_test), dataset.x_test)  # the same float64 statistics
 
 
 def test_split_depends_only_on_the_seed():
     a = image_data.load_image_dataset("digits", random_state=1)
     b = image_data.load_image_dataset("digits", random_state=1)
     c = image_data.load_image_dataset("digits", random_state=2)
-    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert_bitwise(a.x_train, b.x_train)
     assert not np.array_equal(a.y_train, c.y_train)
 
 

@@ -22,6 +22,7 @@ from latent_jax.models.layers import (
     max_pool_with_argmax,
     max_unpool,
 )
+from numerics import assert_bitwise, assert_close
 
 
 def _conv_transpose_reference(x, w, stride, padding, output_padding=(0, 0)):
@@ -50,7 +51,7 @@ def test_conv_transpose_matches_pytorch_definition(stride, padding):
     got = conv_transpose(x, w, stride, padding)
     want = _conv_transpose_reference(x, w, (stride, stride), (padding, padding))
     assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert_close(got, want, ops=18)  # float64 reference; each output a dot of 3 x 2 x 3 terms
 
 
 def test_conv_transpose_per_axis_arguments_and_output_padding():
@@ -60,7 +61,7 @@ def test_conv_transpose_per_axis_arguments_and_output_padding():
     got = conv_transpose(x, w, stride=(2, 3), padding=(1, 0), output_padding=(1, 2))
     want = _conv_transpose_reference(x, w, (2, 3), (1, 0), (1, 2))
     assert got.shape == (1, 8, 20, 3)  # (4-1)*2-2+3+1, (6-1)*3-0+3+2
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert_close(got, want, ops=18)  # float64 reference; a dot of 3 x 3 x 2 terms
 
 
 @pytest.mark.parametrize(("stride", "padding"), list(itertools.product((1, 2), (0, 1))))
@@ -83,7 +84,7 @@ def test_conv_transpose_module_applies_kernel_and_bias():
     kernel = rng.normal(size=(3, 2, 2, 3)).astype(np.float32)
     y = layer.apply({"params": {"kernel": kernel, "bias": jnp.arange(3.0)}}, x)
     want = _conv_transpose_reference(x, kernel, (2, 2), (1, 1)) + np.arange(3.0)
-    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    assert_close(y, want, ops=13)  # float64 reference; a dot of 3 x 2 x 2 terms, the bias
 
 
 def test_conv_transpose_without_bias():
@@ -106,6 +107,7 @@ def test_seed_decoder_sizes():
     assert encoder == [(112, 92), (112, 92), (56, 46), (28, 23), (28, 23)]
 
 
+@pytest.mark.numerics
 def test_conv_transpose_is_the_gradient_of_a_strided_convolution():
     """<conv(u), v> == <u, conv_transpose(v)>: the transposed convolution is the adjoint."""
     rng = np.random.default_rng(3)
@@ -121,7 +123,11 @@ def test_conv_transpose_is_the_gradient_of_a_strided_convolution():
     # conv maps 9 -> 5 rows and 8 -> 4 columns; the transpose maps 5 -> 9 and 4 -> 7 (+1).
     back = conv_transpose(v, w.transpose(0, 1, 3, 2), 2, 1, output_padding=(0, 1))
     assert back.shape == u.shape
-    np.testing.assert_allclose(jnp.vdot(conv(u), v), jnp.vdot(u, back), rtol=1e-4)
+    # Two sums of products in other orders: conv's 3 x 3 x 2 terms then 60 outputs, or the
+    # transpose's 2 x 2 x 3 terms then 144 inputs. The terms cancel (their magnitudes add up to
+    # about 9 times the value), so round-off is relative to that sum of magnitudes.
+    magnitude = float(jnp.vdot(jnp.abs(conv(u)), jnp.abs(v)))
+    assert_close(jnp.vdot(conv(u), v), jnp.vdot(u, back), ops=156, scale=magnitude)
 
 
 def _conv_transpose_by_dilation(x, w, stride, padding, output_padding):
@@ -138,6 +144,7 @@ def _conv_transpose_by_dilation(x, w, stride, padding, output_padding):
     )
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(
     ("stride", "padding", "output_padding", "kernel"),
     [(1, 0, 0, 3), (1, 1, 0, 3), (2, 1, 0, 3), (2, 0, 0, 3), (2, 1, 1, 3), (3, 2, 2, 2)],
@@ -152,10 +159,12 @@ def test_conv_transpose_gradients_match_autodiff_of_the_dilated_form(
     args = (stride, padding, output_padding)
     y, vjp = jax.vjp(lambda x, w: conv_transpose(x, w, *args), x, w)
     y_ref, vjp_ref = jax.vjp(lambda x, w: _conv_transpose_by_dilation(x, w, *args), x, w)
-    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    # Two programs for the same sums: an output is a dot of at most 3 x 3 x 3 terms; the
+    # gradients sum at most 2 x 5 x 4 (the kernel's, over the input positions) terms.
+    assert_close(y, y_ref, ops=27)
     dy = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
     for got, want in zip(vjp(dy), vjp_ref(dy), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        assert_close(got, want, ops=40)
     # And through jit and a scan, as the training engine runs it.
     scanned = jax.jit(
         lambda w: jax.lax.scan(
@@ -165,7 +174,7 @@ def test_conv_transpose_gradients_match_autodiff_of_the_dilated_form(
             length=2,
         )[1][1]
     )
-    np.testing.assert_allclose(scanned(w), vjp_ref(dy)[1], rtol=1e-4, atol=1e-4)
+    assert_close(scanned(w), vjp_ref(dy)[1], ops=40)
 
 
 @pytest.mark.parametrize(
@@ -223,11 +232,11 @@ def test_max_pool_values_and_indices():
     assert pooled.shape == indices.shape == (2, 3, 2, 3)
     assert indices.dtype == jnp.int32
     want = np.asarray(x)[:, :6, :4, :].reshape(2, 3, 2, 2, 2, 3).max(axis=(2, 4))
-    np.testing.assert_array_equal(pooled, want)
+    assert_bitwise(pooled, want)  # a maximum is exact
     # Indices are flat positions row * width + col of the maxima, inside their own window.
     flat = np.asarray(x).reshape(2, 7 * 5, 3)
     gathered = np.take_along_axis(flat, np.asarray(indices).reshape(2, 6, 3), axis=1)
-    np.testing.assert_array_equal(gathered.reshape(want.shape), want)
+    assert_bitwise(gathered.reshape(want.shape), want)
     rows, cols = np.divmod(np.asarray(indices), 5)
     np.testing.assert_array_equal(
         rows // 2, np.broadcast_to(np.arange(3)[:, None, None], rows.shape)
@@ -246,7 +255,7 @@ def test_unpool_of_pool_keeps_each_maximum_in_place(shape, window):
     x = np.random.default_rng(1).uniform(1.0, 2.0, size=shape).astype(np.float32)
     out = _roundtrip(x, window)
     assert out.shape == shape
-    np.testing.assert_array_equal(out, _unpool_reference(x, window))
+    assert_bitwise(out, _unpool_reference(x, window))  # maxima moved, zeros: exact
 
 
 # A few shapes (each one compiles once), many values; ties are made likely by rounding.
@@ -259,7 +268,7 @@ def test_unpool_of_pool_property(case, seed, decimals):
     shape, window = case
     x = np.random.default_rng(seed).normal(size=shape).round(decimals).astype(np.float32)
     out = _roundtrip(x, window)
-    np.testing.assert_array_equal(out, _unpool_reference(x, window))
+    assert_bitwise(out, _unpool_reference(x, window))
 
 
 def test_pool_unpool_jit_and_gradient():
@@ -268,7 +277,7 @@ def test_pool_unpool_jit_and_gradient():
     weights = rng.normal(size=x.shape).astype(np.float32)
 
     eager = max_unpool(*max_pool_with_argmax(x, 2), (5, 6))
-    np.testing.assert_array_equal(_roundtrip(x, 2), eager)
+    assert_bitwise(_roundtrip(x, 2), eager)  # maxima and zeros: exact in any program
     grad = jax.jit(jax.grad(lambda a: jnp.sum(_roundtrip(a, 2) * weights)))(x)
     mask = _unpool_reference(np.asarray(x) - np.asarray(x).min() + 1.0, (2, 2)) != 0
     np.testing.assert_allclose(grad, np.where(mask, weights, 0.0), rtol=1e-6)
@@ -294,13 +303,13 @@ def test_unpool_rejects_mismatched_indices():
 def test_reshape_and_crop():
     x = jnp.arange(24.0).reshape(2, 12)
     y = Reshape((2, 3, 2)).apply({}, x)
-    np.testing.assert_array_equal(y, np.arange(24.0).reshape(2, 2, 3, 2))
+    assert_bitwise(y, np.arange(24.0).reshape(2, 2, 3, 2))
     with pytest.raises(
         ValueError, match=r"x must have 10 values per example .* got shape \(2, 12\)"
     ):
         Reshape((5, 2)).apply({}, x)
     img = np.random.default_rng(0).normal(size=(2, 113, 93, 1)).astype(np.float32)
-    np.testing.assert_array_equal(Crop(112, 92).apply({}, img), img[:, :-1, :-1, :])  # the Trim
+    assert_bitwise(Crop(112, 92).apply({}, img), img[:, :-1, :-1, :])  # the Trim
     with pytest.raises(ValueError, match=r"x must be at least 114x92 .* got shape \(2, 113, 93"):
         Crop(114, 92).apply({}, img)
 
@@ -320,30 +329,39 @@ def _batch_norm_pass(module, x, **kwargs):
     return y, updates["batch_stats"], variables
 
 
+@pytest.mark.numerics
 def test_batch_norm_matches_flax_and_its_running_statistics():
     x = 3.0 + 2.0 * jax.random.normal(jax.random.key(1), (6, 5, 4, 3))
     ours, stats, variables = _batch_norm_pass(BatchNorm(momentum=0.9, epsilon=1e-5), x)
     theirs, flax_stats, _ = _batch_norm_pass(nn.BatchNorm(momentum=0.9, epsilon=1e-5), x)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    # Two implementations: a mean and a variance over 6 x 5 x 4 = 120 values each (240
+    # ops), then the normalization's 5.
+    assert_close(ours, theirs, ops=245)
     for name in ("mean", "var"):
-        np.testing.assert_allclose(stats[name], flax_stats[name], rtol=1e-5)
-    np.testing.assert_allclose(stats["mean"], 0.1 * x.mean(axis=(0, 1, 2)), rtol=1e-5)
-    np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * x.var(axis=(0, 1, 2)), rtol=1e-5)
-    # Inference mode normalizes with the stored statistics.
+        assert_close(stats[name], flax_stats[name], ops=245)
+    assert_close(stats["mean"], 0.1 * x.mean(axis=(0, 1, 2)), ops=245)
+    assert_close(stats["var"], 0.9 + 0.1 * x.var(axis=(0, 1, 2)), ops=245)
+    # Inference mode normalizes with the stored statistics: var + eps, rsqrt, subtraction,
+    # two multiplications and an addition, to values that cross 0.
     y = BatchNorm().apply(variables, x, use_running_average=True)
     expected = (x - 0.0) / np.sqrt(1.0 + 1e-5) * variables["params"]["scale"] + 1.0
-    np.testing.assert_allclose(y, expected, rtol=1e-5)
+    assert_close(y, expected, ops=6)
 
 
+@pytest.mark.numerics
 def test_batch_norm_mask_keeps_padding_rows_out_of_the_statistics():
     x = jax.random.normal(jax.random.key(2), (4, 3, 3, 2))
     padded = jnp.concatenate([x, 100.0 + jax.random.normal(jax.random.key(3), (2, 3, 3, 2))])
     mask = jnp.array([True] * 4 + [False] * 2)
     y, stats, _ = _batch_norm_pass(BatchNorm(), x)
     y_padded, stats_padded, _ = _batch_norm_pass(BatchNorm(), padded, mask=mask)
-    np.testing.assert_allclose(y_padded[:4], y, rtol=1e-5, atol=1e-5)
-    for name in ("mean", "var"):
-        np.testing.assert_allclose(stats_padded[name], stats[name], rtol=1e-5)
+    # Masked and unmasked sums: a mean and a variance over 4 x 3 x 3 = 36 values, then the
+    # normalization's 5 ops.
+    assert_close(y_padded[:4], y, ops=77)
+    # The running mean is 0.1 x a mean of values of both signs near 0: its round-off is
+    # relative to the values summed, not to the mean.
+    assert_close(stats_padded["mean"], stats["mean"], ops=77, scale=0.1 * float(np.max(np.abs(x))))
+    assert_close(stats_padded["var"], stats["var"], ops=77)
 
     # Gradients agree with flax's masked BatchNorm too.
     def loss(module, x):
@@ -357,9 +375,11 @@ def test_batch_norm_mask_keeps_padding_rows_out_of_the_statistics():
         )
         return jnp.sum(jnp.sin(y))
 
-    np.testing.assert_allclose(
+    # The forward pass (77 ops, sin), then the backward's two means over 36 values and its
+    # combination. The padding rows (at 100) enter the real rows' gradients through the
+    # statistics: the result's scale is theirs (about 40), so the default scale covers them.
+    assert_close(
         jax.grad(functools.partial(loss, BatchNorm()))(padded),
         jax.grad(functools.partial(loss, nn.BatchNorm()))(padded),
-        rtol=1e-4,
-        atol=1e-5,
+        ops=155,
     )

@@ -8,6 +8,7 @@ import struct
 
 import numpy as np
 import pytest
+from numerics import assert_bitwise
 
 from latent_jax import image_data, mnist
 
@@ -63,7 +64,7 @@ def test_mnist_5k_split_is_fixed_and_stratified(five_k):
     assert first.x_train.shape == (4000, 28, 28, 1) and first.x_test.shape == (1000, 28, 28, 1)
     np.testing.assert_array_equal(np.bincount(first.y_test), [100] * 10)
     np.testing.assert_array_equal(np.bincount(first.y_train), [400] * 10)
-    np.testing.assert_array_equal(first.x_test, other.x_test)
+    assert_bitwise(first.x_test, other.x_test)
     np.testing.assert_array_equal(first.y_train, other.y_train)
     # the parts are the loader's images, none in both
     flat = images.reshape(5000, -1)
@@ -88,7 +89,7 @@ def test_read_idx_round_trips(tmp_path, array, type_byte, compress):
     _write(path, _idx_bytes(array, type_byte), compress)
     read = mnist.read_idx(str(path) + (".gz" if compress else ""))
     assert read.dtype == array.dtype.newbyteorder("=") and read.shape == array.shape
-    np.testing.assert_array_equal(read, array)
+    assert_bitwise(read, array)
 
 
 def test_read_idx_rejects_bad_files_naming_them(tmp_path):
@@ -126,14 +127,14 @@ def test_full_sets_load_from_idx_files_with_the_official_split(tmp_path, compres
     (train_images, train_labels), (_, test_labels) = mnist.load_mnist("mnist", tmp_path)
     assert train_images.shape == (12, 28, 28, 1) and train_images.dtype == np.float32
     assert train_labels.dtype == np.int64
-    np.testing.assert_array_equal(train_images[..., 0] * 255.0, x_train)
+    assert_bitwise(train_images[..., 0] * 255.0, x_train.astype(np.float32))
     np.testing.assert_array_equal(test_labels, y_test)
     dataset = image_data.load_image_dataset(
         "mnist", data_dir=tmp_path, test_size=0.5, random_state=3, normalization="none"
     )
     assert dataset.name == "mnist" and dataset.x_test.shape == (5, 28, 28, 1)
-    np.testing.assert_array_equal(dataset.x_train[..., 0] * 255.0, x_train)
-    np.testing.assert_array_equal(dataset.x_test[..., 0] * 255.0, x_test)
+    assert_bitwise(dataset.x_train[..., 0] * 255.0, x_train.astype(np.float32))
+    assert_bitwise(dataset.x_test[..., 0] * 255.0, x_test.astype(np.float32))
     np.testing.assert_array_equal(dataset.y_train, y_train)
     images, labels, name = image_data.load_images("mnist", data_dir=tmp_path, size=(14, 14))
     assert images.shape == (17, 14, 14, 1) and name == "mnist"
@@ -199,6 +200,6 @@ def test_lfw_faces_are_the_faces_and_lfw_subset_keeps_all_200():
     faces, labels, _ = image_data.load_images("lfw-faces")
     everything, face_labels, _ = image_data.load_images("lfw-subset")
     assert faces.shape == (100, 25, 25, 1) and labels is None
-    np.testing.assert_array_equal(faces, everything[face_labels == 1])
+    assert_bitwise(faces, everything[face_labels == 1])
     dataset = image_data.load_image_dataset("lfw-faces")
     assert dataset.x_train.shape == (80, 25, 25, 1) and dataset.x_test.shape == (20, 25, 25, 1)

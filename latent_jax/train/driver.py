@@ -467,6 +467,10 @@ def drive(
             batches.fingerprint(),
         )
 
+    if checkpoint_dir is not None:
+        # Every process takes part (a checksum of rows sharded over several hosts is a
+        # collective); only process 0 writes it into the checkpoints.
+        batches.fingerprint()
     saved_epoch = epoch if resume is not None else -1
     saver = _Checkpointer(
         checkpoint_dir, config, metadata, key, mesh, start.checkpoint, saved_epoch
