@@ -37,6 +37,10 @@ from typing import Any
 import numpy as np
 
 EPS32 = float(np.finfo(np.float32).eps)  # 1.19e-7, the spacing of float32 at 1.0
+# Rounded operations of one jax.random.normal draw (its values differ between programs,
+# mostly in erf_inv): the uniform's affine map (2), erf_inv (x * x, log1p counted 4, a sqrt
+# and a subtraction, a degree-8 Horner polynomial: 16, a product) and the factor sqrt(2).
+NORMAL_OPS = 27
 
 
 def tolerance(ops: int, dtype: Any = np.float32) -> float:

@@ -61,6 +61,7 @@ def test_the_folder_reloads_the_seeds_that_scored_the_saved_elbos(study):
                 likelihood="bernoulli",
                 elbo_samples=args.elbo_samples,
             )
+            # The study's evaluation program on seed k's saved parameters: bit for bit.
             assert score["elbo"] == saved[name]["test_elbo"]["runs"][k]
 
 

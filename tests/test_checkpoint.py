@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import assert_trees_bitwise
 
 from latent_jax import checkpoint as ckpt
 from latent_jax.checkpoint import (
@@ -51,7 +52,7 @@ def test_round_trip_keeps_values_dtypes_metadata_and_epoch(tmp_path):
     assert loaded.path == path
     assert loaded.metadata == meta
     expected = _tree()
-    jax.tree.map(np.testing.assert_array_equal, loaded.tree, expected)
+    assert_trees_bitwise(loaded.tree, expected)
     assert loaded.tree["params"]["dense"]["kernel"].dtype == np.float32
     assert loaded.tree["key_data"].dtype == np.uint32
     # A manifest path loads the same checkpoint as its directory.

@@ -8,16 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numerics import assert_bitwise, assert_close
+from numerics import NORMAL_OPS, assert_bitwise, assert_close
 
 from latent_jax import corruption as C
 
 KEY = jax.random.key(0)
 OTHER = jax.random.key(1)
-# Rounded operations (tests/numerics.py, rule 2) of jax.random.normal: the uniform's affine map
-# (2), erf_inv (x * x, log1p counted 4, a sqrt and a subtraction, a degree-8 Horner
-# polynomial: 16, a product) and the factor sqrt(2).
-NORMAL_OPS = 27
 
 # Every corruption kind, configured at a noticeable level.
 KINDS = {

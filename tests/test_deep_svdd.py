@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from cli_checks import assert_config_round_trips
+from numerics import assert_bitwise, assert_close
 from sklearn.metrics import roc_auc_score
 
 from latent_jax import checkpoint as ckpt
@@ -65,7 +66,9 @@ def test_planted_outliers_rank_high(fitted):
     scores = detector.decision_function(np.concatenate([normal, outliers]))
     labels = np.r_[np.zeros(len(normal)), np.ones(len(outliers))]
     assert roc_auc_score(labels, scores) > 0.9
-    np.testing.assert_allclose(detector.score_samples(outliers), -scores[len(normal) :], rtol=1e-6)
+    # Programs for 24 rows and for 264. ops: Dense(6 -> 16) 6, BatchNorm ~6, Dense(16 -> 4)
+    # 16, the squared distance to the centre over 4 coordinates ~6.
+    assert_close(detector.score_samples(outliers), -scores[len(normal) :], ops=34)
 
 
 def test_center_is_the_mean_of_the_initial_forward_pass(fitted):
@@ -78,6 +81,7 @@ def test_center_is_the_mean_of_the_initial_forward_pass(fitted):
     mean = z.mean(axis=0)
     eps = detector.center_eps
     expected = np.where(np.abs(mean) < eps, np.where(mean < 0, -eps, eps), mean)
+    # The centre's own program on the same rows, averaged in float64: only its float32 cast.
     np.testing.assert_allclose(detector.center_, expected, rtol=1e-5, atol=1e-6)
     assert np.all(np.abs(detector.center_) >= eps)
     # Training moved the weights but not the centre.
@@ -136,8 +140,9 @@ def test_save_and_load_give_identical_scores(fitted, tmp_path):
     detector.save(tmp_path / "svdd")
     loaded = AnomalyDetector.load(tmp_path / "svdd")
     x = np.concatenate([normal, outliers])
-    np.testing.assert_array_equal(loaded.decision_function(x), detector.decision_function(x))
-    np.testing.assert_array_equal(loaded.center_, detector.center_)
+    # The same scoring program on the parameters the file restored: bit for bit.
+    assert_bitwise(loaded.decision_function(x), detector.decision_function(x))
+    assert_bitwise(loaded.center_, detector.center_)
     assert loaded.threshold_ == detector.threshold_
     assert loaded.get_params() == detector.get_params()
 
@@ -179,7 +184,7 @@ def test_global_contrast_normalization_and_min_max_scaling():
     np.testing.assert_allclose(g[:2].mean(axis=(1, 2, 3)), 0.0, atol=1e-6)
     np.testing.assert_allclose(np.abs(g[:2]).mean(axis=(1, 2, 3)), 1.0, rtol=1e-5)
     np.testing.assert_allclose(g[0], g[1], rtol=1e-4, atol=1e-5)  # the contrast is gone
-    np.testing.assert_array_equal(g[2], 0.0)  # a constant image
+    assert_bitwise(g[2], 0.0)  # a constant image
     train, test = min_max_scaling(g[:2], 2.0 * g[:2])
     assert train.min() == 0.0 and train.max() == 1.0
     assert test.max() > 1.0

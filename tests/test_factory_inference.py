@@ -5,12 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import assert_close
 
 from latent_jax.models import ConvAutoencoder, ConvVAE
 from latent_jax.models.factory import CONV_MIN_SIZE, model_for_data, resolve_architecture
 from latent_jax.models.inference import apply_inference, inference_kwargs, predict
 from latent_jax.models.mlp import VAE, Autoencoder
-from numerics import assert_close
 
 
 def test_the_size_rule_picks_conv_only_for_large_images():

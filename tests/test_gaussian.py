@@ -9,6 +9,7 @@ import pytest
 from absl.testing import parameterized
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numerics import assert_bitwise, assert_close
 from scipy import integrate, stats
 
 from latent_jax.gaussian import (
@@ -18,7 +19,6 @@ from latent_jax.gaussian import (
     kl_standard_normal,
     reparameterize,
 )
-from numerics import assert_bitwise, assert_close
 
 MEANS = st.floats(-5.0, 5.0, width=32)
 LOGVARS = st.floats(-6.0, 6.0, width=32)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from numerics import assert_bitwise, assert_close
+from numerics import NORMAL_OPS, assert_bitwise, assert_close
 
 from latent_jax import generate
 from latent_jax.models.conv import ConvVAE
@@ -24,9 +24,6 @@ LATENT_DIM = 3
 # function counts 4 (XLA's approximations are within a few ulp).
 ENCODER_OPS = 21  # Dense(20 -> 6): 20 products and the bias
 DECODER_OPS = 4  # Dense(3 -> 20): 3 products and the bias
-# jax.random.normal: the uniform's affine map (2), erf_inv (x * x, log1p, a sqrt and a
-# subtraction, a degree-8 Horner polynomial: 16, a product) and the factor sqrt(2).
-NORMAL_OPS = 27
 # slerp: a norm (4), the norms' product, the cosine's division, arccos, the angle's product,
 # sin, the weighted sum (2) and the division by sin(omega).
 SLERP_OPS = 20
@@ -124,6 +121,7 @@ def test_sample_prior_decodes_standard_normal_draws(vae):
     assert not np.allclose(samples, other)
 
 
+@pytest.mark.numerics
 def test_sample_prior_under_jit_matches(vae):
     model, variables = vae
     jitted = jax.jit(generate.sample_prior, static_argnums=(1, 3, 4))
@@ -227,6 +225,7 @@ def test_traversal_sets_one_coordinate_per_row(vae):
         assert_close(grid[i], _decode(model, variables, codes), ops=DECODER_OPS)
 
 
+@pytest.mark.numerics
 def test_traversal_defaults_and_image_base(vae, images):
     model, variables = vae
     grid = generate.latent_traversal(model, variables, jnp.zeros(LATENT_DIM))
@@ -238,6 +237,7 @@ def test_traversal_defaults_and_image_base(vae, images):
     assert_close(from_image, from_mean, ops=ENCODER_OPS + DECODER_OPS)
 
 
+@pytest.mark.numerics
 def test_plain_autoencoder_code_is_used_directly(images):
     model = TinyAutoencoder()
     variables = jax.jit(model.init)(jax.random.key(2), images)

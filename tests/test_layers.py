@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numerics import assert_bitwise, assert_close
 
 from latent_jax.models.layers import (
     BatchNorm,
@@ -22,7 +23,6 @@ from latent_jax.models.layers import (
     max_pool_with_argmax,
     max_unpool,
 )
-from numerics import assert_bitwise, assert_close
 
 
 def _conv_transpose_reference(x, w, stride, padding, output_padding=(0, 0)):
@@ -144,10 +144,17 @@ def _conv_transpose_by_dilation(x, w, stride, padding, output_padding):
     )
 
 
-@pytest.mark.numerics
 @pytest.mark.parametrize(
     ("stride", "padding", "output_padding", "kernel"),
-    [(1, 0, 0, 3), (1, 1, 0, 3), (2, 1, 0, 3), (2, 0, 0, 3), (2, 1, 1, 3), (3, 2, 2, 2)],
+    [
+        (1, 0, 0, 3),
+        (1, 1, 0, 3),
+        (2, 1, 0, 3),
+        (2, 0, 0, 3),
+        # Two cases run again under other instruction sets (make test-isa).
+        pytest.param(2, 1, 1, 3, marks=pytest.mark.numerics),
+        pytest.param(3, 2, 2, 2, marks=pytest.mark.numerics),
+    ],
 )
 def test_conv_transpose_gradients_match_autodiff_of_the_dilated_form(
     stride, padding, output_padding, kernel
@@ -348,7 +355,6 @@ def test_batch_norm_matches_flax_and_its_running_statistics():
     assert_close(y, expected, ops=6)
 
 
-@pytest.mark.numerics
 def test_batch_norm_mask_keeps_padding_rows_out_of_the_statistics():
     x = jax.random.normal(jax.random.key(2), (4, 3, 3, 2))
     padded = jnp.concatenate([x, 100.0 + jax.random.normal(jax.random.key(3), (2, 3, 3, 2))])

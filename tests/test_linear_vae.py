@@ -132,7 +132,7 @@ def test_command_writes_the_contracted_metrics(tmp_path, capsys):
         x, latent_dim, _, normalizer = linear_vae.dataset(args, index, name)
         assert run.model.latent_dim == latent_dim and run.epoch == 200
         elbo = float(np.mean(np.asarray(exact_elbo(run.model, run.variables, x), np.float64)))
-        assert elbo == saved["elbo"]
+        assert elbo == saved["elbo"]  # the same program on the saved variables and the data
         assert (normalizer is None) == (run.normalizer is None)
         assert len((folder / "history.csv").read_text().splitlines()) == 1 + 200
 

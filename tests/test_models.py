@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import assert_bitwise, assert_close
 
 from latent_jax.gaussian import reparameterize
 from latent_jax.models.conv import ConvAutoencoder, ConvSpec, ConvVAE
 from latent_jax.models.mlp import VAE, Autoencoder
-from numerics import assert_bitwise, assert_close
 
 KEY = jax.random.key(0)
 
@@ -64,7 +64,6 @@ def _random_variables(model, *args, seed=0):
 # ---------------------------------------------------------------- MLP models
 
 
-@pytest.mark.numerics
 def test_autoencoder_defaults_are_the_seeds():
     model = Autoencoder()
     x = _normal(0, (4, 50))
@@ -113,7 +112,6 @@ def test_autoencoder_widths(hidden, latent):
     assert _count(variables["params"]) == expected
 
 
-@pytest.mark.numerics
 def test_vae_shapes_params_and_reparameterization():
     model = VAE()
     x = _normal(0, (4, 50))
@@ -212,7 +210,6 @@ def small_vae():
     return model, _random_variables(model, x, KEY, seed=1), x
 
 
-@pytest.mark.numerics
 def test_conv_vae_batchnorm_train_and_eval(small_vae):
     model, variables, x = small_vae
     conv0 = nn.Conv(32, (3, 3), padding=((1, 1), (1, 1)))
@@ -251,7 +248,6 @@ def test_conv_vae_batchnorm_train_and_eval(small_vae):
     assert out["decode"].shape == (7, 8, 8, 1)
 
 
-@pytest.mark.numerics
 def test_conv_vae_masked_rows_do_not_enter_batchnorm(small_vae):
     # The padding rows of a ragged batch: wild values, masked out. Real rows' outputs and the
     # running statistics must equal those of the unpadded batch.
@@ -348,7 +344,6 @@ def test_conv_autoencoder_shapes_and_params(small_conv_ae):
     assert_bitwise(out["encode"], out["code"])
 
 
-@pytest.mark.numerics
 def test_conv_autoencoder_switch_and_standalone_decoders(small_conv_ae):
     _, _, x, out = small_conv_ae
     # Paths through one program, which XLA may fuse differently: ops = the fan-ins 9 + 36 +

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import assert_bitwise, assert_close
 
 from latent_jax import corruption, schedules
 from latent_jax.models.mlp import VAE, Autoencoder
@@ -70,12 +71,14 @@ def test_autoencoder_loss_is_the_mse_over_real_rows():
     loss, (metrics, new_state) = _loss(objective, variables, Batch(x, MASK))
     recon = np.asarray(model.apply(variables, x))
     expected = np.mean((recon[:4] - np.asarray(x)[:4]) ** 2)
-    np.testing.assert_allclose(float(loss), expected, rtol=1e-6)
+    # Against NumPy's mean of the same squares: ops = the network's fan-ins 5 + 4 + 2 + 4,
+    # a difference and a square, and the mean over 4 x 5 (then 6 x 5) values.
+    assert_close(float(loss), expected, ops=37)
     assert float(metrics["loss"]) == float(loss) == float(metrics["reconstruction"])
     assert new_state == {}
     # Full batch: PyTorch's nn.MSELoss(), the mean over every element.
     full, _ = _loss(objective, variables, Batch(x, jnp.ones(6)))
-    np.testing.assert_allclose(float(full), np.mean((recon - np.asarray(x)) ** 2), rtol=1e-6)
+    assert_close(float(full), np.mean((recon - np.asarray(x)) ** 2), ops=47)
     # What sits in the padding rows does not matter.
     garbage = x.at[4:].set(1e3)
     padded, _ = _loss(objective, variables, Batch(garbage, MASK))
@@ -143,8 +146,9 @@ def test_vae_terms_match_numpy_and_add_up_with_beta(vae_setup):
     np.testing.assert_allclose(float(metrics["reconstruction"]), sse, rtol=1e-5)
     np.testing.assert_allclose(float(metrics["kl"]), kl, rtol=1e-5)
     assert float(metrics["beta"]) == pytest.approx(0.3)  # epoch 3 of a 10-epoch ramp
-    # The identity holds exactly for the reported float32 values.
-    assert metrics["loss"] == metrics["reconstruction"] + metrics["beta"] * metrics["kl"]
+    # The identity holds exactly for the reported float32 values (documented: the loss is
+    # computed from them, by the same two operations).
+    assert_bitwise(metrics["loss"], metrics["reconstruction"] + metrics["beta"] * metrics["kl"])
     assert float(loss) == float(metrics["loss"])
 
 

@@ -6,11 +6,11 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from numerics import assert_close
 from sklearn.decomposition import PCA as SklearnPCA
 
 from latent_jax import pca
 from latent_jax.anomaly import AnomalyDetector, NoResidualWarning
-from numerics import assert_close
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(60, 5)) @ RNG.normal(size=(5, 5))

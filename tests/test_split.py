@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from numerics import assert_bitwise
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
@@ -15,8 +16,8 @@ Y = np.repeat(np.arange(3), 20)
 def test_shuffled_split_is_scikit_learns_split_of_the_same_data():
     dataset = data.split_dataset(X, Y, test_size=0.25, random_state=7)
     x_train, x_test, y_train, y_test = train_test_split(X, Y, test_size=0.25, random_state=7)
-    np.testing.assert_array_equal(dataset.x_train, x_train.astype(np.float32))
-    np.testing.assert_array_equal(dataset.x_test, x_test.astype(np.float32))
+    assert_bitwise(dataset.x_train, x_train.astype(np.float32))
+    assert_bitwise(dataset.x_test, x_test.astype(np.float32))
     np.testing.assert_array_equal(dataset.y_train, y_train)
     np.testing.assert_array_equal(dataset.y_test, y_test)
     assert dataset.x_val is None and dataset.y_val is None and dataset.normalizer is None
@@ -27,7 +28,7 @@ def test_validation_rows_come_from_the_training_rows_with_the_same_seed():
     train, test = train_test_split(X, test_size=0.2, random_state=3)
     train, val = train_test_split(train, test_size=0.25, random_state=3)
     for got, want in ((dataset.x_train, train), (dataset.x_val, val), (dataset.x_test, test)):
-        np.testing.assert_array_equal(got, want.astype(np.float32))
+        assert_bitwise(got, want.astype(np.float32))
 
 
 def test_stratified_split_keeps_class_proportions():

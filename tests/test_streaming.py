@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import assert_bitwise, assert_close, assert_trees_bitwise, assert_trees_close
 from PIL import Image
 
 from latent_jax import pca, streaming
@@ -105,17 +106,18 @@ def test_streaming_pca_matches_the_in_memory_fit(npy_file):
 
 
 def _assert_same_params(a, b) -> None:
-    jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+    assert_trees_bitwise(a.params, b.params)
 
 
 STREAM_OBJECTIVE = autoencoder_objective(Autoencoder(input_dim=6, hidden_dims=(8,), latent_dim=2))
 STREAM_CONFIG = TrainConfig(learning_rate=1e-2, batch_size=10, epochs=4, quiet=True, log_every=0)
 
 
-@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("shuffle", [pytest.param(True, marks=pytest.mark.numerics), False])
 def test_fit_stream_computes_what_fit_computes_bit_for_bit(npy_file, shuffle):
     # One driver, one permutation, one end of epoch: a memory-mapped file streamed in
-    # groups of 4 batches ends with the very parameters and history of fit on the array.
+    # groups of 4 batches ends with the very parameters and history of fit on the array
+    # (fit_stream's documented bit-for-bit claim, with unroll=1).
     path, x = npy_file
     config = dataclasses.replace(STREAM_CONFIG, shuffle=shuffle, unroll=1)
     memory, h_memory = fit(STREAM_OBJECTIVE, x, x[:7], config, jax.random.key(1))
@@ -124,16 +126,18 @@ def test_fit_stream_computes_what_fit_computes_bit_for_bit(npy_file, shuffle):
     )
     _assert_same_params(memory, stream)
     for name in ("train_loss", "test_loss"):
-        np.testing.assert_array_equal(h_stream[name], h_memory[name])
+        assert_bitwise(h_stream[name], h_memory[name], err_msg=name)
     assert int(stream.epoch) == 4 and int(stream.step) == int(memory.step) == 4 * 6
     assert h_stream["train_loss"][-1] < h_stream["train_loss"][0]
-    # With the batch loop unrolled 4x: the same parameters, and epoch means that XLA may sum
-    # in another order (float32 round-off).
-    config = dataclasses.replace(STREAM_CONFIG, unroll=4)
+    # With the batch loop unrolled 4x: another program, which XLA may fuse across steps and
+    # whose epoch means it may sum in another order. A tolerance for training (rule 3): 24
+    # Adam steps of 1e-2, whose normalized updates keep a step's last-bit differences at the
+    # last bits of the parameters and losses; 100 eps of each leaf's scale (the parameters
+    # were bit for bit under SSE4_2, AVX2 and AVX-512, the losses ~1 eps apart).
+    config = dataclasses.replace(STREAM_CONFIG, shuffle=shuffle, unroll=4)
     unrolled, h_unrolled = fit(STREAM_OBJECTIVE, x, x[:7], config, jax.random.key(1))
-    if shuffle:
-        _assert_same_params(unrolled, stream)
-        np.testing.assert_allclose(h_unrolled["train_loss"], h_stream["train_loss"], rtol=1e-6)
+    assert_trees_close(unrolled.params, stream.params, ops=100)
+    assert_close(h_unrolled["train_loss"], h_stream["train_loss"], ops=100)
 
 
 def test_fit_stream_early_stopping_is_fits(npy_file):
@@ -173,9 +177,10 @@ def test_a_killed_streamed_run_resumes_where_an_uninterrupted_one_ends(npy_file,
         STREAM_OBJECTIVE, path, x[:7], config, resume=str(tmp_path / "ckpt")
     )
     _assert_same_params(whole, resumed)
-    np.testing.assert_array_equal(h_resumed["test_loss"], h_whole["test_loss"])
+    assert_bitwise(h_resumed["test_loss"], h_whole["test_loss"])
     np.testing.assert_array_equal(h_resumed["epoch"], [1, 2, 3, 4])
-    # The format is fit's: the streamed checkpoint resumes in memory too.
+    # The format is fit's: the streamed checkpoint resumes in memory too (bit for bit, as
+    # fit_stream computes what fit computes).
     with pytest.raises(_Killed):
         fit_stream(
             STREAM_OBJECTIVE,

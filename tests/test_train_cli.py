@@ -46,7 +46,8 @@ def test_autoencoder_on_a_npy_file_writes_every_output_and_learns(tmp_path):
     assert any((out / "checkpoints").iterdir())
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 15
     assert_config_round_trips(out, "train")
-    # The folder reloads the autoencoder, which scores the held-out rows as the run did.
+    # The folder reloads the autoencoder, which scores the held-out rows as the run did: the
+    # run's evaluation program (the optimizer state it does not read aside), bit for bit.
     run = load_run(out)
     state = state_from_variables(run.variables, optax.identity())
     held_out = np.load(data)[270:]

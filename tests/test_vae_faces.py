@@ -292,11 +292,10 @@ def test_convolution_gradients_used_by_the_vae_equal_lax():
             assert_close(have, want, ops=94)
 
 
+@pytest.mark.numerics
 def test_a_bernoulli_decoders_logits_are_shown_and_scored_as_their_mean():
     logits = np.array([[-2.0, 0.0, 3.0]], np.float32)
     # ops: XLA's logistic (4) against NumPy's float32 exp (4), sum and division.
-    assert_close(
-        vae_faces.decoder_mean(logits, "bernoulli"), 1.0 / (1.0 + np.exp(-logits)), ops=10
-    )
+    assert_close(vae_faces.decoder_mean(logits, "bernoulli"), 1.0 / (1.0 + np.exp(-logits)), ops=10)
     assert_bitwise(vae_faces.decoder_mean(logits, "sse"), logits)
     assert_bitwise(vae_faces.decoder_mean(logits, "gaussian"), logits)

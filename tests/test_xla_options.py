@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import assert_close
 
 from latent_jax import xla_options
 from latent_jax.models.inference import predict
 from latent_jax.models.mlp import Autoencoder
-from numerics import assert_close
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU options")
 
