@@ -1,21 +1,10 @@
-r"""Objectives with several parameter groups, and the GAN's adversarial objective.
+r"""The GAN's adversarial objective, on the engine's parameter groups.
 
-An :class:`~latent_jax.objectives.Objective` has one loss, differentiated with respect to all
-of the model's parameters by one optimizer. A :class:`GroupedObjective` splits the parameters
-into named **groups** (the top-level keys of ``params``, e.g. a GAN's ``"discriminator"`` and
-``"generator"``) and gives each group a loss of its own, with the objective's signature
-
-``group_losses[group](params, model_state, batch, key, step, epoch, train) -> (loss, (metrics,
-new_model_state))``
-
-where ``params`` holds every group. The training engine (:mod:`latent_jax.train`) updates the
-groups in the order of ``groups``, each by the gradient of its own loss with respect to its own
-parameters, with its own optax optimizer (``TrainConfig.group_optimizers``), alternating or
-simultaneously (``TrainConfig.group_updates``). A GroupedObjective keeps the fields of an
-Objective (``init``, ``loss``, ``model``, ``name``), so everything that only scores or shapes a
-model (evaluation, the probes of the data's shape, checkpoints) treats both alike; ``loss`` is
-:func:`combined_loss`: every group's loss at the same parameters, their metrics merged, and
-``loss`` their sum.
+The engine trains a GAN's generator and discriminator as the parameter groups of a
+:class:`~latent_jax.objectives.GroupedObjective` (the objective protocol,
+:mod:`latent_jax.objectives.base`, where it is defined with :func:`combined_loss` and
+:func:`grouped_objective`; all three are re-exported here): each group's loss is
+differentiated with respect to its own parameters and applied by its own optimizer.
 
 The GAN (Goodfellow et al. 2014) with the non-saturating generator loss, as DCGAN (Radford et
 al. 2016) trains it. With :math:`D(x) = \sigma(\ell(x))` for the discriminator's logit
@@ -36,8 +25,8 @@ as it has real rows). Softplus of the logits is the stable form of the logs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -46,7 +35,14 @@ import numpy as np
 from jax import Array
 
 from latent_jax import validation
-from latent_jax.objectives import Batch, LossFn, Metrics, masked_mean
+from latent_jax.objectives.base import (
+    Batch,
+    GroupedObjective,
+    Metrics,
+    combined_loss,
+    grouped_objective,
+    masked_mean,
+)
 
 __all__ = [
     "GENERATOR_LOSSES",
@@ -62,117 +58,6 @@ __all__ = [
 
 GENERATOR_LOSSES = ("non-saturating", "minimax")
 GAN_GROUPS = ("discriminator", "generator")
-
-
-class GroupedObjective(NamedTuple):
-    """An objective whose parameters are several groups, each with a loss of its own.
-
-    Attributes:
-        init: ``init(key, x) -> variables``, whose ``params`` is a dict keyed by group.
-        loss: ``loss(params, model_state, batch, key, step, epoch, train) -> (loss, (metrics,
-            new_model_state))``, every group's loss at once (:func:`combined_loss`), for
-            evaluation.
-        model: the linen module.
-        name: a short name (``"gan"``).
-        groups: the group names, in the order the engine updates them.
-        group_losses: group name -> that group's loss (the signature of ``loss``), which the
-            engine differentiates with respect to ``params[group]`` only.
-        spec: what the objective computes besides its model, as JSON data (as
-            :class:`~latent_jax.objectives.Objective`'s ``spec``); ``None``: nothing.
-    """
-
-    init: Callable[[Array, Array], dict]
-    loss: LossFn
-    model: Any
-    name: str
-    groups: tuple[str, ...]
-    group_losses: Mapping[str, LossFn]
-    spec: Mapping[str, Any] | None = None
-
-    def describe(self) -> dict[str, Any]:
-        """The objective's identity as JSON data: ``{"name": ..., "groups": [...], **spec}``."""
-        return {"name": self.name, "groups": list(self.groups), **dict(self.spec or {})}
-
-
-def combined_loss(groups: tuple[str, ...], group_losses: Mapping[str, LossFn]) -> LossFn:
-    """Every group's loss at the same parameters, in order: merged metrics, summed loss.
-
-    The model state is threaded through the groups' losses in order (in training mode each
-    may update BatchNorm statistics). ``metrics["loss"]`` is the sum of the groups' losses,
-    the ``loss`` the engine's grouped step reports, so train and test metrics share names.
-    """
-
-    def loss(
-        params: Any,
-        model_state: Mapping[str, Any],
-        batch: Batch,
-        key: Array,
-        step: Array,
-        epoch: Array,
-        train: bool = True,
-    ) -> tuple[Array, tuple[Metrics, dict]]:
-        metrics: Metrics = {}
-        total = jnp.zeros((), jnp.float32)
-        for group in groups:
-            value, (group_metrics, model_state) = group_losses[group](
-                params, model_state, batch, key, step, epoch, train
-            )
-            metrics.update(group_metrics)
-            total = total + value
-        metrics["loss"] = total
-        return total, (metrics, dict(model_state))
-
-    return loss
-
-
-def grouped_objective(
-    init: Callable[[Array, Array], dict],
-    group_losses: Mapping[str, LossFn],
-    *,
-    model: Any,
-    name: str,
-    spec: Mapping[str, Any] | None = None,
-) -> GroupedObjective:
-    """A :class:`GroupedObjective` from its groups' losses, in the mapping's order.
-
-    Args:
-        init: ``init(key, x) -> variables`` with ``params`` keyed by group.
-        group_losses: group name -> loss; the engine updates the groups in this order.
-        model: the linen module.
-        name: the objective's short name.
-        spec: what else identifies the objective, as JSON data (see
-            :class:`GroupedObjective`).
-
-    Returns:
-        The objective, whose ``loss`` is :func:`combined_loss` of the groups.
-
-    Raises:
-        TypeError: for a non-callable ``init`` or loss.
-        ValueError: for fewer than two groups.
-    """
-    if not callable(init):
-        raise TypeError(f"init must be callable (key, x) -> variables, got {init!r}")
-    if not isinstance(group_losses, Mapping) or len(group_losses) < 2:
-        raise ValueError(
-            "group_losses must map at least two group names to losses (one group is an "
-            f"Objective), got {group_losses!r}"
-        )
-    for group, loss in group_losses.items():
-        if not isinstance(group, str) or not callable(loss):
-            raise TypeError(
-                f"group_losses must map str names to callables, got {group!r}: {loss!r}"
-            )
-    groups = tuple(group_losses)
-    losses = dict(group_losses)
-    return GroupedObjective(
-        init=init,
-        loss=combined_loss(groups, losses),
-        model=model,
-        name=name,
-        groups=groups,
-        group_losses=losses,
-        spec=None if spec is None else dict(spec),
-    )
 
 
 def discriminator_loss(real_logits: Array, fake_logits: Array, mask: Array) -> Array:

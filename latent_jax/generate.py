@@ -84,29 +84,50 @@ def decode(
     return predict(model, variables, z, method="decode", apply_kwargs=apply_kwargs)
 
 
+PRIOR_METHOD = "sample_latents"
+
+
 def sample_prior(
     key: Array,
     model: Any,
     variables: Any,
     n: int,
-    latent_dim: int,
+    latent_dim: int | None = None,
     *,
     apply_kwargs: Mapping[str, Any] | None = None,
 ) -> Array:
-    """Decodes ``n`` draws ``z ~ N(0, I)`` from the prior (the tutorial's ``generate_images``).
+    """Decodes ``n`` draws from the model's prior (the tutorial's ``generate_images``).
+
+    The prior belongs to the model: a model with a ``sample_latents(key, n)`` method
+    (:data:`PRIOR_METHOD`, called through ``model.apply`` so it may use the model's
+    parameters, as a learned prior does) draws its own latents; any other model's prior is
+    the standard normal ``z = jax.random.normal(key, (n, latent_dim))``.
 
     Args:
-        key: PRNG key; ``z = jax.random.normal(key, (n, latent_dim))``.
+        key: PRNG key of the draw.
         model: a linen module with ``decode``.
         variables: its variables.
         n: number of images.
-        latent_dim: size of the latent space.
+        latent_dim: size of the latent space; default the model's ``latent_dim`` field.
         apply_kwargs: extra keyword arguments of ``decode``.
 
     Returns:
         Array of shape (n, *image_shape), in the model's units.
+
+    Raises:
+        ValueError: for ``n`` below 1, or no ``latent_dim`` to draw in.
     """
     n = validation.check_int("n", n, 1)
+    if callable(getattr(type(model), PRIOR_METHOD, None)):
+        z = model.apply(variables, key, n, method=PRIOR_METHOD)
+        return decode(model, variables, z, apply_kwargs=apply_kwargs)
+    if latent_dim is None:
+        latent_dim = getattr(model, "latent_dim", None)
+        if latent_dim is None:
+            raise ValueError(
+                f"latent_dim is needed: {type(model).__name__} has no latent_dim field and no "
+                f"{PRIOR_METHOD} method"
+            )
     latent_dim = validation.check_int("latent_dim", latent_dim, 1)
     draw = _standard_normal() if at_top_level() else jax.random.normal
     z = draw(key, (n, latent_dim))

@@ -599,6 +599,101 @@ def record_resumptions(run_dir: str, checkpoint_dir: str) -> None:
     write_json(path, config)
 
 
+def add_objective_arguments(
+    group: Any, trains: str = "vae", default: str = "elbo", own: tuple[str, ...] = ()
+) -> None:
+    """Registers ``--objective`` (the registered objectives that train ``trains`` models,
+    :func:`latent_jax.objectives.available`) and every option of theirs as a flag.
+
+    An option several objectives share (``--likelihood``) is one flag; :func:`objective_from_flags`
+    passes each objective its own, and :func:`check_objective_arguments` refuses an option
+    set for an objective that does not take it.
+
+    Args:
+        group: the parser or argument group.
+        trains: ``"vae"`` or ``"autoencoder"``.
+        default: the objective without the flag.
+        own: options the command registers itself, with defaults of its own (the ``vae``
+            command's ``likelihood``, which its presets set).
+    """
+    from latent_jax.objectives import available, objective_entry
+
+    names = available(trains)
+    described = "; ".join(f"{name}: {objective_entry(name).help}" for name in names)
+    group.add_argument("--objective", choices=names, default=default, help=described)
+    for option, users in _objective_options(trains).items():
+        if option.name in own:
+            continue
+        help_text = f"{option.help} (--objective {', '.join(users)})"
+        if option.type is bool:
+            group.add_argument(option.flag, action="store_true", help=help_text)
+        else:
+            group.add_argument(
+                option.flag,
+                type=option.type,
+                default=option.default,
+                choices=option.choices,
+                help=help_text,
+            )
+
+
+def _objective_options(trains: str) -> dict[Any, list[str]]:
+    """Every option of the objectives that train ``trains`` models, with the objectives that
+    take it (an option is shared by name)."""
+    from latent_jax.objectives import available, objective_entry
+
+    found: dict[str, Any] = {}
+    users: dict[str, list[str]] = {}
+    for name in available(trains):
+        for option in objective_entry(name).options:
+            found.setdefault(option.name, option)
+            users.setdefault(option.name, []).append(name)
+    return {found[key]: users[key] for key in found}
+
+
+def check_objective_arguments(args: argparse.Namespace, trains: str = "vae") -> None:
+    """Refuses an objective option set to other than its default for an objective that does
+    not take it (``--k 3`` with ``--objective elbo``), naming the flag and the objectives.
+
+    Raises:
+        ValueError: naming the flag.
+    """
+    from latent_jax.objectives import objective_entry
+
+    taken = {option.name for option in objective_entry(args.objective).options}
+    for option, users in _objective_options(trains).items():
+        value = getattr(args, option.name, option.default)
+        if option.name not in taken and value != (False if option.type is bool else option.default):
+            shown = option.flag if option.type is bool else f"{option.flag} {value}"
+            raise ValueError(
+                f"{shown} is an option of --objective {' or '.join(users)}, not of "
+                f"--objective {args.objective}"
+            )
+    if "k" in taken:
+        require_at_least(args, 1, "k")
+
+
+def objective_from_flags(args: argparse.Namespace, model: Any, **supplied: Any) -> Any:
+    """The objective ``--objective`` names, built with its options' flags.
+
+    Args:
+        args: the flags.
+        model: the model it trains.
+        **supplied: what the command supplies itself (the ``vae`` command's ``beta_schedule``
+            and ``beta_unit``, the run's ``epochs``); each is passed only to an objective
+            that takes it.
+
+    Returns:
+        The :class:`~latent_jax.objectives.Objective`.
+    """
+    from latent_jax.objectives import build_objective, objective_entry
+
+    entry = objective_entry(args.objective)
+    options = {option.name: getattr(args, option.name) for option in entry.options}
+    options.update({k: v for k, v in supplied.items() if entry.accepts(k)})
+    return build_objective(args.objective, model, **options)
+
+
 def add_compile_cache_argument(parser: Any) -> None:
     """Registers ``--no-compile-cache`` (every subcommand has it)."""
     parser.add_argument(

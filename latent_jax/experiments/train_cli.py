@@ -43,94 +43,13 @@ import numpy as np
 
 from latent_jax import distributed, runs, validation
 from latent_jax.experiments import common
-from latent_jax.objectives import GRADIENT_ESTIMATORS, LIKELIHOODS
+from latent_jax.models.registry import model_entries, model_entry
 
 logger = logging.getLogger(__name__)
 
-MODELS = ("ae", "vae", "conv-vae")
-OBJECTIVES = ("elbo", "iwae")
 # The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
 DATA_FLAGS = ("data", "image_size", "test_size", "max_test_rows")
 MODEL_FLAGS = ("model", "latent_dim", "hidden_dims")
-
-
-def add_objective_arguments(group: Any) -> None:
-    """Registers a VAE command's ``--objective``, ``--k``, ``--binarize``, ``--gradient-estimator``.
-
-    Shared by ``latent-jax train`` and ``latent-jax vae`` (:func:`make_vae_objective` reads
-    them, with the command's ``--likelihood``).
-    """
-    group.add_argument(
-        "--objective",
-        choices=OBJECTIVES,
-        default="elbo",
-        help="elbo: reconstruction + beta * KL; iwae: the importance-weighted bound with --k "
-        "samples (beta = 1)",
-    )
-    group.add_argument("--k", type=int, default=1, help="importance samples of --objective iwae")
-    group.add_argument(
-        "--binarize",
-        action="store_true",
-        help="dynamic binarization: a fresh Bernoulli draw of the [0, 1] inputs every step",
-    )
-    group.add_argument(
-        "--gradient-estimator",
-        choices=GRADIENT_ESTIMATORS,
-        default="standard",
-        help="gradient of --objective iwae: standard, or dreg (doubly reparameterized)",
-    )
-
-
-def check_objective_arguments(args: argparse.Namespace) -> None:
-    """Checks the flags of :func:`add_objective_arguments`, naming the flag.
-
-    Raises:
-        ValueError: for ``--k`` below 1, or ``--k`` above 1 or ``--gradient-estimator dreg``
-            without ``--objective iwae``.
-    """
-    common.require_at_least(args, 1, "k")
-    if args.objective == "elbo" and (args.k != 1 or args.gradient_estimator != "standard"):
-        raise ValueError(
-            f"--k {args.k} and --gradient-estimator {args.gradient_estimator} need --objective iwae"
-        )
-
-
-def make_vae_objective(
-    args: argparse.Namespace,
-    model: Any,
-    beta_schedule: Any = None,
-    beta_unit: str = "epoch",
-) -> Any:
-    """The VAE objective the flags choose: the (β-)ELBO or the IWAE bound.
-
-    Args:
-        args: the flags (``objective``, ``k``, ``likelihood``, ``binarize``,
-            ``gradient_estimator``).
-        model: the VAE.
-        beta_schedule: the ELBO's β schedule (``None``: β = 1); the IWAE bound has none.
-        beta_unit: what the schedule counts.
-
-    Returns:
-        :func:`latent_jax.objectives.vae_objective` or :func:`~latent_jax.objectives.
-        iwae_objective`.
-    """
-    from latent_jax.objectives import iwae_objective, vae_objective
-
-    if args.objective == "iwae":
-        return iwae_objective(
-            model,
-            args.k,
-            likelihood=args.likelihood,
-            binarize=args.binarize,
-            gradient=args.gradient_estimator,
-        )
-    return vae_objective(
-        model,
-        beta_schedule,
-        likelihood=args.likelihood,
-        beta_unit=beta_unit,
-        binarize=args.binarize,
-    )
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -145,7 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", default=None, help=".npy or .csv file, or an image folder (required)"
     )
-    parser.add_argument("--model", choices=MODELS, default="ae", help="what to train")
+    models = model_entries()
+    parser.add_argument(
+        "--model",
+        choices=list(models),
+        default="ae",
+        help="what to train: " + "; ".join(f"{name}: {e.help}" for name, e in models.items()),
+    )
     parser.add_argument("--latent-dim", type=int, default=5, help="latent size")
     parser.add_argument(
         "--hidden-dims",
@@ -155,13 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--image-size", type=_image_size, default=None, help="resize to HxW")
     vae = parser.add_argument_group("VAE objective (--model vae or conv-vae)")
-    vae.add_argument(
-        "--likelihood",
-        choices=LIKELIHOODS,
-        default="sse",
-        help="reconstruction term: summed squared error, Gaussian, or Bernoulli (logits)",
-    )
-    add_objective_arguments(vae)
+    common.add_objective_arguments(vae)
     parser.add_argument("--epochs", type=int, default=10, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=128, help="rows per batch")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
@@ -201,9 +120,12 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     common.require_at_least(args, 1, "latent_dim", "epochs", "batch_size", "max_test_rows")
     common.require_at_least(args, 1, "steps_per_call")
-    check_objective_arguments(args)
-    if args.model == "ae" and (args.objective != "elbo" or args.binarize):
-        raise ValueError("--objective iwae and --binarize need --model vae or conv-vae")
+    common.check_objective_arguments(args)
+    if model_entry(args.model).kind == "autoencoder" and (
+        args.objective != "elbo" or args.binarize
+    ):
+        vaes = " or ".join(model_entries(kind="vae"))
+        raise ValueError(f"--objective {args.objective} and --binarize need --model {vaes}")
     if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     common.check_run_arguments(args)
@@ -281,31 +203,26 @@ def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[in
     else:
         source.paths = source.paths[: len(train_rows)]
     shape = source.example_shape
-    if args.model != "conv-vae" and len(shape) > 1:
+    convolutional = model_entry(args.model).architecture == "conv"
+    if not convolutional and len(shape) > 1:
         if args.stream:
-            raise ValueError("--stream with images needs --model conv-vae")
+            conv = ", ".join(model_entries(architecture="conv"))
+            raise ValueError(f"--stream with images needs a convolutional --model ({conv})")
         source = streaming.ArraySource(source.array.reshape(len(source), -1), path)
         test = None if test is None else test.reshape(len(test), -1)
-    if args.model == "conv-vae" and len(shape) != 3:
-        raise ValueError(f"--model conv-vae needs images (n, H, W, C); {path!r} has {shape}")
+    if convolutional and len(shape) != 3:
+        raise ValueError(f"--model {args.model} needs images (n, H, W, C); {path!r} has {shape}")
     return source, test, source.example_shape
 
 
 def _objective(args: argparse.Namespace, shape: tuple[int, ...]):
-    from latent_jax.models.factory import model_for_data
     from latent_jax.objectives import autoencoder_objective
 
-    kind = "autoencoder" if args.model == "ae" else "vae"
-    built = model_for_data(
-        shape,
-        kind=kind,
-        architecture="conv" if args.model == "conv-vae" else "mlp",
-        latent_dim=args.latent_dim,
-        hidden_dims=args.hidden_dims,
-    )
-    if kind == "autoencoder":
-        return autoencoder_objective(built.model)
-    return make_vae_objective(args, built.model)
+    entry = model_entry(args.model)
+    model = entry.cls.for_data(shape, latent_dim=args.latent_dim, hidden_dims=args.hidden_dims)
+    if entry.kind == "autoencoder":
+        return autoencoder_objective(model)
+    return common.objective_from_flags(args, model, epochs=args.epochs)
 
 
 @contextlib.contextmanager

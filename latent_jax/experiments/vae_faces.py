@@ -43,11 +43,6 @@ import numpy as np
 from latent_jax import generate, image_data, plots, runs, schedules
 from latent_jax.data import Dataset
 from latent_jax.experiments import common
-from latent_jax.experiments.train_cli import (
-    add_objective_arguments,
-    check_objective_arguments,
-    make_vae_objective,
-)
 from latent_jax.mnist import MNIST, MNIST_5K
 from latent_jax.models.conv import ConvVAE
 from latent_jax.objectives import BETA_UNITS, LIKELIHOODS
@@ -221,7 +216,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reconstruction term; 'sse' is the tutorial's summed squared error"
         + _default("likelihood"),
     )
-    add_objective_arguments(model)
+    common.add_objective_arguments(model, own=("likelihood",))
     beta = parser.add_argument_group("beta schedule (loss = reconstruction + beta * KL)")
     beta.add_argument(
         "--beta-schedule",
@@ -311,7 +306,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--beta-schedule must be one of {schedules.SCHEDULES}, got {args.beta_schedule!r}"
         )
-    check_objective_arguments(args)
+    common.check_objective_arguments(args)
     common.check_run_arguments(args)
 
 
@@ -393,7 +388,9 @@ def run(args: argparse.Namespace) -> dict:
     model = ConvVAE(image_shape=image_shape, hidden_dim=args.hidden_dim, latent_dim=args.latent_dim)
     steps_per_epoch = -(-len(x_train) // min(args.batch_size, len(x_train)))
     beta = make_beta_schedule(args, steps_per_epoch)
-    objective = make_vae_objective(args, model, beta, beta_unit=args.beta_unit)
+    objective = common.objective_from_flags(
+        args, model, beta_schedule=beta, beta_unit=args.beta_unit, epochs=args.epochs
+    )
     config = TrainConfig(
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
@@ -450,12 +447,13 @@ def run(args: argparse.Namespace) -> dict:
         "hidden_dim": args.hidden_dim,
         "latent_dim": args.latent_dim,
         "epochs": history.num_epochs,
-        "beta_schedule": args.beta_schedule if args.objective == "elbo" else "none (IWAE bound)",
+        "beta_schedule": _beta_description(args),
         "final_train_loss": last["train_loss"],
         "final_test_loss": last["test_loss"],
         "final_reconstruction_loss": last["train_reconstruction"],
         "final_kl": last["train_kl"],
-        "final_beta": last.get("train_beta", 1.0),  # the IWAE bound has beta = 1
+        # The IWAE bound has beta = 1; other objectives without a beta have none.
+        "final_beta": last.get("train_beta", 1.0 if args.objective == "iwae" else None),
         "final_test_reconstruction_loss": last["test_reconstruction"],
         "final_test_kl": last["test_kl"],
         "test_mse_per_pixel": figures.pop("test_mse_per_pixel"),
@@ -464,6 +462,8 @@ def run(args: argparse.Namespace) -> dict:
         "compile_seconds": compile_seconds,
         "environment": common.environment_info(),
     }
+    if "train_capacity" in last:  # the capacity-annealed objective's C at the end
+        metrics["final_capacity"] = last["train_capacity"]
     if generation is not None:
         metrics["generation"] = generation
     common.write_json(os.path.join(out, runs.METRICS), metrics)
@@ -664,6 +664,23 @@ def _spans_decades(curves: Any, ratio: float = 100.0) -> bool:
     return bool(values.size) and float(values.max() / values.min()) > ratio
 
 
+def _beta_line(metrics: dict) -> str:
+    if metrics["final_beta"] is not None:
+        return f"beta = {metrics['final_beta']:.4g} ({metrics['beta_schedule']})"
+    if "final_capacity" in metrics:
+        return f"capacity C = {metrics['final_capacity']:.4g} nats ({metrics['beta_schedule']})"
+    return metrics["beta_schedule"]
+
+
+def _beta_description(args: argparse.Namespace) -> str:
+    """What ``metrics.json`` says of β: the schedule of ``elbo``, else what replaces it."""
+    if args.objective == "elbo":
+        return args.beta_schedule
+    if args.objective == "iwae":
+        return "none (IWAE bound)"
+    return f"none (--objective {args.objective})"
+
+
 def _print_summary(metrics: dict, out: str) -> None:
     rows = [
         ("loss", metrics["final_train_loss"], metrics["final_test_loss"]),
@@ -677,8 +694,7 @@ def _print_summary(metrics: dict, out: str) -> None:
     print(
         f"VAE on {metrics['data']} ({metrics['n_train']} train / {metrics['n_test']} test "
         f"images of {'x'.join(map(str, metrics['image_shape']))}), latent "
-        f"{metrics['latent_dim']}, after epoch {metrics['epochs']}, "
-        f"beta = {metrics['final_beta']:.4g} ({metrics['beta_schedule']})"
+        f"{metrics['latent_dim']}, after epoch {metrics['epochs']}, " + _beta_line(metrics)
     )
     print(f"{'per image':<16} {'train':>12} {'test':>12}")
     for name, train, test in rows:

@@ -55,12 +55,14 @@ from latent_jax.models.layers import (
     max_pool_with_argmax,
     max_unpool,
 )
+from latent_jax.models.registry import register_model, register_value_type
 
 # PyTorch's BatchNorm2d defaults: running = 0.9 * running + 0.1 * batch, eps = 1e-5.
 _BN_MOMENTUM = 0.9
 _BN_EPSILON = 1e-5
 
 
+@register_value_type
 class ConvSpec(NamedTuple):
     """One (transposed) convolution with PyTorch-style symmetric padding.
 
@@ -298,6 +300,9 @@ class ConvDecoder(nn.Module):
         return Crop(self.image_shape[0], self.image_shape[1])(x)
 
 
+@register_model(
+    name="conv-vae", kind="vae", architecture="conv", help="convolutional VAE (the tutorial's)"
+)
 class ConvVAE(nn.Module):
     """Convolutional VAE; the defaults are the tutorial's face VAE (see the module docstring).
 
@@ -345,6 +350,20 @@ class ConvVAE(nn.Module):
     def feature_shape(self) -> tuple[int, int, int]:
         """(h, w, channels) of the encoder's last feature map, (28, 23, 64) for the tutorial's."""
         return self._plan().feature_shape
+
+    @classmethod
+    def for_data(
+        cls,
+        feature_shape: Sequence[int],
+        *,
+        latent_dim: int,
+        conv_options: dict | None = None,
+        **unused: object,
+    ) -> ConvVAE:
+        """The VAE for images of ``feature_shape`` (height, width, channels), with
+        ``conv_options`` as further fields (the registry's builder; options of other
+        architectures are ignored)."""
+        return cls(image_shape=tuple(feature_shape), latent_dim=latent_dim, **(conv_options or {}))
 
     def setup(self) -> None:
         self.encoder = ConvEncoder(self.encoder_convs, self.hidden_dim, self.negative_slope)
@@ -400,6 +419,12 @@ class ConvVAE(nn.Module):
         return self.decode(z, train=train, mask=mask), mean, logvar
 
 
+@register_model(
+    name="conv-ae",
+    kind="autoencoder",
+    architecture="conv",
+    help="convolutional autoencoder with max-pool switches",
+)
 class ConvAutoencoder(nn.Module):
     """Convolution + max-pool encoder, max-unpool + transposed-convolution decoder.
 
@@ -469,6 +494,24 @@ class ConvAutoencoder(nn.Module):
         """(h, w, channels) of the last pooled feature map."""
         h, w = self._stage_sizes()[-1]
         return (h, w, self.channels[-1])
+
+    @classmethod
+    def for_data(
+        cls,
+        feature_shape: Sequence[int],
+        *,
+        latent_dim: int,
+        channels: Sequence[int] | None = None,
+        conv_options: dict | None = None,
+        **unused: object,
+    ) -> ConvAutoencoder:
+        """The autoencoder for images of ``feature_shape`` (height, width, channels), with
+        its stage ``channels`` and ``conv_options`` as further fields (the registry's
+        builder; options of other architectures are ignored)."""
+        options = dict(conv_options or {})
+        if channels is not None:
+            options["channels"] = tuple(int(c) for c in channels)
+        return cls(image_shape=tuple(feature_shape), latent_dim=latent_dim, **options)
 
     def setup(self) -> None:
         k, p = self.kernel_size, self.kernel_size // 2

@@ -13,17 +13,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import flax.linen as nn
-import numpy as np
 
 from latent_jax import validation
-from latent_jax.models.conv import ConvAutoencoder, ConvVAE
-from latent_jax.models.mlp import VAE, Autoencoder
+from latent_jax.models.registry import KINDS, ModelEntry, model_entry
 
 __all__ = [
     "ARCHITECTURES",
     "CONV_MIN_SIZE",
     "KINDS",
     "ModelForData",
+    "default_model",
     "model_for_data",
     "resolve_architecture",
 ]
@@ -31,7 +30,13 @@ __all__ = [
 # Images at least this tall and wide get convolutional models with architecture="auto".
 CONV_MIN_SIZE = 32
 ARCHITECTURES = ("auto", "mlp", "conv")
-KINDS = ("autoencoder", "vae")
+# The registered model (by name) that model_for_data builds for a kind and an architecture.
+DEFAULT_MODELS = {
+    ("autoencoder", "mlp"): "ae",
+    ("vae", "mlp"): "vae",
+    ("autoencoder", "conv"): "conv-ae",
+    ("vae", "conv"): "conv-vae",
+}
 
 
 def _feature_shape(feature_shape: Sequence[int]) -> tuple[int, ...]:
@@ -152,15 +157,18 @@ def model_for_data(
     validation.check_choice("kind", kind, KINDS)
     latent_dim = validation.check_int("latent_dim", latent_dim, 1)
     resolved = resolve_architecture(shape, architecture)
-    if resolved == "mlp":
-        options: dict[str, Any] = {"input_dim": int(np.prod(shape)), "latent_dim": latent_dim}
-        if hidden_dims is not None:
-            options["hidden_dims"] = tuple(int(w) for w in hidden_dims)
-        cls = VAE if kind == "vae" else Autoencoder
-        return ModelForData(cls(**options), resolved, shape)
-    options = {"image_shape": shape, "latent_dim": latent_dim, **dict(conv_options or {})}
-    if kind == "vae":
-        return ModelForData(ConvVAE(**options), resolved, shape)
-    if channels is not None:
-        options["channels"] = tuple(int(c) for c in channels)
-    return ModelForData(ConvAutoencoder(**options), resolved, shape)
+    entry = default_model(kind, resolved)
+    model = entry.cls.for_data(
+        shape,
+        latent_dim=latent_dim,
+        hidden_dims=hidden_dims,
+        channels=channels,
+        conv_options=conv_options,
+    )
+    return ModelForData(model, resolved, shape)
+
+
+def default_model(kind: str, architecture: str) -> ModelEntry:
+    """The model :func:`model_for_data` builds for a kind and an architecture: the library's
+    MLP and convolutional autoencoders and VAEs (:data:`DEFAULT_MODELS`)."""
+    return model_entry(DEFAULT_MODELS[kind, architecture])

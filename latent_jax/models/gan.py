@@ -40,6 +40,7 @@ from jax import Array
 
 from latent_jax import validation
 from latent_jax.models.layers import BatchNorm, ConvTranspose, Crop, FastConv, Reshape
+from latent_jax.models.registry import register_model
 
 __all__ = ["DCGAN", "MLPGAN", "DCGANDiscriminator", "DCGANGenerator"]
 
@@ -145,6 +146,7 @@ class _GAN(nn.Module):
         return self.generate(z, train=train), self.discriminate(x, train=train)
 
 
+@register_model
 class DCGAN(_GAN):
     """A DCGAN for images of ``image_shape`` (see the module docstring).
 
@@ -196,6 +198,7 @@ class _MLPDiscriminator(nn.Module):
         return nn.Dense(1, name="logit")(x)[:, 0]
 
 
+@register_model
 class MLPGAN(_GAN):
     """A GAN of two MLPs for feature vectors (e.g. a 2-D mixture of Gaussians).
 

@@ -37,10 +37,12 @@ from jax.typing import ArrayLike
 from latent_jax import validation
 from latent_jax.gaussian import gaussian_log_likelihood, kl_standard_normal, reparameterize
 from latent_jax.models.mlp import _check_features
+from latent_jax.models.registry import register_model
 
 __all__ = ["LinearVAE", "decoder_weight", "exact_elbo", "linear_vae_variables"]
 
 
+@register_model
 class LinearVAE(nn.Module):
     """A VAE whose encoder and decoder are affine maps and whose noise variance is learned.
 

@@ -16,6 +16,7 @@ flax's default (LeCun normal weights, zero biases), not PyTorch's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -24,6 +25,7 @@ from jax import Array
 
 from latent_jax import validation
 from latent_jax.gaussian import reparameterize
+from latent_jax.models.registry import register_model
 
 ACTIVATIONS = ("leaky_relu", "tanh")
 
@@ -80,6 +82,17 @@ class MLP(nn.Module):
         return x
 
 
+def _for_flat_data(
+    cls: type, feature_shape: Sequence[int], latent_dim: int, hidden_dims: Sequence[int] | None
+) -> nn.Module:
+    """An MLP model on ``prod(feature_shape)`` inputs (its ``for_data``)."""
+    options = {"input_dim": math.prod(feature_shape), "latent_dim": latent_dim}
+    if hidden_dims is not None:
+        options["hidden_dims"] = tuple(int(w) for w in hidden_dims)
+    return cls(**options)
+
+
+@register_model(name="ae", kind="autoencoder", architecture="mlp", help="MLP autoencoder")
 class Autoencoder(nn.Module):
     """The tutorial's fully connected autoencoder with configurable widths.
 
@@ -103,6 +116,19 @@ class Autoencoder(nn.Module):
         self.hidden_dims = _check_dims(self.input_dim, self.hidden_dims, self.latent_dim)
         super().__post_init__()
 
+    @classmethod
+    def for_data(
+        cls,
+        feature_shape: Sequence[int],
+        *,
+        latent_dim: int,
+        hidden_dims: Sequence[int] | None = None,
+        **unused: object,
+    ) -> Autoencoder:
+        """The autoencoder for flattened examples of ``feature_shape`` (the registry's
+        builder; options of other architectures are ignored)."""
+        return _for_flat_data(cls, feature_shape, latent_dim, hidden_dims)
+
     def setup(self) -> None:
         hidden = self.hidden_dims
         self.encoder = MLP((*hidden, self.latent_dim), self.negative_slope)
@@ -123,6 +149,7 @@ class Autoencoder(nn.Module):
         return self.decode(self.encode(x, train=train), train=train)
 
 
+@register_model(name="vae", kind="vae", architecture="mlp", help="MLP VAE")
 class VAE(nn.Module):
     """Fully connected variational autoencoder with Gaussian posterior heads.
 
@@ -152,6 +179,19 @@ class VAE(nn.Module):
             raise ValueError(f"hidden_dims must have at least one width, got {self.hidden_dims!r}")
         validation.check_choice("activation", self.activation, ACTIVATIONS)
         super().__post_init__()
+
+    @classmethod
+    def for_data(
+        cls,
+        feature_shape: Sequence[int],
+        *,
+        latent_dim: int,
+        hidden_dims: Sequence[int] | None = None,
+        **unused: object,
+    ) -> VAE:
+        """The VAE for flattened examples of ``feature_shape`` (the registry's builder;
+        options of other architectures are ignored)."""
+        return _for_flat_data(cls, feature_shape, latent_dim, hidden_dims)
 
     def setup(self) -> None:
         hidden, slope, activation = self.hidden_dims, self.negative_slope, self.activation

@@ -1,10 +1,12 @@
-"""Models as data: a module's class and fields as JSON, and the allow-list that rebuilds them.
+"""Models as data: a module's class and fields as JSON, and the module rebuilt from them.
 
 A run's checkpoint records :func:`module_spec` of its model, e.g.
 ``{"class": "ConvVAE", "fields": {"latent_dim": 10, "encoder_convs": [{"ConvSpec": {...}}]}}``,
-and :func:`build_module` makes the module again. Only the classes in :data:`MODEL_CLASSES`
-(latent_jax's own) are ever built, and only from plain values: a file never names an import
-path or holds pickled objects, so loading someone else's run cannot run their code.
+and :func:`build_module` makes the module again. Only the classes registered with
+:func:`latent_jax.models.registry.register_model` (latent_jax's own, and those of code the user
+imported) are ever built, and only from plain values and registered value types: a file never
+names an import path or holds pickled objects, so loading someone else's run cannot run their
+code.
 """
 
 from __future__ import annotations
@@ -15,30 +17,12 @@ from typing import Any
 
 import flax.linen as nn
 
-from latent_jax.models.conv import ConvAutoencoder, ConvSpec, ConvVAE
-from latent_jax.models.gan import DCGAN, MLPGAN
-from latent_jax.models.linear import LinearVAE
-from latent_jax.models.mlp import VAE, Autoencoder
-from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP
+from latent_jax.models.registry import CLASSES, model_classes, value_types
 
 __all__ = ["MODEL_CLASSES", "SpecError", "build_module", "module_spec"]
 
-MODEL_CLASSES: dict[str, type[nn.Module]] = {
-    cls.__name__: cls
-    for cls in (
-        Autoencoder,
-        VAE,
-        ConvAutoencoder,
-        ConvVAE,
-        LinearVAE,
-        DeepSVDDConv,
-        DeepSVDDMLP,
-        DCGAN,
-        MLPGAN,
-    )
-}
-# Field values that are not plain JSON, by the one key that tags them.
-_VALUE_TYPES = {"ConvSpec": ConvSpec}
+# Every registered model class, by name (a read-only view of the registry).
+MODEL_CLASSES = CLASSES
 _LINEN_FIELDS = ("parent", "name")
 
 
@@ -47,8 +31,9 @@ class SpecError(ValueError):
 
 
 def _encode(value: Any, where: str) -> Any:
-    if isinstance(value, ConvSpec):
-        return {"ConvSpec": {k: _encode(v, where) for k, v in value._asdict().items()}}
+    tag = type(value).__name__
+    if value_types().get(tag) is type(value):
+        return {tag: {k: _encode(v, where) for k, v in value._asdict().items()}}
     if isinstance(value, tuple | list):
         return [_encode(v, where) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
@@ -60,11 +45,12 @@ def _decode(value: Any, where: str) -> Any:
     if isinstance(value, list):
         return tuple(_decode(v, where) for v in value)
     if isinstance(value, Mapping):
-        if len(value) != 1 or next(iter(value)) not in _VALUE_TYPES:
+        types = value_types()
+        if len(value) != 1 or next(iter(value)) not in types:
             raise SpecError(f"{where}: unknown value {value!r}")
         ((tag, fields),) = value.items()
         try:
-            return _VALUE_TYPES[tag](**{k: _decode(v, where) for k, v in fields.items()})
+            return types[tag](**{k: _decode(v, where) for k, v in fields.items()})
         except TypeError as err:
             raise SpecError(f"{where}: bad {tag} {fields!r}: {err}") from err
     return value
@@ -77,11 +63,11 @@ def module_spec(module: Any) -> dict[str, Any] | None:
         module: a linen module (or anything else, which gives ``None``).
 
     Returns:
-        ``{"class": name, "fields": {field: JSON value}}`` for the classes of
-        :data:`MODEL_CLASSES`, else ``None``.
+        ``{"class": name, "fields": {field: JSON value}}`` for a registered class, else
+        ``None``.
     """
     cls = type(module)
-    if MODEL_CLASSES.get(cls.__name__) is not cls:
+    if model_classes().get(cls.__name__) is not cls:
         return None
     fields = {
         f.name: _encode(getattr(module, f.name), f"{cls.__name__}.{f.name}")
@@ -102,15 +88,15 @@ def build_module(spec: Any, where: str = "model spec") -> nn.Module:
         The linen module.
 
     Raises:
-        SpecError: for a class outside :data:`MODEL_CLASSES`, unknown fields or bad values,
-            naming ``where``.
+        SpecError: for a class that is not registered, unknown fields or bad values, naming
+            ``where``.
     """
     if not isinstance(spec, Mapping) or not isinstance(spec.get("fields", {}), Mapping):
         raise SpecError(
             f"{where}: a model spec is {{'class': ..., 'fields': {{...}}}}, got {spec!r}"
         )
     name = spec.get("class")
-    cls = MODEL_CLASSES.get(name) if isinstance(name, str) else None
+    cls = model_classes().get(name) if isinstance(name, str) else None
     if cls is None:
         raise SpecError(
             f"{where} names the model class {name!r}, which latent_jax does not build "

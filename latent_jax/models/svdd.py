@@ -48,6 +48,7 @@ from jax import Array
 from latent_jax import validation
 from latent_jax.models.inference import predict
 from latent_jax.models.layers import FastConv
+from latent_jax.models.registry import register_model
 
 __all__ = [
     "CENTER_COLLECTION",
@@ -112,6 +113,7 @@ class _CenteredNet(nn.Module):
         return jnp.sum(jnp.square(z - self.get_variable(CENTER_COLLECTION, "c")), axis=-1)
 
 
+@register_model
 class DeepSVDDConv(_CenteredNet):
     """The paper's LeNet-type Deep SVDD network for images (see the module docstring).
 
@@ -184,6 +186,7 @@ class DeepSVDDConv(_CenteredNet):
         return nn.Dense(self.rep_dim, use_bias=False, name="dense")(x.reshape(x.shape[0], -1))
 
 
+@register_model
 class DeepSVDDMLP(_CenteredNet):
     """The Deep SVDD network for feature vectors (see the module docstring).
 

@@ -57,7 +57,7 @@ checkpointed if it was not already, so the last good checkpoint stays loadable.
 
 Parameter groups (a GAN's generator and discriminator): an objective is either an
 :class:`~latent_jax.objectives.Objective` (one loss, one optimizer over all parameters) or a
-:class:`~latent_jax.adversarial.GroupedObjective`, which also declares ``groups`` (names of
+:class:`~latent_jax.objectives.GroupedObjective`, which also declares ``groups`` (names of
 the top-level entries of ``params``, in update order) and ``group_losses`` (one loss per group,
 with the same signature as ``loss``). For a grouped objective the optimizer is a dict of optax
 transformations, one per group (``TrainConfig.group_optimizers`` overrides the config's

@@ -141,7 +141,7 @@ class TrainConfig:
             ``{"xla_backend_optimization_level": 0}`` compiles convolutional models faster
             still and runs them slower (for tests and quick experiments).
         group_optimizers: for an objective with several parameter groups (a
-            :class:`~latent_jax.adversarial.GroupedObjective`, such as a GAN's generator and
+            :class:`~latent_jax.objectives.GroupedObjective`, such as a GAN's generator and
             discriminator), each group's own optimizer settings: group name -> a dict of
             the fields in ``OPTIMIZER_FIELDS`` (``{"discriminator": {"learning_rate":
             4e-4}}``); a group not named, or a field not given, takes this config's value.

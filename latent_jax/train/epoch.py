@@ -211,7 +211,7 @@ def make_train_step(
 
     Args:
         objective: the objective to minimize; with parameter groups (a
-            :class:`~latent_jax.adversarial.GroupedObjective`), one update per group.
+            :class:`~latent_jax.objectives.GroupedObjective`), one update per group.
         tx: the optimizer, or for parameter groups ``{group: optimizer}``.
         group_updates: ``"alternating"`` or ``"simultaneous"`` (parameter groups only; see
             :class:`~latent_jax.train.TrainConfig`).
@@ -256,7 +256,7 @@ def _grouped_train_step(
     (BatchNorm statistics) is threaded through the groups' losses in order either way. Every
     group's loss gets the batch's key (an objective that wants independent draws splits it
     by group). The metrics are the groups' merged, and ``loss`` is the sum of the groups'
-    losses, which :func:`~latent_jax.adversarial.combined_loss` reports at evaluation.
+    losses, which :func:`~latent_jax.objectives.combined_loss` reports at evaluation.
     """
     groups = parameter_groups(objective)
     missing = [group for group in groups if group not in tx]

@@ -22,7 +22,7 @@ Optimizer = optax.GradientTransformation | Mapping[str, optax.GradientTransforma
 def parameter_groups(objective: Any) -> tuple[str, ...]:
     """The objective's parameter groups in update order; ``()`` for a one-group objective.
 
-    A :class:`~latent_jax.adversarial.GroupedObjective` declares ``groups``; an
+    A :class:`~latent_jax.objectives.GroupedObjective` declares ``groups``; an
     :class:`~latent_jax.objectives.Objective` has none and trains as one group.
     """
     return tuple(getattr(objective, "groups", ()) or ())

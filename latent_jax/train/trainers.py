@@ -18,8 +18,7 @@ import numpy as np
 from jax import Array
 
 from latent_jax import locks, validation
-from latent_jax.adversarial import GroupedObjective
-from latent_jax.objectives import Objective
+from latent_jax.objectives import GroupedObjective, Objective
 from latent_jax.train.checkpoints import check_allow_changes
 from latent_jax.train.compile import CompileCache, cache_for
 from latent_jax.train.config import TrainConfig
@@ -34,7 +33,7 @@ def _check_objective(objective: Any) -> Objective | GroupedObjective:
     if not isinstance(objective, Objective | GroupedObjective):
         raise TypeError(
             "objective must be a latent_jax.objectives.Objective (e.g. "
-            "autoencoder_objective(model)) or a latent_jax.adversarial.GroupedObjective (e.g. "
+            "autoencoder_objective(model)) or a latent_jax.objectives.GroupedObjective (e.g. "
             f"gan_objective(model)), got {type(objective).__name__}"
         )
     return objective

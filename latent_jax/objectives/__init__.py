@@ -1,0 +1,95 @@
+"""Training objectives: what the engine minimizes, one module a family, found by name.
+
+* :mod:`~latent_jax.objectives.base`: the protocol (:class:`Objective`, :class:`Batch`,
+  :class:`GroupedObjective` for several parameter groups), :func:`context_loss` (an objective
+  writes ``fn(params, model_state, batch, key, context)``), the masked mean every objective
+  reduces with, and :class:`~latent_jax.objectives.base.ModelCaller`, which calls a model in
+  training or inference mode.
+* :mod:`~latent_jax.objectives.registry`: :func:`register_objective`, :func:`available`,
+  :func:`build_objective`: the ``--objective`` names and their options.
+* :mod:`~latent_jax.objectives.autoencoder`: ``autoencoder``, the denoising autoencoder.
+* :mod:`~latent_jax.objectives.vae`: ``elbo``, the (β-)VAE, its likelihoods, binarization and
+  :class:`~latent_jax.objectives.vae.ElboTerms` (the bound's two terms, which objectives
+  built on the ELBO share).
+* :mod:`~latent_jax.objectives.iwae`: ``iwae``, the importance-weighted bound.
+* :mod:`~latent_jax.objectives.annealed`: ``annealed-vae``, the capacity-annealed β-VAE.
+* :mod:`~latent_jax.objectives.svdd`: one-class Deep SVDD.
+
+Adding an objective: a module here that defines it and registers a builder
+(``@register_objective(name, trains=..., options=...)``), one import line below, and its tests.
+Training commands then take ``--objective NAME`` and its options as flags.
+"""
+
+# Importing a module registers its objectives; every module of the library's is imported here.
+from latent_jax.objectives import annealed as annealed
+from latent_jax.objectives import autoencoder as autoencoder
+from latent_jax.objectives import iwae as iwae
+from latent_jax.objectives import svdd as svdd
+from latent_jax.objectives import vae as vae
+from latent_jax.objectives.annealed import annealed_vae_objective
+from latent_jax.objectives.autoencoder import autoencoder_objective, denoising_objective
+from latent_jax.objectives.base import (
+    Batch,
+    Context,
+    GroupedObjective,
+    LossFn,
+    Metrics,
+    Objective,
+    combined_loss,
+    context_loss,
+    describe_function,
+    grouped_objective,
+    masked_mean,
+    per_example_mse,
+    per_example_sse,
+    split_variables,
+)
+from latent_jax.objectives.iwae import GRADIENT_ESTIMATORS, iwae_objective
+from latent_jax.objectives.registry import (
+    ObjectiveEntry,
+    Option,
+    available,
+    build_objective,
+    objective_entry,
+    register_objective,
+)
+from latent_jax.objectives.svdd import deep_svdd_objective
+from latent_jax.objectives.vae import (
+    BETA_UNITS,
+    LIKELIHOODS,
+    bernoulli_binarize,
+    vae_objective,
+)
+
+__all__ = [
+    "BETA_UNITS",
+    "GRADIENT_ESTIMATORS",
+    "LIKELIHOODS",
+    "Batch",
+    "Context",
+    "GroupedObjective",
+    "LossFn",
+    "Metrics",
+    "Objective",
+    "ObjectiveEntry",
+    "Option",
+    "annealed_vae_objective",
+    "autoencoder_objective",
+    "available",
+    "bernoulli_binarize",
+    "build_objective",
+    "combined_loss",
+    "context_loss",
+    "deep_svdd_objective",
+    "denoising_objective",
+    "describe_function",
+    "grouped_objective",
+    "iwae_objective",
+    "masked_mean",
+    "objective_entry",
+    "per_example_mse",
+    "per_example_sse",
+    "register_objective",
+    "split_variables",
+    "vae_objective",
+]
