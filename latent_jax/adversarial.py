@@ -37,9 +37,11 @@ from jax import Array
 from latent_jax import validation
 from latent_jax.objectives.base import (
     Batch,
+    Context,
     GroupedObjective,
     Metrics,
     combined_loss,
+    context_loss,
     grouped_objective,
     masked_mean,
 )
@@ -172,17 +174,11 @@ def gan_objective(model: nn.Module, *, generator_kind: str = "non-saturating") -
             )
         return samples.astype(batch.x.dtype), state
 
+    @context_loss
     def discriminator_step(
-        params: Any,
-        model_state: Mapping[str, Any],
-        batch: Batch,
-        key: Array,
-        step: Array,
-        epoch: Array,
-        train: bool = True,
+        params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, context: Context
     ) -> tuple[Array, tuple[Metrics, dict]]:
-        del step, epoch
-        train = validation.check_bool("train", train)
+        train = context.train
         samples, _ = fakes(params, model_state, batch, key, train)  # G's statistics: its step
         samples = jax.lax.stop_gradient(samples)
         rows = batch.mask > 0
@@ -196,17 +192,11 @@ def gan_objective(model: nn.Module, *, generator_kind: str = "non-saturating") -
         }
         return value, (metrics, state)
 
+    @context_loss
     def generator_step(
-        params: Any,
-        model_state: Mapping[str, Any],
-        batch: Batch,
-        key: Array,
-        step: Array,
-        epoch: Array,
-        train: bool = True,
+        params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, context: Context
     ) -> tuple[Array, tuple[Metrics, dict]]:
-        del step, epoch
-        train = validation.check_bool("train", train)
+        train = context.train
         samples, state = fakes(params, model_state, batch, key, train)
         fake, state = _apply(model, params, state, "discriminator", samples, train, batch.mask > 0)
         value = generator_loss(fake, batch.mask, generator_kind)

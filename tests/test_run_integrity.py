@@ -177,6 +177,20 @@ def test_resuming_a_finished_run_with_fewer_epochs_is_refused(tmp_path, capsys):
 # --------------------------------------------------------- 4. the last good checkpoint is good
 
 
+def test_a_resumed_run_that_diverges_names_the_checkpoint_it_resumed(tmp_path, capsys):
+    data = tmp_path / "x.npy"
+    np.save(data, _rows(40, 0))
+    out = tmp_path / "run"
+    assert _train(data, out) == 0
+    before = _files(out)
+    argv = ["--resume", "--epochs", "4", "--learning-rate", "1e30", "--override", "learning_rate"]
+    assert _train(data, out, *argv) == cli.EXIT_DIVERGED
+    err = capsys.readouterr().err
+    kept = ckpt.latest_checkpoint(out / "checkpoints")
+    assert "non-finite loss at epoch 3" in err and f"the last good checkpoint is {kept}" in err
+    assert _files(out) == before  # nothing new trained: the folder as it was
+
+
 def _gradient_overflow_objective(from_epoch: int) -> Objective:
     """``loss = sum(w) * s``: ``s`` is 1, then 1e20 from epoch ``from_epoch`` (0-based). The
     loss (3e20) and the parameters stay finite, but Adam's second moment, ``grad**2 = 1e40``,

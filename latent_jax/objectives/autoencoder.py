@@ -51,9 +51,6 @@ def autoencoder_objective(model: nn.Module) -> Objective:
     check_model(model)
     caller = ModelCaller(model)
 
-    def init(key: Array, x: Array) -> dict:
-        return caller.init(key, x)
-
     @context_loss
     def loss(
         params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, context: Context
@@ -64,7 +61,7 @@ def autoencoder_objective(model: nn.Module) -> Objective:
         value = masked_mean(per_example_mse(reconstruction, batch.x), batch.mask)
         return value, ({"loss": value, "reconstruction": value}, new_state)
 
-    return Objective(init=init, loss=loss, model=model, name="autoencoder")
+    return Objective(init=caller.init, loss=loss, model=model, name="autoencoder")
 
 
 def denoising_objective(model: nn.Module, corruption: CorruptionFn) -> Objective:
@@ -91,9 +88,6 @@ def denoising_objective(model: nn.Module, corruption: CorruptionFn) -> Objective
         raise TypeError(f"corruption must be callable (key, x) -> x, got {corruption!r}")
     caller = ModelCaller(model)
 
-    def init(key: Array, x: Array) -> dict:
-        return caller.init(key, x)
-
     @context_loss
     def loss(
         params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, context: Context
@@ -116,7 +110,7 @@ def denoising_objective(model: nn.Module, corruption: CorruptionFn) -> Objective
         return value, (metrics, new_state)
 
     spec = {"corruption": describe_function(corruption)}
-    return Objective(init=init, loss=loss, model=model, name="denoising", spec=spec)
+    return Objective(init=caller.init, loss=loss, model=model, name="denoising", spec=spec)
 
 
 @register_objective("autoencoder", trains="autoencoder", help="mean squared reconstruction error")

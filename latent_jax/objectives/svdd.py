@@ -54,9 +54,6 @@ def deep_svdd_objective(model: nn.Module, *, weight_decay: float = 1e-6) -> Obje
     decay = validation.check_real("weight_decay", weight_decay, nonnegative=True)
     caller = ModelCaller(model)
 
-    def init(key: Array, x: Array) -> dict:
-        return caller.init(key, x)
-
     @context_loss
     def loss(
         params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, context: Context
@@ -75,5 +72,5 @@ def deep_svdd_objective(model: nn.Module, *, weight_decay: float = 1e-6) -> Obje
         return value, ({"loss": value, "distance": distance, "weight_decay": penalty}, new_state)
 
     return Objective(
-        init=init, loss=loss, model=model, name="deep-svdd", spec={"weight_decay": decay}
+        init=caller.init, loss=loss, model=model, name="deep-svdd", spec={"weight_decay": decay}
     )
