@@ -108,6 +108,7 @@ def test_train_resume_on_another_file_is_refused_unless_overridden(tmp_path, cap
     [
         (["--learning-rate", "0.5"], "learning_rate: checkpoint has 0.001, this run 0.5"),
         (["--latent-dim", "3"], "another model"),
+        (["--model", "vae"], "another model or objective"),
         (["--seed", "7"], "with a different key"),
         (["--batch-size", "4"], "batch_size: checkpoint has 8, this run 4"),
     ],
