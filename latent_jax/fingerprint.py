@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -33,39 +34,45 @@ from latent_jax.xla_options import default_options
 
 __all__ = ["file_fingerprint", "row_fingerprint"]
 
-# Host arrays are checksummed this many values at a time (one compiled program per shape).
-_BLOCK_VALUES = 1 << 22
+# Host arrays are checksummed this many values at a time (bounded temporary memory).
+_BLOCK_VALUES = 1 << 20
 _SEEDS = (0x9E3779B9, 0x7F4A7C15)
 
 
-def _mix(h: jax.Array) -> jax.Array:
-    """MurmurHash3's 32-bit finalizer (an avalanche: every input bit flips half the output)."""
+def _mix(h: Any) -> Any:
+    """MurmurHash3's 32-bit finalizer (an avalanche: every input bit flips half the output),
+    on uint32 arrays of NumPy or JAX alike (their multiplications wrap modulo 2**32)."""
     h = h ^ (h >> 16)
-    h = h * jnp.uint32(0x85EBCA6B)
+    h = h * np.uint32(0x85EBCA6B)
     h = h ^ (h >> 13)
-    h = h * jnp.uint32(0xC2B2AE35)
+    h = h * np.uint32(0xC2B2AE35)
     return h ^ (h >> 16)
 
 
-def _block_sums(values: jax.Array, first: jax.Array, count: jax.Array) -> jax.Array:
-    """The two seeds' sums over the first ``count`` of ``values`` (flat float32), at positions
-    ``first, first + 1, ...``; array of shape (2,), uint32."""
-    bits = jax.lax.bitcast_convert_type(values, jnp.uint32)
-    offsets = jnp.arange(values.shape[0], dtype=jnp.uint32)
-    position = first.astype(jnp.uint32) + offsets
-    valid = offsets < count.astype(jnp.uint32)
-    sums = [
-        jnp.sum(jnp.where(valid, _mix(bits ^ _mix(position * jnp.uint32(seed) + 1)), 0))
-        for seed in _SEEDS
-    ]
-    return jnp.stack(sums).astype(jnp.uint32)
+def _sums(bits: Any, first: int, xp: Any, valid: Any = None) -> Any:
+    """The two seeds' sums (uint32, shape (2,)) of the mixed ``bits`` (flat uint32) at the
+    positions ``first, first + 1, ...`` modulo 2**32, over the ``valid`` ones (default all);
+    ``xp`` is NumPy or ``jax.numpy``."""
+    position = xp.arange(bits.shape[0], dtype=xp.uint32) + xp.uint32(first % 2**32)
+    sums = []
+    for seed in _SEEDS:
+        mixed = _mix(bits ^ _mix(position * xp.uint32(seed) + xp.uint32(1)))
+        if valid is not None:
+            mixed = xp.where(valid, mixed, xp.uint32(0))
+        sums.append(xp.sum(mixed, dtype=xp.uint32))
+    return xp.stack(sums)
 
 
 @functools.cache
-def _compiled_block_sums() -> Any:
+def _device_sums() -> Any:
     # Built on first use: the options ask for the backend, which must not start at import
     # (jax.distributed.initialize and forced CPU device counts need it unstarted).
-    return jax.jit(_block_sums, compiler_options=default_options(once=True))
+    def sums(x: jax.Array, count: jax.Array) -> jax.Array:
+        flat = jnp.reshape(x.astype(jnp.float32), (-1,))
+        bits = jax.lax.bitcast_convert_type(flat, jnp.uint32)
+        return _sums(bits, 0, jnp, valid=jnp.arange(flat.shape[0]) < count)
+
+    return jax.jit(sums, compiler_options=default_options(once=True))
 
 
 def _format(sums: Any) -> str:
@@ -77,29 +84,21 @@ def row_fingerprint(x: Any, n_rows: int | None = None) -> str:
     """The checksum fingerprint (``rows:...``) of an array's values, as float32.
 
     Args:
-        x: array of shape (n, ...features): NumPy (read block by block) or JAX (checksummed
-            where it lives, sharded or not).
+        x: array of shape (n, ...features): NumPy (checksummed on the host, block by block,
+            nothing compiled) or JAX (checksummed where it lives, sharded or not).
         n_rows: count only the first ``n_rows`` rows (the rest is padding); default all.
 
     Returns:
         ``"rows:"`` and 16 hex digits.
     """
     n = int(x.shape[0]) if n_rows is None else int(n_rows)
-    width = int(np.prod(x.shape[1:], dtype=np.int64))
     if isinstance(x, jax.Array):
-        flat = jnp.reshape(x.astype(jnp.float32), (-1,))
-        total = _compiled_block_sums()(flat, jnp.uint32(0), jnp.uint32(n * width))
-        return _format(total)
-    total = np.zeros(2, np.uint64)
-    count = n * width
+        return _format(_device_sums()(x, jnp.int32(n * math.prod(x.shape[1:]))))
     flat = np.reshape(np.asarray(x)[:n], (-1,))
-    block = min(_BLOCK_VALUES, max(count, 1))
-    for start in range(0, count, block):
-        part = np.zeros(block, np.float32)
-        piece = flat[start : start + block]
-        part[: len(piece)] = piece
-        sums = _compiled_block_sums()(part, jnp.uint32(start % 2**32), jnp.uint32(len(piece)))
-        total = (total + np.asarray(sums, np.uint64)) % 2**32
+    total = np.zeros(2, np.uint32)
+    for start in range(0, flat.size, _BLOCK_VALUES):
+        bits = np.ascontiguousarray(flat[start : start + _BLOCK_VALUES], np.float32).view(np.uint32)
+        total = total + _sums(bits, start, np)
     return _format(total)
 
 

@@ -387,12 +387,14 @@ def end_epoch(
 
 def all_finite(tree: Any) -> Array:
     """Whether every floating-point value of ``tree`` is finite: a bool scalar array."""
-    checks = [
-        jnp.all(jnp.isfinite(leaf))
+    # One reduction over all values (concatenated) compiles to one loop; one per leaf costs
+    # the training chunk about 0.35 s more compile time for the tutorial's conv VAE.
+    values = [
+        jnp.ravel(leaf).astype(jnp.float32)
         for leaf in jax.tree.leaves(tree)
         if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)
     ]
-    return jnp.all(jnp.stack(checks)) if checks else jnp.ones((), jnp.bool_)
+    return jnp.all(jnp.isfinite(jnp.concatenate(values))) if values else jnp.ones((), jnp.bool_)
 
 
 def make_epoch_fn(

@@ -45,6 +45,12 @@ class ArrayBatches:
     def __init__(self, train_x: Any, test_x: Any, mesh: Any = None):
         self.mesh = mesh
         self._fingerprint: dict[str, str | None] | None = None
+        # The caller's host arrays, if that is what arrived on one process: their checksum is
+        # computed on the host, with nothing to compile (a reference, not a copy). Rows split
+        # over a mesh are checksummed where they live, every process taking part.
+        self._host = tuple(
+            a if isinstance(a, np.ndarray) and mesh is None else None for a in (train_x, test_x)
+        )
         if mesh is None:
             self.x_train = validation.check_rows("train_x", train_x)
             self.x_test = None if test_x is None else validation.check_rows("test_x", test_x)
@@ -63,9 +69,11 @@ class ArrayBatches:
         """The train and test rows' checksums (:func:`latent_jax.fingerprint.row_fingerprint`),
         computed once (they read every row)."""
         if self._fingerprint is None:
+            train = self.x_train if self._host[0] is None else self._host[0]
+            test = self.x_test if self._host[1] is None else self._host[1]
             self._fingerprint = {
-                "train": row_fingerprint(self.x_train, self.n_train),
-                "test": None if self.x_test is None else row_fingerprint(self.x_test, self.n_test),
+                "train": row_fingerprint(train, self.n_train),
+                "test": None if test is None else row_fingerprint(test, self.n_test),
             }
         return self._fingerprint
 
