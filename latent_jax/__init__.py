@@ -28,6 +28,7 @@ from latent_jax.models.inference import apply_inference as apply_inference
 from latent_jax.models.linear import LinearVAE as LinearVAE
 from latent_jax.models.svdd import DeepSVDDConv as DeepSVDDConv
 from latent_jax.models.svdd import DeepSVDDMLP as DeepSVDDMLP
+from latent_jax.objectives import annealed_vae_objective as annealed_vae_objective
 from latent_jax.objectives import autoencoder_objective as autoencoder_objective
 from latent_jax.objectives import deep_svdd_objective as deep_svdd_objective
 from latent_jax.objectives import denoising_objective as denoising_objective
