@@ -83,9 +83,16 @@ class MLP(nn.Module):
 
 
 def _for_flat_data(
-    cls: type, feature_shape: Sequence[int], latent_dim: int, hidden_dims: Sequence[int] | None
+    cls: type,
+    feature_shape: Sequence[int],
+    *,
+    latent_dim: int,
+    hidden_dims: Sequence[int] | None = None,
+    **unused: object,
 ) -> nn.Module:
-    """An MLP model on ``prod(feature_shape)`` inputs (its ``for_data``)."""
+    """The model for flattened examples of ``feature_shape``: ``prod(feature_shape)`` inputs
+    (the registry's builder, ``for_data``, of both MLP models; options of other
+    architectures are ignored)."""
     options = {"input_dim": math.prod(feature_shape), "latent_dim": latent_dim}
     if hidden_dims is not None:
         options["hidden_dims"] = tuple(int(w) for w in hidden_dims)
@@ -116,18 +123,7 @@ class Autoencoder(nn.Module):
         self.hidden_dims = _check_dims(self.input_dim, self.hidden_dims, self.latent_dim)
         super().__post_init__()
 
-    @classmethod
-    def for_data(
-        cls,
-        feature_shape: Sequence[int],
-        *,
-        latent_dim: int,
-        hidden_dims: Sequence[int] | None = None,
-        **unused: object,
-    ) -> Autoencoder:
-        """The autoencoder for flattened examples of ``feature_shape`` (the registry's
-        builder; options of other architectures are ignored)."""
-        return _for_flat_data(cls, feature_shape, latent_dim, hidden_dims)
+    for_data = classmethod(_for_flat_data)
 
     def setup(self) -> None:
         hidden = self.hidden_dims
@@ -180,18 +176,7 @@ class VAE(nn.Module):
         validation.check_choice("activation", self.activation, ACTIVATIONS)
         super().__post_init__()
 
-    @classmethod
-    def for_data(
-        cls,
-        feature_shape: Sequence[int],
-        *,
-        latent_dim: int,
-        hidden_dims: Sequence[int] | None = None,
-        **unused: object,
-    ) -> VAE:
-        """The VAE for flattened examples of ``feature_shape`` (the registry's builder;
-        options of other architectures are ignored)."""
-        return _for_flat_data(cls, feature_shape, latent_dim, hidden_dims)
+    for_data = classmethod(_for_flat_data)
 
     def setup(self) -> None:
         hidden, slope, activation = self.hidden_dims, self.negative_slope, self.activation
