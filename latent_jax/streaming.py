@@ -37,6 +37,8 @@ __all__ = [
     "iter_batches",
     "iter_chunks",
     "open_source",
+    "open_training_data",
+    "split_tail",
 ]
 
 
@@ -212,6 +214,87 @@ def open_source(data: Any, **image_options: Any) -> Source:
             raise ValueError(f"cannot memory-map {path!r}: {error}") from error
         return ArraySource(array, path)
     return ArraySource(data)
+
+
+def open_training_data(
+    path: str | os.PathLike,
+    *,
+    image_size: Sequence[int] | None = None,
+    stream: bool = False,
+    flag: str = "--data",
+) -> Source:
+    """The rows of a training file or folder, as ``latent-jax train`` reads them.
+
+    A folder of images is scaled to [0, 1] (read into memory, or decoded per batch with
+    ``stream``); a ``.npy`` file is memory-mapped; a ``.csv`` table (or ``.npz``) is read into
+    memory. Data held in memory is checked to be finite here, naming the file; a streamed file
+    is checked batch by batch as it is read.
+
+    Args:
+        path: the file or folder.
+        image_size: (height, width) to resize a folder's images to.
+        stream: read a folder's images when their rows are asked for.
+        flag: how errors name the path (the command's flag).
+
+    Returns:
+        The source of every row.
+
+    Raises:
+        FileNotFoundError: for a missing path.
+        ValueError: for unreadable or non-finite data, naming the path.
+    """
+    from latent_jax import data
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{flag} {path!r} does not exist")
+    if os.path.isdir(path):
+        if stream:
+            return ImageFolderSource(path, size=image_size, scale=1 / 255)
+        images, _ = image_data.load_image_folder(path, size=image_size)
+        array = images / 255.0
+    elif path.endswith(".npy"):
+        array = data.load_npy(path, mmap_mode="r")  # rows read when needed
+    else:
+        array, _ = data.load_array_file(path)
+    if not (stream and isinstance(array, np.memmap)):
+        array = validation.check_finite_rows(f"{flag} {path!r}", array)
+    return ArraySource(array, path)
+
+
+def split_tail(
+    source: Source, *, test_size: float, max_test_rows: int, flag: str = "--data"
+) -> tuple[Source, np.ndarray | None]:
+    """Holds out the last rows of a source, unshuffled, so the training rows stay one slice of
+    the file.
+
+    Args:
+        source: every row.
+        test_size: the held-out fraction, in [0, 1).
+        max_test_rows: at most this many held-out rows.
+        flag: how errors name the data.
+
+    Returns:
+        ``(train_source, test_rows)``: the source of the first rows, and the last
+        ``min(round(test_size * n), max_test_rows)`` rows read into an array (``None`` when
+        there are none).
+
+    Raises:
+        ValueError: for a fraction outside [0, 1) or no rows left for training.
+    """
+    from latent_jax import data
+
+    n = len(source)
+    test_size = validation.check_fraction("--test-size", test_size, closed="left")
+    n_test = min(round(test_size * n), max_test_rows) if test_size else 0
+    if n - n_test < 1:
+        raise ValueError(f"{flag} {source.name!r} has {n} rows: none left for training")
+    train_rows, _, test_rows = data.split_indices(n, test_size=n_test, shuffle=False)
+    test = source.read(test_rows) if n_test else None
+    if isinstance(source, ArraySource):
+        return ArraySource(source.array[: len(train_rows)], source.name), test
+    source.paths = source.paths[: len(train_rows)]
+    return source, test
 
 
 def epoch_order(key: Array, n: int, shuffle: bool = True) -> np.ndarray:

@@ -16,6 +16,7 @@ from latent_jax import cli, load_run
 from latent_jax.corruption import Corruption
 from latent_jax.experiments import denoising
 from latent_jax.objectives import Batch, denoising_objective, split_variables
+from latent_jax.pca_denoiser import mean_squared_error
 from latent_jax.train import TrainConfig, fit
 
 LEVELS = (0.25, 0.5)
@@ -120,7 +121,7 @@ def test_the_folder_reloads_the_dae_that_scores_the_saved_mse(digits_run):
     index = args.levels.index(denoising.show_level(args))
     _, _, noisy_test = denoising.noisy_splits(args, d, index)
     output = denoising.denoised(built, run.variables, noisy_test, d)
-    mse = denoising._mse(output, d.test)
+    mse = mean_squared_error(output, d.test)
     metrics = json.loads((out / "metrics.json").read_text())
     # The command's programs on the same noisy rows and the parameters it saved: bit for bit.
     assert mse == metrics["results"][index]["methods"]["dae"]["mse"]

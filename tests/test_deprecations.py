@@ -65,3 +65,16 @@ def test_old_subcommand_and_flag_values_still_run_with_a_warning(tmp_path, capsy
         assert cli.main(["pca", "--data", "seed", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"] == "synthetic-classification"
+
+
+def test_generation_names_moved_to_the_library_warn_and_redirect():
+    from latent_jax import generate, image_data
+    from latent_jax.experiments import vae_faces
+
+    with pytest.warns(DeprecationWarning, match="latent_jax.generate.decoder_mean"):
+        assert vae_faces.decoder_mean is generate.decoder_mean
+    with pytest.warns(DeprecationWarning, match="latent_jax.image_data.DATASET_TITLES"):
+        assert vae_faces.DATASET_TITLES is image_data.DATASET_TITLES
+    with pytest.warns(DeprecationWarning, match="latent_jax.generate.generation_metrics"):
+        old = vae_faces.generation_metrics
+    assert callable(old)

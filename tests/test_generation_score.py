@@ -10,7 +10,6 @@ import pytest
 import scipy.linalg
 
 from latent_jax import cli, generate, image_data
-from latent_jax.experiments import vae_faces
 from latent_jax.models.conv import ConvSpec, ConvVAE
 
 KEYS = ("confident_fraction", "label_entropy", "frechet_distance")
@@ -107,8 +106,8 @@ def test_a_digits_vae_reports_the_generation_score_of_prior_samples():
     shapes = jax.eval_shape(model.init, key, dataset.x_train[:2], key)
     rng = np.random.default_rng(0)
     variables = jax.tree.map(lambda s: rng.uniform(0, 0.1, s.shape).astype(s.dtype), shapes)
-    score = vae_faces.generation_metrics(model, variables, dataset, 4, seed=0)
-    assert score["n_generated"] == vae_faces.N_GENERATED
+    score = generate.generation_metrics(model, variables, dataset, seed=0)
+    assert score["n_generated"] == generate.N_GENERATED
     for name in KEYS:
         assert math.isfinite(score[name]) and math.isfinite(score["real_test_halves"][name])
     assert score["scorer_test_accuracy"] > 0.9
@@ -121,6 +120,6 @@ def test_a_digits_vae_run_writes_the_generation_score(tmp_path):
     flags = ["--data", "digits", "--epochs", "2", "--log-every", "0", "--quiet"]
     assert cli.main(["vae", *flags, "--checkpoint-every", "0", "--out", str(out)]) == 0
     generation = json.loads((out / "metrics.json").read_text())["generation"]
-    assert generation["n_generated"] == vae_faces.N_GENERATED
+    assert generation["n_generated"] == generate.N_GENERATED
     for name in KEYS:
         assert math.isfinite(generation[name])

@@ -231,7 +231,7 @@ def test_evaluate_command_names_what_is_missing(tmp_path, capsys):
     assert "config.json does not exist" in capsys.readouterr().err
     (tmp_path / "run" / "config.json").write_text(json.dumps({"image_shape": [8, 8, 1]}))
     assert cli.main(["evaluate-vae", str(tmp_path / "run")]) == 2
-    assert "not a run of latent-jax vae" in capsys.readouterr().err
+    assert "not a run of latent-jax vae or latent-jax train" in capsys.readouterr().err
 
 
 def test_psnr_matches_scikit_image():

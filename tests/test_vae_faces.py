@@ -12,8 +12,8 @@ from cli_checks import assert_config_round_trips
 from numerics import assert_bitwise, assert_close
 from PIL import Image
 
-from latent_jax import cli, image_data, load_run
-from latent_jax.experiments import evaluate_vae, vae_faces
+from latent_jax import cli, generate, image_data, load_run
+from latent_jax.experiments import common, evaluate_vae, vae_faces
 
 FIGURES = (
     "dataset_preview.png",
@@ -109,9 +109,10 @@ def test_the_folder_reloads_the_vae_that_made_the_saved_reconstructions(digits_r
     out = digits_run
     assert_config_round_trips(out, "vae")
     run = load_run(out)
-    model, _, args = evaluate_vae.load_run(str(out))
-    assert run.model == model and args.beta_max == BETA_MAX and args.epochs == EPOCHS
-    dataset = vae_faces.load_data(args)
+    model, _, data = evaluate_vae.load_run(str(out))
+    assert run.model == model and data.likelihood == "sse"
+    dataset = common.load_image_data(run.config["data"], run.config["seed"])
+    assert_bitwise(data.x_test, dataset.x_test)
     assert_bitwise(run.normalizer.mean, dataset.normalizer.mean)
     # The run's own reconstruction programs on the parameters it saved: bit for bit.
     _, _, mse = vae_faces.test_reconstructions(run.model, run.variables, dataset)
@@ -296,6 +297,6 @@ def test_convolution_gradients_used_by_the_vae_equal_lax():
 def test_a_bernoulli_decoders_logits_are_shown_and_scored_as_their_mean():
     logits = np.array([[-2.0, 0.0, 3.0]], np.float32)
     # ops: XLA's logistic (4) against NumPy's float32 exp (4), sum and division.
-    assert_close(vae_faces.decoder_mean(logits, "bernoulli"), 1.0 / (1.0 + np.exp(-logits)), ops=10)
-    assert_bitwise(vae_faces.decoder_mean(logits, "sse"), logits)
-    assert_bitwise(vae_faces.decoder_mean(logits, "gaussian"), logits)
+    assert_close(generate.decoder_mean(logits, "bernoulli"), 1.0 / (1.0 + np.exp(-logits)), ops=10)
+    assert_bitwise(generate.decoder_mean(logits, "sse"), logits)
+    assert_bitwise(generate.decoder_mean(logits, "gaussian"), logits)

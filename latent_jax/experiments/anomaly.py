@@ -244,14 +244,18 @@ def fit_detectors(
         detector = AnomalyDetector(method, args.contamination, **_options(args, method))
         if method == main:
             with common.history_writers(main_dir, args) as callbacks:
-                detector.fit(train, callbacks=callbacks, **_training(args, main_dir))
+                detector.fit(
+                    train, callbacks=callbacks, **common.detector_fit_options(args, main_dir)
+                )
             common.write_normalizer(main_dir, detector.normalizer_)
             common.record_resumptions(main_dir, os.path.join(main_dir, runs.CHECKPOINTS))
         elif method in NEURAL and training_dir is not None:
             # Many small networks: each checkpoints at its end unless told otherwise, so a
             # resumed run skips the finished ones.
             folder = os.path.join(training_dir, method)
-            detector.fit(train, **_training(args, folder, args.checkpoint_every or 0))
+            detector.fit(
+                train, **common.detector_fit_options(args, folder, args.checkpoint_every or 0)
+            )
         else:
             detector.fit(train)
         if method == "vae":
@@ -368,22 +372,6 @@ def _figures(
 
 def _strip_scores(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {n: {k: v for k, v in r.items() if k != "scores"} for n, r in results.items()}
-
-
-def _training(args: argparse.Namespace, run_dir: str, every: int | None = None) -> dict[str, Any]:
-    """:meth:`AnomalyDetector.fit`'s checkpoint and resume arguments for a detector.
-
-    ``every`` replaces the interval of ``--checkpoint-every`` (and its default).
-    """
-    options = common.checkpoint_options(args, run_dir, args.epochs)
-    if every is not None:
-        options["checkpoint_every"] = every
-    resume = common.resume_options(args, options["checkpoint_dir"])
-    return {
-        **options,
-        "resume": resume["resume"] is not None,
-        "allow_changes": resume["allow_changes"],
-    }
 
 
 def run_faces(args: argparse.Namespace, out: str, main_dir: str | None = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import fractions
 import json
 import logging
 import math
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from latent_jax import checkpoint, data, locks, persistent_cache, runs
+from latent_jax import checkpoint, data, locks, persistent_cache, runs, schedules
 from latent_jax.train.config import LR_SCHEDULES
 
 logger = logging.getLogger(__name__)
@@ -552,6 +553,32 @@ def resume_options(args: argparse.Namespace, checkpoint_dir: str) -> dict[str, A
     return {"resume": checkpoint_dir, "allow_changes": tuple(getattr(args, "override", ()))}
 
 
+def detector_fit_options(
+    args: argparse.Namespace, run_dir: str, every: int | None = None
+) -> dict[str, Any]:
+    """:meth:`latent_jax.AnomalyDetector.fit`'s checkpoint and resume arguments for a
+    detector trained in ``run_dir``.
+
+    Args:
+        args: the flags (``--epochs``, ``--checkpoint-every``, ``--resume``, ``--override``).
+        run_dir: the detector's run folder.
+        every: replaces the interval of ``--checkpoint-every`` (and its default).
+
+    Returns:
+        ``checkpoint_dir``, ``checkpoint_every``, ``resume`` (a bool) and
+        ``allow_changes``.
+    """
+    options = checkpoint_options(args, run_dir, args.epochs)
+    if every is not None:
+        options["checkpoint_every"] = every
+    resume = resume_options(args, options["checkpoint_dir"])
+    return {
+        **options,
+        "resume": resume["resume"] is not None,
+        "allow_changes": resume["allow_changes"],
+    }
+
+
 @contextlib.contextmanager
 def training_in(
     run_dir: str, args: argparse.Namespace, checkpoint_dir: str
@@ -692,6 +719,131 @@ def objective_from_flags(args: argparse.Namespace, model: Any, **supplied: Any) 
     options = {option.name: getattr(args, option.name) for option in entry.options}
     options.update({k: v for k, v in supplied.items() if entry.accepts(k)})
     return build_objective(args.objective, model, **options)
+
+
+# Each β-schedule flag and the field of :class:`latent_jax.schedules.BetaSchedule` it sets.
+BETA_FLAGS: dict[str, str] = {
+    "beta_schedule": "name",
+    "beta_unit": "unit",
+    "beta_max": "beta_max",
+    "beta_start": "start",
+    "beta_warmup": "warmup",
+    "beta_tau": "tau",
+    "beta_cycles": "cycles",
+    "beta_ratio": "ratio",
+    "beta_ramp": "ramp",
+    "beta_total": "total",
+}
+
+
+def number(text: str) -> float:
+    """A float flag that may be written as a fraction, like the tutorial's ``1/30``."""
+    try:
+        return float(fractions.Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        message = f"expected a number such as 0.5 or 1/30, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def default_note(value: Any) -> str:
+    """The help text's note on a flag's default."""
+    return f" (default: {value:.6g})" if isinstance(value, float) else f" (default: {value})"
+
+
+def add_beta_schedule_arguments(
+    group: Any, defaults: Mapping[str, Any], *, resolved_later: bool = False
+) -> None:
+    """Registers the β-schedule flags (:data:`BETA_FLAGS`).
+
+    Args:
+        group: the parser or argument group.
+        defaults: each flag's default, by its ``dest`` (shown in the help).
+        resolved_later: the flags parse to ``None`` when not given, for a command whose
+            presets fill them (the ``vae`` command); else to ``defaults``.
+    """
+
+    def add(flag: str, help_text: str, **kwargs: Any) -> None:
+        value = defaults[flag[2:].replace("-", "_")]
+        note = " (default: the whole run)" if value is None else default_note(value)
+        default = None if resolved_later else value
+        group.add_argument(flag, default=default, help=help_text + note, **kwargs)
+
+    add(
+        "--beta-schedule",
+        "constant: beta-max; linear: beta-start to beta-max over beta-warmup; monotonic: "
+        "beta-max (1 - exp(-t / beta-tau)); cyclical: beta-cycles ramps from beta-start to "
+        "beta-max over beta-total",
+        choices=schedules.SCHEDULES,
+    )
+    add("--beta-unit", "what t counts", choices=schedules.UNITS)
+    add("--beta-max", "the final beta", type=number)
+    add("--beta-tau", "monotonic time constant", type=number)
+    add("--beta-start", "linear/cyclical start", type=number)
+    add("--beta-warmup", "linear ramp length", type=int)
+    add("--beta-cycles", "cyclical cycles", type=int)
+    add("--beta-ratio", "cyclical ramp fraction", type=number)
+    add("--beta-total", "cyclical span in units of t", type=int)
+    add("--beta-ramp", "cyclical ramp shape", choices=schedules.RAMPS)
+
+
+def beta_schedule_from_flags(args: argparse.Namespace) -> schedules.BetaSchedule:
+    """The :class:`~latent_jax.schedules.BetaSchedule` the β flags describe.
+
+    Raises:
+        ValueError: for an unknown schedule name, naming the flag.
+    """
+    if args.beta_schedule not in schedules.SCHEDULES:
+        raise ValueError(
+            f"--beta-schedule must be one of {schedules.SCHEDULES}, got {args.beta_schedule!r}"
+        )
+    require_at_least(args, 1, "beta_warmup", "beta_cycles")
+    fields = {field: getattr(args, flag) for flag, field in BETA_FLAGS.items()}
+    return schedules.BetaSchedule(**fields)
+
+
+def build_beta_schedule(
+    spec: schedules.BetaSchedule, *, epochs: int, steps_per_epoch: int
+) -> schedules.Schedule:
+    """``spec.build(...)`` with its errors naming the ``--beta-schedule`` flag.
+
+    Raises:
+        ValueError: ``--beta-schedule NAME: ...`` for invalid parameters.
+    """
+    try:
+        return spec.build(epochs=epochs, steps_per_epoch=steps_per_epoch)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--beta-schedule {spec.name}: {error}") from error
+
+
+# The image commands' data flags: the fields of :class:`latent_jax.image_data.ImageDataConfig`,
+# kept under config.json's "data".
+IMAGE_DATA_FLAGS = ("data", "data_dir", "download", "size", "rgb", "normalization", "test_size")
+
+
+def load_image_data(values: Mapping[str, Any], seed: int) -> data.Dataset:
+    """Loads the images that an image command's data flags (or a run's ``data`` record) name.
+
+    Args:
+        values: the flags as a mapping (``vars(args)``) or config.json's ``data``.
+        seed: the seed of the split.
+
+    Raises:
+        FileNotFoundError: for a missing folder or file; for the AT&T faces, saying how to get
+            them and how to run on the bundled faces instead.
+        ValueError: for an unknown source or unreadable file.
+    """
+    from latent_jax import image_data
+
+    config = image_data.ImageDataConfig.from_mapping(values)
+    try:
+        return config.load(seed)
+    except FileNotFoundError as error:
+        if config.data != "att":
+            raise
+        raise FileNotFoundError(
+            f"{error} To run now on the bundled faces: --data lfw-faces (or, on latent-jax "
+            "vae, --preset cpu-demo)."
+        ) from error
 
 
 def add_compile_cache_argument(parser: Any) -> None:

@@ -28,7 +28,7 @@ one (as the gallery does):
   (the gallery's two settings);
 * ``pca``: every ``--pca-patch-size`` square patch of the crop projected onto the first q
   principal axes of clean training-photo patches and the overlapping patches averaged
-  (:class:`~latent_jax.experiments.denoising.PCADenoiser`); q is chosen per level on noisy
+  (:class:`~latent_jax.pca_denoiser.PCADenoiser`); q is chosen per level on noisy
   patches of the training photographs, never on the test image;
 * ``dae``: the denoising autoencoder.
 
@@ -59,11 +59,11 @@ from jax import Array
 from latent_jax import plots, validation
 from latent_jax.corruption import CorruptionFn, gaussian_noise
 from latent_jax.experiments import common
-from latent_jax.experiments.denoising import PCADenoiser
 from latent_jax.metrics import psnr
 from latent_jax.models.inference import predict
 from latent_jax.models.layers import FastConv
 from latent_jax.objectives import denoising_objective
+from latent_jax.pca_denoiser import PCADenoiser
 from latent_jax.train import TrainConfig, fit
 from latent_jax.train.config import LR_SCHEDULES
 

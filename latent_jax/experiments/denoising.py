@@ -40,18 +40,17 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from latent_jax import data as data_lib
 from latent_jax import image_data, plots, runs, validation
-from latent_jax import pca as pca_lib
 from latent_jax.corruption import Corruption
 from latent_jax.experiments import common
 from latent_jax.metrics import psnr
 from latent_jax.models.factory import CONV_MIN_SIZE, ModelForData, model_for_data
 from latent_jax.models.inference import predict
 from latent_jax.objectives import autoencoder_objective, denoising_objective
+from latent_jax.pca_denoiser import PCADenoiser, mean_squared_error
 from latent_jax.train import TrainConfig, fit
 
 logger = logging.getLogger(__name__)
@@ -264,52 +263,6 @@ def _build_model(args: argparse.Namespace, d: _Data) -> ModelForData:
     )
 
 
-class PCADenoiser:
-    """Projection onto the first q principal axes of the clean training data.
-
-    Args:
-        train: clean examples, array of shape (n, ...features); PCA keeps
-            ``min(n, features) - 1`` axes (at least 1).
-    """
-
-    def __init__(self, train: np.ndarray):
-        flat = train.reshape(len(train), -1)
-        q_max = min(flat.shape) - 1
-        self.state = pca_lib.fit_pca(flat, max(q_max, 1))
-
-    def candidates(self) -> np.ndarray:
-        """The numbers of components tried: up to 40, spaced geometrically from 1 to q_max."""
-        q_max = int(self.state.components.shape[0])
-        return np.unique(np.round(np.geomspace(1, q_max, min(q_max, 40))).astype(int))
-
-    def best_components(self, noisy: np.ndarray, clean: np.ndarray, *, clip: bool) -> int:
-        """The candidate q whose projection of ``noisy`` is closest to ``clean`` (mean square).
-
-        Args:
-            noisy: noisy examples, array of shape (n, ...features).
-            clean: their clean versions, the same shape.
-            clip: clip the projections to [0, 1] before comparing (images).
-
-        Returns:
-            The number of components.
-        """
-        codes = self.codes(noisy)
-        errors = {}
-        for q in self.candidates():
-            projection = self(codes, int(q), clean.shape)
-            errors[int(q)] = _mse(np.clip(projection, 0.0, 1.0) if clip else projection, clean)
-        return min(errors, key=errors.get)
-
-    def codes(self, x: np.ndarray) -> jax.Array:
-        """The principal coordinates of ``x`` (n, ...features): shape (n, q_max)."""
-        return pca_lib.encode(self.state, x.reshape(len(x), -1))
-
-    def __call__(self, codes: jax.Array, q: int, shape: tuple[int, ...]) -> np.ndarray:
-        """The data of the first ``q`` coordinates of ``codes``, as float32 of ``shape``."""
-        kept = jnp.where(jnp.arange(codes.shape[-1]) < q, codes, 0.0)
-        return np.asarray(pca_lib.decode(self.state, kept), np.float32).reshape(shape)
-
-
 def show_level(args: argparse.Namespace) -> float:
     """The noise level of the example figure and of the run folder's main model."""
     if args.show_level is not None:
@@ -340,10 +293,6 @@ def denoised(built: ModelForData, variables: Any, noisy: np.ndarray, d: _Data) -
 
 def _clip(x: np.ndarray, d: _Data) -> np.ndarray:
     return np.clip(x, 0.0, 1.0) if d.images else x
-
-
-def _mse(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -417,7 +366,7 @@ def run(args: argparse.Namespace) -> dict:
         }
         methods = {}
         for name, output in outputs.items():
-            mse = _mse(output, d.test)
+            mse = mean_squared_error(output, d.test)
             methods[name] = {"mse": mse, "psnr": psnr(mse, d.peak)}
         results.append(
             {

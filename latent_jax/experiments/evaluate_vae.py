@@ -1,9 +1,9 @@
 """Scores a trained VAE run: IWAE bound, negative log-likelihood, active units, KL per dimension.
 
 ``latent-jax evaluate-vae RUN_DIR`` (formerly ``latent-jax evaluate``, still accepted) reads a
-run folder written by ``latent-jax vae`` (its config.json, the latest checkpoint under
-checkpoints/), reloads the same data split and normalization, and scores the chosen split
-with β = 1 (:func:`latent_jax.metrics.evaluate_vae`):
+run folder of a VAE written by ``latent-jax vae`` or ``latent-jax train`` (its config.json, the
+latest checkpoint under checkpoints/), reloads the same data split (and normalization), and
+scores the chosen split with β = 1 (:func:`latent_jax.metrics.evaluate_vae`):
 
 * ``elbo``: the ELBO per example (closed-form KL, the reconstruction term sampled);
 * ``iwae``: the importance-weighted bound with ``--k`` samples, and ``nll_nats`` = -iwae,
@@ -20,20 +20,45 @@ are printed and merged into RUN_DIR/metrics.json under ``evaluation``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from typing import Any
 
 import jax
+import numpy as np
 
-from latent_jax import metrics, runs
-from latent_jax.experiments import common, vae_faces
-from latent_jax.models.conv import ConvVAE
+from latent_jax import metrics, runs, streaming
+from latent_jax.experiments import common
+from latent_jax.models.registry import model_entries, model_entry
+
+# The commands whose run folders this one scores.
+SCORED_COMMANDS = ("vae", "train")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """A run's data as it trained on them: its splits, in the units the model sees, and the
+    likelihood its objective scored them with.
+
+    Attributes:
+        x_train: the training split, array of shape (n_train, *example_shape).
+        x_test: the held-out split, array of shape (n_test, *example_shape).
+        likelihood: the objective's likelihood (:data:`latent_jax.objectives.LIKELIHOODS`).
+    """
+
+    x_train: np.ndarray
+    x_test: np.ndarray
+    likelihood: str
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this command's flags."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by latent-jax vae")
+    parser.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        help="the run folder of a VAE, written by latent-jax vae or latent-jax train",
+    )
     parser.add_argument("--k", type=int, default=1000, help="IWAE samples (default 1000)")
     parser.add_argument(
         "--split", choices=("test", "train"), default="test", help="which split (default test)"
@@ -53,7 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _read_json(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist: is this a run folder of latent-jax vae?")
+        raise FileNotFoundError(
+            f"{path} does not exist: is this a run folder of latent-jax vae or train?"
+        )
     with open(path, encoding="utf-8") as handle:
         try:
             return json.load(handle)
@@ -61,71 +88,87 @@ def _read_json(path: str) -> dict[str, Any]:
             raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
-def run_arguments(run_dir: str, config: dict[str, Any]) -> argparse.Namespace:
-    """The resolved flags of a ``latent-jax vae`` run from its ``config.json`` contents.
+def run_data(run_dir: str, config: dict[str, Any]) -> RunData:
+    """The data of a VAE run from its ``config.json`` contents: the split of ``latent-jax vae``
+    (:func:`latent_jax.experiments.common.load_image_data`) or the held-out last rows of
+    ``latent-jax train`` (:func:`latent_jax.streaming.split_tail`).
 
     Raises:
         ValueError: for a config of another command or layout (naming the file).
     """
     path = os.path.join(run_dir, runs.CONFIG)
-    if config.get("command") != "vae" or not isinstance(config.get("model"), dict):
+    command = config.get("command")
+    data, settings = config.get("data"), config.get("settings")
+    complete = isinstance(data, dict) and isinstance(settings, dict)
+    if command not in SCORED_COMMANDS or not complete:
         raise ValueError(
-            f"{path} is not the config of a 'latent-jax vae' run (its command is "
-            f"{config.get('command')!r}): not a run of latent-jax vae"
+            f"{path} is not the config of a VAE run (its command is {command!r}): not a run of "
+            "latent-jax vae or latent-jax train"
         )
-    parser = argparse.ArgumentParser(add_help=False)
-    vae_faces.add_arguments(parser)
+    likelihood = settings.get("likelihood", "sse")
     try:
-        defaults = common.config_defaults(config, parser, "vae", vae_faces.TRAINING_FLAGS)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from error
-    parser.set_defaults(**defaults)
-    return vae_faces.resolve_arguments(parser.parse_args([]))
+        if command == "vae":
+            dataset = common.load_image_data(data, config["seed"])
+            return RunData(dataset.x_train, dataset.x_test, likelihood)
+        size = data.get("image_size")
+        source = streaming.open_training_data(
+            data["data"], image_size=None if size is None else tuple(size)
+        )
+        train, test = streaming.split_tail(
+            source, test_size=data["test_size"], max_test_rows=data["max_test_rows"]
+        )
+    except KeyError as error:
+        raise ValueError(f"{path} has no {error.args[0]!r}: not a complete run config") from error
+    x_train = np.asarray(train.array)
+    x_test = np.empty((0, *x_train.shape[1:]), x_train.dtype) if test is None else test
+    if model_entry(config["model"]["model"]).architecture != "conv":  # MLPs see flat rows
+        x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+    return RunData(x_train, x_test, likelihood)
 
 
-def load_run(run_dir: str) -> tuple[ConvVAE, dict, argparse.Namespace]:
-    """The model, its trained variables and the resolved flags of a ``latent-jax vae`` run.
+def load_run(run_dir: str) -> tuple[Any, dict, RunData]:
+    """The model, its trained variables and the data of a VAE run.
 
     The model and variables come from :func:`latent_jax.runs.load_run` (the latest
-    checkpoint); the flags from the run's config.json (:func:`run_arguments`).
+    checkpoint); the data from the run's config.json (:func:`run_data`).
 
     Raises:
         FileNotFoundError: for a missing folder, config.json or checkpoint.
-        ValueError: for a folder that is not a run of ``latent-jax vae``.
+        ValueError: for a folder that is not a VAE run of ``latent-jax vae`` or ``train``.
         latent_jax.checkpoint.CheckpointError: for a damaged checkpoint.
     """
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run folder {run_dir} does not exist")
-    args = run_arguments(run_dir, _read_json(os.path.join(run_dir, runs.CONFIG)))
+    config = _read_json(os.path.join(run_dir, runs.CONFIG))
+    data = run_data(run_dir, config)
     trained = runs.load_run(run_dir)
-    if not isinstance(trained.model, ConvVAE):
-        raise ValueError(
-            f"{trained.checkpoint} holds a {type(trained.model).__name__}, not the ConvVAE of "
-            "latent-jax vae"
-        )
-    return trained.model, trained.variables, args
+    vaes = tuple(entry.cls for entry in model_entries(kind="vae").values())
+    if not isinstance(trained.model, vaes):
+        raise ValueError(f"{trained.checkpoint} holds a {type(trained.model).__name__}, not a VAE")
+    return trained.model, trained.variables, data
 
 
 def run(args: argparse.Namespace) -> dict:
     """Scores the run and returns the evaluation merged into its ``metrics.json``."""
     common.require_at_least(args, 1, "k", "elbo_samples", "batch_size", "chunk_size")
     run_dir = os.fspath(args.run_dir)
-    model, variables, run_args = load_run(run_dir)
+    model, variables, data = load_run(run_dir)
+    x = data.x_test if args.split == "test" else data.x_train
+    if not len(x):
+        raise ValueError(f"{run_dir} held out no rows: score --split train")
     common.prepare_output_dir(run_dir)  # its metrics.json is rewritten: one writer at a time
-    dataset = vae_faces.load_data(run_args)
-    x = dataset.x_test if args.split == "test" else dataset.x_train
     result = metrics.evaluate_vae(
         model,
         variables,
         x,
         jax.random.key(args.seed),
         num_samples=args.k,
-        likelihood=run_args.likelihood,
+        likelihood=data.likelihood,
         elbo_samples=args.elbo_samples,
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
     )
-    result.update({"split": args.split, "likelihood": run_args.likelihood, "seed": args.seed})
+    result.update({"split": args.split, "likelihood": data.likelihood, "seed": args.seed})
     metrics_path = os.path.join(run_dir, "metrics.json")
     payload = _read_json(metrics_path) if os.path.exists(metrics_path) else {}
     payload["evaluation"] = result

@@ -39,19 +39,13 @@ from latent_jax import generate, image_data, plots, runs
 from latent_jax.adversarial import GENERATOR_LOSSES, gan_objective
 from latent_jax.data import Dataset
 from latent_jax.experiments import common
-from latent_jax.experiments.vae_faces import (
-    DATASET_TITLES,
-    GENERATION_DATASETS,
-    generation_metrics,
-    load_data,
-)
 from latent_jax.models.gan import DCGAN
 from latent_jax.train import History, TrainConfig, fit
 from latent_jax.train.config import GROUP_UPDATES
 
 logger = logging.getLogger(__name__)
 
-DATA_FLAGS = ("data", "data_dir", "download", "size", "rgb", "normalization", "test_size")
+DATA_FLAGS = common.IMAGE_DATA_FLAGS
 MODEL_FLAGS = ("latent_dim", "features", "generator_loss")
 TRAINING_FLAGS = {
     **common.TRAINING_FLAGS,
@@ -167,7 +161,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     _check_args(args)
-    dataset = load_data(args)
+    dataset = common.load_image_data(vars(args), args.seed)
     x_train, x_test = dataset.x_train, dataset.x_test
     image_shape = tuple(int(d) for d in x_train.shape[1:])
     if min(image_shape[:2]) < 4:
@@ -245,9 +239,9 @@ def run(args: argparse.Namespace) -> dict:
         "compile_seconds": max(wall_seconds - train_seconds, 0.0),
         "environment": common.environment_info(),
     }
-    if dataset.name in GENERATION_DATASETS:
-        metrics["generation"] = generation_metrics(
-            model, state.variables, dataset, args.latent_dim, args.seed
+    if dataset.name in image_data.GENERATION_DATASETS:
+        metrics["generation"] = generate.generation_metrics(
+            model, state.variables, dataset, seed=args.seed
         )
     common.write_json(os.path.join(out, runs.METRICS), metrics)
     _print_summary(metrics, out)
@@ -271,7 +265,7 @@ def _figures(
 
     shown_train = display(dataset.x_train)
     scale = {"vmin": float(shown_train.min()), "vmax": float(shown_train.max())}
-    title = DATASET_TITLES.get(dataset.name, os.path.basename(os.path.normpath(dataset.name)))
+    title = image_data.dataset_title(dataset.name)
     plots.image_grid(
         shown_train[:N_GRID],
         os.path.join(out, "dataset_preview.png"),

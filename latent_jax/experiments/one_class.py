@@ -62,7 +62,6 @@ from sklearn.svm import OneClassSVM
 from latent_jax import image_data, runs, validation
 from latent_jax.anomaly import AnomalyDetector
 from latent_jax.experiments import common
-from latent_jax.experiments.anomaly import _training as detector_training
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +277,7 @@ def anomaly_scores(
     if method in DETECTORS:
         detector = _detector(args, method, seed)
         if method in TRAINED and run_dir is not None:
-            options = detector_training(args, run_dir, args.checkpoint_every or 0)
+            options = common.detector_fit_options(args, run_dir, args.checkpoint_every or 0)
             with common.history_writers(run_dir, args) as callbacks:
                 detector.fit(train, callbacks=callbacks, **options)
         else:

@@ -24,7 +24,8 @@ Objectives of the VAEs: ``--objective elbo`` (the default; ``loss = reconstructi
 reparameterized gradient). ``--likelihood`` chooses the reconstruction term and
 ``--binarize`` trains on a fresh Bernoulli draw of the [0, 1] inputs at every step (dynamic
 binarization, with ``--likelihood bernoulli``; the test rows are binarized with the fixed
-evaluation key).
+evaluation key). The ``--beta-*`` flags schedule β of ``--objective elbo`` (a β-VAE; constant 1
+by default), as in ``latent-jax vae`` (:class:`latent_jax.schedules.BetaSchedule`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from latent_jax import distributed, runs, validation
+from latent_jax import distributed, runs, schedules
 from latent_jax.experiments import common
 from latent_jax.models.registry import model_entries, model_entry
 
@@ -50,6 +51,12 @@ logger = logging.getLogger(__name__)
 # The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
 DATA_FLAGS = ("data", "image_size", "test_size", "max_test_rows")
 MODEL_FLAGS = ("model", "latent_dim", "hidden_dims")
+
+
+# The plain ELBO: beta = 1 throughout.
+BETA_DEFAULTS = {
+    flag: getattr(schedules.BetaSchedule(), field) for flag, field in common.BETA_FLAGS.items()
+}
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -81,6 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=_image_size, default=None, help="resize to HxW")
     vae = parser.add_argument_group("VAE objective (--model vae or conv-vae)")
     common.add_objective_arguments(vae)
+    beta = parser.add_argument_group(
+        "beta schedule of --objective elbo (loss = reconstruction + beta * KL)"
+    )
+    common.add_beta_schedule_arguments(beta, BETA_DEFAULTS)
     parser.add_argument("--epochs", type=int, default=10, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=128, help="rows per batch")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
@@ -128,7 +139,25 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--objective {args.objective} and --binarize need --model {vaes}")
     if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
+    _check_beta_arguments(args)
     common.check_run_arguments(args)
+
+
+def _check_beta_arguments(args: argparse.Namespace) -> None:
+    """Refuses a β flag away from its default where nothing reads it."""
+    from latent_jax.objectives import objective_entry
+
+    common.beta_schedule_from_flags(args)
+    changed = [f for f, value in BETA_DEFAULTS.items() if getattr(args, f) != value]
+    takes_beta = model_entry(args.model).kind == "vae" and objective_entry(args.objective).accepts(
+        "beta_schedule"
+    )
+    if changed and not takes_beta:
+        flag = "--" + changed[0].replace("_", "-")
+        raise ValueError(
+            f"{flag} sets the beta schedule of --objective elbo on a VAE; it does nothing for "
+            f"--model {args.model} --objective {args.objective}"
+        )
 
 
 def _start(args: argparse.Namespace) -> tuple[object | None, int | None]:
@@ -168,40 +197,13 @@ def _start(args: argparse.Namespace) -> tuple[object | None, int | None]:
 
 def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[int, ...]]:
     """(train data or stream source, in-memory test rows, example shape)."""
-    from latent_jax import data, image_data, streaming
+    from latent_jax import streaming
 
     path = args.data
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"--data {path!r} does not exist")
-    if os.path.isdir(path):
-        if args.stream:
-            source = streaming.ImageFolderSource(path, size=args.image_size, scale=1 / 255)
-            array = None
-        else:
-            images, _ = image_data.load_image_folder(path, size=args.image_size)
-            array = images / 255.0
-    elif path.endswith(".npy"):
-        array = data.load_npy(path, mmap_mode="r")  # rows read when needed
-    else:
-        array, _ = data.load_array_file(path)
-    if array is not None and not (args.stream and isinstance(array, np.memmap)):
-        # Data held in memory is checked before the output folder exists, naming the file;
-        # a streamed file is checked batch by batch as it is read.
-        array = validation.check_finite_rows(f"--data {path!r}", array)
-    if array is not None:
-        source = streaming.ArraySource(array, path)
-    n = len(source)
-    test_size = validation.check_fraction("--test-size", args.test_size, closed="left")
-    n_test = min(round(test_size * n), args.max_test_rows) if test_size else 0
-    if n - n_test < 1:
-        raise ValueError(f"--data {path!r} has {n} rows: none left for training")
-    # The last rows are held out, unshuffled: the train rows stay one slice of the file.
-    train_rows, _, test_rows = data.split_indices(n, test_size=n_test, shuffle=False)
-    test = source.read(test_rows) if n_test else None
-    if isinstance(source, streaming.ArraySource):
-        source = streaming.ArraySource(source.array[: len(train_rows)], path)
-    else:
-        source.paths = source.paths[: len(train_rows)]
+    source = streaming.open_training_data(path, image_size=args.image_size, stream=args.stream)
+    source, test = streaming.split_tail(
+        source, test_size=args.test_size, max_test_rows=args.max_test_rows
+    )
     shape = source.example_shape
     convolutional = model_entry(args.model).architecture == "conv"
     if not convolutional and len(shape) > 1:
@@ -215,14 +217,20 @@ def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[in
     return source, test, source.example_shape
 
 
-def _objective(args: argparse.Namespace, shape: tuple[int, ...]):
+def _objective(args: argparse.Namespace, shape: tuple[int, ...], n_train: int):
     from latent_jax.objectives import autoencoder_objective
+    from latent_jax.train import batches_per_epoch
 
     entry = model_entry(args.model)
     model = entry.cls.for_data(shape, latent_dim=args.latent_dim, hidden_dims=args.hidden_dims)
     if entry.kind == "autoencoder":
         return autoencoder_objective(model)
-    return common.objective_from_flags(args, model, epochs=args.epochs)
+    spec = common.beta_schedule_from_flags(args)
+    steps = batches_per_epoch(n_train, args.batch_size)
+    beta = common.build_beta_schedule(spec, epochs=args.epochs, steps_per_epoch=steps)
+    return common.objective_from_flags(
+        args, model, beta_schedule=beta, beta_unit=spec.unit, epochs=args.epochs
+    )
 
 
 @contextlib.contextmanager
@@ -247,7 +255,7 @@ def run(args: argparse.Namespace) -> dict:
     from latent_jax.train import TrainConfig, evaluate, fit, fit_stream
 
     source, test, shape = _load(args)
-    objective = _objective(args, shape)
+    objective = _objective(args, shape, len(source))
     writer = jax.process_index() == 0
     config = TrainConfig(
         learning_rate=args.learning_rate,

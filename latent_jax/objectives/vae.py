@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 LIKELIHOODS = ("sse", "gaussian", "bernoulli")
-BETA_UNITS = ("step", "epoch")
+BETA_UNITS = schedules.UNITS
 # The options every VAE objective shares (the flags --likelihood and --binarize).
 LIKELIHOOD = Option(
     "likelihood",

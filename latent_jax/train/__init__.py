@@ -88,6 +88,7 @@ from latent_jax.train.config import TrainConfig as TrainConfig
 from latent_jax.train.config import make_optimizer as make_optimizer
 from latent_jax.train.driver import NonFiniteLossError as NonFiniteLossError
 from latent_jax.train.epoch import EpochOutput as EpochOutput
+from latent_jax.train.epoch import batches_per_epoch as batches_per_epoch
 from latent_jax.train.epoch import make_epoch_fn as make_epoch_fn
 from latent_jax.train.epoch import make_train_step as make_train_step
 from latent_jax.train.state import History as History

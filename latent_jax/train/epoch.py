@@ -56,6 +56,20 @@ class Plan(NamedTuple):
     group_updates: str = "alternating"
 
 
+def batches_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer updates per epoch on ``n_train`` rows: the last batch may be partial (its
+    padding is masked), and a batch larger than the data is the whole data.
+
+    Args:
+        n_train: training rows, >= 1.
+        batch_size: rows per batch, >= 1.
+
+    Returns:
+        ``ceil(n_train / min(batch_size, n_train))``.
+    """
+    return -(-n_train // min(batch_size, n_train))
+
+
 def make_plan(
     config: TrainConfig,
     n_train: int,
@@ -74,7 +88,7 @@ def make_plan(
         The plan: batch counts, chunk length and unroll.
     """
     batch_size = min(config.batch_size, n_train)
-    n_batches = -(-n_train // batch_size)
+    n_batches = batches_per_epoch(n_train, config.batch_size)
     eval_batch_size = config.eval_batch_size or max(config.batch_size, 256)
     eval_batch_size = min(eval_batch_size, n_test) if n_test else 1
     n_eval_batches = -(-n_test // eval_batch_size) if n_test else 0

@@ -1,0 +1,71 @@
+"""The package's layering, read from its source: experiments import the library and the shared
+run scaffold, never each other; only the command line layer speaks argparse."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import latent_jax
+
+PACKAGE = pathlib.Path(latent_jax.__file__).parent
+EXPERIMENTS = PACKAGE / "experiments"
+# The run scaffold every command shares, and the alias module kept for one release.
+SHARED = {"common"}
+ALIASES = {"evaluate"}
+
+
+def _imported_modules(path: pathlib.Path) -> set[str]:
+    """Every module a file imports (``from a import b`` counts ``a`` and ``a.b``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_no_experiment_imports_another():
+    experiments = {p.stem for p in EXPERIMENTS.glob("*.py")} - {"__init__"}
+    assert {"vae_faces", "gan", "train_cli", "anomaly", "one_class"} <= experiments
+    crossings = []
+    for path in sorted(EXPERIMENTS.glob("*.py")):
+        if path.stem in ALIASES:
+            continue
+        for module in _imported_modules(path):
+            parts = module.split(".")
+            if parts[:2] == ["latent_jax", "experiments"] and len(parts) > 2:
+                target = parts[2]
+                if target != path.stem and target not in SHARED and target in experiments:
+                    crossings.append(f"{path.name} imports {module}")
+    assert crossings == []
+
+
+def test_only_the_command_line_layer_speaks_argparse():
+    """The library (everything outside ``cli.py`` and ``experiments/``) never takes or builds
+    parsed flags."""
+    speaking = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] in ("experiments", "cli.py"):
+            continue
+        if any(m == "argparse" or m.startswith("argparse.") for m in _imported_modules(path)):
+            speaking.append(str(relative))
+        elif "Namespace" in path.read_text(encoding="utf-8"):
+            speaking.append(f"{relative} (mentions Namespace)")
+    assert speaking == []
+
+
+def test_the_checks_see_a_crossing(tmp_path):
+    """The import reader finds what the layering checks look for."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import argparse\nfrom latent_jax.experiments.vae_faces import load_data\n"
+        "from latent_jax.experiments import common\n"
+    )
+    found = _imported_modules(sample)
+    assert "argparse" in found
+    assert "latent_jax.experiments.vae_faces" in found
+    assert "latent_jax.experiments.common" in found
