@@ -101,11 +101,10 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, validate_data
 
 from latent_jax import checkpoint as ckpt
-from latent_jax import metrics, validation
 from latent_jax import pca as pca_lib
+from latent_jax import validation
 from latent_jax._deprecation import warn_deprecated
 from latent_jax.data import Standardizer
-from latent_jax.gaussian import kl_standard_normal
 from latent_jax.models.conv import ConvSpec
 from latent_jax.models.factory import ARCHITECTURES as ARCHITECTURES
 from latent_jax.models.factory import CONV_MIN_SIZE as CONV_MIN_SIZE
@@ -113,7 +112,7 @@ from latent_jax.models.factory import model_for_data
 from latent_jax.models.factory import resolve_architecture as _resolve_architecture
 from latent_jax.models.inference import apply_inference, predict
 from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP, initial_center, with_center
-from latent_jax.objectives import autoencoder_objective, deep_svdd_objective, vae_objective
+from latent_jax.objectives import autoencoder_objective, bound, deep_svdd_objective, vae_objective
 from latent_jax.robust_pca import RobustPCA
 from latent_jax.schedules import constant
 from latent_jax.train import TrainConfig, fit
@@ -301,13 +300,14 @@ def _vae_scores(
     mean, logvar = apply_inference(model, variables, x, method="encode")
 
     def log_likelihood(noise: jax.Array) -> jax.Array:
-        z = mean + jnp.exp(0.5 * logvar) * noise[None, :]
+        z = bound.draw_latents(mean, logvar, noise[None, :])
         output = apply_inference(model, variables, z, method="decode")
-        return metrics.log_likelihood(x, output, likelihood, obs_logvar)
+        return bound.log_likelihood(x, output, likelihood, obs_logvar)
 
     log_p = jax.lax.map(log_likelihood, eps)  # (n_samples, n)
     if kind == "elbo":
-        return kl_standard_normal(mean, logvar) - jnp.mean(log_p, axis=0)
+        return -bound.elbo(log_p, mean, logvar)
+    # An & Cho's reconstruction probability: the mean of p(x|z) over the draws, in logs.
     return -(jax.scipy.special.logsumexp(log_p, axis=0) - jnp.log(eps.shape[0]))
 
 

@@ -51,12 +51,14 @@ from jax import Array, lax
 
 from latent_jax import validation
 from latent_jax.gaussian import (
-    bernoulli_log_likelihood,
-    gaussian_log_likelihood,
     kl_standard_normal,
 )
 from latent_jax.models.inference import apply_inference
-from latent_jax.objectives import LIKELIHOODS
+from latent_jax.objectives import bound
+from latent_jax.objectives.base import split_variables
+from latent_jax.objectives.bound import LIKELIHOODS as LIKELIHOODS
+from latent_jax.objectives.bound import log_likelihood as log_likelihood
+from latent_jax.objectives.vae import noise_logvar
 
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
@@ -70,52 +72,13 @@ __all__ = [
 ]
 
 ACTIVE_UNIT_THRESHOLD = 0.01
-# The summed squared error is the negative log-density of a Gaussian of variance 1/2.
-_SSE_LOGVAR = math.log(0.5)
 
 
-def _check_likelihood(likelihood: Any, obs_logvar: Any) -> None:
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-    if isinstance(obs_logvar, str):
-        if obs_logvar != "learned":
-            raise ValueError(f'obs_logvar must be a number or "learned", got {obs_logvar!r}')
-        if likelihood != "gaussian":
-            raise ValueError(
-                f'obs_logvar="learned" needs likelihood="gaussian", got {likelihood!r}'
-            )
-    elif isinstance(obs_logvar, bool) or not isinstance(obs_logvar, int | float):
-        raise TypeError(f'obs_logvar must be a real number or "learned", got {obs_logvar!r}')
-    elif not math.isfinite(obs_logvar):
-        raise ValueError(f"obs_logvar must be finite, got {obs_logvar=}")
-
-
-def log_likelihood(
-    x: Array, output: Array, likelihood: str, obs_logvar: float | Array = 0.0
-) -> Array:
-    r""":math:`\log p(x \mid z)` of each example, given the decoder's output.
-
-    Args:
-        x: array of shape (batch, ...features).
-        output: the decoder's output for ``x``'s latents, same shape.
-        likelihood: ``"gaussian"``, ``"bernoulli"`` or ``"sse"`` (see the module docstring).
-        obs_logvar: the Gaussian's log-variance (a number or a traced array); ignored otherwise.
-
-    Returns:
-        Array of shape (batch,).
-    """
-    x = jnp.reshape(x, (x.shape[0], -1))
-    output = jnp.reshape(output, (output.shape[0], -1))
-    if likelihood == "bernoulli":
-        return bernoulli_log_likelihood(x, output)
-    logvar = _SSE_LOGVAR if likelihood == "sse" else obs_logvar
-    return gaussian_log_likelihood(x, output, logvar)
-
-
-def _noise_logvar(model: Any, variables: Any, likelihood: str, obs_logvar: Any) -> Any:
-    if isinstance(obs_logvar, str):
-        return apply_inference(model, variables, method="observation_logvar")
-    return obs_logvar
+def _noise_logvar(model: Any, variables: Any, obs_logvar: Any) -> Any:
+    """The observation log-variance: ``obs_logvar``, or the model's when it is learned."""
+    params, model_state = split_variables(variables)
+    learned = isinstance(obs_logvar, str)
+    return noise_logvar(model, params, model_state, learned, obs_logvar)
 
 
 def _encode(model: Any, variables: Any, x: Array) -> tuple[Array, Array]:
@@ -143,14 +106,11 @@ def _log_weights(
     """log p(x, z_i) - log q(z_i | x) for the samples of ``keys`` (m,): shape (m, batch)."""
     m, batch = keys.shape[0], x.shape[0]
     eps = jax.vmap(lambda k: jax.random.normal(k, mean.shape, mean.dtype))(keys)
-    z = mean + jnp.exp(0.5 * logvar) * eps
+    z = bound.draw_latents(mean, logvar, eps)
     output = _decode(model, variables, jnp.reshape(z, (m * batch, -1)))
     x_rep = jnp.broadcast_to(x, (m, *x.shape)).reshape((m * batch, *x.shape[1:]))
     log_px = log_likelihood(x_rep, output, likelihood, noise).reshape((m, batch))
-    log_pz = gaussian_log_likelihood(z, 0.0, 0.0)
-    # log q(z|x) from eps itself: exact, no cancellation of (z - mean) / sigma.
-    log_qz = -0.5 * jnp.sum(math.log(2 * math.pi) + logvar + jnp.square(eps), axis=-1)
-    return log_px + log_pz - log_qz
+    return bound.log_weights(log_px, z, bound.log_posterior_of_noise(logvar, eps))
 
 
 @functools.partial(
@@ -168,7 +128,7 @@ def _iwae_kernel(
     obs_logvar: Any,
 ) -> Array:
     mean, logvar = _encode(model, variables, x)
-    noise = _noise_logvar(model, variables, likelihood, obs_logvar)
+    noise = _noise_logvar(model, variables, obs_logvar)
     n_chunks = -(-num_samples // chunk_size)
 
     def body(acc: Array, chunk: Array) -> tuple[Array, None]:
@@ -212,7 +172,7 @@ def iwae_bound(
         Array of shape (batch,): :math:`\log \frac1k \sum_i w_i` in nats (k = 1: the ELBO
         estimator with the KL term sampled).
     """
-    _check_likelihood(likelihood, obs_logvar)
+    bound.check_likelihood(likelihood, obs_logvar)
     num_samples = validation.check_int("num_samples", num_samples, 1)
     chunk_size = min(validation.check_int("chunk_size", chunk_size, 1), num_samples)
     return _iwae_kernel(
@@ -239,15 +199,14 @@ def _elbo_kernel(
     obs_logvar: Any,
 ) -> Array:
     mean, logvar = _encode(model, variables, x)
-    noise = _noise_logvar(model, variables, likelihood, obs_logvar)
+    noise = _noise_logvar(model, variables, obs_logvar)
 
     def one(i: Array) -> Array:
         eps = jax.random.normal(jax.random.fold_in(key, i), mean.shape, mean.dtype)
-        output = _decode(model, variables, mean + jnp.exp(0.5 * logvar) * eps)
+        output = _decode(model, variables, bound.draw_latents(mean, logvar, eps))
         return log_likelihood(x, output, likelihood, noise)
 
-    reconstruction = jnp.mean(lax.map(one, jnp.arange(num_samples)), axis=0)
-    return reconstruction - kl_standard_normal(mean, logvar)
+    return bound.elbo(lax.map(one, jnp.arange(num_samples)), mean, logvar)
 
 
 def elbo(
@@ -280,7 +239,7 @@ def elbo(
     Returns:
         Array of shape (batch,), in nats.
     """
-    _check_likelihood(likelihood, obs_logvar)
+    bound.check_likelihood(likelihood, obs_logvar)
     num_samples = validation.check_int("num_samples", num_samples, 1)
     return _elbo_kernel(
         variables,
@@ -409,7 +368,7 @@ def evaluate_vae(
         ``kl_per_dim`` (list) and ``kl`` (its sum); ``posterior_mean_variance`` (list, the
         activity of each unit); ``n_examples`` and ``n_features``.
     """
-    _check_likelihood(likelihood, obs_logvar)
+    bound.check_likelihood(likelihood, obs_logvar)
     data = validation.check_rows("x", x)
     key = validation.check_key("key", key)
     num_samples = validation.check_int("num_samples", num_samples, 1)
@@ -419,7 +378,7 @@ def evaluate_vae(
     common = {"model": model, "likelihood": likelihood, "obs_logvar": obs_logvar}
     iwae_values, elbo_values = [], []
     for b, (rows, real) in enumerate(_batches(data, batch_size)):
-        bound = _iwae_kernel(
+        iwae_batch = _iwae_kernel(
             variables,
             rows,
             jax.random.fold_in(key, 2 * b),
@@ -430,7 +389,7 @@ def evaluate_vae(
         estimate = _elbo_kernel(
             variables, rows, jax.random.fold_in(key, 2 * b + 1), num_samples=elbo_samples, **common
         )
-        iwae_values.append(np.asarray(bound[:real], np.float64))
+        iwae_values.append(np.asarray(iwae_batch[:real], np.float64))
         elbo_values.append(np.asarray(estimate[:real], np.float64))
     iwae_all, elbo_all = np.concatenate(iwae_values), np.concatenate(elbo_values)
     n, n_features = int(data.shape[0]), int(np.prod(data.shape[1:]))

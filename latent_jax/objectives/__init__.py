@@ -7,6 +7,9 @@
   training or inference mode.
 * :mod:`~latent_jax.objectives.registry`: :func:`register_objective`, :func:`available`,
   :func:`build_objective`: the ``--objective`` names and their options.
+* :mod:`~latent_jax.objectives.bound`: the VAE family's bounds (log-likelihoods, importance
+  log-weights, the IWAE bound, the ELBO), which training, :mod:`latent_jax.metrics` and the VAE
+  anomaly detector all compute through.
 * :mod:`~latent_jax.objectives.autoencoder`: ``autoencoder``, the denoising autoencoder.
 * :mod:`~latent_jax.objectives.vae`: ``elbo``, the (β-)VAE, its likelihoods, binarization and
   :class:`~latent_jax.objectives.vae.ElboTerms` (the bound's two terms, which objectives
@@ -23,6 +26,7 @@ Training commands then take ``--objective NAME`` and its options as flags.
 # Importing a module registers its objectives; every module of the library's is imported here.
 from latent_jax.objectives import annealed as annealed
 from latent_jax.objectives import autoencoder as autoencoder
+from latent_jax.objectives import bound as bound
 from latent_jax.objectives import iwae as iwae
 from latent_jax.objectives import svdd as svdd
 from latent_jax.objectives import vae as vae

@@ -2,7 +2,6 @@ r"""The importance-weighted autoencoder's objective (Burda, Grosse & Salakhutdin
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ from jax import Array
 
 from latent_jax import validation
 from latent_jax.gaussian import gaussian_log_likelihood, kl_standard_normal
+from latent_jax.objectives import bound
 from latent_jax.objectives.base import (
     Batch,
     Context,
@@ -156,7 +156,7 @@ def iwae_objective(
         mean, logvar = _check_posterior(posterior, batch.x)
         n = batch.x.shape[0]
         eps = jax.random.normal(sample_key, (k, *mean.shape), mean.dtype)
-        z = mean + jnp.exp(0.5 * logvar) * eps
+        z = bound.draw_latents(mean, logvar, eps)
         x_rep = jnp.broadcast_to(batch.x, (k, *batch.x.shape)).reshape((k * n, *batch.x.shape[1:]))
         rows = Batch(x_rep, jnp.tile(batch.mask, k))
         logvar_x = noise_logvar(model, params, model_state, learned_noise, obs_logvar)
@@ -171,8 +171,8 @@ def iwae_objective(
             return -rec.reshape((k, n)), state
 
         def log_weights(log_px: Array, z: Array, z_mean: Array, z_logvar: Array) -> Array:
-            log_qz = gaussian_log_likelihood(z, z_mean, z_logvar)
-            return log_px + gaussian_log_likelihood(z, 0.0, 0.0) - log_qz
+            """The log-weights with log q evaluated at the given variational parameters."""
+            return bound.log_weights(log_px, z, gaussian_log_likelihood(z, z_mean, z_logvar))
 
         kl_i = kl_standard_normal(mean, logvar)
         kl = masked_mean(kl_i, batch.mask)
@@ -190,16 +190,13 @@ def iwae_objective(
             log_w = log_weights(log_px, z, frozen(mean), frozen(logvar))
         else:
             log_px, state = log_likelihood(z, state)
-            # log q(z_i | x) from eps itself: exact, no cancellation of (z - mean) / sigma.
-            log_qz = -0.5 * jnp.sum(math.log(2 * math.pi) + logvar + jnp.square(eps), axis=-1)
-            log_w = log_px + gaussian_log_likelihood(z, 0.0, 0.0) - log_qz
+            log_w = bound.log_weights(log_px, z, bound.log_posterior_of_noise(logvar, eps))
         rec = masked_mean(-jnp.mean(log_px, axis=0), batch.mask)
         if closed_form_kl:
             value = rec + kl
             ess = jnp.ones((), jnp.float32)
         else:
-            bound = jax.nn.logsumexp(log_w, axis=0) - math.log(k)
-            value = masked_mean(-bound, batch.mask)
+            value = masked_mean(-bound.importance_weighted_bound(log_w), batch.mask)
             normalized = jax.nn.softmax(log_w, axis=0)
             ess = masked_mean(1.0 / jnp.sum(jnp.square(normalized), axis=0), batch.mask)
         metrics = {

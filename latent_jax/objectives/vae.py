@@ -17,7 +17,6 @@ VAEs are called as ``model.apply(variables, x, key, train=train, mask=mask) ->
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +45,7 @@ from latent_jax.objectives.base import (
     masked_mean,
     per_example_sse,
 )
+from latent_jax.objectives.bound import LIKELIHOODS, check_likelihood
 from latent_jax.objectives.registry import Option, register_objective
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "vae_objective",
 ]
 
-LIKELIHOODS = ("sse", "gaussian", "bernoulli")
 BETA_UNITS = schedules.UNITS
 # The options every VAE objective shares (the flags --likelihood and --binarize).
 LIKELIHOOD = Option(
@@ -103,24 +102,15 @@ def bernoulli_binarize(key: Array, x: Array) -> Array:
 
 
 def check_noise(model: Any, likelihood: Any, obs_logvar: Any) -> bool:
-    """Checks the likelihood and its noise; returns whether the model learns the noise."""
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-    learned_noise = isinstance(obs_logvar, str) and obs_logvar == "learned"
-    if learned_noise:
-        if likelihood != "gaussian":
-            raise ValueError(
-                f'obs_logvar="learned" needs likelihood="gaussian", got {likelihood!r}'
-            )
-        if not callable(getattr(model, "observation_logvar", None)):
-            raise TypeError(
-                'obs_logvar="learned" needs a model with an observation_logvar() method, got '
-                f"{type(model).__name__}"
-            )
-    elif isinstance(obs_logvar, bool) or not isinstance(obs_logvar, int | float):
-        raise TypeError(f'obs_logvar must be a real number or "learned", got {obs_logvar!r}')
-    elif not math.isfinite(obs_logvar):
-        raise ValueError(f"obs_logvar must be finite, got {obs_logvar=}")
+    """Checks the likelihood and its noise (:func:`~latent_jax.objectives.bound.
+    check_likelihood`) and that a model whose noise is learned can say it; returns whether the
+    model learns the noise."""
+    learned_noise = check_likelihood(likelihood, obs_logvar)
+    if learned_noise and not callable(getattr(model, "observation_logvar", None)):
+        raise TypeError(
+            'obs_logvar="learned" needs a model with an observation_logvar() method, got '
+            f"{type(model).__name__}"
+        )
     return learned_noise
 
 
