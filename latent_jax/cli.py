@@ -21,13 +21,16 @@ resume from (:func:`latent_jax.experiments.common.release_output_dirs`).
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import latent_jax
 from latent_jax._deprecation import warn_deprecated
@@ -94,14 +97,40 @@ def _renamed_subcommand(argv: list[str]) -> list[str]:
     return argv
 
 
-class DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Help that ends every flag's text with its default, as the command line writes it.
+_ROLE = re.compile(r":[a-z]+:`(~?)([^`<]+?)(?:\s*<[^>]*>)?`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_text(text: str) -> str:
+    """Docstring markup as a terminal shows it: ``:func:`~a.b.c``` as ``c``,
+    ``:mod:`a.b``` as ``a.b``, double-backquoted literals without their backquotes, and
+    ``.. math::`` blocks kept as their formula."""
+
+    def role(match: re.Match) -> str:
+        target = match.group(2).strip()
+        return target.rsplit(".", 1)[-1] if match.group(1) else target
+
+    text = _ROLE.sub(role, text)
+    text = _LITERAL.sub(r"\1", text)
+    return text.replace(".. math::", "")
+
+
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows a command's description as written (its lists and paragraphs), in
+    plain text (:func:`plain_text`), and ends every flag's text with its default, as the
+    command line writes it.
 
     A text that already states its default (``"(default"``) is left alone; a sequence is
     shown comma-separated, the way the flag takes it.
     """
 
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(plain_text(text))
+
     def _get_help_string(self, action: argparse.Action) -> str:
+        return plain_text(self._help_with_default(action))
+
+    def _help_with_default(self, action: argparse.Action) -> str:
         text = action.help or ""
         if (
             not action.option_strings
@@ -120,6 +149,37 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {shown.replace('%', '%%')})".strip()
 
 
+def _suggestion(word: str, candidates: Sequence[str]) -> str:
+    """`` (did you mean X?)`` for the candidate closest to a misspelled word, else ``""``."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class SuggestingParser(argparse.ArgumentParser):
+    """An argument parser whose errors suggest the flag, subcommand or choice the user meant
+    (``--lerning-rate`` -> ``--learning-rate``, ``vea`` -> ``vae``)."""
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            target = _subparsers(self).get(getattr(parsed, "command", None)) or self
+            flags = [flag for action in target._actions for flag in action.option_strings]
+            hints = "".join(
+                _suggestion(word.split("=", 1)[0], flags) for word in extras if word.startswith("-")
+            )
+            target.error(f"unrecognized arguments: {' '.join(extras)}{hints}")
+        return parsed
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as error:
+            if action.choices is None or not isinstance(value, str):
+                raise
+            hint = _suggestion(value, [str(choice) for choice in action.choices])
+            raise argparse.ArgumentError(action, f"{error.message}{hint}") from None
+
+
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """Subcommand name -> its parser."""
     for action in parser._actions:
@@ -130,7 +190,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = SuggestingParser(
         prog="latent-jax",
         description="Latent representations in JAX: PCA, autoencoders, VAEs.",
     )

@@ -43,6 +43,8 @@ SYNTHETIC_CLASSIFICATION_PARAMS = {
     "class_sep": 2,
 }
 TABULAR_SUFFIXES = (".npy", ".npz", ".csv")
+# The tabular data sets :func:`load_tabular` knows by name.
+TABULAR_NAMES = (SYNTHETIC_CLASSIFICATION, "digits", MNIST_5K)
 # How split_dataset normalizes: per feature (scikit-learn's StandardScaler, ddof 0), one
 # scalar mean and std over every value (the tutorial's faces, ddof 1), or not at all.
 NORMALIZATIONS = ("per-feature", "global", "none")

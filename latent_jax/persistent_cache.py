@@ -91,5 +91,5 @@ def enable(directory: str | os.PathLike | None = None) -> str | None:
         return None
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
-    logger.info("compiled programs are cached in %s", path)
+    logger.debug("compiled programs are cached in %s", path)
     return path

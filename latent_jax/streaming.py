@@ -36,6 +36,7 @@ __all__ = [
     "fit_pca_source",
     "iter_batches",
     "iter_chunks",
+    "load_training_split",
     "open_source",
     "open_training_data",
     "split_tail",
@@ -295,6 +296,58 @@ def split_tail(
         return ArraySource(source.array[: len(train_rows)], source.name), test
     source.paths = source.paths[: len(train_rows)]
     return source, test
+
+
+def load_training_split(
+    data: str | os.PathLike,
+    *,
+    test_size: float,
+    max_test_rows: int,
+    image_size: Sequence[int] | None = None,
+    stream: bool = False,
+    seed: int = 0,
+    data_dir: str | os.PathLike = "data",
+) -> tuple[Source, np.ndarray | None]:
+    """The training rows and held-out rows of ``latent-jax train --data``.
+
+    A data set the library names (:data:`latent_jax.image_data.DATASET_NAMES`) is split by
+    the library's rule (:func:`latent_jax.image_data.load_image_dataset`: shuffled with
+    ``seed``, or the data set's fixed split), its pixels in [0, 1]; a file or folder
+    (:func:`open_training_data`) holds out its last rows, unshuffled (:func:`split_tail`).
+
+    Args:
+        data: a data set name, or a file or folder.
+        test_size: the held-out fraction, in [0, 1).
+        max_test_rows: at most this many held-out rows.
+        image_size: (height, width) to resize images to.
+        stream: read a folder's images when their rows are asked for.
+        seed: the seed of a named data set's split.
+        data_dir: the folder holding the MNIST files, for ``"mnist"`` and ``"fashion-mnist"``.
+
+    Returns:
+        ``(train_source, test_rows)``; ``test_rows`` is ``None`` when nothing is held out.
+
+    Raises:
+        FileNotFoundError: for a missing path or data set.
+        ValueError: for unreadable data, naming it, or no rows left for training.
+    """
+    name = os.fspath(data)
+    if name not in image_data.DATASET_NAMES:
+        source = open_training_data(name, image_size=image_size, stream=stream)
+        return split_tail(source, test_size=test_size, max_test_rows=max_test_rows)
+    test_size = validation.check_fraction("--test-size", test_size, closed="left")
+    if not test_size:
+        images, _, _ = image_data.load_images(name, size=image_size, data_dir=data_dir)
+        return ArraySource(images, name), None
+    split = image_data.load_image_dataset(
+        name,
+        test_size=test_size,
+        random_state=seed,
+        size=image_size,
+        normalization="none",
+        data_dir=data_dir,
+    )
+    return ArraySource(split.x_train, name), split.x_test[:max_test_rows]
 
 
 def epoch_order(key: Array, n: int, shuffle: bool = True) -> np.ndarray:

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from cli_checks import assert_config_round_trips
+from numerics import assert_bitwise
 
 from latent_jax import cli, load_run, metrics
 from latent_jax.experiments import beta_schedules
@@ -71,11 +72,14 @@ def test_schedules_follow_their_definitions():
     constant = np.asarray(beta_schedules.study_schedule("constant", total)(steps))
     linear = np.asarray(beta_schedules.study_schedule("linear", total, 0.25)(steps))
     cyclical = np.asarray(beta_schedules.study_schedule("cyclical", total)(steps))
-    seed = np.asarray(beta_schedules.study_schedule("monotonic-seed", total)(steps))
+    tutorial = np.asarray(beta_schedules.study_schedule("monotonic-tutorial", total)(steps))
     assert np.all(constant == 1.0)
     assert linear[0] == 0.0 and linear[50] == pytest.approx(0.5) and np.all(linear[100:] == 1.0)
     # Four cycles of 100 steps: a ramp over the first 50, then held at 1.
     assert np.all(cyclical[[0, 100, 200, 300]] == 0.0) and np.all(cyclical[50:100] == 1.0)
-    assert seed.max() <= 1.0 / 30.0
+    assert tutorial.max() <= 1.0 / 30.0
+    with pytest.warns(DeprecationWarning, match="'monotonic-tutorial'"):
+        old = np.asarray(beta_schedules.study_schedule("monotonic-seed", total)(steps))
+    assert_bitwise(old, tutorial)  # the same program on the same steps
     with pytest.raises(ValueError, match="schedule must be one of"):
         beta_schedules.study_schedule("sigmoid", total)

@@ -230,3 +230,57 @@ def test_a_fresh_run_never_mixes_with_or_silently_deletes_an_earlier_runs_checkp
     common.prepare_output_dir(out)
     common.release_output_dirs()
     assert not earlier.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["train", "--lerning-rate", "0.1"], "(did you mean --learning-rate?)"),
+        (["vea"], "(did you mean vae?)"),
+        (["train", "--model", "vea"], "(did you mean vae?)"),
+        (["vae", "--beta-schedule", "cyclic"], "(did you mean cyclical?)"),
+    ],
+)
+def test_a_misspelled_flag_subcommand_or_choice_gets_a_suggestion(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_an_error_is_one_line_on_standard_error(files, tmp_path, capsys):
+    """Nothing is logged before the error (the compile cache's note is a debug message)."""
+    assert cli.main(["train", "--data", str(tmp_path / "missing.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("latent-jax train: error: ")
+
+
+@pytest.mark.parametrize("command", sorted(cli.SUBCOMMANDS))
+def test_help_is_plain_text_with_every_default_stated_the_right_way(capsys, command):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and ":func:" not in text and ":mod:" not in text
+    assert ":class:" not in text and ".. math::" not in text
+    # a --no-X switch alone would show its dest's default, True, where the switch is off
+    sub = cli._subparsers(cli.build_parser())[command]
+    backwards = [
+        a.option_strings
+        for a in sub._actions
+        if a.option_strings
+        and all(f.startswith("--no-") for f in a.option_strings)
+        and a.default is True
+    ]
+    assert backwards == []
+
+
+@pytest.mark.parametrize("command", ["pca", "reduce", "denoise", "train"])
+def test_help_lists_the_named_data_sets(capsys, command):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    assert "mnist-5k" in capsys.readouterr().out
+
+
+def test_plain_text_reads_docstring_markup():
+    text = "see :func:`~latent_jax.objectives.iwae_objective`, :mod:`latent_jax.runs`, ``--k K``"
+    assert cli.plain_text(text) == "see iwae_objective, latent_jax.runs, --k K"

@@ -8,7 +8,8 @@ steps; T is the run's total number of steps. Schedules:
 * ``constant``: β = 1 (the plain ELBO);
 * ``linear``: warm-up from 0 to 1 over the first ``--warmup-fraction`` of T, then 1;
 * ``monotonic``: the tutorial's form β_max (1 - exp(-t / τ)) with β_max = 1 and τ = T / 10;
-* ``monotonic-seed``: the same with the tutorial's β_max = 1/30 (its objective is not the ELBO);
+* ``monotonic-tutorial``: the same with the tutorial's β_max = 1/30 (its objective is not the
+  ELBO; ``monotonic-seed``, its old name, is still accepted);
 * ``cyclical``: Fu et al.'s cyclical annealing, M = 4 cycles, ramp ratio R = 0.5, over T.
 
 After training, every run is scored on the test split with β = 1 (:mod:`latent_jax.metrics`):
@@ -36,7 +37,7 @@ import jax
 import numpy as np
 
 from latent_jax import distributed, metrics, plots, runs, schedules, validation
-from latent_jax._deprecation import deprecated_names
+from latent_jax._deprecation import deprecated_names, warn_deprecated
 from latent_jax.data import load_digits_features, split_dataset
 from latent_jax.experiments import common
 from latent_jax.models.mlp import VAE
@@ -45,15 +46,25 @@ from latent_jax.train import TrainConfig, fit_many
 
 logger = logging.getLogger(__name__)
 
-SCHEDULES = ("constant", "linear", "monotonic", "monotonic-seed", "cyclical")
-SEED_BETA_MAX = 1.0 / 30.0
+SCHEDULES = ("constant", "linear", "monotonic", "monotonic-tutorial", "cyclical")
+# Old schedule names, accepted for one release with a DeprecationWarning: old -> new.
+RENAMED_SCHEDULES = {"monotonic-seed": "monotonic-tutorial"}
+TUTORIAL_BETA_MAX = 1.0 / 30.0
 # The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
 DATA_FLAGS = ("test_size",)
 MODEL_FLAGS = ("hidden_dims", "latent_dim")
 
 
+def _current_name(name: str) -> str:
+    """A schedule's name, its old name renamed with a warning."""
+    if name in RENAMED_SCHEDULES:
+        warn_deprecated(f"the schedule name {name!r}", repr(RENAMED_SCHEDULES[name]))
+        return RENAMED_SCHEDULES[name]
+    return name
+
+
 def _names(text: str) -> list[str]:
-    names = [v.strip() for v in text.split(",") if v.strip()]
+    names = [_current_name(v.strip()) for v in text.split(",") if v.strip()]
     unknown = [n for n in names if n not in SCHEDULES]
     if not names or unknown:
         raise argparse.ArgumentTypeError(f"expected names among {SCHEDULES}, got {text!r}")
@@ -135,8 +146,9 @@ def study_schedule(name: str, total_steps: int, warmup_fraction: float = 0.25) -
         return schedules.constant(1.0)
     if name == "linear":
         return schedules.linear(0.0, 1.0, max(1, round(warmup_fraction * total_steps)))
-    if name in ("monotonic", "monotonic-seed"):
-        beta_max = 1.0 if name == "monotonic" else SEED_BETA_MAX
+    name = _current_name(name)
+    if name in ("monotonic", "monotonic-tutorial"):
+        beta_max = 1.0 if name == "monotonic" else TUTORIAL_BETA_MAX
         return schedules.monotonic(beta_max, max(total_steps / 10.0, 1.0))
     if name == "cyclical":
         return schedules.cyclical(total_steps, n_cycles=min(4, total_steps), ratio=0.5)
@@ -166,7 +178,11 @@ __getattr__ = deprecated_names(
         "make_schedule": (
             "latent_jax.experiments.beta_schedules.study_schedule",
             lambda: study_schedule,
-        )
+        ),
+        "SEED_BETA_MAX": (
+            "latent_jax.experiments.beta_schedules.TUTORIAL_BETA_MAX",
+            lambda: TUTORIAL_BETA_MAX,
+        ),
     },
 )
 

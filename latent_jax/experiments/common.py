@@ -237,8 +237,8 @@ def add_tabular_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         default=data.SYNTHETIC_CLASSIFICATION,
-        help=f"'{data.SYNTHETIC_CLASSIFICATION}' (the tutorial's make_classification set; "
-        "'seed' is its deprecated old name), 'digits', or a .npy/.npz/.csv file",
+        help=f"{', '.join(data.TABULAR_NAMES)} ({data.SYNTHETIC_CLASSIFICATION}: the tutorial's "
+        "make_classification set, 'seed' its deprecated old name), or a .npy/.npz/.csv file",
     )
     parser.add_argument(
         "--label-column",

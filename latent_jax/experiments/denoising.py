@@ -85,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--data",
         default="digits",
-        help="'digits' (scikit-learn's 8x8, in [0, 1]), 'lfw-faces' (scikit-image's 25x25 "
-        "crops), 'olivetti', an image folder, a .npy/.npz array of images, or a tabular "
+        help=f"a data set ({', '.join(image_data.DATASET_NAMES)}; digits is scikit-learn's "
+        "8x8 in [0, 1]), an image folder, a .npy/.npz array of images, or a tabular "
         ".csv/.npy of shape (n, features) (default: digits)",
     )
     data.add_argument(

@@ -111,11 +111,12 @@ def run_data(run_dir: str, config: dict[str, Any]) -> RunData:
             dataset = common.load_image_data(data, config["seed"])
             return RunData(dataset.x_train, dataset.x_test, likelihood)
         size = data.get("image_size")
-        source = streaming.open_training_data(
-            data["data"], image_size=None if size is None else tuple(size)
-        )
-        train, test = streaming.split_tail(
-            source, test_size=data["test_size"], max_test_rows=data["max_test_rows"]
+        train, test = streaming.load_training_split(
+            data["data"],
+            test_size=data["test_size"],
+            max_test_rows=data["max_test_rows"],
+            image_size=None if size is None else tuple(size),
+            seed=config["seed"],
         )
     except KeyError as error:
         raise ValueError(f"{path} has no {error.args[0]!r}: not a complete run config") from error

@@ -29,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-size", type=float, default=0.2, help="held-out fraction")
     parser.add_argument("--seed", type=int, default=42, help="random_state of data and split")
     parser.add_argument(
-        "--no-standardize",
-        dest="standardize",
-        action="store_false",
-        help="skip standardizing features on the training split",
+        "--standardize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="standardize the features on the training split (--no-standardize: raw features)",
     )
     parser.add_argument("--out", default="runs/pca", help="output folder")
 

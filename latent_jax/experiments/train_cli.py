@@ -1,9 +1,11 @@
 """Train an autoencoder, VAE or convolutional VAE on your own data, on one or many devices.
 
-Data: a .npy file (memory-mapped), a .csv table or a folder of images. The last
+Data: a .npy file (memory-mapped), a .csv table, a folder of images, or a data set the
+library names (``digits``, ``mnist-5k``, ``mnist``, ...). Of a file or folder, the last
 ``--test-size`` fraction of the rows (at most ``--max-test-rows``) is held out for evaluation
-(shuffle the file beforehand if its rows are ordered). Images are scaled to [0, 1]; the MLP
-models see them flattened.
+(shuffle the file beforehand if its rows are ordered); a named data set is split as every
+command splits it (shuffled with ``--seed``, or its fixed split). Images are scaled to [0, 1];
+the MLP models see them flattened.
 
 Scaling out: ``--devices N`` (or ``--mesh data=N``) trains data-parallel on N devices of a
 ``jax.sharding`` mesh (on CPU, N host devices are forced); ``--shard-params`` splits the
@@ -42,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from latent_jax import distributed, runs, schedules
+from latent_jax import distributed, image_data, runs, schedules
 from latent_jax.experiments import common
 from latent_jax.models.registry import model_entries, model_entry
 
@@ -69,7 +71,11 @@ def _image_size(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers the flags."""
     parser.add_argument(
-        "--data", default=None, help=".npy or .csv file, or an image folder (required)"
+        "--data",
+        default=None,
+        help=".npy or .csv file, an image folder, or a data set: "
+        + ", ".join(image_data.DATASET_NAMES)
+        + " (required)",
     )
     models = model_entries()
     parser.add_argument(
@@ -95,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=10, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=128, help="rows per batch")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
-    parser.add_argument("--test-size", type=float, default=0.1, help="held-out fraction")
+    parser.add_argument("--test-size", type=float, default=0.2, help="held-out fraction")
     parser.add_argument(
         "--max-test-rows", type=int, default=10000, help="at most this many held-out rows"
     )
@@ -123,8 +129,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     """The flags checked before JAX starts and before the output folder exists."""
     if args.data is None:
-        raise ValueError("--data is required: a .npy or .csv file, or an image folder")
-    if args.image_size is not None and not os.path.isdir(args.data):
+        raise ValueError(
+            "--data is required: a .npy or .csv file, an image folder, or a data set name"
+        )
+    named = args.data in image_data.DATASET_NAMES
+    if args.image_size is not None and not (named or os.path.isdir(args.data)):
         raise ValueError(
             f"--image-size resizes the images of a folder; --data {args.data!r} is not one "
             "(resize the array before saving it)"
@@ -200,9 +209,13 @@ def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[in
     from latent_jax import streaming
 
     path = args.data
-    source = streaming.open_training_data(path, image_size=args.image_size, stream=args.stream)
-    source, test = streaming.split_tail(
-        source, test_size=args.test_size, max_test_rows=args.max_test_rows
+    source, test = streaming.load_training_split(
+        path,
+        test_size=args.test_size,
+        max_test_rows=args.max_test_rows,
+        image_size=args.image_size,
+        stream=args.stream,
+        seed=args.seed,
     )
     shape = source.example_shape
     convolutional = model_entry(args.model).architecture == "conv"

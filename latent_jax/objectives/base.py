@@ -118,11 +118,17 @@ class Context(NamedTuple):
         step: the number of optimizer updates done before this one, an int32 scalar.
         epoch: the 0-based epoch, an int32 scalar.
         train: training mode (a Python bool): BatchNorm on batch statistics, fresh draws.
+        n_train: the number of training rows N (a Python int), for estimators that weigh a
+            minibatch against the data set (minibatch-weighted sampling of the total
+            correlation); the trainers set it (:func:`bind_dataset_size`). ``None`` where no
+            data set is bound (a loss called directly, :func:`latent_jax.train.evaluate`
+            without ``n_train``).
     """
 
     step: Array
     epoch: Array
     train: bool
+    n_train: int | None = None
 
 
 ContextLossFn = Callable[..., tuple[Array, tuple[Metrics, dict]]]
@@ -143,7 +149,21 @@ def context_loss(fn: ContextLossFn) -> LossFn:
         The loss, with the signature of :attr:`Objective.loss`.
     """
 
-    def loss(
+    return _ContextLoss(fn)
+
+
+class _ContextLoss:
+    """The engine's loss signature around a context function, with the data-set size bound
+    (``None`` until :meth:`with_dataset_size`)."""
+
+    def __init__(self, fn: ContextLossFn, n_train: int | None = None):
+        self.fn = fn
+        self.n_train = n_train
+        self._bound: dict[int, _ContextLoss] = {}
+        functools.update_wrapper(self, fn)
+
+    def __call__(
+        self,
         params: Any,
         model_state: Mapping[str, Any],
         batch: Batch,
@@ -152,10 +172,43 @@ def context_loss(fn: ContextLossFn) -> LossFn:
         epoch: Array,
         train: bool = True,
     ) -> tuple[Array, tuple[Metrics, dict]]:
-        context = Context(step, epoch, validation.check_bool("train", train))
-        return fn(params, model_state, batch, key, context)
+        context = Context(step, epoch, validation.check_bool("train", train), self.n_train)
+        return self.fn(params, model_state, batch, key, context)
 
-    return loss
+    def with_dataset_size(self, n_train: int) -> _ContextLoss:
+        """This loss with :attr:`Context.n_train` set; the same object for the same N (so
+        that what is compiled for it is found again)."""
+        if n_train not in self._bound:
+            self._bound[n_train] = _ContextLoss(self.fn, n_train)
+        return self._bound[n_train]
+
+
+def _bound_loss(loss: LossFn, n_train: int) -> LossFn:
+    bind = getattr(loss, "with_dataset_size", None)
+    return bind(n_train) if callable(bind) else loss
+
+
+def bind_dataset_size(objective: Any, n_train: int) -> Any:
+    """The objective with the training set's size N in its losses' :class:`Context`.
+
+    Losses written with :func:`context_loss` see ``context.n_train == n_train``; other
+    losses (the engine's seven-argument signature, written by hand) are kept as they are.
+
+    Args:
+        objective: an :class:`Objective` or :class:`GroupedObjective`.
+        n_train: the number of training rows, >= 1.
+
+    Returns:
+        An objective of the same type (``objective`` itself when no loss takes the size).
+    """
+    n_train = validation.check_int("n_train", n_train, 1)
+    if isinstance(objective, GroupedObjective):
+        losses = {g: _bound_loss(f, n_train) for g, f in objective.group_losses.items()}
+        if all(losses[g] is objective.group_losses[g] for g in losses):
+            return objective
+        return objective._replace(loss=combined_loss(objective.groups, losses), group_losses=losses)
+    loss = _bound_loss(objective.loss, n_train)
+    return objective if loss is objective.loss else objective._replace(loss=loss)
 
 
 def describe_function(fn: Any) -> Any:

@@ -18,7 +18,7 @@ import numpy as np
 from jax import Array
 
 from latent_jax import locks, validation
-from latent_jax.objectives import GroupedObjective, Objective
+from latent_jax.objectives import GroupedObjective, Objective, bind_dataset_size
 from latent_jax.train.checkpoints import check_allow_changes
 from latent_jax.train.compile import CompileCache, cache_for
 from latent_jax.train.config import TrainConfig
@@ -94,6 +94,9 @@ def _train(
     """What every trainer does: check the common arguments, wrap the data, run the driver."""
     objective, config, resume, cache = _check_common(objective, config, callbacks, resume, cache)
     batches, key = make_batches(), _root_key(key, config, resume, batched)
+    # The losses see the training set's size N (Context.n_train); the compile cache stays
+    # the objective's own, whose programs are keyed by the plan (N included).
+    objective = bind_dataset_size(objective, batches.n_train)
     folder = checkpoint_folder(config, resume)
     # One writer per checkpoint directory (process 0 writes them): a second fails at once.
     writer = folder is not None and jax.process_index() == 0
@@ -357,6 +360,7 @@ def evaluate(
     batch_size: int = 256,
     epoch: int | None = None,
     cache: CompileCache | None = None,
+    n_train: int | None = None,
 ) -> dict[str, Any]:
     """Mean metrics of a trained state over a dataset, in inference mode.
 
@@ -374,6 +378,9 @@ def evaluate(
         epoch: the 0-based epoch the β schedule reads; ``None`` means the last trained epoch
             (``state.epoch - 1``), so a VAE scores as in its last ``test_loss``.
         cache: as for :func:`fit`.
+        n_train: the training set's size N, for objectives whose estimators weigh a batch
+            against it (:attr:`latent_jax.objectives.Context.n_train`); ``None`` leaves it
+            unset.
 
     Returns:
         A dict of floats (arrays of shape (K,) for a stacked state).
@@ -386,6 +393,8 @@ def evaluate(
     if epoch is not None:
         validation.check_int("epoch", epoch, 0)
     cache = cache_for(objective) if cache is None else cache
+    if n_train is not None:
+        objective = bind_dataset_size(objective, n_train)
     data = validation.check_rows("x", x)
     key = validation.check_key("key", key)
     n = int(data.shape[0])
@@ -409,6 +418,6 @@ def evaluate(
         run = jax.vmap(run, in_axes=(0, None, None, 0)) if batched else run
         return jax.jit(run, compiler_options=default_options() or None)
 
-    run, _ = cache.get(("evaluate", n, size, batched, features), build)
+    run, _ = cache.get(("evaluate", n, size, batched, features, n_train), build)
     metrics = jax.device_get(run(state, data, key, epochs))
     return {k: (np.asarray(v) if batched else float(v)) for k, v in metrics.items()}
