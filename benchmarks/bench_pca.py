@@ -161,7 +161,7 @@ def bench_one_shot(n: int, d: int, *, x64: bool, sklearn_solvers: tuple[str, ...
     import jax
     from sklearn.decomposition import PCA
 
-    from latent_jax.pca import fit_pca
+    from latent_jax.linear import fit_pca
 
     repeats = repeats_for(n, d)
     x = make_data(n, d)
@@ -301,7 +301,7 @@ def streaming_child(n: int) -> dict:
     """One streaming fit in this (fresh) process: time, memory and accuracy."""
     import jax
 
-    from latent_jax.pca import fit_pca_chunks
+    from latent_jax.linear import fit_pca_chunks
 
     d = STREAM_FEATURES
     # Warm up (compile) on a short stream with the same chunk shape.

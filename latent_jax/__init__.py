@@ -6,6 +6,9 @@ training engine. The public names are
 re-exported here.
 """
 
+# The old module of the same name as the function, imported first so that the function
+# below is what latent_jax.robust_pca stays (a later import of the module finds it loaded).
+from latent_jax import robust_pca as _robust_pca_module  # noqa: F401
 from latent_jax._deprecation import deprecated_names as _deprecated_names
 from latent_jax.adversarial import GroupedObjective as GroupedObjective
 from latent_jax.adversarial import gan_objective as gan_objective
@@ -17,6 +20,13 @@ from latent_jax.gaussian import kl_standard_normal as kl_standard_normal
 from latent_jax.gaussian import reparameterize as reparameterize
 from latent_jax.generate import GenerationScorer as GenerationScorer
 from latent_jax.generate import generation_score as generation_score
+from latent_jax.linear import PCA as PCA
+from latent_jax.linear import PCAState as PCAState
+from latent_jax.linear import RobustPCA as RobustPCA
+from latent_jax.linear import fit_pca as fit_pca
+from latent_jax.linear import fit_pca_chunks as fit_pca_chunks
+from latent_jax.linear import fit_ppca as fit_ppca
+from latent_jax.linear import robust_pca as robust_pca
 from latent_jax.models import VAE as VAE
 from latent_jax.models import Autoencoder as Autoencoder
 from latent_jax.models import ConvAutoencoder as ConvAutoencoder
@@ -34,13 +44,6 @@ from latent_jax.objectives import deep_svdd_objective as deep_svdd_objective
 from latent_jax.objectives import denoising_objective as denoising_objective
 from latent_jax.objectives import iwae_objective as iwae_objective
 from latent_jax.objectives import vae_objective as vae_objective
-from latent_jax.pca import PCA as PCA
-from latent_jax.pca import PCAState as PCAState
-from latent_jax.pca import fit_pca as fit_pca
-from latent_jax.pca import fit_pca_chunks as fit_pca_chunks
-from latent_jax.pca import fit_ppca as fit_ppca
-from latent_jax.robust_pca import RobustPCA as RobustPCA
-from latent_jax.robust_pca import robust_pca as robust_pca
 from latent_jax.runs import Run as Run
 from latent_jax.runs import load_run as load_run
 from latent_jax.streaming import fit_pca_source as fit_pca_source

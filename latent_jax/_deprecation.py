@@ -51,3 +51,32 @@ def deprecated_names(
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def moved_module(
+    module: str, new_home: str, homes: Mapping[str, Any], renamed: Mapping[str, str] | None = None
+) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` for a module whose contents moved: every name read from
+    the old module is served from its new home with a ``DeprecationWarning``.
+
+    Args:
+        module: the old module's ``__name__``.
+        new_home: the public home to name in the messages (``"latent_jax.linear"``).
+        homes: the new modules, by dotted name, searched in order for the name.
+        renamed: old name -> the name it now has (looked up the same way).
+
+    Returns:
+        The ``__getattr__`` function to assign in the old module.
+    """
+    renamed = dict(renamed or {})
+
+    def __getattr__(name: str) -> Any:
+        target = renamed.get(name, name)
+        for home_name, home in homes.items():
+            if hasattr(home, target):
+                shown = new_home if not target.startswith("_") else home_name
+                warn_deprecated(f"{module}.{name}", f"{shown}.{target}")
+                return getattr(home, target)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

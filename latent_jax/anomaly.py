@@ -36,7 +36,7 @@ Backends (``method``) and their anomaly scores:
   numerical rank, a constant feature say, still gives finite scores and threshold);
 * ``"robust-pca"``: the ``"pca"`` statistics against the principal subspace of the low-rank
   part :math:`L` of the training data, from principal component pursuit
-  (:class:`~latent_jax.robust_pca.RobustPCA`: :math:`X = L + S`, :math:`S` sparse, default
+  (:class:`~latent_jax.linear.RobustPCA`: :math:`X = L + S`, :math:`S` sparse, default
   :math:`\lambda`), so training data with gross outliers can be used as they are. With
   ``statistic="reconstruction"`` the score is :math:`\lVert (x - \bar l) - V_Q V_Q^\top
   (x - \bar l)\rVert^2`, :math:`\bar l` the mean of the rows of :math:`L` and :math:`V_Q` the
@@ -101,10 +101,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, validate_data
 
 from latent_jax import checkpoint as ckpt
-from latent_jax import pca as pca_lib
+from latent_jax import linear as pca_lib
 from latent_jax import validation
 from latent_jax._deprecation import warn_deprecated
 from latent_jax.data import Standardizer
+from latent_jax.linear import RobustPCA
 from latent_jax.models.conv import ConvSpec
 from latent_jax.models.factory import ARCHITECTURES as ARCHITECTURES
 from latent_jax.models.factory import CONV_MIN_SIZE as CONV_MIN_SIZE
@@ -113,7 +114,6 @@ from latent_jax.models.factory import resolve_architecture as _resolve_architect
 from latent_jax.models.inference import apply_inference, predict
 from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP, initial_center, with_center
 from latent_jax.objectives import autoencoder_objective, bound, deep_svdd_objective, vae_objective
-from latent_jax.robust_pca import RobustPCA
 from latent_jax.schedules import constant
 from latent_jax.train import TrainConfig, fit
 from latent_jax.train.config import LR_SCHEDULES

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latent_jax import pca as pca_lib
+from latent_jax import linear as pca_lib
 
 MAX_CANDIDATES = 40
 

@@ -7,7 +7,7 @@ for are read) and :class:`ImageFolderSource` (one image file per row, decoded wh
 key, every example exactly once, in fixed-size batches whose last, ragged one is padded with
 zero rows and masked; a background thread reads the next batches while the device trains on
 the current one. :func:`iter_chunks` reads a source in order (for statistics), and
-:func:`fit_pca_source` runs the streaming PCA of :mod:`latent_jax.pca` over it, in memory
+:func:`fit_pca_source` runs the streaming PCA of :mod:`latent_jax.linear` over it, in memory
 that does not grow with N. Training on a source is :func:`latent_jax.train.fit_stream`.
 
 The in-memory path (:func:`latent_jax.train.fit` on an array) stays the fast default when the
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from jax import Array
 
-from latent_jax import fingerprint, image_data, pca, validation
+from latent_jax import fingerprint, image_data, linear, validation
 from latent_jax import shuffle as shuffle_rows
 from latent_jax._deprecation import deprecated_names
 
@@ -508,23 +508,23 @@ def fit_pca_source(
     chunk_rows: int = 65536,
     ddof: int = 1,
     prefetch: int = 2,
-) -> pca.PCAState:
-    """PCA of a source too large for memory: :func:`latent_jax.pca.fit_pca_chunks` over
+) -> linear.PCAState:
+    """PCA of a source too large for memory: :func:`latent_jax.linear.fit_pca_chunks` over
     :func:`iter_chunks` (examples flattened to vectors).
 
     Args:
         source: a source, or anything :func:`open_source` takes (a ``.npy`` path is
             memory-mapped).
-        n_components: as in :func:`latent_jax.pca.fit_pca`.
+        n_components: as in :func:`latent_jax.linear.fit_pca`.
         chunk_rows: rows read and reduced at a time; memory grows with it, not with N.
-        ddof: as in :func:`latent_jax.pca.fit_pca`.
+        ddof: as in :func:`latent_jax.linear.fit_pca`.
         prefetch: chunks read ahead.
 
     Returns:
-        The :class:`latent_jax.pca.PCAState`, equal to ``fit_pca`` on all rows up to round-off.
+        The :class:`latent_jax.linear.PCAState`, equal to ``fit_pca`` on all rows up to round-off.
     """
     chunks = iter_chunks(source, chunk_rows, prefetch=prefetch)
-    return pca.fit_pca_chunks((c.reshape(len(c), -1) for c in chunks), n_components, ddof=ddof)
+    return linear.fit_pca_chunks((c.reshape(len(c), -1) for c in chunks), n_components, ddof=ddof)
 
 
 __getattr__ = deprecated_names(

@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from latent_jax import checkpoint as ckpt
 from latent_jax import cli, image_data, load_run
 from latent_jax import data as data_lib
-from latent_jax import pca as pca_lib
+from latent_jax import linear as pca_lib
 from latent_jax.anomaly import AnomalyDetector, NoResidualWarning
 from latent_jax.experiments import anomaly as anomaly_experiment
 from latent_jax.models.mlp import Autoencoder

@@ -78,3 +78,24 @@ def test_generation_names_moved_to_the_library_warn_and_redirect():
     with pytest.warns(DeprecationWarning, match="latent_jax.generate.generation_metrics"):
         old = vae_faces.generation_metrics
     assert callable(old)
+
+
+def test_the_linear_models_old_modules_warn_and_redirect():
+    import importlib
+
+    import latent_jax
+    from latent_jax import linear
+    from latent_jax import pca as old_pca
+
+    old_robust_pca = importlib.import_module("latent_jax.robust_pca")  # the module
+
+    with pytest.warns(DeprecationWarning, match="use latent_jax.linear.fit_ppca"):
+        assert old_pca.fit_ppca is linear.fit_ppca
+    with pytest.warns(DeprecationWarning, match="use latent_jax.linear.PCA"):
+        assert old_pca.PCA is linear.PCA
+    with pytest.warns(DeprecationWarning, match="use latent_jax.linear.RobustPCA"):
+        assert old_robust_pca.RobustPCA is linear.RobustPCA
+    # importing the old module keeps the top-level name the function
+    assert latent_jax.robust_pca is linear.robust_pca
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        old_pca.nothing  # noqa: B018

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from cli_checks import assert_config_round_trips
 
-from latent_jax import cli, load_run, metrics, pca
+from latent_jax import cli, load_run, metrics
+from latent_jax import linear as pca
 from latent_jax.experiments import linear_vae
 from latent_jax.models.linear import LinearVAE, decoder_weight, exact_elbo, linear_vae_variables
 from latent_jax.models.mlp import VAE

@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from latent_jax.pca import (
+from latent_jax.linear import (
     PCA,
     CovarianceAccumulator,
     PCAState,
@@ -561,7 +561,7 @@ def test_fit_pca_bad_input(x, kwargs, error, match):
 
 
 def test_bad_arguments_do_not_compile():
-    from latent_jax import pca as module
+    from latent_jax.linear import kernels as module
 
     kernels = (module._fit_kernel, module._fit_block_kernel)
     sizes = [kernel._cache_size() for kernel in kernels]
@@ -719,7 +719,7 @@ def test_streaming_bad_input():
 @pytest.mark.parametrize("d", [23, 37], ids=["two-column-blocks", "four-column-blocks"])
 def test_block_symmetric_scatter_matches_numpy(d, monkeypatch):
     """Wide rows take the block-symmetric product; it must equal the plain covariance."""
-    from latent_jax import pca as module
+    from latent_jax.linear import kernels as module
 
     # Lower the width threshold so that small (and test-only) shapes take that path.
     monkeypatch.setattr(module, "_SYMMETRIC_MIN_FEATURES", 10)

@@ -9,8 +9,9 @@ import pytest
 from numerics import assert_close
 from sklearn.decomposition import PCA as SklearnPCA
 
-from latent_jax import pca
+from latent_jax import linear
 from latent_jax.anomaly import AnomalyDetector, NoResidualWarning
+from latent_jax.linear import pca
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(60, 5)) @ RNG.normal(size=(5, 5))
@@ -24,7 +25,7 @@ def _reference(x):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_estimator_on_extreme_magnitudes_matches_scikit_learn(scale, dtype):
     x = (X * scale).astype(dtype)
-    ours, ref = pca.PCA(2).fit(x), _reference(x)
+    ours, ref = linear.PCA(2).fit(x), _reference(x)
     for name in ("explained_variance_", "singular_values_", "mean_", "noise_variance_"):
         value = np.asarray(getattr(ours, name))
         assert np.all(np.isfinite(value)), name
@@ -43,7 +44,7 @@ def test_estimator_on_extreme_magnitudes_matches_scikit_learn(scale, dtype):
 
 def test_estimator_keeps_float32_when_the_scaled_variances_fit():
     x = (X * 1e15).astype(np.float32)  # squares overflow float32, the variances do not
-    ours, ref = pca.PCA(2).fit(x), _reference(x)
+    ours, ref = linear.PCA(2).fit(x), _reference(x)
     assert ours.explained_variance_.dtype == np.float32
     np.testing.assert_allclose(ours.explained_variance_, ref.explained_variance_, rtol=1e-4)
 
@@ -93,6 +94,6 @@ def test_a_ragged_nested_list_is_named_as_such():
 
     ragged = [[1.0, 2.0], [3.0]]
     with pytest.raises(ValueError, match="X must be a rectangular array; got a ragged nested"):
-        pca.PCA(1).fit(ragged)
+        linear.PCA(1).fit(ragged)
     with pytest.raises(ValueError, match="x must be a rectangular array; got a ragged nested"):
         split_dataset(ragged)

@@ -138,7 +138,7 @@ def test_state_is_the_fitted_arrays_and_pickles():
     again = pickle.loads(pickle.dumps(est))
     assert_bitwise(again.transform(x), est.transform(x))  # the same program, pickled state
     # The functional API computes in float64 inside the scoped x64 context.
-    from latent_jax.pca import encode
+    from latent_jax.linear import encode
 
     with jax.enable_x64(True):
         codes = np.asarray(encode(est.state_, x))

@@ -12,7 +12,8 @@ import pytest
 from numerics import assert_bitwise, assert_close, assert_trees_bitwise, assert_trees_close
 from PIL import Image
 
-from latent_jax import pca, streaming
+from latent_jax import linear as pca
+from latent_jax import streaming
 from latent_jax.checkpoint import load_checkpoint
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import autoencoder_objective
@@ -229,7 +230,9 @@ def test_the_old_streaming_pca_names_warn_and_still_work():
     with pytest.warns(DeprecationWarning, match="use latent_jax.streaming.fit_pca_source"):
         old = streaming.fit_pca_stream
     assert old is streaming.fit_pca_source
-    with pytest.warns(DeprecationWarning, match="use latent_jax.pca.fit_pca_chunks"):
-        assert pca.fit_pca_streaming is pca.fit_pca_chunks
+    from latent_jax import pca as old_module
+
+    with pytest.warns(DeprecationWarning, match="use latent_jax.linear.fit_pca_chunks"):
+        assert old_module.fit_pca_streaming is pca.fit_pca_chunks
     with pytest.warns(DeprecationWarning, match="use latent_jax.fit_pca_chunks"):
         assert latent_jax.fit_pca_streaming is pca.fit_pca_chunks

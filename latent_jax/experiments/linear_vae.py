@@ -3,7 +3,7 @@
 A VAE with a linear decoder ``x = W z + mu + eps`` (``eps ~ N(0, s2 I)``, ``s2`` learned) and a
 linear Gaussian encoder has the maximum-likelihood PPCA solution as its global optimum, where
 the ELBO equals the exact log-likelihood (Lucas et al., NeurIPS 2019). For two datasets this
-command fits PPCA in closed form (:func:`latent_jax.pca.fit_ppca`), trains
+command fits PPCA in closed form (:func:`latent_jax.linear.fit_ppca`), trains
 :class:`~latent_jax.models.linear.LinearVAE` with the library's VAE objective (sampled ELBO,
 full-batch Adam in one run whose learning rate is halved in stages by an optax schedule), and
 compares, per sample:
@@ -40,7 +40,8 @@ import numpy as np
 import optax
 import scipy.linalg
 
-from latent_jax import metrics, pca, plots, runs
+from latent_jax import linear as pca
+from latent_jax import metrics, plots, runs
 from latent_jax.data import Standardizer, load_digits_features
 from latent_jax.experiments import common
 from latent_jax.models.linear import LinearVAE, decoder_weight, exact_elbo

@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from latent_jax import checkpoint, data, pca, plots
+from latent_jax import checkpoint, data, plots
+from latent_jax import linear as pca
 from latent_jax.experiments import common
 
 logger = logging.getLogger(__name__)

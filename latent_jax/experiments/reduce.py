@@ -26,7 +26,8 @@ import time
 import jax
 import numpy as np
 
-from latent_jax import data, distributed, pca, plots, runs
+from latent_jax import data, distributed, plots, runs
+from latent_jax import linear as pca
 from latent_jax.experiments import common
 from latent_jax.models.inference import predict
 from latent_jax.models.mlp import Autoencoder

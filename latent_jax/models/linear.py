@@ -169,7 +169,7 @@ def linear_vae_variables(
     By default the encoder is the exact posterior of the decoder,
     :math:`q(z|x) = \mathcal{N}(M^{-1}W^\top(x - \mu), \sigma^2 M^{-1})` with
     :math:`M = W^\top W + \sigma^2 I`, whose covariance is diagonal when the columns of
-    :math:`W` are orthogonal (the PPCA weight of :func:`latent_jax.pca.ppca_params` is); for
+    :math:`W` are orthogonal (the PPCA weight of :func:`latent_jax.linear.ppca_params` is); for
     another :math:`W` the diagonal of that covariance is used.
 
     Args:
