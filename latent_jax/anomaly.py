@@ -84,16 +84,12 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import inspect
 import numbers
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy.special import erf
 from sklearn.base import BaseEstimator, OutlierMixin
@@ -101,21 +97,19 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, validate_data
 
 from latent_jax import checkpoint as ckpt
-from latent_jax import linear as pca_lib
-from latent_jax import validation
+from latent_jax import detectors, validation
 from latent_jax._deprecation import warn_deprecated
 from latent_jax.data import Standardizer
-from latent_jax.linear import RobustPCA
-from latent_jax.models.conv import ConvSpec
+from latent_jax.detectors import TrainingRun
+from latent_jax.detectors.linear import AUTO_VARIANCE as AUTO_VARIANCE
+from latent_jax.detectors.linear import PCA_SCORES as PCA_SCORES
+from latent_jax.detectors.linear import RANK_RTOL as RANK_RTOL
+from latent_jax.detectors.linear import NoResidualWarning as NoResidualWarning
+from latent_jax.detectors.networks import VAE_SCORES as VAE_SCORES
+from latent_jax.detectors.networks import train_config
 from latent_jax.models.factory import ARCHITECTURES as ARCHITECTURES
 from latent_jax.models.factory import CONV_MIN_SIZE as CONV_MIN_SIZE
-from latent_jax.models.factory import model_for_data
-from latent_jax.models.factory import resolve_architecture as _resolve_architecture
-from latent_jax.models.inference import apply_inference, predict
-from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP, initial_center, with_center
-from latent_jax.objectives import autoencoder_objective, bound, deep_svdd_objective, vae_objective
-from latent_jax.schedules import constant
-from latent_jax.train import TrainConfig, fit
+from latent_jax.train import TrainConfig
 from latent_jax.train.config import LR_SCHEDULES
 
 __all__ = [
@@ -127,25 +121,15 @@ __all__ = [
     "NoResidualWarning",
 ]
 
-METHODS = ("pca", "ppca", "robust-pca", "autoencoder", "vae", "deep-svdd")
-PCA_SCORES = ("reconstruction", "hotelling")
-VAE_SCORES = ("elbo", "reconstruction_probability")
-# The statistic of each method when none is given.
-DEFAULT_SCORES = {"pca": "reconstruction", "robust-pca": "reconstruction", "vae": "elbo"}
-# The methods fitted in closed form: a PCA of the data (or of their low-rank part).
-LINEAR_METHODS = ("pca", "ppca", "robust-pca")
+# The library's backends, by ``method`` (:mod:`latent_jax.detectors`; a backend registered
+# later is taken too).
+METHODS = detectors.methods()
 SCALINGS = ("auto", "feature", "global", "none")
 VAE_LIKELIHOODS = ("gaussian", "bernoulli")
 PROBA_METHODS = ("linear", "unify")
-# n_components="auto": the variance fraction to keep, below the cap that leaves a residual.
-AUTO_VARIANCE = 0.9
-# Eigenvalues below this fraction of the largest are round-off (the data's numerical rank).
-RANK_RTOL = 1e-5
 # Rows scored per compiled call (bounds memory; the result does not depend on it).
 SCORE_BATCH = 1024
 CHECKPOINT_KIND = "latent_jax.anomaly"
-# deep-svdd: the network's initial variables are drawn with fold_in(key(seed), this).
-SVDD_INIT_FOLD = 2
 # 1: the first format ("options": every option resolved); 2: "params" (get_params()).
 CHECKPOINT_VERSION = 2
 
@@ -173,10 +157,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "seed": 0,
     "quiet": True,
 }
-
-
-class NoResidualWarning(UserWarning):
-    """The PCA detector keeps every direction the training data vary in: no residual."""
 
 
 def _check_widths(name: str, value: Any) -> tuple[int, ...]:
@@ -235,14 +215,7 @@ def _check_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_statistic(method: str, statistic: Any) -> str | None:
     """The method's statistic: ``statistic`` checked against its choices, or its default."""
-    choices = {"pca": PCA_SCORES, "robust-pca": PCA_SCORES, "vae": VAE_SCORES}.get(method)
-    if statistic is None:
-        return DEFAULT_SCORES.get(method)
-    if choices is None:
-        raise ValueError(
-            f"method={method!r} has one statistic; statistic must be None, got {statistic!r}"
-        )
-    return validation.check_choice("statistic", statistic, choices)
+    return detectors.backend_class(method).check_statistic(statistic)
 
 
 def _check_contamination(contamination: Any, threshold: Any) -> None:
@@ -253,62 +226,6 @@ def _check_contamination(contamination: Any, threshold: Any) -> None:
     value = validation.check_real("contamination", contamination)
     if not 0.0 < value <= 0.5:
         raise ValueError(f"contamination must be in (0, 0.5], got contamination={contamination}")
-
-
-def _numerical_rank(eigenvalues: np.ndarray, n: int, d: int) -> int:
-    """The directions in which ``n`` centred rows of ``d`` features vary above round-off.
-
-    At most ``min(n - 1, d)``; an eigenvalue counts when it exceeds :data:`RANK_RTOL` (or
-    ``d`` float32 epsilons, if more) times the largest: the backends compute in float32.
-    """
-    spectrum = eigenvalues[: min(n - 1, d)]
-    if spectrum.size == 0 or spectrum[0] <= 0:
-        return 0
-    tol = spectrum[0] * max(RANK_RTOL, d * float(np.finfo(np.float32).eps))
-    return int(np.sum(spectrum > tol))
-
-
-def _variance_components(eigenvalues: np.ndarray, fraction: float) -> int:
-    """The fewest leading components that explain at least ``fraction`` of the variance."""
-    ratios = np.cumsum(eigenvalues) / max(eigenvalues.sum(), np.finfo(np.float64).tiny)
-    return int(np.searchsorted(ratios, fraction - 1e-12) + 1)
-
-
-@functools.partial(jax.jit, static_argnames=("model",))
-def _reconstruction_mse(variables: Any, x: jax.Array, *, model: Any) -> jax.Array:
-    reconstruction = apply_inference(model, variables, x)
-    error = jnp.square(reconstruction - x).reshape(x.shape[0], -1)
-    return jnp.mean(error, axis=-1)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "kind", "likelihood"))
-def _vae_scores(
-    variables: Any,
-    x: jax.Array,
-    eps: jax.Array,
-    obs_logvar: jax.Array,
-    *,
-    model: Any,
-    kind: str,
-    likelihood: str,
-) -> jax.Array:
-    """Negative ELBO or negative log reconstruction probability of each row of ``x``.
-
-    ``eps`` of shape (n_samples, latent_dim) is shared by all rows: row ``i``'s draws are
-    ``mean_i + exp(logvar_i / 2) * eps``.
-    """
-    mean, logvar = apply_inference(model, variables, x, method="encode")
-
-    def log_likelihood(noise: jax.Array) -> jax.Array:
-        z = bound.draw_latents(mean, logvar, noise[None, :])
-        output = apply_inference(model, variables, z, method="decode")
-        return bound.log_likelihood(x, output, likelihood, obs_logvar)
-
-    log_p = jax.lax.map(log_likelihood, eps)  # (n_samples, n)
-    if kind == "elbo":
-        return -bound.elbo(log_p, mean, logvar)
-    # An & Cho's reconstruction probability: the mean of p(x|z) over the draws, in logs.
-    return -(jax.scipy.special.logsumexp(log_p, axis=0) - jnp.log(eps.shape[0]))
 
 
 class _RenamedKeywords(type):
@@ -386,6 +303,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         history_: the training :class:`~latent_jax.train.History` (autoencoder/vae/
             deep-svdd), else ``None``.
         center_: deep-svdd: float array of shape (latent_dim,), the centre :math:`c`.
+        backend_: the fitted :class:`~latent_jax.detectors.DetectorBackend` of ``method``
+            (its model, e.g. ``backend_.state`` of pca/ppca/robust-pca or ``backend_.model``
+            and ``backend_.variables`` of the trained methods).
     """
 
     def __init__(
@@ -453,7 +373,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
 
     def _validate_params(self) -> dict[str, Any]:
         """The parameters checked; ``method``, ``threshold`` and the resolved options."""
-        validation.check_choice("method", self.method, METHODS)
+        validation.check_choice("method", self.method, detectors.methods())
         if self.threshold is not None:
             validation.check_real("threshold", self.threshold)
         _check_contamination(self.contamination, self.threshold)
@@ -550,33 +470,25 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         """
         del y
         options = self._validate_params()
+        backend_type = detectors.backend_class(self.method)
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs the checkpoint_dir to resume from")
-        if self.method in LINEAR_METHODS and (checkpoint_dir is not None or callbacks):
+        if not backend_type.trains and (checkpoint_dir is not None or callbacks):
             raise ValueError(
                 "checkpoint_dir and callbacks are for the trained methods (autoencoder, vae, "
                 f"deep-svdd), not method={self.method!r}"
             )
         x = self._validate_X(X, reset=True)
         self.options_ = options
-        self._scaling = self._resolve_scaling(x)
+        self._scaling = backend_type.scaling(options, x)
         self._scaler = self._fit_scaler(x)
         xs = self._transform(x)
-        self.n_components_ = None
-        self.history_ = None
-        if self.method in LINEAR_METHODS:
-            self._fit_pca(xs.reshape(len(xs), -1))
-        else:
-            self._architecture = self._resolve_architecture()
-            self._model = self._build_model()
-            self._fit_network(
-                xs, checkpoint_dir, callbacks, checkpoint_every, resume, allow_changes
-            )
-        if self.method == "vae":
-            key = jax.random.fold_in(jax.random.key(options["seed"]), 1)
-            self._eps = np.asarray(
-                jax.random.normal(key, (options["n_samples"], options["latent_dim"]))
-            )
+        backend = backend_type(options, self.feature_shape_)
+        training = TrainingRun(checkpoint_dir, callbacks, checkpoint_every, resume, allow_changes)
+        backend.fit(xs, training)
+        self.backend_ = backend
+        self.n_components_ = backend.n_components
+        self.history_ = backend.history
         self._training_inputs = xs  # kept for rescored(); not saved
         self._set_threshold(self._score(xs))
         return self
@@ -594,18 +506,6 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         """
         return self.fit(X, y, **fit_params).labels_.copy()
 
-    def _resolve_scaling(self, x: np.ndarray) -> str:
-        scaling = self.options_["scaling"]
-        bernoulli = self.method == "vae" and self.options_["likelihood"] == "bernoulli"
-        if scaling == "auto":
-            scaling = "none" if bernoulli else ("feature" if x.ndim == 2 else "global")
-        if bernoulli and (scaling != "none" or x.min() < 0 or x.max() > 1):
-            raise ValueError(
-                "likelihood='bernoulli' needs data in [0, 1] and scaling='none' (or 'auto'), "
-                f"got scaling={scaling!r} and data in [{x.min():.3g}, {x.max():.3g}]"
-            )
-        return scaling
-
     def _fit_scaler(self, x: np.ndarray) -> Standardizer | None:
         if self._scaling == "none":
             return None
@@ -613,107 +513,6 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
         return x if self._scaler is None else self._scaler.transform(x)
-
-    def _uses_residual(self) -> bool:
-        return self.method == "ppca" or self.options_["statistic"] == "reconstruction"
-
-    def _fit_pca(self, flat: np.ndarray) -> None:
-        if self.method == "robust-pca":
-            # Everything below works on the low-rank part: the gross errors removed.
-            flat = RobustPCA().fit(flat).low_rank_
-        n, d = flat.shape
-        # PPCA needs discarded directions for a positive noise variance; the reconstruction
-        # error needs them to be anything but zero.
-        if d < 2 and self._uses_residual():
-            raise ValueError(
-                f"method={self.method!r} with statistic={self.options_['statistic']!r} needs "
-                f"at least 2 features, got {d} feature(s)"
-            )
-        limit = min(n, d) - (1 if self.method == "ppca" else 0)
-        wanted = self.options_["n_components"]
-        eigenvalues = np.asarray(pca_lib.fit_pca(flat, 1).eigenvalues, np.float64)
-        rank = _numerical_rank(eigenvalues, n, d)
-        if isinstance(wanted, str):
-            if wanted == "kaiser":
-                # Kaiser's rule: the components with more than the average variance. The
-                # average is over the n - 1 eigenvalues a centred sample can make non-zero
-                # when n <= d: the d - n + 1 structural zeros say nothing about the data.
-                spectrum = eigenvalues[: min(n - 1, d)]
-                q = max(1, int(np.sum(spectrum > spectrum.mean())))
-            else:
-                # "auto": 90% of the variance, but one direction of real variance left over.
-                q = min(_variance_components(eigenvalues, AUTO_VARIANCE), max(rank - 1, 1))
-        elif isinstance(wanted, float):
-            q = _variance_components(eigenvalues, wanted)
-        else:
-            q = wanted
-            if q > limit:
-                raise ValueError(
-                    f"n_components={q} must be <= {limit} for method={self.method!r} with "
-                    f"{n} samples and {d} features"
-                )
-        q = max(1, min(q, limit))
-        if q >= rank and self._uses_residual():
-            warnings.warn(
-                f"n_components={wanted!r} keeps {q} component(s) and the training data vary in "
-                f"{rank} direction(s) only ({n} samples, {d} features): no residual subspace "
-                f"is left, so the {self._residual_name()} is round-off and the threshold is "
-                f"noise; use more varied data or fewer components",
-                NoResidualWarning,
-                stacklevel=3,
-            )
-        fitter = pca_lib.fit_ppca if self.method == "ppca" else pca_lib.fit_pca
-        self._pca = fitter(flat, q)
-        if self.method == "ppca":
-            # Discarded directions without variance (q at the numerical rank: a constant
-            # feature) give sigma^2 = 0 and NaN scores: floor it at the rank's tolerance.
-            floor = max(RANK_RTOL * eigenvalues[0], float(np.finfo(np.float32).tiny))
-            noise = jnp.maximum(self._pca.noise_variance, floor)
-            self._pca = self._pca._replace(noise_variance=noise.astype(self._pca.mean.dtype))
-        self.n_components_ = q
-
-    def _residual_name(self) -> str:
-        return "noise variance" if self.method == "ppca" else "reconstruction error"
-
-    def _resolve_architecture(self) -> str:
-        return _resolve_architecture(self.feature_shape_, self.options_["architecture"])
-
-    def _build_model(self) -> Any:
-        o = self.options_
-        if self.method == "deep-svdd":
-            if self._architecture == "conv":
-                return DeepSVDDConv(
-                    image_shape=self.feature_shape_, channels=o["channels"], rep_dim=o["latent_dim"]
-                )
-            return DeepSVDDMLP(
-                input_dim=self.n_features_in_, hidden_dims=o["hidden_dims"], rep_dim=o["latent_dim"]
-            )
-        kind = "vae" if self.method == "vae" else "autoencoder"
-        conv_options: dict[str, Any]
-        if kind == "autoencoder":
-            # Fixed unpooling switches: the encoder's recorded maxima would hand the decoder
-            # spatial detail of every input, anomalies included.
-            conv_options = {"use_switches": False}
-        else:
-            # Strided convolutions down, transposed ones (2h + 1 each) up and a crop.
-            conv_options = {
-                "hidden_dim": o["hidden_dims"][0],
-                "encoder_convs": tuple(ConvSpec(c, 3, 2, 1) for c in o["channels"]),
-                "decoder_convs": tuple(ConvSpec(c, 3, 2, 0) for c in o["channels"][::-1][1:]),
-                "output_conv": (3, 2, 0),
-            }
-        return model_for_data(
-            self.feature_shape_,
-            kind=kind,
-            architecture=self._architecture,
-            latent_dim=o["latent_dim"],
-            hidden_dims=o["hidden_dims"],
-            channels=o["channels"],
-            conv_options=conv_options,
-        ).model
-
-    def _model_input(self, xs: np.ndarray) -> np.ndarray:
-        return xs.reshape(len(xs), -1) if self._architecture == "mlp" else xs
 
     def train_config(
         self, checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 0
@@ -727,21 +526,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         Raises:
             ValueError: for pca/ppca, which train nothing.
         """
-        if self.method in LINEAR_METHODS:
+        if not detectors.backend_class(self.method).trains:
             raise ValueError(f"method={self.method!r} trains no network")
-        o = self._validate_params()
-        return TrainConfig(
-            learning_rate=o["learning_rate"],
-            batch_size=o["batch_size"],
-            epochs=o["epochs"],
-            seed=o["seed"],
-            quiet=o["quiet"],
-            log_every=0,
-            lr_schedule=o["lr_schedule"],
-            clip_norm=o["clip_norm"],
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-        )
+        return train_config(self._validate_params(), checkpoint_dir, checkpoint_every)
 
     @property
     def center_(self) -> np.ndarray:
@@ -749,55 +536,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         self._check_fitted("center_")
         if self.method != "deep-svdd":
             raise AttributeError(f"center_ is deep-svdd's, not method={self.method!r}'s")
-        return np.asarray(self._variables["center"]["c"])
+        return self.backend_.center
 
     @property
     def normalizer_(self) -> Standardizer | None:
         """The standardization fitted on the training data (``None`` for ``scaling="none"``)."""
         self._check_fitted("normalizer_")
         return self._scaler
-
-    def _fit_network(
-        self,
-        xs: np.ndarray,
-        checkpoint_dir: str | os.PathLike | None,
-        callbacks: Sequence[Any],
-        checkpoint_every: int,
-        resume: bool,
-        allow_changes: Sequence[str],
-    ) -> None:
-        o = self.options_
-        init_variables = None
-        if self.method == "deep-svdd":
-            objective = deep_svdd_objective(self._model, weight_decay=o["weight_decay"])
-            inputs = self._model_input(xs)
-            key = jax.random.fold_in(jax.random.key(o["seed"]), SVDD_INIT_FOLD)
-            variables = objective.init(key, inputs[:1])
-            center = initial_center(self._model, variables, inputs, eps=o["center_eps"])
-            init_variables = with_center(variables, center)
-        elif self.method == "vae":
-            objective = vae_objective(
-                self._model,
-                constant(o["beta"]),
-                likelihood=o["likelihood"],
-                obs_logvar=o["obs_logvar"],
-            )
-        else:
-            objective = autoencoder_objective(self._model)
-        config = self.train_config(checkpoint_dir, checkpoint_every)
-        resumed = resume and ckpt.latest_checkpoint(checkpoint_dir) is not None
-        state, self.history_ = fit(
-            objective,
-            self._model_input(xs),
-            None,
-            config,
-            jax.random.key(o["seed"]),
-            callbacks=callbacks,
-            init_variables=init_variables,
-            resume=checkpoint_dir if resumed else None,
-            allow_changes=allow_changes if resumed else (),
-        )
-        self._variables = jax.device_get(state.variables)
 
     def _set_threshold(self, training_scores: np.ndarray) -> None:
         self.decision_scores_ = training_scores
@@ -817,37 +562,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
 
     def _score(self, xs: np.ndarray) -> np.ndarray:
         """Scores of standardized examples, computed in blocks of :data:`SCORE_BATCH` rows."""
-        blocks = [
-            self._score_block(xs[i : i + SCORE_BATCH]) for i in range(0, len(xs), SCORE_BATCH)
-        ]
+        score = self.backend_.score_block
+        blocks = [score(xs[i : i + SCORE_BATCH]) for i in range(0, len(xs), SCORE_BATCH)]
         return np.concatenate(blocks).astype(np.float64)
-
-    def _score_block(self, xs: np.ndarray) -> np.ndarray:
-        if self.method in ("pca", "robust-pca"):
-            flat = xs.reshape(len(xs), -1)
-            if self.options_["statistic"] == "hotelling":
-                whitened = pca_lib.encode(self._pca, flat, whiten=True)
-                return np.sum(np.square(np.asarray(whitened, np.float64)), axis=1)
-            return np.asarray(pca_lib.reconstruction_error(self._pca, flat))
-        if self.method == "ppca":
-            flat = xs.reshape(len(xs), -1)
-            return -np.asarray(pca_lib.ppca_log_likelihood(self._pca, flat))
-        x = jnp.asarray(self._model_input(xs))
-        if self.method == "autoencoder":
-            return np.asarray(_reconstruction_mse(self._variables, x, model=self._model))
-        if self.method == "deep-svdd":
-            return np.asarray(predict(self._model, self._variables, x))
-        return np.asarray(
-            _vae_scores(
-                self._variables,
-                x,
-                jnp.asarray(self._eps),
-                jnp.asarray(self.options_["obs_logvar"], jnp.float32),
-                model=self._model,
-                kind=self.options_["statistic"],
-                likelihood=self.options_["likelihood"],
-            )
-        )
 
     def decision_function(self, X: Any) -> np.ndarray:
         """PyOD's anomaly scores: higher = more anomalous.
@@ -928,9 +645,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             A new fitted :class:`AnomalyDetector` whose ``statistic`` parameter is ``statistic``.
         """
         self._check_fitted("rescored")
-        if self.method not in DEFAULT_SCORES:
+        statistics = detectors.backend_class(self.method).statistics
+        if not statistics:
+            with_choice = [m for m in detectors.methods() if detectors.backend_class(m).statistics]
             raise ValueError(
-                f"rescored() applies to method='pca', 'robust-pca' or 'vae', not {self.method!r}"
+                f"rescored() applies to the methods with a choice of statistic ({with_choice}), "
+                f"not {self.method!r}"
             )
         statistic = _check_statistic(self.method, statistic)
         if getattr(self, "_training_inputs", None) is None:
@@ -939,6 +659,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         other.__dict__.update(self.__dict__)
         other.statistic = statistic
         other.options_ = {**self.options_, "statistic": statistic}
+        other.backend_ = self.backend_.with_statistic(statistic)
         other._set_threshold(other._score(self._training_inputs))
         return other
 
@@ -960,17 +681,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
                 "mean": np.asarray(self._scaler.mean),
                 "std": np.asarray(self._scaler.std),
             }
-        if self.method in LINEAR_METHODS:
-            state = self._pca
-            tree["pca"] = {
-                name: np.asarray(getattr(state, name))
-                for name in state._fields
-                if name not in ("n_samples", "ddof")
-            }
-        else:
-            tree["variables"] = jax.tree.map(np.asarray, dict(self._variables))
-        if self.method == "vae":
-            tree["eps"] = np.asarray(self._eps)
+        tree.update(self.backend_.arrays())
         metadata = {
             "kind": CHECKPOINT_KIND,
             "version": CHECKPOINT_VERSION,
@@ -985,13 +696,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
                 else None
             ),
             "scaling": self._scaling,
-            "architecture": getattr(self, "_architecture", None),
             "n_components": self.n_components_,
-            "pca": (
-                {"n_samples": int(self._pca.n_samples), "ddof": int(self._pca.ddof)}
-                if self.method in LINEAR_METHODS
-                else None
-            ),
+            **self.backend_.metadata(),
         }
         return ckpt.save_checkpoint(directory, tree, epoch=0, metadata=metadata, keep=1)
 
@@ -1069,19 +775,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             if "scaler" in tree
             else None
         )
+        backend_type = detectors.backend_class(detector.method)
+        detector.backend_ = backend_type.restore(
+            detector.options_, detector.feature_shape_, meta, tree
+        )
         detector.n_components_ = meta["n_components"]
         detector.history_ = None
-        if detector.method in LINEAR_METHODS:
-            arrays = {k: jnp.asarray(v) for k, v in tree["pca"].items()}
-            detector._pca = pca_lib.PCAState(**arrays, **meta["pca"])
-        else:
-            detector._architecture = validation.check_choice(
-                "architecture", meta["architecture"], ("mlp", "conv")
-            )
-            detector._model = detector._build_model()
-            detector._variables = tree["variables"]
-        if detector.method == "vae":
-            detector._eps = np.asarray(tree["eps"])
         detector._training_inputs = None
         scores = np.asarray(tree["training_scores"], np.float64)
         detector.decision_scores_ = scores

@@ -8,6 +8,4 @@ from latent_jax._deprecation import moved_module as _moved_module
 # By its dotted name: the attribute latent_jax.linear.robust_pca is the function.
 _HOME = "latent_jax.linear.robust_pca"
 
-__getattr__ = _moved_module(
-    __name__, "latent_jax.linear", {_HOME: _importlib.import_module(_HOME)}
-)
+__getattr__ = _moved_module(__name__, "latent_jax.linear", {_HOME: _importlib.import_module(_HOME)})

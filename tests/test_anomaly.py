@@ -344,7 +344,7 @@ def test_convolutional_backends_on_images(tmp_path):
             method, epochs=2, architecture="conv", channels=(4, 8), hidden_dims=(16,)
         )
         detector.fit(images)
-        assert detector._architecture == "conv"
+        assert detector.backend_.architecture == "conv"
         detector.save(tmp_path / method)
         loaded = AnomalyDetector.load(tmp_path / method)
         assert_bitwise(loaded.decision_function(images), detector.decision_function(images))
@@ -415,8 +415,8 @@ def test_the_folder_reloads_the_neural_detector_that_scored_the_saved_auroc(expe
     )
     # load_run gives that detector's network and normalization, trained once (3 epochs).
     run = load_run(out)
-    assert run.model == detector._model
-    assert_trees_bitwise(run.variables, dict(detector._variables))
+    assert run.model == detector.backend_.model
+    assert_trees_bitwise(run.variables, dict(detector.backend_.variables))
     assert_bitwise(run.normalizer.mean, detector.normalizer_.mean)
     assert run.history["epoch"].tolist() == [1, 2, 3]
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 3

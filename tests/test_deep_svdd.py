@@ -13,7 +13,8 @@ from sklearn.metrics import roc_auc_score
 
 from latent_jax import checkpoint as ckpt
 from latent_jax import cli
-from latent_jax.anomaly import SVDD_INIT_FOLD, AnomalyDetector
+from latent_jax.anomaly import AnomalyDetector
+from latent_jax.detectors.networks import SVDD_INIT_FOLD
 from latent_jax.experiments.one_class import global_contrast_normalization, min_max_scaling
 from latent_jax.models.inference import predict
 from latent_jax.models.spec import build_module, module_spec
@@ -73,7 +74,7 @@ def test_planted_outliers_rank_high(fitted):
 
 def test_center_is_the_mean_of_the_initial_forward_pass(fitted):
     detector, train = fitted
-    model = detector._model
+    model = detector.backend_.model
     xs = detector._transform(train)
     key = jax.random.fold_in(jax.random.key(detector.seed), SVDD_INIT_FOLD)
     initial = deep_svdd_objective(model).init(key, xs[:1])
@@ -85,7 +86,7 @@ def test_center_is_the_mean_of_the_initial_forward_pass(fitted):
     np.testing.assert_allclose(detector.center_, expected, rtol=1e-5, atol=1e-6)
     assert np.all(np.abs(detector.center_) >= eps)
     # Training moved the weights but not the centre.
-    trained = detector._variables["params"]
+    trained = detector.backend_.variables["params"]
     assert not np.allclose(trained["out"]["kernel"], initial["params"]["out"]["kernel"])
 
 
@@ -219,7 +220,7 @@ class _Interrupt(Exception):
 
 @pytest.mark.slow
 def test_one_class_interrupted_and_resumed_gives_the_uninterrupted_aurocs(tmp_path, monkeypatch):
-    import latent_jax.anomaly as anomaly_module
+    import latent_jax.detectors.networks as training_module
 
     def flags(out, *extra):
         return [
@@ -239,7 +240,7 @@ def test_one_class_interrupted_and_resumed_gives_the_uninterrupted_aurocs(tmp_pa
     reference, out = tmp_path / "reference", tmp_path / "resumed"
     assert cli.main(flags(reference)) == 0
     # The autoencoder finishes, the VAE stops after its epoch 2, deep-svdd never starts.
-    fit, calls = anomaly_module.fit, []
+    fit, calls = training_module.fit, []
 
     def interrupted(*args, callbacks=(), **kwargs):
         calls.append(kwargs["resume"])
@@ -250,7 +251,7 @@ def test_one_class_interrupted_and_resumed_gives_the_uninterrupted_aurocs(tmp_pa
 
         return fit(*args, callbacks=[*callbacks, interrupt], **kwargs)
 
-    monkeypatch.setattr(anomaly_module, "fit", interrupted)
+    monkeypatch.setattr(training_module, "fit", interrupted)
     with pytest.raises(_Interrupt):
         cli.main(flags(out))
     checkpoints = {

@@ -86,7 +86,7 @@ def test_ppca_detector_with_a_constant_column_is_finite(n_components):
     scores = detector.decision_function(x)
     assert np.all(np.isfinite(scores))
     assert 0 < detector.predict(x).sum() < len(x)
-    assert float(detector._pca.noise_variance) > 0
+    assert float(detector.backend_.state.noise_variance) > 0
 
 
 def test_a_ragged_nested_list_is_named_as_such():
