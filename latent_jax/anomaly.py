@@ -96,7 +96,6 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, validate_data
 
-from latent_jax import checkpoint as ckpt
 from latent_jax import detectors, validation
 from latent_jax._deprecation import warn_deprecated
 from latent_jax.data import Standardizer
@@ -109,6 +108,7 @@ from latent_jax.detectors.networks import VAE_SCORES as VAE_SCORES
 from latent_jax.detectors.networks import train_config
 from latent_jax.models.factory import ARCHITECTURES as ARCHITECTURES
 from latent_jax.models.factory import CONV_MIN_SIZE as CONV_MIN_SIZE
+from latent_jax.runs import checkpoint as ckpt
 from latent_jax.train import TrainConfig
 from latent_jax.train.config import LR_SCHEDULES
 
@@ -713,7 +713,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
 
         Raises:
             FileNotFoundError: if there is no checkpoint at ``path``.
-            latent_jax.checkpoint.CheckpointError: for a corrupt checkpoint, one that does not
+            latent_jax.runs.checkpoint.CheckpointError: for a corrupt checkpoint, one that does not
                 hold a detector (a file from elsewhere) or one of a newer format, naming the
                 file.
         """

@@ -9,7 +9,7 @@ dispatches.
 Every expected failure ends the command with one line on standard error, ``latent-jax
 COMMAND: error: ...``, naming the flag or the file, and no traceback (``--verbose`` shows
 it): bad flags or data, unreadable or missing files, an output folder that cannot be written
-or is in use by another run (:mod:`latent_jax.locks`), a full disk. Exit codes:
+or is in use by another run (:mod:`latent_jax.runs.locks`), a full disk. Exit codes:
 :data:`EXIT_ERROR` (2) for those, :data:`EXIT_DIVERGED` (3) for a training run whose loss
 turned non-finite (its last good checkpoint stays on disk). SIGINT (Ctrl-C) or SIGTERM
 during training finishes the compiled call in progress, writes a checkpoint and ends with
@@ -35,7 +35,7 @@ from typing import Any
 import latent_jax
 from latent_jax._deprecation import warn_deprecated
 from latent_jax.experiments import common
-from latent_jax.locks import FolderInUseError
+from latent_jax.runs.locks import FolderInUseError
 from latent_jax.train import interrupts
 from latent_jax.train.driver import NonFiniteLossError
 

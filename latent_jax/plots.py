@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from latent_jax import checkpoint, validation
+from latent_jax import validation
+from latent_jax.runs import checkpoint
 
 DPI = 100
 _GRAY = matplotlib.colormaps["gray"]  # a copy of its own, its lookup table built once

@@ -17,8 +17,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from latent_jax import checkpoint as ckpt
 from latent_jax.anomaly import AnomalyDetector, NoResidualWarning
+from latent_jax.runs import checkpoint as ckpt
 
 FIXTURES = Path(__file__).parent / "fixtures" / "anomaly_v1"
 

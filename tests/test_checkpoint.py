@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from numerics import assert_trees_bitwise
 
-from latent_jax import checkpoint as ckpt
-from latent_jax.checkpoint import (
+from latent_jax.runs import checkpoint as ckpt
+from latent_jax.runs.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     list_checkpoints,

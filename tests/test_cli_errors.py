@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from test_locks import held  # noqa: F401  (a folder locked by another process)
 
-from latent_jax import checkpoint, cli
+from latent_jax import cli
 from latent_jax.experiments import common, pca_summary
+from latent_jax.runs import checkpoint
 from latent_jax.train import NonFiniteLossError
 
 

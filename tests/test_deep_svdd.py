@@ -11,7 +11,6 @@ from cli_checks import assert_config_round_trips
 from numerics import assert_bitwise, assert_close
 from sklearn.metrics import roc_auc_score
 
-from latent_jax import checkpoint as ckpt
 from latent_jax import cli
 from latent_jax.anomaly import AnomalyDetector
 from latent_jax.detectors.networks import SVDD_INIT_FOLD
@@ -20,6 +19,7 @@ from latent_jax.models.inference import predict
 from latent_jax.models.spec import build_module, module_spec
 from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP, initial_center, with_center
 from latent_jax.objectives import Batch, deep_svdd_objective
+from latent_jax.runs import checkpoint as ckpt
 
 # Small enough to train in a fraction of a second once compiled.
 OPTIONS = {

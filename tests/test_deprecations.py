@@ -99,3 +99,14 @@ def test_the_linear_models_old_modules_warn_and_redirect():
     assert latent_jax.robust_pca is linear.robust_pca
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         old_pca.nothing  # noqa: B018
+
+
+def test_the_run_modules_old_paths_warn_and_redirect():
+    from latent_jax import checkpoint as old_checkpoint
+    from latent_jax import locks as old_locks
+    from latent_jax.runs import checkpoint, locks
+
+    with pytest.warns(DeprecationWarning, match="use latent_jax.runs.checkpoint.load_checkpoint"):
+        assert old_checkpoint.load_checkpoint is checkpoint.load_checkpoint
+    with pytest.warns(DeprecationWarning, match="use latent_jax.runs.locks.folder_lock"):
+        assert old_locks.folder_lock is locks.folder_lock

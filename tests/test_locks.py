@@ -1,4 +1,4 @@
-"""One writer per folder: latent_jax.locks, the trainers' checkpoint lock, the command line's."""
+"""One writer per folder: latent_jax.runs.locks, the trainers' lock, the command line's."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latent_jax import locks
+from latent_jax.runs import locks
 
 # A child process that holds the lock of argv[1] until its stdin closes. It loads
 # latent_jax/locks.py alone (no JAX), so that it starts in a fraction of a second.

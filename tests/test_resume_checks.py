@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from numerics import assert_bitwise, assert_trees_bitwise
 
-from latent_jax import checkpoint as ckpt
 from latent_jax import corruption, schedules
 from latent_jax.models.mlp import VAE, Autoencoder
 from latent_jax.objectives import (
@@ -25,6 +24,7 @@ from latent_jax.objectives import (
     denoising_objective,
     vae_objective,
 )
+from latent_jax.runs import checkpoint as ckpt
 from latent_jax.train import NonFiniteLossError, TrainConfig, fit
 from latent_jax.train.checkpoints import run_metadata
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from numerics import assert_bitwise
 
-from latent_jax import checkpoint as ckpt
 from latent_jax import cli
+from latent_jax.runs import checkpoint as ckpt
 
 # Values that differ between runs by nature: wall-clock times and the machine's description.
 _TIMINGS = ("train_seconds", "environment")

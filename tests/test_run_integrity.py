@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latent_jax import checkpoint as ckpt
 from latent_jax import cli, mnist, runs
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import Objective, autoencoder_objective, masked_mean
+from latent_jax.runs import checkpoint as ckpt
 from latent_jax.train import NonFiniteLossError, TrainConfig, fit, fit_stream
 
 KEY = jax.random.key(0)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from numerics import assert_bitwise, assert_trees_bitwise
 
-from latent_jax import checkpoint as ckpt
 from latent_jax import runs
 from latent_jax.data import Standardizer
 from latent_jax.models.conv import ConvSpec, ConvVAE
@@ -19,6 +18,7 @@ from latent_jax.models.inference import predict
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.models.spec import MODEL_CLASSES, SpecError, build_module, module_spec
 from latent_jax.objectives import autoencoder_objective, vae_objective
+from latent_jax.runs import checkpoint as ckpt
 from latent_jax.train import TrainConfig, fit, fit_many
 
 FAST = {"xla_backend_optimization_level": 0}

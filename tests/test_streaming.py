@@ -14,9 +14,9 @@ from PIL import Image
 
 from latent_jax import linear as pca
 from latent_jax import streaming
-from latent_jax.checkpoint import load_checkpoint
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import autoencoder_objective
+from latent_jax.runs.checkpoint import load_checkpoint
 from latent_jax.train import NonFiniteLossError, TrainConfig, fit, fit_stream
 
 

@@ -22,7 +22,6 @@ import pytest
 from numerics import assert_bitwise, assert_close, assert_trees_bitwise, assert_trees_close
 
 from latent_jax import corruption, schedules
-from latent_jax.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from latent_jax.models.conv import ConvAutoencoder, ConvSpec, ConvVAE
 from latent_jax.models.mlp import VAE, Autoencoder
 from latent_jax.objectives import (
@@ -33,6 +32,7 @@ from latent_jax.objectives import (
     masked_mean,
     vae_objective,
 )
+from latent_jax.runs.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from latent_jax.train import (
     CompileCache,
     History,

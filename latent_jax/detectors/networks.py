@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latent_jax import checkpoint as ckpt
 from latent_jax import validation
 from latent_jax.detectors.base import DetectorBackend, TrainingRun, register_backend
 from latent_jax.models.conv import ConvSpec
@@ -25,6 +24,7 @@ from latent_jax.models.factory import model_for_data, resolve_architecture
 from latent_jax.models.inference import apply_inference, predict
 from latent_jax.models.svdd import DeepSVDDConv, DeepSVDDMLP, initial_center, with_center
 from latent_jax.objectives import autoencoder_objective, bound, deep_svdd_objective, vae_objective
+from latent_jax.runs import checkpoint as ckpt
 from latent_jax.schedules import constant
 from latent_jax.train import TrainConfig, fit
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from latent_jax import checkpoint, data, locks, persistent_cache, runs, schedules
+from latent_jax import data, persistent_cache, runs, schedules
+from latent_jax.runs import checkpoint, locks
 from latent_jax.train.config import LR_SCHEDULES
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def prepare_output_dir(path: str | os.PathLike) -> str:
     """Creates the output folder (and parents) if needed, locks it, and returns it.
 
     Call it after every flag and the data were checked, so that bad input writes nothing.
-    The folder stays locked (:mod:`latent_jax.locks`) until :func:`release_output_dirs`
+    The folder stays locked (:mod:`latent_jax.runs.locks`) until :func:`release_output_dirs`
     (the command line calls it when the command ends) or the process exits: a second run
     writing to it fails at once.
 
@@ -115,7 +116,7 @@ def prepare_output_dir(path: str | os.PathLike) -> str:
 
     Raises:
         ValueError: if the folder cannot be created or written (:func:`check_output_path`).
-        latent_jax.locks.FolderInUseError: if another process writes to it.
+        latent_jax.runs.locks.FolderInUseError: if another process writes to it.
         OSError: if creating it or its lock file fails (permissions, a full disk).
     """
     path = check_output_path(path)
@@ -190,7 +191,7 @@ def _to_json(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> str:
-    """Writes ``payload`` as indented JSON atomically (:func:`latent_jax.checkpoint.atomic_write`:
+    """Writes ``payload`` as indented JSON atomically (:func:`latent_jax.runs.checkpoint.atomic_write`:
     a temporary file, then a rename), with the user's usual file permissions (0666 less the
     umask). NumPy arrays and scalars are converted to lists and numbers.
     """

@@ -136,7 +136,7 @@ def load_run(run_dir: str) -> tuple[Any, dict, RunData]:
     Raises:
         FileNotFoundError: for a missing folder, config.json or checkpoint.
         ValueError: for a folder that is not a VAE run of ``latent-jax vae`` or ``train``.
-        latent_jax.checkpoint.CheckpointError: for a damaged checkpoint.
+        latent_jax.runs.checkpoint.CheckpointError: for a damaged checkpoint.
     """
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run folder {run_dir} does not exist")

@@ -16,9 +16,10 @@ import time
 
 import numpy as np
 
-from latent_jax import checkpoint, data, plots
+from latent_jax import data, plots
 from latent_jax import linear as pca
 from latent_jax.experiments import common
+from latent_jax.runs import checkpoint
 
 logger = logging.getLogger(__name__)
 

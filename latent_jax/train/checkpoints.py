@@ -1,6 +1,6 @@
 """The checkpoint format of a training run: what a checkpoint holds and how it is resumed.
 
-A run's checkpoint is a :mod:`latent_jax.checkpoint` file (verified, pickle-free) holding the
+A run's checkpoint is a :mod:`latent_jax.runs.checkpoint` file (verified, pickle-free) holding the
 :class:`~latent_jax.train.state.TrainState`, the :class:`~latent_jax.train.state.History` so
 far and the root key's data, with metadata (kind ``"latent_jax.train"``): the epoch, the
 training config, the objective's and the model's names, the model as data (its class and
@@ -32,9 +32,9 @@ import numpy as np
 from flax import serialization
 from jax import Array
 
-from latent_jax import checkpoint as ckpt
 from latent_jax.models.spec import module_spec
 from latent_jax.objectives import Objective
+from latent_jax.runs import checkpoint as ckpt
 from latent_jax.train.config import RESUME_FIELDS, TrainConfig
 from latent_jax.train.epoch import all_finite
 from latent_jax.train.state import History, TrainState
@@ -225,7 +225,7 @@ def restore_run(
     Raises:
         ValueError: for a different model, objective, config, data, key or run count,
             naming the field and both values.
-        latent_jax.checkpoint.CheckpointError: for a checkpoint that does not fit the model.
+        latent_jax.runs.checkpoint.CheckpointError: for a checkpoint that does not fit the model.
     """
     meta = loaded.metadata
     where = loaded.path
@@ -386,7 +386,7 @@ def load_for_resume(resume: str, n_runs_expected: bool) -> ckpt.Checkpoint:
 
     Raises:
         FileNotFoundError: when the path or its checkpoints do not exist.
-        latent_jax.checkpoint.CheckpointError: for a checkpoint not written by the engine.
+        latent_jax.runs.checkpoint.CheckpointError: for a checkpoint not written by the engine.
         ValueError: for a single-run checkpoint resumed by ``fit_many`` or vice versa.
     """
     manifest = ckpt.latest_checkpoint(resume) if os.path.isdir(resume) else resume

@@ -17,8 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from latent_jax import locks, validation
+from latent_jax import validation
 from latent_jax.objectives import GroupedObjective, Objective, bind_dataset_size
+from latent_jax.runs import locks
 from latent_jax.train.checkpoints import check_allow_changes
 from latent_jax.train.compile import CompileCache, cache_for
 from latent_jax.train.config import TrainConfig
@@ -181,7 +182,7 @@ def fit(
             model does not take (naming ``train_x`` or ``test_x``), or a resume whose config,
             data shapes or key differ from the checkpoint's. All before anything is compiled.
         NonFiniteLossError: when the loss becomes NaN or infinite.
-        latent_jax.checkpoint.CheckpointError: for a truncated or corrupt checkpoint.
+        latent_jax.runs.checkpoint.CheckpointError: for a truncated or corrupt checkpoint.
 
     Example:
         >>> from latent_jax.models.mlp import Autoencoder

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latent_jax import checkpoint as ckpt
+from latent_jax.runs import checkpoint as ckpt
 from latent_jax.data import Standardizer
 from latent_jax.models.inference import predict
 from latent_jax.models.spec import SpecError, build_module
@@ -248,7 +248,7 @@ def load_run(run_dir: str | os.PathLike, *, epoch: int | None = None) -> Run:
         FileNotFoundError: for a missing folder or one without checkpoints.
         ValueError: for a folder whose files latent_jax did not write, or a model class it
             does not build (each naming the file).
-        latent_jax.checkpoint.CheckpointError: for a damaged checkpoint.
+        latent_jax.runs.checkpoint.CheckpointError: for a damaged checkpoint.
     """
     run_dir = os.fspath(run_dir)
     if not os.path.isdir(run_dir):
@@ -265,13 +265,13 @@ def load_run(run_dir: str | os.PathLike, *, epoch: int | None = None) -> Run:
         raise ValueError(
             f"{loaded.path} was written by an older latent_jax that did not record the model "
             "as data; rebuild the model in Python and load the variables with "
-            "latent_jax.checkpoint.load_checkpoint"
+            "latent_jax.runs.checkpoint.load_checkpoint"
         )
     if meta["model_spec"] is None:
         raise ValueError(
             f"{loaded.path} holds a {meta.get('model')!r} model, which is not one of "
             "latent_jax's registered classes: rebuild it in Python and load the variables "
-            "with latent_jax.checkpoint.load_checkpoint"
+            "with latent_jax.runs.checkpoint.load_checkpoint"
         )
     try:
         model = build_module(meta["model_spec"], where=loaded.path)
