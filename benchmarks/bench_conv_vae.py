@@ -61,7 +61,7 @@ from torch_reference.faces_vae import (
 from torch_reference.record import write_record
 
 from latent_jax import schedules
-from latent_jax.image_data import is_att_folder, load_image_dataset
+from latent_jax.data.images import is_att_folder, load_image_dataset
 from latent_jax.models.conv import ConvVAE
 from latent_jax.models.layers import conv_transpose, conv_transpose_output_size
 from latent_jax.objectives import vae_objective

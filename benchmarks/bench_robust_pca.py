@@ -53,7 +53,8 @@ import jax
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from latent_jax import AnomalyDetector, image_data, robust_pca
+from latent_jax import AnomalyDetector, robust_pca
+from latent_jax.data import images as image_data
 
 RESULTS = Path(__file__).resolve().parent / "results" / "robust_pca"
 

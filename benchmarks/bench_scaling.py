@@ -3,7 +3,7 @@
 (a) For N in 10^4 ... 10^7 rows of 50 float32 features, written once to a memory-mapped .npy
 under /tmp (never held in RAM), each measurement in a fresh process:
 
-* the streaming PCA (:func:`latent_jax.streaming.fit_pca_source`: memory-mapped chunks read
+* the streaming PCA (:func:`latent_jax.data.streaming.fit_pca_source`: memory-mapped chunks read
   by a background thread, Chan-merged moments): wall time and peak resident memory (VmHWM
   from /proc/self/status of the child);
 * the autoencoder's epoch time with :func:`latent_jax.train.fit_stream` (the seed's
@@ -71,7 +71,7 @@ def data_file(n: int, directory: str) -> str:
 
 
 def pca_child(path: str) -> dict:
-    from latent_jax import streaming
+    from latent_jax.data import streaming
 
     start = time.perf_counter()
     state = streaming.fit_pca_source(path, 5, chunk_rows=CHUNK_ROWS)

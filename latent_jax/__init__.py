@@ -2,8 +2,10 @@
 
 PCA, probabilistic PCA and robust PCA, autoencoders, denoising autoencoders, anomaly detection
 (Deep SVDD among it), variational autoencoders, β-VAEs and IWAEs, and GANs, with one compiled
-training engine. The public names are
-re-exported here.
+training engine. The names most programs need are re-exported here (``__all__``); the
+packages hold the rest, each mapping its modules in its docstring: ``latent_jax.linear``,
+``latent_jax.data``, ``latent_jax.objectives``, ``latent_jax.models``, ``latent_jax.train``,
+``latent_jax.detectors``, ``latent_jax.runs``.
 """
 
 # The old module of the same name as the function, imported first so that the function
@@ -15,6 +17,7 @@ from latent_jax.adversarial import gan_objective as gan_objective
 from latent_jax.anomaly import AnomalyDetector as AnomalyDetector
 from latent_jax.data import Dataset as Dataset
 from latent_jax.data import split_dataset as split_dataset
+from latent_jax.data.streaming import fit_pca_source as fit_pca_source
 from latent_jax.gaussian import kl_diag_gaussians as kl_diag_gaussians
 from latent_jax.gaussian import kl_standard_normal as kl_standard_normal
 from latent_jax.gaussian import reparameterize as reparameterize
@@ -46,7 +49,6 @@ from latent_jax.objectives import iwae_objective as iwae_objective
 from latent_jax.objectives import vae_objective as vae_objective
 from latent_jax.runs import Run as Run
 from latent_jax.runs import load_run as load_run
-from latent_jax.streaming import fit_pca_source as fit_pca_source
 from latent_jax.train import TrainConfig as TrainConfig
 from latent_jax.train import TrainState as TrainState
 from latent_jax.train import fit as fit
@@ -54,6 +56,51 @@ from latent_jax.train import fit_many as fit_many
 from latent_jax.train import fit_stream as fit_stream
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DCGAN",
+    "MLPGAN",
+    "PCA",
+    "VAE",
+    "AnomalyDetector",
+    "Autoencoder",
+    "ConvAutoencoder",
+    "ConvVAE",
+    "Dataset",
+    "DeepSVDDConv",
+    "DeepSVDDMLP",
+    "GenerationScorer",
+    "GroupedObjective",
+    "LinearVAE",
+    "PCAState",
+    "RobustPCA",
+    "Run",
+    "TrainConfig",
+    "TrainState",
+    "annealed_vae_objective",
+    "apply_inference",
+    "autoencoder_objective",
+    "deep_svdd_objective",
+    "denoising_objective",
+    "fit",
+    "fit_many",
+    "fit_pca",
+    "fit_pca_chunks",
+    "fit_pca_source",
+    "fit_ppca",
+    "fit_stream",
+    "gan_objective",
+    "generation_score",
+    "iwae_objective",
+    "kl_diag_gaussians",
+    "kl_standard_normal",
+    "load_run",
+    "model_for_data",
+    "reparameterize",
+    "robust_pca",
+    "split_dataset",
+    "vae_objective",
+]
 
 # Renamed public names, served with a DeprecationWarning for one release.
 __getattr__ = _deprecated_names(

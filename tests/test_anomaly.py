@@ -13,10 +13,11 @@ from sklearn.decomposition import PCA as SkPCA
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 
-from latent_jax import cli, image_data, load_run
+from latent_jax import cli, load_run
 from latent_jax import data as data_lib
 from latent_jax import linear as pca_lib
 from latent_jax.anomaly import AnomalyDetector, NoResidualWarning
+from latent_jax.data import images as image_data
 from latent_jax.experiments import anomaly as anomaly_experiment
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import autoencoder_objective

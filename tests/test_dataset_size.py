@@ -74,3 +74,12 @@ def test_binding_keeps_the_objective_and_reuses_the_bound_loss():
     assert bind_dataset_size(plain, 10) is plain
     with pytest.raises(ValueError, match="n_train"):
         bind_dataset_size(objective, 0)
+
+
+def test_a_context_loss_has_the_engines_signature():
+    import inspect
+
+    loss = _sized_objective().loss
+    names = list(inspect.signature(loss).parameters)
+    assert names == ["params", "model_state", "batch", "key", "step", "epoch", "train"]
+    assert list(inspect.signature(loss.with_dataset_size(3)).parameters) == names

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from numerics import assert_bitwise
 
-from latent_jax import cli, data, image_data
+from latent_jax import cli, data
+from latent_jax.data import images as image_data
 from latent_jax.experiments import anomaly as anomaly_experiment
 from latent_jax.experiments import beta_schedules
 
@@ -26,7 +27,7 @@ def test_old_data_names_warn_and_give_what_they_gave():
     assert images.shape == (1797, 8, 8)
     assert_bitwise(images.reshape(1797, 64), x)
     np.testing.assert_array_equal(labels, y)
-    with pytest.warns(DeprecationWarning, match=r"image_data\.load_digits"):
+    with pytest.warns(DeprecationWarning, match=r"images\.load_digits"):
         assert image_data.load_digit_images is image_data.load_digits
     with pytest.raises(AttributeError, match="no attribute 'load_nothing'"):
         data.load_nothing  # noqa: B018
@@ -68,12 +69,13 @@ def test_old_subcommand_and_flag_values_still_run_with_a_warning(tmp_path, capsy
 
 
 def test_generation_names_moved_to_the_library_warn_and_redirect():
-    from latent_jax import generate, image_data
+    from latent_jax import generate
+    from latent_jax.data import images as image_data
     from latent_jax.experiments import vae_faces
 
     with pytest.warns(DeprecationWarning, match="latent_jax.generate.decoder_mean"):
         assert vae_faces.decoder_mean is generate.decoder_mean
-    with pytest.warns(DeprecationWarning, match="latent_jax.image_data.DATASET_TITLES"):
+    with pytest.warns(DeprecationWarning, match="latent_jax.data.images.DATASET_TITLES"):
         assert vae_faces.DATASET_TITLES is image_data.DATASET_TITLES
     with pytest.warns(DeprecationWarning, match="latent_jax.generate.generation_metrics"):
         old = vae_faces.generation_metrics
@@ -110,3 +112,17 @@ def test_the_run_modules_old_paths_warn_and_redirect():
         assert old_checkpoint.load_checkpoint is checkpoint.load_checkpoint
     with pytest.warns(DeprecationWarning, match="use latent_jax.runs.locks.folder_lock"):
         assert old_locks.folder_lock is locks.folder_lock
+
+
+def test_the_data_modules_old_paths_warn_and_redirect():
+    from latent_jax import image_data as old_images
+    from latent_jax import mnist as old_mnist
+    from latent_jax import streaming as old_streaming
+    from latent_jax.data import images, mnist, streaming
+
+    with pytest.warns(DeprecationWarning, match="use latent_jax.data.images.load_image_dataset"):
+        assert old_images.load_image_dataset is images.load_image_dataset
+    with pytest.warns(DeprecationWarning, match="use latent_jax.data.mnist.load_mnist_5k"):
+        assert old_mnist.load_mnist_5k is mnist.load_mnist_5k
+    with pytest.warns(DeprecationWarning, match="use latent_jax.data.streaming.ArraySource"):
+        assert old_streaming.ArraySource is streaming.ArraySource

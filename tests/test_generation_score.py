@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from latent_jax import cli, generate, image_data
+from latent_jax import cli, generate
+from latent_jax.data import images as image_data
 from latent_jax.models.conv import ConvSpec, ConvVAE
 
 KEYS = ("confident_fraction", "label_entropy", "frechet_distance")

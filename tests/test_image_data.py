@@ -17,7 +17,8 @@ from numerics import assert_bitwise
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
-from latent_jax import data, image_data
+from latent_jax import data
+from latent_jax.data import images as image_data
 
 ATT_H, ATT_W = 112, 92
 # subject -> file numbers; s10 checks numeric subject order, 10.pgm numeric file order

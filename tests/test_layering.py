@@ -69,3 +69,22 @@ def test_the_checks_see_a_crossing(tmp_path):
     assert "argparse" in found
     assert "latent_jax.experiments.vae_faces" in found
     assert "latent_jax.experiments.common" in found
+
+
+def test_the_top_level_api_is_curated():
+    """Every name the package exports is listed in ``__all__`` and resolves; nothing else
+    public is left at the top level but the subpackages and modules."""
+    import types
+
+    exported = set(latent_jax.__all__)
+    assert len(exported) == len(latent_jax.__all__)
+    assert all(getattr(latent_jax, name) is not None for name in exported)
+    public = {
+        name
+        for name, value in vars(latent_jax).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public - exported == set()
+    for package in ("linear", "data", "objectives", "detectors", "runs"):
+        module = getattr(latent_jax, package)
+        assert module.__doc__ and all(hasattr(module, n) for n in module.__all__)

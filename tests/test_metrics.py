@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from numerics import assert_close
 
-from latent_jax import cli, image_data, metrics
+from latent_jax import cli, metrics
 from latent_jax import linear as pca
+from latent_jax.data import images as image_data
 from latent_jax.gaussian import kl_standard_normal
 from latent_jax.models.linear import LinearVAE, linear_vae_variables
 from latent_jax.models.mlp import VAE

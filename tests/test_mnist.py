@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from numerics import assert_bitwise
 
-from latent_jax import image_data, mnist
+from latent_jax.data import images as image_data
+from latent_jax.data import mnist
 
 
 def _idx_bytes(array, type_byte=0x08):

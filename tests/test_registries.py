@@ -256,7 +256,7 @@ def test_pythaes_mnist_vae_trains_reloads_and_samples(tmp_path):
 
 @pytest.mark.slow
 def test_train_trains_pythaes_mnist_vae_by_name_at_full_width(tmp_path):
-    from latent_jax.mnist import load_mnist_5k
+    from latent_jax.data.mnist import load_mnist_5k
 
     images, _ = load_mnist_5k()
     data = tmp_path / "digits.npy"

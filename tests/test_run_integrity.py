@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latent_jax import cli, mnist, runs
+from latent_jax import cli, runs
+from latent_jax.data import mnist
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import Objective, autoencoder_objective, masked_mean
 from latent_jax.runs import checkpoint as ckpt

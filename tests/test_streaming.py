@@ -13,7 +13,7 @@ from numerics import assert_bitwise, assert_close, assert_trees_bitwise, assert_
 from PIL import Image
 
 from latent_jax import linear as pca
-from latent_jax import streaming
+from latent_jax.data import streaming
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.objectives import autoencoder_objective
 from latent_jax.runs.checkpoint import load_checkpoint
@@ -227,7 +227,7 @@ def test_fit_stream_refuses_bad_arguments_by_name(npy_file):
 def test_the_old_streaming_pca_names_warn_and_still_work():
     import latent_jax
 
-    with pytest.warns(DeprecationWarning, match="use latent_jax.streaming.fit_pca_source"):
+    with pytest.warns(DeprecationWarning, match="use latent_jax.data.streaming.fit_pca_source"):
         old = streaming.fit_pca_stream
     assert old is streaming.fit_pca_source
     from latent_jax import pca as old_module

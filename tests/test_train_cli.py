@@ -107,7 +107,7 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys, monkeypatch, extra, me
 
 
 def test_a_named_data_set_trains_on_the_librarys_split(tmp_path):
-    from latent_jax import image_data
+    from latent_jax.data import images as image_data
 
     out = tmp_path / "digits"
     argv = ["train", "--data", "digits", "--epochs", "1", "--seed", "3", "--quiet"]

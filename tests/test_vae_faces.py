@@ -12,7 +12,8 @@ from cli_checks import assert_config_round_trips
 from numerics import assert_bitwise, assert_close
 from PIL import Image
 
-from latent_jax import cli, generate, image_data, load_run
+from latent_jax import cli, generate, load_run
+from latent_jax.data import images as image_data
 from latent_jax.experiments import common, evaluate_vae, vae_faces
 
 FIGURES = (

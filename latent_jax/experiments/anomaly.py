@@ -55,9 +55,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from latent_jax import data as data_lib
-from latent_jax import image_data, plots, runs, validation
+from latent_jax import plots, runs, validation
 from latent_jax._deprecation import deprecated_names
 from latent_jax.anomaly import AnomalyDetector
+from latent_jax.data import images as image_data
 from latent_jax.experiments import common
 
 logger = logging.getLogger(__name__)

@@ -191,9 +191,10 @@ def _to_json(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> str:
-    """Writes ``payload`` as indented JSON atomically (:func:`latent_jax.runs.checkpoint.atomic_write`:
-    a temporary file, then a rename), with the user's usual file permissions (0666 less the
-    umask). NumPy arrays and scalars are converted to lists and numbers.
+    """Writes ``payload`` as indented JSON atomically
+    (:func:`latent_jax.runs.checkpoint.atomic_write`: a temporary file, then a rename), with
+    the user's usual file permissions (0666 less the umask). NumPy arrays and scalars are
+    converted to lists and numbers.
     """
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -816,7 +817,7 @@ def build_beta_schedule(
         raise ValueError(f"--beta-schedule {spec.name}: {error}") from error
 
 
-# The image commands' data flags: the fields of :class:`latent_jax.image_data.ImageDataConfig`,
+# The image commands' data flags: the fields of :class:`latent_jax.data.images.ImageDataConfig`,
 # kept under config.json's "data".
 IMAGE_DATA_FLAGS = ("data", "data_dir", "download", "size", "rgb", "normalization", "test_size")
 
@@ -833,7 +834,7 @@ def load_image_data(values: Mapping[str, Any], seed: int) -> data.Dataset:
             them and how to run on the bundled faces instead.
         ValueError: for an unknown source or unreadable file.
     """
-    from latent_jax import image_data
+    from latent_jax.data import images as image_data
 
     config = image_data.ImageDataConfig.from_mapping(values)
     try:

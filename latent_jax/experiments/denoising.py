@@ -43,8 +43,9 @@ import jax
 import numpy as np
 
 from latent_jax import data as data_lib
-from latent_jax import image_data, plots, runs, validation
+from latent_jax import plots, runs, validation
 from latent_jax.corruption import Corruption
+from latent_jax.data import images as image_data
 from latent_jax.experiments import common
 from latent_jax.metrics import psnr
 from latent_jax.models.factory import CONV_MIN_SIZE, ModelForData, model_for_data

@@ -28,7 +28,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from latent_jax import metrics, runs, streaming
+from latent_jax import metrics, runs
+from latent_jax.data import streaming
 from latent_jax.experiments import common
 from latent_jax.models.registry import model_entries, model_entry
 
@@ -91,7 +92,7 @@ def _read_json(path: str) -> dict[str, Any]:
 def run_data(run_dir: str, config: dict[str, Any]) -> RunData:
     """The data of a VAE run from its ``config.json`` contents: the split of ``latent-jax vae``
     (:func:`latent_jax.experiments.common.load_image_data`) or the held-out last rows of
-    ``latent-jax train`` (:func:`latent_jax.streaming.split_tail`).
+    ``latent-jax train`` (:func:`latent_jax.data.streaming.split_tail`).
 
     Raises:
         ValueError: for a config of another command or layout (naming the file).

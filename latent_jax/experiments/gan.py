@@ -35,9 +35,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from latent_jax import generate, image_data, plots, runs
+from latent_jax import generate, plots, runs
 from latent_jax.adversarial import GENERATOR_LOSSES, gan_objective
 from latent_jax.data import Dataset
+from latent_jax.data import images as image_data
 from latent_jax.experiments import common
 from latent_jax.models.gan import DCGAN
 from latent_jax.train import History, TrainConfig, fit

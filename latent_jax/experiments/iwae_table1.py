@@ -8,7 +8,7 @@ dynamically (a fresh Bernoulli draw of every pixel at every step), Adam (β1 = 0
 3^i passes, i = 0..7 (3,280 passes in all). The paper reports the test NLL estimated by the
 IWAE bound with k = 5,000 samples and the active units (Var_x E_q[z_u] > 0.01).
 
-Here the data are the 4,000 / 1,000 digits of ``mnist-5k`` (:mod:`latent_jax.mnist`), not
+Here the data are the 4,000 / 1,000 digits of ``mnist-5k`` (:mod:`latent_jax.data.mnist`), not
 MNIST's 60,000 / 10,000. Every objective of ``--k`` trains ``--seeds`` runs at once
 (:func:`latent_jax.train.fit_many`; run ``s`` of every objective starts from the same
 initialization): k = 1 is the VAE (its ELBO, with the closed-form KL term; the IWAE bound at
@@ -47,9 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from latent_jax import distributed, image_data, metrics, plots, runs
+from latent_jax import distributed, metrics, plots, runs
+from latent_jax.data import images as image_data
+from latent_jax.data.mnist import MNIST_5K
 from latent_jax.experiments import common
-from latent_jax.mnist import MNIST_5K
 from latent_jax.models.mlp import VAE
 from latent_jax.objectives import GRADIENT_ESTIMATORS, bernoulli_binarize, iwae_objective
 from latent_jax.train import TrainConfig, fit_many

@@ -59,8 +59,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 from sklearn.svm import OneClassSVM
 
-from latent_jax import image_data, runs, validation
+from latent_jax import runs, validation
 from latent_jax.anomaly import AnomalyDetector
+from latent_jax.data import images as image_data
 from latent_jax.experiments import common
 
 logger = logging.getLogger(__name__)

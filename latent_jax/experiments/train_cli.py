@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from latent_jax import distributed, image_data, runs, schedules
+from latent_jax import distributed, runs, schedules
+from latent_jax.data import images as image_data
 from latent_jax.experiments import common
 from latent_jax.models.registry import model_entries, model_entry
 
@@ -206,7 +207,7 @@ def _start(args: argparse.Namespace) -> tuple[object | None, int | None]:
 
 def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[int, ...]]:
     """(train data or stream source, in-memory test rows, example shape)."""
-    from latent_jax import streaming
+    from latent_jax.data import streaming
 
     path = args.data
     source, test = streaming.load_training_split(

@@ -40,11 +40,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from latent_jax import generate, image_data, plots, runs, schedules
+from latent_jax import generate, plots, runs, schedules
 from latent_jax._deprecation import deprecated_names
 from latent_jax.data import Dataset
+from latent_jax.data import images as image_data
+from latent_jax.data.mnist import MNIST_5K
 from latent_jax.experiments import common
-from latent_jax.mnist import MNIST_5K
 from latent_jax.models.conv import ConvVAE
 from latent_jax.objectives import LIKELIHOODS
 from latent_jax.train import History, TrainConfig, batches_per_epoch, fit
@@ -552,11 +553,11 @@ __getattr__ = deprecated_names(
         ),
         "N_GENERATED": ("latent_jax.generate.N_GENERATED", lambda: generate.N_GENERATED),
         "DATASET_TITLES": (
-            "latent_jax.image_data.DATASET_TITLES",
+            "latent_jax.data.images.DATASET_TITLES",
             lambda: image_data.DATASET_TITLES,
         ),
         "GENERATION_DATASETS": (
-            "latent_jax.image_data.GENERATION_DATASETS",
+            "latent_jax.data.images.GENERATION_DATASETS",
             lambda: image_data.GENERATION_DATASETS,
         ),
     },

@@ -17,7 +17,7 @@ and as scikit-learn estimators.
 * :mod:`~latent_jax.linear.estimators`: the scikit-learn estimator :class:`PCA`.
 
 Streaming a source larger than memory through the accumulator is
-:func:`latent_jax.streaming.fit_pca_source`.
+:func:`latent_jax.data.streaming.fit_pca_source`.
 """
 
 from latent_jax.linear.accumulator import (

@@ -160,7 +160,10 @@ class _ContextLoss:
         self.fn = fn
         self.n_train = n_train
         self._bound: dict[int, _ContextLoss] = {}
-        functools.update_wrapper(self, fn)
+        # The wrapped function's name and docs, not its signature: jax.jit and inspect must
+        # see the engine's seven arguments (so no __wrapped__).
+        functools.update_wrapper(self, fn, updated=())
+        del self.__wrapped__
 
     def __call__(
         self,

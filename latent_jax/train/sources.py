@@ -132,7 +132,7 @@ class StreamedBatches:
     every batch.
 
     Args:
-        source: a :mod:`latent_jax.streaming` source, a ``.npy`` path (memory-mapped), an
+        source: a :mod:`latent_jax.data.streaming` source, a ``.npy`` path (memory-mapped), an
             image folder or an array.
         test_x: array of shape (n_test, ...features) evaluated after every epoch (in
             memory), or ``None``.
@@ -151,7 +151,7 @@ class StreamedBatches:
         steps_per_call: int = 16,
         prefetch: int = 4,
     ):
-        from latent_jax import streaming  # streaming depends on the data modules only
+        from latent_jax.data import streaming  # it depends on the data modules only
 
         self._streaming = streaming
         self.steps_per_call = validation.check_int("steps_per_call", steps_per_call, 1)

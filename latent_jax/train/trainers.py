@@ -314,7 +314,7 @@ def fit_stream(
 
     Args:
         objective: as for :func:`fit`.
-        source: a :mod:`latent_jax.streaming` source, a ``.npy`` path (memory-mapped), an image
+        source: a :mod:`latent_jax.data.streaming` source, a ``.npy`` path (memory-mapped), an image
             folder or an array.
         test_x: array of shape (n_test, ...features) evaluated after every epoch (in memory),
             or ``None``.

@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 
 from latent_jax import validation
 from latent_jax._deprecation import deprecated_names, warn_deprecated
-from latent_jax.mnist import MNIST_5K, MNIST_5K_SPLIT_SEED, MNIST_5K_TEST_SIZE, load_mnist_5k
+from latent_jax.data.mnist import MNIST_5K, MNIST_5K_SPLIT_SEED, MNIST_5K_TEST_SIZE, load_mnist_5k
 
 SYNTHETIC_CLASSIFICATION = "synthetic-classification"
 SYNTHETIC_CLASSIFICATION_PARAMS = {
@@ -174,7 +174,7 @@ def load_digits_features() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled handwritten digits as feature vectors.
 
     For the images with a channel axis, (1797, 8, 8, 1), use
-    :func:`latent_jax.image_data.load_digits`.
+    :func:`latent_jax.data.images.load_digits`.
 
     Returns:
         ``(x, y)``: float32 array of shape (1797, 64), the 8×8 pixels row by row with values
@@ -192,7 +192,7 @@ def _digits_as_8x8_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 __getattr__ = deprecated_names(
-    __name__,
+    "latent_jax.data",
     {
         "load_seed_classification": (
             "latent_jax.data.load_synthetic_classification",
@@ -200,7 +200,7 @@ __getattr__ = deprecated_names(
         ),
         "load_digits_images": (
             "latent_jax.data.load_digits_features (shape (n, 64)) or "
-            "latent_jax.image_data.load_digits (shape (n, 8, 8, 1))",
+            "latent_jax.data.images.load_digits (shape (n, 8, 8, 1))",
             lambda: _digits_as_8x8_images,
         ),
         "SEED_DATASET_PARAMS": (
