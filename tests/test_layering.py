@@ -88,3 +88,30 @@ def test_the_top_level_api_is_curated():
     for package in ("linear", "data", "objectives", "detectors", "runs"):
         module = getattr(latent_jax, package)
         assert module.__doc__ and all(hasattr(module, n) for n in module.__all__)
+
+
+def test_the_run_scaffold_takes_typed_flags():
+    """The shared scaffold's training helpers read :class:`RunFlags`, not parsed flags."""
+    import argparse
+    import inspect
+
+    from latent_jax.experiments import common
+
+    helpers = (
+        common.checkpoint_options,
+        common.resume_options,
+        common.detector_fit_options,
+        common.training_in,
+        common.history_writers,
+        common.train_options,
+    )
+    for helper in helpers:
+        annotations = [str(p.annotation) for p in inspect.signature(helper).parameters.values()]
+        assert not any("Namespace" in a for a in annotations), helper.__name__
+    parsed = argparse.Namespace(resume=True, override=["data"], epochs=3)
+    flags = common.RunFlags.from_flags(parsed)
+    assert flags == common.RunFlags(resume=True, override=("data",))  # the rest: defaults
+    assert common.checkpoint_options(flags, "run", 40) == {
+        "checkpoint_dir": "run/checkpoints",
+        "checkpoint_every": 2,  # 5% of the epochs
+    }

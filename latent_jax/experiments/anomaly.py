@@ -239,14 +239,17 @@ def fit_detectors(
         ``decision_function`` is, as for :class:`AnomalyDetector`, an anomaly score (higher =
         more anomalous: scikit-learn's ``-score_samples``).
     """
+    flags = common.RunFlags.from_flags(args)
     fitted: dict[str, Any] = {}
     main = next((m for m in args.methods if m in NEURAL), None) if main_dir else None
     for method in args.methods:
         detector = AnomalyDetector(method, args.contamination, **_options(args, method))
         if method == main:
-            with common.history_writers(main_dir, args) as callbacks:
+            with common.history_writers(main_dir, flags) as callbacks:
                 detector.fit(
-                    train, callbacks=callbacks, **common.detector_fit_options(args, main_dir)
+                    train,
+                    callbacks=callbacks,
+                    **common.detector_fit_options(flags, main_dir, args.epochs),
                 )
             common.write_normalizer(main_dir, detector.normalizer_)
             common.record_resumptions(main_dir, os.path.join(main_dir, runs.CHECKPOINTS))
@@ -255,7 +258,13 @@ def fit_detectors(
             # resumed run skips the finished ones.
             folder = os.path.join(training_dir, method)
             detector.fit(
-                train, **common.detector_fit_options(args, folder, args.checkpoint_every or 0)
+                train,
+                **common.detector_fit_options(
+                    flags,
+                    folder,
+                    args.epochs,
+                    args.checkpoint_every or 0,
+                ),
             )
         else:
             detector.fit(train)
@@ -557,7 +566,9 @@ def run(args: argparse.Namespace) -> dict:
     training = None
     if neural:
         detector = AnomalyDetector(neural[0], args.contamination, **_options(args, neural[0]))
-        training = detector.train_config(**common.checkpoint_options(args, args.out, args.epochs))
+        training = detector.train_config(
+            **common.checkpoint_options(common.RunFlags.from_flags(args), args.out, args.epochs)
+        )
     out = common.prepare_output_dir(args.out)
     common.write_run_config(
         out,

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import time
 from typing import Any
 
 import jax
@@ -210,6 +209,7 @@ def run(args: argparse.Namespace) -> dict:
     total_steps = args.epochs * steps_per_epoch
 
     def config(run_dir: str) -> TrainConfig:
+        flags = common.RunFlags.from_flags(args)
         return TrainConfig(
             learning_rate=args.learning_rate,
             batch_size=batch,
@@ -217,8 +217,8 @@ def run(args: argparse.Namespace) -> dict:
             optimizer="adam",
             quiet=args.quiet,
             log_every=0,
-            **common.checkpoint_options(args, run_dir, args.epochs),
-            **common.train_options(args),
+            **common.checkpoint_options(flags, run_dir, args.epochs),
+            **common.train_options(flags),
         )
 
     config(args.out)  # the training flags checked before any folder exists
@@ -245,12 +245,12 @@ def run(args: argparse.Namespace) -> dict:
         objective = vae_objective(model, schedule, likelihood="bernoulli", beta_unit="step")
         # The same K keys for every schedule: the schedules start from the same initializations.
         keys = jax.random.split(jax.random.fold_in(root, 1), args.seeds)
-        start = time.perf_counter()
-        with common.training_in(run_dir, args, run_config.checkpoint_dir) as (callbacks, resume):
-            state, history = fit_many(
-                objective, x_train, x_test, run_config, keys, callbacks=callbacks, **resume
-            )
-        train_seconds = time.perf_counter() - start
+        flags = common.RunFlags.from_flags(args)
+        fitted = common.fit_in_folder(
+            run_dir, flags, fit_many, objective, x_train, x_test, run_config, keys
+        )
+        state, history = fitted.state, fitted.history
+        train_seconds = fitted.wall_seconds
         scores = []
         for run_index in range(args.seeds):
             params = jax.tree.map(lambda leaf, i=run_index: leaf[i], state.params)

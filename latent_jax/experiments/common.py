@@ -13,9 +13,10 @@ import math
 import os
 import platform
 import shutil
+import time
 import tomllib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -514,66 +515,98 @@ def earlier_checkpoint_dirs(out: str | os.PathLike) -> list[str]:
     return found
 
 
-def checkpoint_options(args: argparse.Namespace, run_dir: str, epochs: int) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class RunFlags:
+    """The run scaffold's flags, typed: what every training command shares
+    (:func:`add_run_arguments`), read once from the parsed flags by :meth:`from_flags`.
+
+    Attributes:
+        checkpoint_every: checkpoint every this many epochs besides the end; ``None``: 5% of
+            the run's epochs.
+        resume: continue each model from the last checkpoint in its folder.
+        override: the settings a resume may change (``--override``).
+        tensorboard: also write TensorBoard event files.
+        lr_schedule: the learning rate over the run (:data:`~latent_jax.train.config.
+            LR_SCHEDULES`).
+        clip_norm: the gradient clipping norm, or ``None``.
+    """
+
+    checkpoint_every: int | None = None
+    resume: bool = False
+    override: tuple[str, ...] = ()
+    tensorboard: bool = False
+    lr_schedule: str = "constant"
+    clip_norm: float | None = None
+
+    @classmethod
+    def from_flags(cls, args: argparse.Namespace) -> RunFlags:
+        """The flags of a command (those it does not have take their defaults)."""
+        values = {f.name: getattr(args, f.name, f.default) for f in dataclasses.fields(cls)}
+        values["override"] = tuple(values["override"] or ())
+        return cls(**values)
+
+
+def checkpoint_options(flags: RunFlags, run_dir: str, epochs: int) -> dict[str, Any]:
     """The :class:`~latent_jax.train.TrainConfig` fields of a run folder's checkpoints.
 
     Args:
-        args: the flags (``--checkpoint-every``).
+        flags: the run's flags (``--checkpoint-every``).
         run_dir: the run folder of the model; its checkpoints go to ``run_dir/checkpoints``.
         epochs: the run's epochs (the default interval is 5% of them).
 
     Returns:
         ``{"checkpoint_dir": ..., "checkpoint_every": ...}``.
     """
-    every = getattr(args, "checkpoint_every", None)
+    every = flags.checkpoint_every
     if every is None:
         every = max(1, epochs // _DEFAULT_CHECKPOINTS_PER_RUN)
     return {"checkpoint_dir": os.path.join(run_dir, runs.CHECKPOINTS), "checkpoint_every": every}
 
 
-def resume_options(args: argparse.Namespace, checkpoint_dir: str) -> dict[str, Any]:
+def resume_options(flags: RunFlags, checkpoint_dir: str) -> dict[str, Any]:
     """The arguments of :func:`~latent_jax.train.fit` that ``--resume`` and ``--override`` set.
 
     How a training command adopts checkpoints and resuming: :func:`add_run_arguments`
     registers the flags, :func:`check_run_arguments` checks them; the command builds its
-    ``TrainConfig(..., **checkpoint_options(args, run_dir, epochs))``, calls
-    ``fit(..., **resume_options(args, config.checkpoint_dir))`` (one checkpoint folder per
+    ``TrainConfig(..., **checkpoint_options(flags, run_dir, epochs))``, calls
+    ``fit(..., **resume_options(flags, config.checkpoint_dir))`` (one checkpoint folder per
     trained model) and, after training, :func:`record_resumptions`.
 
     Args:
-        args: the flags.
+        flags: the run's flags (``--resume``, ``--override``).
         checkpoint_dir: the model's checkpoint folder.
 
     Returns:
         ``{"resume": checkpoint_dir or None, "allow_changes": (...)}``: ``resume`` is set with
         ``--resume`` when the folder holds a checkpoint (else the run starts afresh).
     """
-    if not getattr(args, "resume", False) or checkpoint.latest_checkpoint(checkpoint_dir) is None:
-        if getattr(args, "resume", False):
+    if not flags.resume or checkpoint.latest_checkpoint(checkpoint_dir) is None:
+        if flags.resume:
             logger.info("--resume: no checkpoint in %s yet, starting from epoch 0", checkpoint_dir)
         return {"resume": None, "allow_changes": ()}
-    return {"resume": checkpoint_dir, "allow_changes": tuple(getattr(args, "override", ()))}
+    return {"resume": checkpoint_dir, "allow_changes": flags.override}
 
 
 def detector_fit_options(
-    args: argparse.Namespace, run_dir: str, every: int | None = None
+    flags: RunFlags, run_dir: str, epochs: int, every: int | None = None
 ) -> dict[str, Any]:
     """:meth:`latent_jax.AnomalyDetector.fit`'s checkpoint and resume arguments for a
     detector trained in ``run_dir``.
 
     Args:
-        args: the flags (``--epochs``, ``--checkpoint-every``, ``--resume``, ``--override``).
+        flags: the run's flags (``--checkpoint-every``, ``--resume``, ``--override``).
         run_dir: the detector's run folder.
+        epochs: the detector's training epochs.
         every: replaces the interval of ``--checkpoint-every`` (and its default).
 
     Returns:
         ``checkpoint_dir``, ``checkpoint_every``, ``resume`` (a bool) and
         ``allow_changes``.
     """
-    options = checkpoint_options(args, run_dir, args.epochs)
+    options = checkpoint_options(flags, run_dir, epochs)
     if every is not None:
         options["checkpoint_every"] = every
-    resume = resume_options(args, options["checkpoint_dir"])
+    resume = resume_options(flags, options["checkpoint_dir"])
     return {
         **options,
         "resume": resume["resume"] is not None,
@@ -583,27 +616,87 @@ def detector_fit_options(
 
 @contextlib.contextmanager
 def training_in(
-    run_dir: str, args: argparse.Namespace, checkpoint_dir: str
+    run_dir: str, flags: RunFlags, checkpoint_dir: str
 ) -> Iterator[tuple[list[Any], dict[str, Any]]]:
     """One model trained in its run folder: its callbacks and resume options, then its record.
 
-    Use as ``with training_in(out, args, config.checkpoint_dir) as (callbacks, resume):
+    Use as ``with training_in(out, flags, config.checkpoint_dir) as (callbacks, resume):
     state, history = fit(..., callbacks=callbacks, **resume)``. On a clean exit the run's
     resumptions go into ``run_dir/config.json`` (:func:`record_resumptions`).
 
     Args:
         run_dir: the model's run folder (``history.csv``, ``config.json``).
-        args: the flags (``--tensorboard``, ``--resume``, ``--override``).
+        flags: the run's flags (``--tensorboard``, ``--resume``, ``--override``).
         checkpoint_dir: the model's checkpoint folder.
 
     Yields:
         ``(callbacks, resume)``: :func:`history_writers`' callbacks and
         :func:`resume_options`' keyword arguments of ``fit``.
     """
-    resume = resume_options(args, checkpoint_dir)
-    with history_writers(run_dir, args) as callbacks:
+    resume = resume_options(flags, checkpoint_dir)
+    with history_writers(run_dir, flags) as callbacks:
         yield callbacks, resume
     record_resumptions(run_dir, checkpoint_dir)
+
+
+class Fitted(NamedTuple):
+    """A model trained in its run folder (:func:`fit_in_folder`).
+
+    Attributes:
+        state: the trained :class:`~latent_jax.train.TrainState` (stacked for ``fit_many``).
+        history: the run's :class:`~latent_jax.train.History`.
+        wall_seconds: the training call's wall time, compilation included.
+        train_seconds: the compiled epochs' time (the sum of ``history["epoch_time"]``).
+    """
+
+    state: Any
+    history: Any
+    wall_seconds: float
+    train_seconds: float
+
+    @property
+    def compile_seconds(self) -> float:
+        """The wall time not spent in epochs: compilation and set-up."""
+        return max(self.wall_seconds - self.train_seconds, 0.0)
+
+
+def fit_in_folder(
+    run_dir: str,
+    flags: RunFlags,
+    trainer: Any,
+    objective: Any,
+    x_train: Any,
+    x_test: Any,
+    config: Any,
+    keys: Any,
+) -> Fitted:
+    """Trains one model (or several runs, with ``fit_many``) in its run folder.
+
+    The folder's history writers and the resume options of ``--resume``/``--override``
+    (:func:`training_in`), the training call, and on success the resumptions recorded in
+    ``config.json``.
+
+    Args:
+        run_dir: the model's run folder (``history.csv``, ``config.json``).
+        flags: the run's flags.
+        trainer: :func:`latent_jax.train.fit` or :func:`latent_jax.train.fit_many`.
+        objective: the objective.
+        x_train: the training rows.
+        x_test: the test rows, or ``None``.
+        config: the :class:`~latent_jax.train.TrainConfig` (its ``checkpoint_dir`` is the
+            model's checkpoint folder).
+        keys: the trainer's key (``fit``) or keys (``fit_many``).
+
+    Returns:
+        The :class:`Fitted` state, history and timings.
+    """
+    start = time.perf_counter()
+    with training_in(run_dir, flags, config.checkpoint_dir) as (callbacks, resume):
+        state, history = trainer(
+            objective, x_train, x_test, config, keys, callbacks=callbacks, **resume
+        )
+    wall = time.perf_counter() - start
+    return Fitted(state, history, wall, float(np.sum(history["epoch_time"])))
 
 
 def record_resumptions(run_dir: str, checkpoint_dir: str) -> None:
@@ -895,18 +988,18 @@ def check_run_arguments(args: argparse.Namespace) -> None:
             ) from None
 
 
-def train_options(args: argparse.Namespace) -> dict[str, Any]:
+def train_options(flags: RunFlags) -> dict[str, Any]:
     """The :class:`~latent_jax.train.TrainConfig` fields the shared flags set."""
-    return {"lr_schedule": args.lr_schedule, "clip_norm": args.clip_norm}
+    return {"lr_schedule": flags.lr_schedule, "clip_norm": flags.clip_norm}
 
 
 @contextlib.contextmanager
-def history_writers(run_dir: str, args: argparse.Namespace) -> Iterator[list[Any]]:
+def history_writers(run_dir: str, flags: RunFlags) -> Iterator[list[Any]]:
     """The per-epoch callbacks of a run folder's model: ``history.csv``, TensorBoard events.
 
     Args:
         run_dir: the run folder (``history.csv`` and ``tensorboard/`` go in it).
-        args: the flags (``--tensorboard``).
+        flags: the run's flags (``--tensorboard``).
 
     Yields:
         The callbacks for :func:`~latent_jax.train.fit`; the TensorBoard writer is closed on
@@ -916,7 +1009,7 @@ def history_writers(run_dir: str, args: argparse.Namespace) -> Iterator[list[Any
 
     callbacks: list[Any] = [HistoryCSV(os.path.join(run_dir, runs.HISTORY))]
     writer = None
-    if getattr(args, "tensorboard", False):
+    if flags.tensorboard:
         writer = TensorBoardWriter(os.path.join(run_dir, TENSORBOARD_DIR))
         callbacks.append(writer)
     try:

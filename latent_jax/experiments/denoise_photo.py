@@ -485,6 +485,7 @@ def _load_photos(args: argparse.Namespace) -> list[np.ndarray]:
 
 def run(args: argparse.Namespace) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
+    flags = common.RunFlags.from_flags(args)
     _check_args(args)
     photos = _load_photos(args)
     clean = load_test_crop()
@@ -501,8 +502,8 @@ def run(args: argparse.Namespace) -> dict:
         seed=args.seed,
         quiet=args.quiet,
         log_every=0,
-        **common.checkpoint_options(args, args.out, args.epochs),
-        **common.train_options(args),
+        **common.checkpoint_options(flags, args.out, args.epochs),
+        **common.train_options(flags),
     )
     out = common.prepare_output_dir(args.out)  # after every check and the data
     common.write_run_config(
@@ -519,7 +520,10 @@ def run(args: argparse.Namespace) -> dict:
     patches = sample_patches(patch_key, photos, args.n_patches, args.patch_size)
     model = ResidualDenoiser(features=args.features, depth=args.depth)
     low, high = args.train_sigmas
-    with common.training_in(out, args, train_config.checkpoint_dir) as (callbacks, resume):
+    with common.training_in(out, flags, train_config.checkpoint_dir) as (
+        callbacks,
+        resume,
+    ):
         state, history = fit(
             denoising_objective(model, blind_gaussian(low, high)),
             patches,

@@ -307,6 +307,7 @@ def run(args: argparse.Namespace) -> dict:
     main_level = show_level(args)
 
     def config(run_dir: str) -> TrainConfig:
+        flags = common.RunFlags.from_flags(args)
         return TrainConfig(
             learning_rate=args.learning_rate,
             batch_size=args.batch_size,
@@ -314,8 +315,8 @@ def run(args: argparse.Namespace) -> dict:
             seed=args.seed,
             quiet=args.quiet,
             log_every=0,
-            **common.checkpoint_options(args, run_dir, args.epochs),
-            **common.train_options(args),
+            **common.checkpoint_options(flags, run_dir, args.epochs),
+            **common.train_options(flags),
         )
 
     def run_dir(name: str | None) -> str:
@@ -334,10 +335,11 @@ def run(args: argparse.Namespace) -> dict:
             **({} if name is None else {"run": name}),
         )
         common.write_normalizer(folder, d.normalizer)
-        with common.training_in(folder, args, train_config.checkpoint_dir) as (callbacks, resume):
-            state, history = fit(
-                objective, train_in, val_in, train_config, fit_key, callbacks=callbacks, **resume
-            )
+        flags = common.RunFlags.from_flags(args)
+        fitted = common.fit_in_folder(
+            folder, flags, fit, objective, train_in, val_in, train_config, fit_key
+        )
+        state, history = fitted.state, fitted.history
         if name is not None:
             common.write_json(os.path.join(folder, runs.METRICS), metrics)
         return state, history

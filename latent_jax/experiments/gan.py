@@ -29,7 +29,6 @@ import argparse
 import logging
 import math
 import os
-import time
 from typing import Any
 
 import jax
@@ -161,6 +160,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
+    flags = common.RunFlags.from_flags(args)
     _check_args(args)
     dataset = common.load_image_data(vars(args), args.seed)
     x_train, x_test = dataset.x_train, dataset.x_test
@@ -187,8 +187,8 @@ def run(args: argparse.Namespace) -> dict:
         group_updates=args.updates,
         group_optimizers=None if d_rate is None else {"discriminator": {"learning_rate": d_rate}},
         compiler_options={"xla_backend_optimization_level": 0} if args.fast_compile else None,
-        **common.checkpoint_options(args, args.out, args.epochs),
-        **common.train_options(args),
+        **common.checkpoint_options(flags, args.out, args.epochs),
+        **common.train_options(flags),
     )
     out = common.prepare_output_dir(args.out)  # after the checks: bad input writes nothing
     common.write_run_config(
@@ -201,19 +201,10 @@ def run(args: argparse.Namespace) -> dict:
         training_flags=TRAINING_FLAGS,
     )
     common.write_normalizer(out, dataset.normalizer)
-    start = time.perf_counter()
-    with common.training_in(out, args, config.checkpoint_dir) as (callbacks, resume):
-        state, history = fit(
-            objective,
-            x_train,
-            x_test,
-            config,
-            jax.random.key(args.seed),
-            callbacks=callbacks,
-            **resume,
-        )
-    wall_seconds = time.perf_counter() - start
-    train_seconds = float(np.sum(history["epoch_time"]))
+    fitted = common.fit_in_folder(
+        out, flags, fit, objective, x_train, x_test, config, jax.random.key(args.seed)
+    )
+    state, history = fitted.state, fitted.history
 
     _figures(args, model, state.variables, dataset, history, out)
     last = history.last()
@@ -236,8 +227,8 @@ def run(args: argparse.Namespace) -> dict:
             for split in ("train", "test")
             for name in ("discriminator_loss", "generator_loss", "d_real", "d_fake")
         },
-        "train_seconds": train_seconds,
-        "compile_seconds": max(wall_seconds - train_seconds, 0.0),
+        "train_seconds": fitted.train_seconds,
+        "compile_seconds": fitted.compile_seconds,
         "environment": common.environment_info(),
     }
     if dataset.name in image_data.GENERATION_DATASETS:

@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> dict:
             clip_norm=args.clip_norm,
             quiet=args.quiet,
             log_every=0,
-            **common.checkpoint_options(args, run_dir, epochs),
+            **common.checkpoint_options(common.RunFlags.from_flags(args), run_dir, epochs),
         )
 
     config(args.out)  # the training flags checked before any folder exists
@@ -300,12 +300,12 @@ def run(args: argparse.Namespace) -> dict:
         objective = iwae_objective(
             model, k, likelihood="bernoulli", binarize=True, gradient=args.gradient_estimator
         )
-        start = time.perf_counter()
-        with common.training_in(run_dir, args, run_config.checkpoint_dir) as (callbacks, resume):
-            state, history = fit_many(
-                objective, x_train, x_test, run_config, keys, callbacks=callbacks, **resume
-            )
-        train_seconds = time.perf_counter() - start
+        flags = common.RunFlags.from_flags(args)
+        fitted = common.fit_in_folder(
+            run_dir, flags, fit_many, objective, x_train, x_test, run_config, keys
+        )
+        state, history = fitted.state, fitted.history
+        train_seconds = fitted.wall_seconds
         start = time.perf_counter()
         scores = [
             _score(

@@ -344,7 +344,7 @@ def linear_vae_config(
 def _checkpoints(args: argparse.Namespace, run_dir: str) -> dict[str, Any]:
     """``checkpoint_dir`` and ``checkpoint_every`` of a run folder's VAE (all its steps)."""
     steps = args.epochs + args.decay_stages * args.decay_epochs
-    return common.checkpoint_options(args, run_dir, steps)
+    return common.checkpoint_options(common.RunFlags.from_flags(args), run_dir, steps)
 
 
 def compare(
@@ -358,14 +358,15 @@ def compare(
 
     ``run_dir``, when given, keeps the VAE's training run (history.csv, checkpoints/).
     """
+    flags = common.RunFlags.from_flags(args)
     state = pca.fit_ppca(x, latent_dim)
     ppca_ll = float(jnp.mean(pca.ppca_log_likelihood(state, x)))
     checkpoints = {} if run_dir is None else _checkpoints(args, run_dir)
-    resume = {} if run_dir is None else common.resume_options(args, checkpoints["checkpoint_dir"])
+    resume = {} if run_dir is None else common.resume_options(flags, checkpoints["checkpoint_dir"])
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         callbacks = (
-            [] if run_dir is None else stack.enter_context(common.history_writers(run_dir, args))
+            [] if run_dir is None else stack.enter_context(common.history_writers(run_dir, flags))
         )
         model, variables, losses = train_linear_vae(
             x,

@@ -206,7 +206,7 @@ def _detector(args: argparse.Namespace, method: str, seed: int) -> AnomalyDetect
         "batch_size": args.batch_size,
         "seed": seed,
         "quiet": args.quiet,
-        **common.train_options(args),
+        **common.train_options(common.RunFlags.from_flags(args)),
     }
     if method == "autoencoder":
         return AnomalyDetector(
@@ -275,11 +275,14 @@ def anomaly_scores(
     Returns:
         float64 array of shape (len(test),).
     """
+    flags = common.RunFlags.from_flags(args)
     if method in DETECTORS:
         detector = _detector(args, method, seed)
         if method in TRAINED and run_dir is not None:
-            options = common.detector_fit_options(args, run_dir, args.checkpoint_every or 0)
-            with common.history_writers(run_dir, args) as callbacks:
+            options = common.detector_fit_options(
+                flags, run_dir, args.epochs, args.checkpoint_every or 0
+            )
+            with common.history_writers(run_dir, flags) as callbacks:
                 detector.fit(train, callbacks=callbacks, **options)
         else:
             detector.fit(train)

@@ -21,7 +21,6 @@ import argparse
 import logging
 import math
 import os
-import time
 
 import jax
 import numpy as np
@@ -97,6 +96,7 @@ def _first_run(state: TrainState) -> TrainState:
 
 def run(args: argparse.Namespace) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
+    flags = common.RunFlags.from_flags(args)
     _check_args(args)
     if args.seeds > 1:
         distributed.use_cpu_cores()  # only effective before JAX's backend starts
@@ -129,8 +129,8 @@ def run(args: argparse.Namespace) -> dict:
         seed=args.seed,
         quiet=args.quiet,
         log_every=0,
-        **common.checkpoint_options(args, args.out, args.epochs),
-        **common.train_options(args),
+        **common.checkpoint_options(flags, args.out, args.epochs),
+        **common.train_options(flags),
     )
     out = common.prepare_output_dir(args.out)  # after the checks: bad input writes nothing
     common.write_run_config(
@@ -143,15 +143,10 @@ def run(args: argparse.Namespace) -> dict:
     )
     common.write_normalizer(out, dataset.normalizer)
     keys = _run_keys(args.seed, args.seeds)
-    start = time.perf_counter()
-    with common.training_in(out, args, config.checkpoint_dir) as (callbacks, resume):
-        trainer = fit if args.seeds == 1 else fit_many
-        state, history = trainer(
-            objective, x_train, x_test, config, keys, callbacks=callbacks, **resume
-        )
-    wall_seconds = time.perf_counter() - start
-    train_seconds = float(np.sum(history["epoch_time"]))
-    compile_seconds = max(wall_seconds - train_seconds, 0.0)
+    trainer = fit if args.seeds == 1 else fit_many
+    fitted = common.fit_in_folder(out, flags, trainer, objective, x_train, x_test, config, keys)
+    state, history = fitted.state, fitted.history
+    train_seconds, compile_seconds = fitted.train_seconds, fitted.compile_seconds
 
     eval_key = evaluation_key(args.seed)
     scores = evaluate(objective, state, x_test, eval_key)

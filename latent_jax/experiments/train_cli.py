@@ -262,6 +262,7 @@ def evaluation_key(seed: int) -> Any:
 
 def run(args: argparse.Namespace) -> dict:
     """Trains and writes the outputs; returns the metrics."""
+    flags = common.RunFlags.from_flags(args)
     _check_args(args)
     mesh, n_devices = _start(args)
     import jax
@@ -277,8 +278,8 @@ def run(args: argparse.Namespace) -> dict:
         epochs=args.epochs,
         seed=args.seed,
         quiet=args.quiet or not writer,
-        **common.checkpoint_options(args, args.out, args.epochs),
-        **common.train_options(args),
+        **common.checkpoint_options(flags, args.out, args.epochs),
+        **common.train_options(flags),
     )
     out = common.prepare_output_dir(args.out) if writer else args.out
     if writer:
@@ -291,9 +292,9 @@ def run(args: argparse.Namespace) -> dict:
             training=config,
         )
     key = jax.random.key(args.seed)
-    resume = common.resume_options(args, config.checkpoint_dir)
+    resume = common.resume_options(flags, config.checkpoint_dir)
     start = time.perf_counter()
-    with common.history_writers(out, args) if writer else _no_writers() as callbacks:
+    with common.history_writers(out, flags) if writer else _no_writers() as callbacks:
         if args.stream:
             state, history = fit_stream(
                 objective,

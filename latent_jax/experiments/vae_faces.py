@@ -34,7 +34,6 @@ import argparse
 import logging
 import math
 import os
-import time
 from typing import Any
 
 import jax
@@ -275,6 +274,7 @@ def load_data(args: argparse.Namespace) -> Dataset:
 
 def run(args: argparse.Namespace) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
+    flags = common.RunFlags.from_flags(args)
     args = resolve_arguments(args)
     _check_args(args)
     dataset = load_data(args)
@@ -297,7 +297,7 @@ def run(args: argparse.Namespace) -> dict:
         quiet=args.quiet,
         log_every=args.log_every,
         compiler_options={"xla_backend_optimization_level": 0} if args.fast_compile else None,
-        **common.train_options(args),
+        **common.train_options(flags),
     )
     out = common.prepare_output_dir(args.out)  # after the checks: bad input writes nothing
     common.write_run_config(
@@ -310,20 +310,10 @@ def run(args: argparse.Namespace) -> dict:
         training_flags=TRAINING_FLAGS,
     )
     common.write_normalizer(out, dataset.normalizer)
-    start = time.perf_counter()
-    with common.training_in(out, args, config.checkpoint_dir) as (callbacks, resume):
-        state, history = fit(
-            objective,
-            x_train,
-            x_test,
-            config,
-            jax.random.key(args.seed),
-            callbacks=callbacks,
-            **resume,
-        )
-    wall_seconds = time.perf_counter() - start
-    train_seconds = float(np.sum(history["epoch_time"]))
-    compile_seconds = max(wall_seconds - train_seconds, 0.0)
+    fitted = common.fit_in_folder(
+        out, flags, fit, objective, x_train, x_test, config, jax.random.key(args.seed)
+    )
+    state, history = fitted.state, fitted.history
 
     figures = _figures(args, model, state.variables, dataset, history, out)
     generation = None
@@ -353,8 +343,8 @@ def run(args: argparse.Namespace) -> dict:
         "final_test_kl": last["test_kl"],
         "test_mse_per_pixel": figures.pop("test_mse_per_pixel"),
         "interpolation_train_indices": figures.pop("interpolation_train_indices"),
-        "train_seconds": train_seconds,
-        "compile_seconds": compile_seconds,
+        "train_seconds": fitted.train_seconds,
+        "compile_seconds": fitted.compile_seconds,
         "environment": common.environment_info(),
     }
     if "train_capacity" in last:  # the capacity-annealed objective's C at the end
