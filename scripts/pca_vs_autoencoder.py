@@ -1,6 +1,8 @@
 """The tutorial's first example: dimensionality reduction with PCA and an autoencoder.
 
-Same flags as ``latent-jax reduce``; run ``python scripts/pca_vs_autoencoder.py --help``.
+It is ``latent-jax reduce`` (its messages name that command): the same flags, run
+``python scripts/pca_vs_autoencoder.py --help``. A table of your own with its labels in a
+column needs ``--label-column`` (``-1``: the last), or the labels are trained on as a feature.
 """
 
 import sys
