@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if not any(a.dest == "no_compile_cache" for a in sub._actions):
             common.add_compile_cache_argument(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(run=module.run, arguments=module.Arguments)
     return parser
 
 
@@ -250,6 +250,18 @@ def parse_args(
     training_flags = getattr(module, "TRAINING_FLAGS", common.TRAINING_FLAGS)
     sub.set_defaults(**common.config_defaults(path, sub, args.command, training_flags))
     return parser.parse_args(argv)
+
+
+def parse_command(argv: Sequence[str]) -> common.CommandArguments:
+    """The typed arguments of a command line (``[subcommand, *flags]``), as :func:`main`
+    hands them to the subcommand (a ``--config FILE`` included).
+
+    Raises:
+        SystemExit: for flags the parser refuses (as :func:`main`).
+        ValueError: for a config file that does not fit the subcommand.
+    """
+    args = parse_args(argv)
+    return args.arguments.from_mapping(vars(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -308,12 +320,14 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # The command's typed arguments: below this line nothing reads the parsed flags.
+    arguments = args.arguments.from_mapping(vars(args))
     # Before anything compiles: programs compiled by an earlier run are reused.
-    common.enable_compile_cache(args)
+    common.enable_compile_cache(arguments)
     failed = True
     try:
         with interrupts.stop_on_signals():
-            args.run(args)
+            args.run(arguments)
         failed = False
     except EXPECTED_ERRORS as error:
         return _fail(args, error)

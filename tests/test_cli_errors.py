@@ -5,7 +5,6 @@ one line on stderr (what it names and says), that no traceback was printed and t
 output folder is absent or untouched. None of them trains a model.
 """
 
-import argparse
 import errno
 import os
 
@@ -225,8 +224,7 @@ def test_a_fresh_run_never_mixes_with_or_silently_deletes_an_earlier_runs_checkp
     line = _fails(capsys, [*argv, "--resume", "--overwrite"], out)
     assert "pick one" in line
     # --overwrite deletes them only once the folder is locked by this run.
-    args = argparse.Namespace(out=str(out), resume=False, overwrite=True, override=())
-    common.check_resume_arguments(args)
+    common.check_resume_arguments(cli.parse_command([*argv, "--overwrite", "--out", str(out)]))
     assert checkpoint.list_checkpoints(earlier)
     common.prepare_output_dir(out)
     common.release_output_dirs()

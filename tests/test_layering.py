@@ -58,6 +58,30 @@ def test_only_the_command_line_layer_speaks_argparse():
     assert speaking == []
 
 
+def test_parsed_flags_stop_at_the_command_line():
+    """Only ``cli.py`` handles ``argparse.Namespace``: every command takes its typed
+    ``Arguments`` (a :class:`~latent_jax.experiments.common.CommandArguments`)."""
+    import dataclasses
+    import importlib
+
+    from latent_jax import cli
+    from latent_jax.experiments import common
+
+    holders = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "cli.py" and "Namespace" in path.read_text(encoding="utf-8")
+    ]
+    assert holders == []
+    parsers = cli._subparsers(cli.build_parser())
+    for command, (module_name, _) in cli.SUBCOMMANDS.items():
+        module = importlib.import_module(f"latent_jax.experiments.{module_name}")
+        assert issubclass(module.Arguments, common.CommandArguments)
+        fields = {f.name for f in dataclasses.fields(module.Arguments)}
+        dests = {a.dest for a in parsers[command]._actions} - {"help", "verbose"}
+        assert fields == dests, command  # every flag typed, no field without its flag
+
+
 def test_the_checks_see_a_crossing(tmp_path):
     """The import reader finds what the layering checks look for."""
     sample = tmp_path / "sample.py"
@@ -92,7 +116,6 @@ def test_the_top_level_api_is_curated():
 
 def test_the_run_scaffold_takes_typed_flags():
     """The shared scaffold's training helpers read :class:`RunFlags`, not parsed flags."""
-    import argparse
     import inspect
 
     from latent_jax.experiments import common
@@ -108,8 +131,11 @@ def test_the_run_scaffold_takes_typed_flags():
     for helper in helpers:
         annotations = [str(p.annotation) for p in inspect.signature(helper).parameters.values()]
         assert not any("Namespace" in a for a in annotations), helper.__name__
-    parsed = argparse.Namespace(resume=True, override=["data"], epochs=3)
-    flags = common.RunFlags.from_flags(parsed)
+    from latent_jax import cli
+
+    flags = common.RunFlags.from_flags(
+        cli.parse_command(["train", "--resume", "--override", "data"])
+    )
     assert flags == common.RunFlags(resume=True, override=("data",))  # the rest: defaults
     assert common.checkpoint_options(flags, "run", 40) == {
         "checkpoint_dir": "run/checkpoints",

@@ -1,7 +1,6 @@
 """The linear VAE (latent_jax.models.linear) against probabilistic PCA, the learned noise
 variance of vae_objective, and the ``latent-jax linear-vae`` experiment."""
 
-import argparse
 import json
 import math
 
@@ -158,8 +157,5 @@ def test_bad_flags_get_clear_errors(tmp_path, capsys):
     assert "--signal-variances" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["linear-vae", "--datasets", "mnist"])
-    args = argparse.Namespace(
-        **vars(cli.build_parser().parse_args(["linear-vae", "--epochs", "0"]))
-    )
     with pytest.raises(ValueError, match="--epochs"):
-        linear_vae.run(args)
+        linear_vae.run(cli.parse_command(["linear-vae", "--epochs", "0"]))

@@ -108,13 +108,9 @@ def test_several_seeds_train_different_models_and_seed_zero_is_the_single_run(tm
     np.save(path, table)
     common = ["--data", str(path), "--epochs", "2", "--batch-size", "32", "--latent-dim", "2"]
     common += ["--hidden-dims", "4", "--quiet"]
-    single = reduce.run(
-        cli.build_parser().parse_args(["reduce", *common, "--out", str(tmp_path / "a")])
-    )
+    single = reduce.run(cli.parse_command(["reduce", *common, "--out", str(tmp_path / "a")]))
     many = reduce.run(
-        cli.build_parser().parse_args(
-            ["reduce", *common, "--seeds", "3", "--out", str(tmp_path / "b")]
-        )
+        cli.parse_command(["reduce", *common, "--seeds", "3", "--out", str(tmp_path / "b")])
     )
     per_seed = many["ae_test_mse_per_seed"]
     assert len(per_seed) == 3 and len(set(per_seed)) == 3
@@ -142,9 +138,7 @@ def test_seeds_on_a_fresh_process_spread_over_the_cores_with_the_same_results(tm
     assert result.returncode == 0, result.stderr[-3000:]
     spread = json.loads((tmp_path / "spread" / "metrics.json").read_text())
     assert spread["run_devices"] == 2
-    here = reduce.run(
-        cli.build_parser().parse_args(["reduce", *flags, "--out", str(tmp_path / "here")])
-    )
+    here = reduce.run(cli.parse_command(["reduce", *flags, "--out", str(tmp_path / "here")]))
     # This process has one device, or one per core if its backend started in reduce.run.
     assert here["run_devices"] == len(jax.devices())
     # Training in other programs (two devices, another process): a training tolerance, as above.
@@ -167,7 +161,7 @@ def test_bad_inputs_get_clear_errors(tmp_path, capsys):
 @pytest.mark.slow
 def test_seed_claim_the_autoencoder_reconstructs_better_than_pca(tmp_path):
     """The seed's 500 epochs: test MSE at most 0.640 (the seed printed 0.6344), below PCA's."""
-    args = cli.build_parser().parse_args(["reduce", "--out", str(tmp_path), "--quiet"])
+    args = cli.parse_command(["reduce", "--out", str(tmp_path), "--quiet"])
     metrics = reduce.run(args)
     assert metrics["epochs"] == 500
     assert metrics["ae_test_mse"] <= 0.640

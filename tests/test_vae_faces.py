@@ -1,7 +1,6 @@
 """The seed's second example end to end: a convolutional VAE trained on images, its figures,
 metrics, presets, β schedules and errors."""
 
-import argparse
 import csv
 import json
 import math
@@ -29,7 +28,7 @@ BETA_MAX, BETA_TAU = 1.0, 5.0
 
 
 def _parse(*flags):
-    return cli.build_parser().parse_args(["vae", *flags])
+    return cli.parse_command(["vae", *flags])
 
 
 @pytest.fixture(scope="module")
@@ -236,9 +235,7 @@ def test_bad_flags_get_clear_errors(tmp_path, capsys, digits_file):
         _parse("--beta-schedule", "sigmoid")
     assert exit_info.value.code == 2
     assert "invalid choice: 'sigmoid'" in capsys.readouterr().err
-    bad = argparse.Namespace(
-        **{**vars(vae_faces.resolve_arguments(_parse())), "beta_schedule": "sigmoid"}
-    )
+    bad = vae_faces.resolve_arguments(_parse()).replace(beta_schedule="sigmoid")
     with pytest.raises(ValueError, match=r"--beta-schedule must be one of .*'sigmoid'"):
         vae_faces.make_beta_schedule(bad, 5)
     with pytest.raises(ValueError, match=r"--beta-schedule cyclical: ratio must be in \(0, 1\]"):

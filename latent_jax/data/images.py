@@ -46,7 +46,6 @@ from sklearn import datasets as sk_datasets
 
 from latent_jax import validation
 from latent_jax._deprecation import deprecated_names
-from latent_jax.data.tabular import Dataset, load_array_file, load_digits_features, split_dataset
 from latent_jax.data.mnist import (
     FASHION_MNIST,
     IDX_DATASETS,
@@ -58,6 +57,7 @@ from latent_jax.data.mnist import (
     load_mnist,
     load_mnist_5k,
 )
+from latent_jax.data.tabular import Dataset, load_array_file, load_digits_features, split_dataset
 
 ATT_FACES_URL = "http://www.cl.cam.ac.uk/Research/DTG/attarchive/pub/data/att_faces.zip"
 ATT_IMAGE_SHAPE = (112, 92, 1)

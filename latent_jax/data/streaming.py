@@ -26,9 +26,9 @@ import numpy as np
 from jax import Array
 
 from latent_jax import fingerprint, linear, validation
-from latent_jax.data import images as image_data
 from latent_jax import shuffle as shuffle_rows
 from latent_jax._deprecation import deprecated_names
+from latent_jax.data import images as image_data
 
 __all__ = [
     "ArraySource",
@@ -529,5 +529,6 @@ def fit_pca_source(
 
 
 __getattr__ = deprecated_names(
-    __name__, {"fit_pca_stream": ("latent_jax.data.streaming.fit_pca_source", lambda: fit_pca_source)}
+    __name__,
+    {"fit_pca_stream": ("latent_jax.data.streaming.fit_pca_source", lambda: fit_pca_source)},
 )

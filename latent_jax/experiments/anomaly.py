@@ -43,9 +43,11 @@ detector; for digits, of the class ``--show-class``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -90,6 +92,42 @@ MODEL_FLAGS = (
     "latent_dim",
     "obs_logvar",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax anomaly``, typed (:func:`add_arguments` defines them)."""
+
+    task: str
+    data: str | None
+    label_column: int | None
+    normal_label: int
+    classes: Sequence[int]
+    show_class: int | None
+    splits: int
+    test_size: float
+    methods: Sequence[str]
+    contamination: float
+    n_components: int | float | str
+    architecture: str
+    hidden_dims: Sequence[int]
+    latent_dim: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    obs_logvar: float
+    seed: int
+    quiet: bool
+    out: str
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,7 +200,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_run_arguments(parser)
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     common.require_at_least(args, 1, "epochs", "batch_size", "latent_dim")
     if args.splits < 1:
         raise ValueError(f"--splits must be >= 1, got {args.splits}")
@@ -181,7 +219,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--methods {method}: {error}") from error
 
 
-def _options(args: argparse.Namespace, method: str) -> dict[str, Any]:
+def _options(args: Arguments, method: str) -> dict[str, Any]:
     if method in ("pca", "ppca"):
         return {"n_components": args.n_components}
     options = {
@@ -215,7 +253,7 @@ def _n_components(text: str) -> int | float | str:
 
 
 def fit_detectors(
-    args: argparse.Namespace,
+    args: Arguments,
     train: np.ndarray,
     main_dir: str | None = None,
     training_dir: str | None = None,
@@ -384,7 +422,7 @@ def _strip_scores(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     return {n: {k: v for k, v in r.items() if k != "scores"} for n, r in results.items()}
 
 
-def run_faces(args: argparse.Namespace, out: str, main_dir: str | None = None) -> dict[str, Any]:
+def run_faces(args: Arguments, out: str, main_dir: str | None = None) -> dict[str, Any]:
     """Faces against non-faces on scikit-image's LFW subset, over ``--splits`` random splits.
 
     ``main_dir`` (see :func:`fit_detectors`) keeps the first split's neural detector.
@@ -437,7 +475,7 @@ def _mean_over(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, f
     }
 
 
-def run_digits(args: argparse.Namespace, out: str, main_dir: str | None = None) -> dict[str, Any]:
+def run_digits(args: Arguments, out: str, main_dir: str | None = None) -> dict[str, Any]:
     """One-class digits: each class of ``--classes`` in turn is normal.
 
     ``main_dir`` (see :func:`fit_detectors`) keeps the neural detector of ``--show-class``.
@@ -482,7 +520,7 @@ def run_digits(args: argparse.Namespace, out: str, main_dir: str | None = None) 
     }
 
 
-def load_custom(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, str]:
+def load_custom(args: Arguments) -> tuple[np.ndarray, np.ndarray | None, str]:
     """``--data`` read and checked (before the output folder exists): ``(x, labels, name)``.
 
     Raises:
@@ -508,7 +546,7 @@ def load_custom(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None
 
 
 def run_custom(
-    args: argparse.Namespace,
+    args: Arguments,
     out: str,
     main_dir: str | None = None,
     loaded: tuple[np.ndarray, np.ndarray | None, str] | None = None,
@@ -556,7 +594,7 @@ def _save_detectors(fitted: dict[str, Any], directory: str) -> None:
             detector.save(os.path.join(directory, name))
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     _check_args(args)
     if args.data is not None and not os.path.exists(args.data):

@@ -28,8 +28,10 @@ schedule_terms.png (KL and reconstruction terms per epoch, mean over seeds with 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -80,6 +82,35 @@ def _widths(text: str) -> tuple[int, ...]:
     return values
 
 
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax beta-study``, typed (:func:`add_arguments` defines them)."""
+
+    schedules: Sequence[str]
+    seeds: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    hidden_dims: Sequence[int]
+    latent_dim: int
+    warmup_fraction: float
+    iwae_k: int
+    elbo_samples: int
+    test_size: float
+    seed: int
+    quiet: bool
+    out: str
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this experiment's flags."""
     parser.add_argument(
@@ -112,7 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_run_arguments(parser)
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     common.require_at_least(
         args, 1, "seeds", "epochs", "batch_size", "latent_dim", "iwae_k", "elbo_samples"
     )
@@ -196,7 +227,7 @@ def _summary(values: list[float]) -> dict[str, Any]:
     return {"mean": float(np.mean(array)), "std": float(np.std(array)), "runs": array.tolist()}
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the study and returns the metrics written to ``metrics.json``."""
     _check_args(args)
     distributed.use_cpu_cores()  # spread the runs over the cores (before JAX's backend starts)

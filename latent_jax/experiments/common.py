@@ -16,7 +16,7 @@ import shutil
 import time
 import tomllib
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 
@@ -72,6 +72,36 @@ def _manifests_under(folder: str) -> set[str]:
         for directory in earlier_checkpoint_dirs(folder)
         for _, path in checkpoint.list_checkpoints(directory)
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandArguments:
+    """A command's flags, typed: each command subclasses it with one field per flag (named
+    after the flag's ``dest``). The command line builds it once from the parsed flags
+    (:meth:`from_mapping`); below that, commands and this scaffold read only these objects.
+    """
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Self:
+        """The arguments of the fields in ``values`` (other keys, such as the subcommand's
+        name, are ignored).
+
+        Raises:
+            TypeError: naming the fields ``values`` lacks.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise TypeError(f"{cls.__name__} needs values for {missing}")
+        return cls(**{n: values[n] for n in names})
+
+    def values(self) -> dict[str, Any]:
+        """Every field by name (a shallow copy)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> Self:
+        """These arguments with ``changes``."""
+        return dataclasses.replace(self, **changes)
 
 
 def check_output_path(path: str | os.PathLike, flag: str = "--out") -> str:
@@ -229,9 +259,9 @@ def environment_info() -> dict[str, Any]:
     }
 
 
-def arguments_dict(args: argparse.Namespace) -> dict[str, Any]:
+def arguments_dict(args: CommandArguments) -> dict[str, Any]:
     """The parsed flags as a JSON-friendly dict (callables dropped)."""
-    return {k: v for k, v in vars(args).items() if not callable(v)}
+    return {k: v for k, v in args.values().items() if not callable(v)}
 
 
 def add_tabular_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -305,7 +335,7 @@ def subset_of(flag: str, choices: tuple[str, ...]) -> Any:
     return parse
 
 
-def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:
+def require_at_least(args: CommandArguments, minimum: int, *names: str) -> None:
     """Raises a ValueError naming the flag if any of ``args.<name>`` is below ``minimum``.
 
     Args:
@@ -452,7 +482,7 @@ def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_resume_arguments(args: argparse.Namespace) -> None:
+def check_resume_arguments(args: CommandArguments) -> None:
     """Validates ``--checkpoint-every``, ``--override``, ``--resume`` and ``--overwrite``.
 
     Called before any output folder exists. An ``--out`` that holds an earlier run's
@@ -539,7 +569,7 @@ class RunFlags:
     clip_norm: float | None = None
 
     @classmethod
-    def from_flags(cls, args: argparse.Namespace) -> RunFlags:
+    def from_flags(cls, args: CommandArguments) -> RunFlags:
         """The flags of a command (those it does not have take their defaults)."""
         values = {f.name: getattr(args, f.name, f.default) for f in dataclasses.fields(cls)}
         values["override"] = tuple(values["override"] or ())
@@ -773,7 +803,7 @@ def _objective_options(trains: str) -> dict[Any, list[str]]:
     return {found[key]: users[key] for key in found}
 
 
-def check_objective_arguments(args: argparse.Namespace, trains: str = "vae") -> None:
+def check_objective_arguments(args: CommandArguments, trains: str = "vae") -> None:
     """Refuses an objective option set to other than its default for an objective that does
     not take it (``--k 3`` with ``--objective elbo``), naming the flag and the objectives.
 
@@ -795,7 +825,7 @@ def check_objective_arguments(args: argparse.Namespace, trains: str = "vae") -> 
         require_at_least(args, 1, "k")
 
 
-def objective_from_flags(args: argparse.Namespace, model: Any, **supplied: Any) -> Any:
+def objective_from_flags(args: CommandArguments, model: Any, **supplied: Any) -> Any:
     """The objective ``--objective`` names, built with its options' flags.
 
     Args:
@@ -881,7 +911,7 @@ def add_beta_schedule_arguments(
     add("--beta-ramp", "cyclical ramp shape", choices=schedules.RAMPS)
 
 
-def beta_schedule_from_flags(args: argparse.Namespace) -> schedules.BetaSchedule:
+def beta_schedule_from_flags(args: CommandArguments) -> schedules.BetaSchedule:
     """The :class:`~latent_jax.schedules.BetaSchedule` the β flags describe.
 
     Raises:
@@ -952,7 +982,7 @@ def add_compile_cache_argument(parser: Any) -> None:
     )
 
 
-def enable_compile_cache(args: argparse.Namespace) -> str | None:
+def enable_compile_cache(args: CommandArguments) -> str | None:
     """Turns on JAX's persistent compilation cache unless the flags or environment say no.
 
     Called by the command line before a subcommand runs (before anything compiles); the
@@ -966,7 +996,7 @@ def enable_compile_cache(args: argparse.Namespace) -> str | None:
     return persistent_cache.enable()
 
 
-def check_run_arguments(args: argparse.Namespace) -> None:
+def check_run_arguments(args: CommandArguments) -> None:
     """Validates the shared training flags (before any output folder exists).
 
     Raises:
@@ -1021,7 +1051,7 @@ def history_writers(run_dir: str, flags: RunFlags) -> Iterator[list[Any]]:
 
 def write_run_config(
     run_dir: str,
-    args: argparse.Namespace,
+    args: CommandArguments,
     *,
     command: str,
     data_flags: tuple[str, ...],
@@ -1052,7 +1082,7 @@ def write_run_config(
     Returns:
         The path written.
     """
-    values = {k: _to_json(v) for k, v in vars(args).items() if not callable(v)}
+    values = {k: _to_json(v) for k, v in args.values().items() if not callable(v)}
     values = {k: v for k, v in values.items() if k not in _NOT_RECORDED}
     taken = {*data_flags, *model_flags, *training_flags.values(), "seed"}
     settings = {k: v for k, v in values.items() if k not in taken}

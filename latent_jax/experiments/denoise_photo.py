@@ -44,6 +44,7 @@ metrics.json, denoised_photo.png (the clean crop, the noisy one and every method
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import time
@@ -385,6 +386,37 @@ def scores(clean: np.ndarray, output: np.ndarray) -> dict[str, float]:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax denoise-photo``, typed (:func:`add_arguments` defines them)."""
+
+    levels: Sequence[float]
+    show_level: float
+    photos: Sequence[str]
+    patch_size: int
+    n_patches: int
+    train_sigmas: Sequence[float]
+    features: int
+    depth: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    pca_patch_size: int
+    pca_patches: int
+    seed: int
+    quiet: bool
+    out: str
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this experiment's flags."""
     noise = parser.add_argument_group("test image and noise")
@@ -436,7 +468,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     common.require_at_least(
         args, 1, "patch_size", "n_patches", "features", "epochs", "batch_size", "pca_patches"
     )
@@ -471,7 +503,7 @@ def _check_args(args: argparse.Namespace) -> None:
     common.check_run_arguments(args)
 
 
-def _load_photos(args: argparse.Namespace) -> list[np.ndarray]:
+def _load_photos(args: Arguments) -> list[np.ndarray]:
     photos = load_training_photos(args.photos)
     side = max(args.patch_size, args.pca_patch_size)
     small = [n for n, p in zip(args.photos, photos, strict=True) if min(p.shape) < side]
@@ -483,7 +515,7 @@ def _load_photos(args: argparse.Namespace) -> list[np.ndarray]:
     return photos
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     flags = common.RunFlags.from_flags(args)
     _check_args(args)

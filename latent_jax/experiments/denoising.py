@@ -33,10 +33,12 @@ psnr_vs_noise.png, denoising_examples.png (rows clean / noisy / each method at
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -78,6 +80,42 @@ PREDICT_BATCH = 1024
 # The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
 DATA_FLAGS = ("data", "label_column", "test_size", "val_size")
 MODEL_FLAGS = ("model", "hidden_dims", "channels", "latent_dim")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax denoise``, typed (:func:`add_arguments` defines them)."""
+
+    data: str
+    label_column: int | None
+    test_size: float
+    val_size: float
+    noise: str
+    levels: Sequence[float]
+    show_level: float | None
+    gaussian_std: float
+    mask_fraction: float
+    salt_pepper_fraction: float
+    no_clip: bool
+    model: str
+    hidden_dims: Sequence[int]
+    channels: Sequence[int]
+    latent_dim: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    quiet: bool
+    out: str
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -149,7 +187,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_run_arguments(parser)
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     common.require_at_least(args, 1, "epochs", "batch_size", "latent_dim")
     validation.check_fraction("--test-size", args.test_size)
     validation.check_fraction("--val-size", args.val_size)
@@ -168,7 +206,7 @@ def _check_args(args: argparse.Namespace) -> None:
     common.check_run_arguments(args)
 
 
-def _corruption(args: argparse.Namespace, level: float, *, images: bool) -> Corruption:
+def _corruption(args: Arguments, level: float, *, images: bool) -> Corruption:
     amounts = {
         "gaussian_std": args.gaussian_std,
         "mask_fraction": args.mask_fraction,
@@ -203,7 +241,7 @@ class _Data:
         self.images, self.peak, self.normalizer = images, peak, normalizer
 
 
-def load_data(args: argparse.Namespace) -> _Data:
+def load_data(args: Arguments) -> _Data:
     """Loads the data, scales it, and splits it into train / validation / test.
 
     Raises:
@@ -250,7 +288,7 @@ def _run_model(built: ModelForData, variables: Any, x: np.ndarray) -> np.ndarray
     return built.outputs(np.asarray(out))
 
 
-def _build_model(args: argparse.Namespace, d: _Data) -> ModelForData:
+def _build_model(args: Arguments, d: _Data) -> ModelForData:
     shape = d.train.shape[1:]
     if args.model == "conv" and not (d.images and len(shape) == 3):
         raise ValueError(f"--model conv needs images, got examples of shape {shape}")
@@ -264,7 +302,7 @@ def _build_model(args: argparse.Namespace, d: _Data) -> ModelForData:
     )
 
 
-def show_level(args: argparse.Namespace) -> float:
+def show_level(args: Arguments) -> float:
     """The noise level of the example figure and of the run folder's main model."""
     if args.show_level is not None:
         return args.show_level
@@ -272,7 +310,7 @@ def show_level(args: argparse.Namespace) -> float:
 
 
 def noisy_splits(
-    args: argparse.Namespace, d: _Data, index: int
+    args: Arguments, d: _Data, index: int
 ) -> tuple[Corruption, np.ndarray, np.ndarray]:
     """The corruption of level ``args.levels[index]`` and its fixed noisy validation and test
     copies, as every method of the run scores them.
@@ -296,7 +334,7 @@ def _clip(x: np.ndarray, d: _Data) -> np.ndarray:
     return np.clip(x, 0.0, 1.0) if d.images else x
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     _check_args(args)
     d = load_data(args)

@@ -53,6 +53,20 @@ class RunData:
     likelihood: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax evaluate-vae``, typed (:func:`add_arguments` defines them)."""
+
+    run_dir: str | None
+    k: int
+    split: str
+    elbo_samples: int
+    batch_size: int
+    chunk_size: int
+    seed: int
+    no_compile_cache: bool
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this command's flags."""
     parser.add_argument(
@@ -150,7 +164,7 @@ def load_run(run_dir: str) -> tuple[Any, dict, RunData]:
     return trained.model, trained.variables, data
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Scores the run and returns the evaluation merged into its ``metrics.json``."""
     common.require_at_least(args, 1, "k", "elbo_samples", "batch_size", "chunk_size")
     run_dir = os.fspath(args.run_dir)

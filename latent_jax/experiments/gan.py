@@ -26,9 +26,11 @@ of z swept over [-3, 3], the others fixed at one draw).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -58,6 +60,42 @@ N_SHOWN = 10
 N_GRID = 100
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 10)
 MAX_TRAVERSAL_DIMS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax gan``, typed (:func:`add_arguments` defines them)."""
+
+    data: str
+    data_dir: str
+    download: bool
+    size: tuple[int, int] | None
+    rgb: bool
+    normalization: str
+    test_size: float
+    latent_dim: int
+    features: int
+    generator_loss: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    d_learning_rate: float | None
+    beta1: float
+    updates: str
+    seed: int
+    log_every: int
+    fast_compile: bool
+    quiet: bool
+    out: str
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,7 +180,7 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     common.require_at_least(args, 1, "latent_dim", "features", "epochs", "batch_size")
     common.require_at_least(args, 0, "log_every")
     for flag in ("learning_rate", "d_learning_rate"):
@@ -158,11 +196,11 @@ def _check_args(args: argparse.Namespace) -> None:
     common.check_run_arguments(args)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     flags = common.RunFlags.from_flags(args)
     _check_args(args)
-    dataset = common.load_image_data(vars(args), args.seed)
+    dataset = common.load_image_data(args.values(), args.seed)
     x_train, x_test = dataset.x_train, dataset.x_test
     image_shape = tuple(int(d) for d in x_train.shape[1:])
     if min(image_shape[:2]) < 4:
@@ -241,7 +279,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _figures(
-    args: argparse.Namespace,
+    args: Arguments,
     model: DCGAN,
     variables: dict,
     dataset: Dataset,

@@ -35,11 +35,13 @@ per objective, every seed shown, and the KL per dimension), and one run folder p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -84,6 +86,32 @@ def _k_list(text: str) -> list[int]:
     return values
 
 
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax iwae-table1``, typed (:func:`add_arguments` defines them)."""
+
+    k: Sequence[int]
+    seeds: int
+    epochs_scale: float
+    batch_size: int
+    learning_rate: float
+    gradient_estimator: str
+    nll_k: int
+    nll_images: int
+    seed: int
+    quiet: bool
+    out: str
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this experiment's flags."""
     parser.add_argument(
@@ -126,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     common.require_at_least(args, 1, "seeds", "batch_size", "nll_k", "nll_images")
     if not (math.isfinite(args.epochs_scale) and args.epochs_scale > 0):
         raise ValueError(f"--epochs-scale must be > 0, got {args.epochs_scale}")
@@ -247,7 +275,7 @@ def _score(
     }
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the protocol and returns the metrics written to ``metrics.json``."""
     _check_args(args)
     distributed.use_cpu_cores()  # spread the seeds over the cores (before JAX's backend starts)

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -98,6 +100,36 @@ def _names(text: str) -> list[str]:
     return names
 
 
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax linear-vae``, typed (:func:`add_arguments` defines them)."""
+
+    datasets: Sequence[str]
+    n_samples: int
+    input_dim: int
+    signal_variances: Sequence[float]
+    noise_variance: float
+    digits_latent_dim: int
+    learning_rate: float
+    epochs: int
+    decay_stages: int
+    decay_epochs: int
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
+    iwae_k: Sequence[int]
+    elbo_samples: int
+    seed: int
+    quiet: bool
+    out: str
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this experiment's flags."""
     data = parser.add_argument_group("data")
@@ -154,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/linear-vae", help="output folder")
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     common.require_at_least(
         args, 1, "n_samples", "input_dim", "digits_latent_dim", "epochs", "elbo_samples"
     )
@@ -213,7 +245,7 @@ def digits_and_normalizer() -> tuple[np.ndarray, Standardizer]:
 
 
 def dataset(
-    args: argparse.Namespace, index: int, name: str
+    args: Arguments, index: int, name: str
 ) -> tuple[np.ndarray, int, np.ndarray | None, Standardizer | None]:
     """Dataset ``name`` (the ``index``-th of ``--datasets``) as the run uses it.
 
@@ -341,7 +373,7 @@ def linear_vae_config(
     )
 
 
-def _checkpoints(args: argparse.Namespace, run_dir: str) -> dict[str, Any]:
+def _checkpoints(args: Arguments, run_dir: str) -> dict[str, Any]:
     """``checkpoint_dir`` and ``checkpoint_every`` of a run folder's VAE (all its steps)."""
     steps = args.epochs + args.decay_stages * args.decay_epochs
     return common.checkpoint_options(common.RunFlags.from_flags(args), run_dir, steps)
@@ -351,7 +383,7 @@ def compare(
     x: np.ndarray,
     latent_dim: int,
     key: jax.Array,
-    args: argparse.Namespace,
+    args: Arguments,
     run_dir: str | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """PPCA in closed form against the trained linear VAE on ``x``; per-sample numbers.
@@ -433,7 +465,7 @@ def compare(
     return result, losses
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the comparison and returns the metrics written to ``metrics.json``."""
     _check_args(args)
     key = jax.random.key(args.seed)

@@ -47,9 +47,11 @@ untrained methods (pca, ppca and scikit-learn's baselines) are fitted again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -88,6 +90,40 @@ PAPER_AUROC = {
 FIGURE = "auroc_per_class.png"
 DATA_FLAGS = ("dataset", "data_dir", "classes")
 MODEL_FLAGS = ("methods", "channels", "latent_dim", "hidden_dims", "weight_decay")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax one-class``, typed (:func:`add_arguments` defines them)."""
+
+    dataset: str
+    data_dir: str
+    classes: Sequence[int]
+    methods: Sequence[str]
+    channels: Sequence[int]
+    latent_dim: int
+    hidden_dims: Sequence[int]
+    vae_latent_dim: int
+    weight_decay: float
+    epochs: int
+    vae_epochs: int
+    learning_rate: float
+    svdd_epochs: int
+    svdd_learning_rate: float
+    batch_size: int
+    seeds: int
+    seed: int
+    quiet: bool
+    out: str
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,7 +174,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_run_arguments(parser)
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     common.require_at_least(
         args,
         1,
@@ -198,7 +234,7 @@ def min_max_scaling(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray,
     return tuple(((x - low) / span).astype(np.float32) for x in (train, *others))
 
 
-def _detector(args: argparse.Namespace, method: str, seed: int) -> AnomalyDetector:
+def _detector(args: Arguments, method: str, seed: int) -> AnomalyDetector:
     """The latent_jax detector of ``method`` with the flags' settings."""
     if method in ("pca", "ppca"):
         return AnomalyDetector(method)
@@ -252,7 +288,7 @@ def _kde(train: np.ndarray) -> KernelDensity:
 
 
 def anomaly_scores(
-    args: argparse.Namespace,
+    args: Arguments,
     method: str,
     seed: int,
     train: np.ndarray,
@@ -298,7 +334,7 @@ def anomaly_scores(
 
 
 def run_class(
-    args: argparse.Namespace, digit: int, dataset: Any, out: str | None = None
+    args: Arguments, digit: int, dataset: Any, out: str | None = None
 ) -> dict[str, dict[str, list[float]]]:
     """Every method with ``digit`` as the normal class: AUROC and CPU seconds per seed.
 
@@ -407,7 +443,7 @@ def _figure(summary: dict[str, Any], digits: list[int], path: str) -> None:
     plots.save_figure(fig, path, dpi=110)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: Arguments) -> dict[str, Any]:
     """Runs the protocol and returns the metrics written to ``metrics.json``."""
     _check_args(args)
     dataset = image_data.load_image_dataset(

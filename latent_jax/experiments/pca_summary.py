@@ -9,6 +9,7 @@ red), components.npz (mean, components, eigenvalues), metrics.json and config.js
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import logging
 import os
@@ -22,6 +23,20 @@ from latent_jax.experiments import common
 from latent_jax.runs import checkpoint
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax pca``, typed (:func:`add_arguments` defines them)."""
+
+    data: str
+    label_column: int | None
+    n_components: int
+    test_size: float
+    seed: int
+    standardize: bool
+    out: str
+    no_compile_cache: bool
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +65,7 @@ def explained_variance_table(ratio: np.ndarray, eigenvalues: np.ndarray, limit: 
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     dataset = data.load_tabular(
         args.data,

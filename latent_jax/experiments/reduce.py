@@ -18,9 +18,11 @@ CPU the runs are spread over its cores (one JAX device per core), on several GPU
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -38,6 +40,34 @@ logger = logging.getLogger(__name__)
 # The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
 DATA_FLAGS = ("data", "label_column", "test_size")
 MODEL_FLAGS = ("latent_dim", "hidden_dims", "negative_slope")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax reduce``, typed (:func:`add_arguments` defines them)."""
+
+    data: str
+    label_column: int | None
+    latent_dim: int
+    hidden_dims: Sequence[int]
+    negative_slope: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    test_size: float
+    seed: int
+    seeds: int
+    quiet: bool
+    out: str
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_run_arguments(parser)
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     if args.latent_dim < 1:
@@ -94,7 +124,7 @@ def _first_run(state: TrainState) -> TrainState:
     return jax.tree.map(lambda leaf: leaf[0], state)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     flags = common.RunFlags.from_flags(args)
     _check_args(args)

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import math
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,60 @@ def _image_size(text: str) -> tuple[int, int]:
     if match is None:
         raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, got {text!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax train``, typed (:func:`add_arguments` defines them)."""
+
+    data: str | None
+    model: str
+    latent_dim: int
+    hidden_dims: Sequence[int]
+    image_size: tuple[int, int] | None
+    objective: str
+    likelihood: str
+    binarize: bool
+    gamma: float
+    capacity_max: float
+    capacity_epochs: int | None
+    k: int
+    gradient_estimator: str
+    beta_schedule: str
+    beta_unit: str
+    beta_max: float
+    beta_tau: float
+    beta_start: float
+    beta_warmup: int
+    beta_cycles: int
+    beta_ratio: float
+    beta_total: int | None
+    beta_ramp: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    test_size: float
+    max_test_rows: int
+    seed: int
+    out: str
+    quiet: bool
+    devices: int | None
+    mesh: str | None
+    shard_params: bool
+    coordinator: str | None
+    num_processes: int | None
+    process_id: int | None
+    stream: bool
+    steps_per_call: int
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,7 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_run_arguments(parser)
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     """The flags checked before JAX starts and before the output folder exists."""
     if args.data is None:
         raise ValueError(
@@ -153,7 +208,7 @@ def _check_args(args: argparse.Namespace) -> None:
     common.check_run_arguments(args)
 
 
-def _check_beta_arguments(args: argparse.Namespace) -> None:
+def _check_beta_arguments(args: Arguments) -> None:
     """Refuses a β flag away from its default where nothing reads it."""
     from latent_jax.objectives import objective_entry
 
@@ -170,7 +225,7 @@ def _check_beta_arguments(args: argparse.Namespace) -> None:
         )
 
 
-def _start(args: argparse.Namespace) -> tuple[object | None, int | None]:
+def _start(args: Arguments) -> tuple[object | None, int | None]:
     """Starts multi-process JAX and forces CPU devices before the backend starts."""
     requested = args.devices
     if args.mesh is not None:
@@ -205,7 +260,7 @@ def _start(args: argparse.Namespace) -> tuple[object | None, int | None]:
     return mesh, mesh.size
 
 
-def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[int, ...]]:
+def _load(args: Arguments) -> tuple[object, np.ndarray | None, tuple[int, ...]]:
     """(train data or stream source, in-memory test rows, example shape)."""
     from latent_jax.data import streaming
 
@@ -231,7 +286,7 @@ def _load(args: argparse.Namespace) -> tuple[object, np.ndarray | None, tuple[in
     return source, test, source.example_shape
 
 
-def _objective(args: argparse.Namespace, shape: tuple[int, ...], n_train: int):
+def _objective(args: Arguments, shape: tuple[int, ...], n_train: int):
     from latent_jax.objectives import autoencoder_objective
     from latent_jax.train import batches_per_epoch
 
@@ -260,7 +315,7 @@ def evaluation_key(seed: int) -> Any:
     return jax.random.fold_in(jax.random.key(seed), 1)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Trains and writes the outputs; returns the metrics."""
     flags = common.RunFlags.from_flags(args)
     _check_args(args)

@@ -31,9 +31,11 @@ image). Images are shown de-normalized, on one grey scale: the training images' 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -143,6 +145,57 @@ def _default(name: str) -> str:
     return common.default_note(SEED_DEFAULTS[name])
 
 
+@dataclasses.dataclass(frozen=True)
+class Arguments(common.CommandArguments):
+    """The flags of ``latent-jax vae``, typed (:func:`add_arguments` defines them)."""
+
+    preset: str | None
+    data: str | None
+    data_dir: str | None
+    download: bool
+    size: tuple[int, int] | None
+    rgb: bool
+    normalization: str | None
+    test_size: float | None
+    hidden_dim: int | None
+    latent_dim: int | None
+    epochs: int | None
+    batch_size: int | None
+    learning_rate: float | None
+    seed: int | None
+    likelihood: str | None
+    objective: str
+    binarize: bool
+    gamma: float
+    capacity_max: float
+    capacity_epochs: int | None
+    k: int
+    gradient_estimator: str
+    beta_schedule: str | None
+    beta_unit: str | None
+    beta_max: float | None
+    beta_tau: float | None
+    beta_start: float | None
+    beta_warmup: int | None
+    beta_cycles: int | None
+    beta_ratio: float | None
+    beta_total: int | None
+    beta_ramp: str | None
+    log_every: int | None
+    checkpoint_every: int | None
+    fast_compile: bool
+    quiet: bool
+    out: str | None
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this experiment's flags, with the tutorial's values as defaults.
 
@@ -218,30 +271,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_run_arguments(parser)
 
 
-def resolve_arguments(args: argparse.Namespace) -> argparse.Namespace:
+def resolve_arguments(args: Arguments) -> Arguments:
     """The flags with every unset one filled: the preset's value, else the tutorial's.
 
     Args:
         args: parsed flags, ``None`` where not given on the command line.
 
     Returns:
-        A new namespace; ``args`` is not changed.
+        New arguments; ``args`` is not changed.
 
     Raises:
         ValueError: for an unknown preset.
     """
-    preset = getattr(args, "preset", None)
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
-    overrides = PRESETS.get(preset, {})
-    values = dict(vars(args))
-    for name, seed_value in SEED_DEFAULTS.items():
-        if values.get(name) is None:
-            values[name] = overrides.get(name, seed_value)
-    return argparse.Namespace(**values)
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {args.preset!r}")
+    overrides = PRESETS.get(args.preset, {})
+    unset = {name for name, value in args.values().items() if value is None}
+    return args.replace(
+        **{
+            name: overrides.get(name, seed_value)
+            for name, seed_value in SEED_DEFAULTS.items()
+            if name in unset
+        }
+    )
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: Arguments) -> None:
     positive = ("hidden_dim", "latent_dim", "epochs", "batch_size")
     common.require_at_least(args, 1, *positive)
     common.require_at_least(args, 0, "log_every", "checkpoint_every")
@@ -254,7 +309,7 @@ def _check_args(args: argparse.Namespace) -> None:
     common.check_run_arguments(args)
 
 
-def make_beta_schedule(args: argparse.Namespace, steps_per_epoch: int) -> schedules.Schedule:
+def make_beta_schedule(args: Arguments, steps_per_epoch: int) -> schedules.Schedule:
     """The β schedule the resolved flags describe (:func:`resolve_arguments`), whose
     cyclical span defaults to the run's ``epochs`` (times ``steps_per_epoch`` counted in
     steps).
@@ -266,13 +321,13 @@ def make_beta_schedule(args: argparse.Namespace, steps_per_epoch: int) -> schedu
     return common.build_beta_schedule(spec, epochs=args.epochs, steps_per_epoch=steps_per_epoch)
 
 
-def load_data(args: argparse.Namespace) -> Dataset:
+def load_data(args: Arguments) -> Dataset:
     """Loads, splits and normalizes the images the resolved flags name
     (:func:`latent_jax.experiments.common.load_image_data`)."""
-    return common.load_image_data(vars(args), args.seed)
+    return common.load_image_data(args.values(), args.seed)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Arguments) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     flags = common.RunFlags.from_flags(args)
     args = resolve_arguments(args)
@@ -384,7 +439,7 @@ def test_reconstructions(
 
 
 def _figures(
-    args: argparse.Namespace,
+    args: Arguments,
     model: ConvVAE,
     variables: dict,
     dataset: Dataset,
@@ -490,7 +545,7 @@ def _beta_line(metrics: dict) -> str:
     return metrics["beta_schedule"]
 
 
-def _beta_description(args: argparse.Namespace) -> str:
+def _beta_description(args: Arguments) -> str:
     """What ``metrics.json`` says of β: the schedule of ``elbo``, else what replaces it."""
     if args.objective == "elbo":
         return args.beta_schedule

@@ -31,10 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latent_jax.runs import checkpoint as ckpt
 from latent_jax.data import Standardizer
 from latent_jax.models.inference import predict
 from latent_jax.models.spec import SpecError, build_module
+from latent_jax.runs import checkpoint as ckpt
 from latent_jax.train import TrainConfig
 from latent_jax.train.callbacks import epoch_row
 from latent_jax.train.checkpoints import KIND
