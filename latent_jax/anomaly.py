@@ -71,8 +71,9 @@ convolutional models for larger images (``architecture="auto"``). Inputs are sta
 with statistics of the training data (per feature for tables, one mean and standard deviation
 for images).
 
-A fitted detector saves to a checkpoint directory (arrays and a JSON config, no pickle) and
-loads back with identical scores; checkpoints of the previous version load too.
+A fitted detector saves as a run folder (``config.json``, ``normalizer.json`` and
+``checkpoints/``: arrays and JSON, no pickle) and loads back with identical scores; detectors
+saved by the previous versions (a checkpoint directory) load too.
 
 Example:
     >>> import numpy as np
@@ -85,6 +86,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import json
 import numbers
 import os
 from collections.abc import Mapping, Sequence
@@ -96,7 +98,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, validate_data
 
-from latent_jax import detectors, validation
+from latent_jax import detectors, runs, validation
 from latent_jax._deprecation import warn_deprecated
 from latent_jax.data import Standardizer
 from latent_jax.detectors import TrainingRun
@@ -129,7 +131,7 @@ VAE_LIKELIHOODS = ("gaussian", "bernoulli")
 PROBA_METHODS = ("linear", "unify")
 # Rows scored per compiled call (bounds memory; the result does not depend on it).
 SCORE_BATCH = 1024
-CHECKPOINT_KIND = "latent_jax.anomaly"
+CHECKPOINT_KIND = runs.DETECTOR_KIND
 # 1: the first format ("options": every option resolved); 2: "params" (get_params()).
 CHECKPOINT_VERSION = 2
 
@@ -666,13 +668,19 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
     # ------------------------------------------------------------------ persistence
 
     def save(self, directory: str | os.PathLike) -> str:
-        """Writes the fitted detector to a checkpoint directory (arrays + JSON, no pickle).
+        """Writes the fitted detector as a run folder (arrays and JSON, no pickle).
+
+        The folder has the layout of every run (:mod:`latent_jax.runs.folder`):
+        ``config.json`` (``"command": "detector"``: the method, parameters, resolved options
+        and threshold), ``normalizer.json`` (the standardization, when there is one) and
+        ``checkpoints/`` (the arrays, with everything :meth:`load` needs in the checkpoint's
+        own metadata).
 
         Args:
             directory: created if needed; a previous detector there is replaced.
 
         Returns:
-            The manifest's path.
+            The checkpoint manifest's path.
         """
         self._check_fitted("save")
         tree: dict[str, Any] = {"training_scores": np.asarray(self.decision_scores_)}
@@ -699,14 +707,40 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             "n_components": self.n_components_,
             **self.backend_.metadata(),
         }
-        return ckpt.save_checkpoint(directory, tree, epoch=0, metadata=metadata, keep=1)
+        directory = os.fspath(directory)
+        os.makedirs(directory, exist_ok=True)
+        manifest = ckpt.save_checkpoint(
+            os.path.join(directory, runs.CHECKPOINTS), tree, epoch=0, metadata=metadata, keep=1
+        )
+        described = {k: v for k, v in metadata.items() if k not in ("kind", "version")}
+        runs.write_config(
+            directory,
+            command="detector",
+            data={
+                "feature_shape": described.pop("feature_shape"),
+                "feature_names_in": described.pop("feature_names_in"),
+                "scaling": described.pop("scaling"),
+            },
+            model={"method": described.pop("method"), **described.pop("params")},
+            training=None,
+            seed=int(self.options_["seed"]),
+            detector=described,
+        )
+        normalizer = os.path.join(directory, runs.NORMALIZER)
+        if self._scaler is not None:
+            text = json.dumps(self._scaler.to_dict(), indent=2)
+            ckpt.atomic_write(normalizer, text.encode("utf-8"))
+        elif os.path.exists(normalizer):  # a replaced detector's
+            os.remove(normalizer)
+        return manifest
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AnomalyDetector:
         """Loads a detector written by :meth:`save` (this version's or the previous one's).
 
         Args:
-            path: the checkpoint directory (or its manifest).
+            path: the detector's folder (:meth:`save`), or a checkpoint directory or
+                manifest (what :meth:`save` wrote in the previous version).
 
         Returns:
             The fitted detector; its scores equal the saved detector's.
@@ -717,7 +751,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
                 hold a detector (a file from elsewhere) or one of a newer format, naming the
                 file.
         """
-        loaded = ckpt.load_checkpoint(path)
+        folder = os.path.join(os.fspath(path), runs.CHECKPOINTS)
+        loaded = ckpt.load_checkpoint(folder if os.path.isdir(folder) else path)
         meta = loaded.metadata
         if meta.get("kind") != CHECKPOINT_KIND:
             hint = (

@@ -81,3 +81,49 @@ def test_a_name_is_registered_once(registered):
     with pytest.raises(ValueError, match="registered already"):
         detectors.register_backend(Other)
     assert detectors.register_backend(MeanDistance) is MeanDistance  # the same class again
+
+
+def test_a_saved_detector_is_a_run_folder(tmp_path):
+    import json
+
+    from latent_jax import load_run
+    from latent_jax.runs import checkpoint
+
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(120, 5))
+    detector = AnomalyDetector("pca", n_components=2).fit(train)
+    folder = tmp_path / "pca"
+    manifest = detector.save(folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["command"] == "detector" and config["model"]["method"] == "pca"
+    assert config["detector"]["threshold_"] == detector.threshold_
+    assert config["data"]["feature_shape"] == [5] and config["data"]["scaling"] == "feature"
+    normalizer = json.loads((folder / "normalizer.json").read_text())
+    assert_bitwise(np.asarray(normalizer["mean"]), detector.normalizer_.mean)
+    assert checkpoint.latest_checkpoint(folder / "checkpoints") == manifest
+    test = rng.normal(size=(7, 5))
+    for path in (folder, manifest):  # the folder, or the manifest as before
+        assert_bitwise(
+            AnomalyDetector.load(path).decision_function(test), detector.decision_function(test)
+        )
+    with pytest.raises(ValueError, match="holds an AnomalyDetector: reload it with"):
+        load_run(folder)
+    # saved again without a standardization: the folder's normalizer.json goes
+    AnomalyDetector("pca", n_components=2, scaling="none").fit(train).save(folder)
+    assert not (folder / "normalizer.json").exists()
+
+
+def test_a_detector_saved_by_the_previous_version_loads(tmp_path):
+    """The previous layout: the checkpoint files directly in the folder (format 2)."""
+    from latent_jax.runs import checkpoint
+
+    rng = np.random.default_rng(2)
+    train, test = rng.normal(size=(100, 4)), rng.normal(size=(6, 4))
+    detector = AnomalyDetector("ppca", n_components=2).fit(train)
+    new = detector.save(tmp_path / "new")
+    loaded = checkpoint.load_checkpoint(new)
+    old = tmp_path / "old"
+    checkpoint.save_checkpoint(old, loaded.tree, epoch=0, metadata=loaded.metadata, keep=1)
+    assert_bitwise(
+        AnomalyDetector.load(old).decision_function(test), detector.decision_function(test)
+    )

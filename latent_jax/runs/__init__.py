@@ -15,6 +15,7 @@ for one release with a ``DeprecationWarning``.
 from latent_jax.runs.folder import (
     CHECKPOINTS,
     CONFIG,
+    DETECTOR_KIND,
     HISTORY,
     METRICS,
     NORMALIZER,
@@ -26,6 +27,7 @@ from latent_jax.runs.folder import (
 __all__ = [
     "CHECKPOINTS",
     "CONFIG",
+    "DETECTOR_KIND",
     "HISTORY",
     "METRICS",
     "NORMALIZER",

@@ -56,6 +56,8 @@ METRICS = "metrics.json"
 HISTORY = "history.csv"
 NORMALIZER = "normalizer.json"
 CHECKPOINTS = "checkpoints"
+# The kind of a saved AnomalyDetector's checkpoint (latent_jax.AnomalyDetector.save).
+DETECTOR_KIND = "latent_jax.anomaly"
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -259,6 +261,11 @@ def load_run(run_dir: str | os.PathLike, *, epoch: int | None = None) -> Run:
     else:
         loaded = ckpt.load_checkpoint(os.path.join(folder, f"checkpoint_{int(epoch):08d}.json"))
     meta = loaded.metadata
+    if meta.get("kind") == DETECTOR_KIND:
+        raise ValueError(
+            f"{loaded.path} holds an AnomalyDetector: reload it with "
+            f"latent_jax.AnomalyDetector.load({os.fspath(run_dir)!r})"
+        )
     if meta.get("kind") != KIND:
         raise ValueError(f"{loaded.path} is not a latent_jax training checkpoint")
     if "model_spec" not in meta:
