@@ -254,7 +254,7 @@ class BetaSchedule:
     """
 
     name: str = "constant"
-    unit: str = "step"
+    unit: str = "epoch"
     beta_max: float = 1.0
     start: float = 0.0
     warmup: int = 1000

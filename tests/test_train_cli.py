@@ -146,3 +146,24 @@ def test_evaluate_vae_scores_a_vae_trained_by_train(tmp_path, capsys):
     evaluation = _read(out, "metrics.json")["evaluation"]
     assert evaluation["n_examples"] == 16 and evaluation["likelihood"] == "gaussian"
     assert evaluation["latent_dim"] == 5
+
+
+@pytest.mark.parametrize("objective", ["elbo", "iwae", "annealed-vae"])
+def test_train_builds_each_vae_objective_as_before_the_beta_flags(objective):
+    """With the beta flags at their defaults, train's objective is the one it built before
+    it had them (a run saved then resumes: its checkpoint records the same objective)."""
+    from latent_jax.models.mlp import VAE
+    from latent_jax.objectives import build_objective, objective_entry
+
+    args = cli.parse_command(
+        ["train", "--data", "x.npy", "--model", "vae", "--objective", objective]
+    )
+    built = train_cli._objective(args, (12,), 100)
+    entry = objective_entry(objective)
+    options = {o.name: getattr(args, o.name) for o in entry.options}
+    if entry.accepts("epochs"):
+        options["epochs"] = args.epochs
+    before = build_objective(
+        objective, VAE.for_data((12,), latent_dim=5, hidden_dims=(30, 10)), **options
+    )
+    assert built.describe() == before.describe()
