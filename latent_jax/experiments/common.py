@@ -15,7 +15,7 @@ import platform
 import shutil
 import time
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Self
 
 import numpy as np
@@ -102,6 +102,21 @@ class CommandArguments:
     def replace(self, **changes: Any) -> Self:
         """These arguments with ``changes``."""
         return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArguments(CommandArguments):
+    """The flags of a training command that :func:`add_run_arguments` registers, typed."""
+
+    config: str | None
+    tensorboard: bool
+    no_compile_cache: bool
+    lr_schedule: str
+    clip_norm: float | None
+    checkpoint_every: int | None
+    resume: bool
+    overwrite: bool
+    override: Sequence[str]
 
 
 def check_output_path(path: str | os.PathLike, flag: str = "--out") -> str:
@@ -569,7 +584,7 @@ class RunFlags:
     clip_norm: float | None = None
 
     @classmethod
-    def from_flags(cls, args: CommandArguments) -> RunFlags:
+    def from_flags(cls, args: RunArguments) -> RunFlags:
         """The flags of a command (those it does not have take their defaults)."""
         values = {f.name: getattr(args, f.name, f.default) for f in dataclasses.fields(cls)}
         values["override"] = tuple(values["override"] or ())

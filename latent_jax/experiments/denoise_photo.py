@@ -387,7 +387,7 @@ def scores(clean: np.ndarray, output: np.ndarray) -> dict[str, float]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Arguments(common.CommandArguments):
+class Arguments(common.RunArguments):
     """The flags of ``latent-jax denoise-photo``, typed (:func:`add_arguments` defines them)."""
 
     levels: Sequence[float]
@@ -406,15 +406,6 @@ class Arguments(common.CommandArguments):
     seed: int
     quiet: bool
     out: str
-    config: str | None
-    tensorboard: bool
-    no_compile_cache: bool
-    lr_schedule: str
-    clip_norm: float | None
-    checkpoint_every: int | None
-    resume: bool
-    overwrite: bool
-    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -83,7 +83,7 @@ MODEL_FLAGS = ("model", "hidden_dims", "channels", "latent_dim")
 
 
 @dataclasses.dataclass(frozen=True)
-class Arguments(common.CommandArguments):
+class Arguments(common.RunArguments):
     """The flags of ``latent-jax denoise``, typed (:func:`add_arguments` defines them)."""
 
     data: str
@@ -107,15 +107,6 @@ class Arguments(common.CommandArguments):
     seed: int
     quiet: bool
     out: str
-    config: str | None
-    tensorboard: bool
-    no_compile_cache: bool
-    lr_schedule: str
-    clip_norm: float | None
-    checkpoint_every: int | None
-    resume: bool
-    overwrite: bool
-    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

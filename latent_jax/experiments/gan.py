@@ -30,7 +30,6 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -63,7 +62,7 @@ MAX_TRAVERSAL_DIMS = 16
 
 
 @dataclasses.dataclass(frozen=True)
-class Arguments(common.CommandArguments):
+class Arguments(common.RunArguments):
     """The flags of ``latent-jax gan``, typed (:func:`add_arguments` defines them)."""
 
     data: str
@@ -87,15 +86,6 @@ class Arguments(common.CommandArguments):
     fast_compile: bool
     quiet: bool
     out: str
-    config: str | None
-    tensorboard: bool
-    no_compile_cache: bool
-    lr_schedule: str
-    clip_norm: float | None
-    checkpoint_every: int | None
-    resume: bool
-    overwrite: bool
-    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -87,7 +87,7 @@ def _k_list(text: str) -> list[int]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Arguments(common.CommandArguments):
+class Arguments(common.RunArguments):
     """The flags of ``latent-jax iwae-table1``, typed (:func:`add_arguments` defines them)."""
 
     k: Sequence[int]
@@ -101,15 +101,6 @@ class Arguments(common.CommandArguments):
     seed: int
     quiet: bool
     out: str
-    config: str | None
-    tensorboard: bool
-    no_compile_cache: bool
-    lr_schedule: str
-    clip_norm: float | None
-    checkpoint_every: int | None
-    resume: bool
-    overwrite: bool
-    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

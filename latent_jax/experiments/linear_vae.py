@@ -101,7 +101,7 @@ def _names(text: str) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Arguments(common.CommandArguments):
+class Arguments(common.RunArguments):
     """The flags of ``latent-jax linear-vae``, typed (:func:`add_arguments` defines them)."""
 
     datasets: Sequence[str]
@@ -114,15 +114,6 @@ class Arguments(common.CommandArguments):
     epochs: int
     decay_stages: int
     decay_epochs: int
-    config: str | None
-    tensorboard: bool
-    no_compile_cache: bool
-    lr_schedule: str
-    clip_norm: float | None
-    checkpoint_every: int | None
-    resume: bool
-    overwrite: bool
-    override: Sequence[str]
     iwae_k: Sequence[int]
     elbo_samples: int
     seed: int

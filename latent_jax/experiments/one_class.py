@@ -93,7 +93,7 @@ MODEL_FLAGS = ("methods", "channels", "latent_dim", "hidden_dims", "weight_decay
 
 
 @dataclasses.dataclass(frozen=True)
-class Arguments(common.CommandArguments):
+class Arguments(common.RunArguments):
     """The flags of ``latent-jax one-class``, typed (:func:`add_arguments` defines them)."""
 
     dataset: str
@@ -115,15 +115,6 @@ class Arguments(common.CommandArguments):
     seed: int
     quiet: bool
     out: str
-    config: str | None
-    tensorboard: bool
-    no_compile_cache: bool
-    lr_schedule: str
-    clip_norm: float | None
-    checkpoint_every: int | None
-    resume: bool
-    overwrite: bool
-    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

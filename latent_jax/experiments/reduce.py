@@ -43,7 +43,7 @@ MODEL_FLAGS = ("latent_dim", "hidden_dims", "negative_slope")
 
 
 @dataclasses.dataclass(frozen=True)
-class Arguments(common.CommandArguments):
+class Arguments(common.RunArguments):
     """The flags of ``latent-jax reduce``, typed (:func:`add_arguments` defines them)."""
 
     data: str
@@ -59,15 +59,6 @@ class Arguments(common.CommandArguments):
     seeds: int
     quiet: bool
     out: str
-    config: str | None
-    tensorboard: bool
-    no_compile_cache: bool
-    lr_schedule: str
-    clip_norm: float | None
-    checkpoint_every: int | None
-    resume: bool
-    overwrite: bool
-    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -71,7 +71,7 @@ def _image_size(text: str) -> tuple[int, int]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Arguments(common.CommandArguments):
+class Arguments(common.RunArguments):
     """The flags of ``latent-jax train``, typed (:func:`add_arguments` defines them)."""
 
     data: str | None
@@ -113,15 +113,6 @@ class Arguments(common.CommandArguments):
     process_id: int | None
     stream: bool
     steps_per_call: int
-    config: str | None
-    tensorboard: bool
-    no_compile_cache: bool
-    lr_schedule: str
-    clip_norm: float | None
-    checkpoint_every: int | None
-    resume: bool
-    overwrite: bool
-    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

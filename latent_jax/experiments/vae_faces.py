@@ -35,7 +35,6 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -146,7 +145,7 @@ def _default(name: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Arguments(common.CommandArguments):
+class Arguments(common.RunArguments):
     """The flags of ``latent-jax vae``, typed (:func:`add_arguments` defines them)."""
 
     preset: str | None
@@ -182,18 +181,9 @@ class Arguments(common.CommandArguments):
     beta_total: int | None
     beta_ramp: str | None
     log_every: int | None
-    checkpoint_every: int | None
     fast_compile: bool
     quiet: bool
     out: str | None
-    config: str | None
-    tensorboard: bool
-    no_compile_cache: bool
-    lr_schedule: str
-    clip_norm: float | None
-    resume: bool
-    overwrite: bool
-    override: Sequence[str]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
