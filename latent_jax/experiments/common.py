@@ -585,8 +585,8 @@ class RunFlags:
 
     @classmethod
     def from_flags(cls, args: RunArguments) -> RunFlags:
-        """The flags of a command (those it does not have take their defaults)."""
-        values = {f.name: getattr(args, f.name, f.default) for f in dataclasses.fields(cls)}
+        """The run-scaffold flags of a training command's arguments."""
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
         values["override"] = tuple(values["override"] or ())
         return cls(**values)
 
