@@ -79,6 +79,10 @@ def test_parsed_flags_stop_at_the_command_line():
         assert issubclass(module.Arguments, common.CommandArguments)
         fields = {f.name for f in dataclasses.fields(module.Arguments)}
         dests = {a.dest for a in parsers[command]._actions} - {"help", "verbose"}
+        if common.OBJECTIVE_OPTIONS_FIELD in fields:  # the objectives' flags, as one field
+            options = set(common.given_objective_options(dict.fromkeys(dests, 0)))
+            assert options, command
+            dests = (dests - options) | {common.OBJECTIVE_OPTIONS_FIELD}
         assert fields == dests, command  # every flag typed, no field without its flag
 
 

@@ -84,12 +84,16 @@ class CommandArguments:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Self:
         """The arguments of the fields in ``values`` (other keys, such as the subcommand's
-        name, are ignored).
+        name, are ignored). A field ``objective_options`` is gathered from the objectives'
+        option flags when ``values`` lacks it (:func:`given_objective_options`).
 
         Raises:
             TypeError: naming the fields ``values`` lacks.
         """
         names = [f.name for f in dataclasses.fields(cls)]
+        if OBJECTIVE_OPTIONS_FIELD in names and OBJECTIVE_OPTIONS_FIELD not in values:
+            # The objectives' own flags, as one field (add_objective_arguments).
+            values = {**values, OBJECTIVE_OPTIONS_FIELD: given_objective_options(values)}
         missing = [n for n in names if n not in values]
         if missing:
             raise TypeError(f"{cls.__name__} needs values for {missing}")
@@ -766,15 +770,24 @@ def record_resumptions(run_dir: str, checkpoint_dir: str) -> None:
     write_json(path, config)
 
 
+# The options every VAE objective shares: typed fields of a command's arguments. Every other
+# option of an objective reaches the command in one field, ``objective_options``.
+SHARED_OBJECTIVE_OPTIONS = ("likelihood", "binarize")
+OBJECTIVE_OPTIONS_FIELD = "objective_options"
+
+
 def add_objective_arguments(
     group: Any, trains: str = "vae", default: str = "elbo", own: tuple[str, ...] = ()
 ) -> None:
     """Registers ``--objective`` (the registered objectives that train ``trains`` models,
     :func:`latent_jax.objectives.available`) and every option of theirs as a flag.
 
-    An option several objectives share (``--likelihood``) is one flag; :func:`objective_from_flags`
-    passes each objective its own, and :func:`check_objective_arguments` refuses an option
-    set for an objective that does not take it.
+    An option several objectives share by name (``--gamma``) is one flag. The shared VAE
+    options (:data:`SHARED_OBJECTIVE_OPTIONS`) default to the registry's value; every other
+    option parses to ``None`` when not given, so that each objective takes its own default
+    (:func:`check_objective_arguments` fills them), and the command's arguments receive those
+    flags in one field, ``objective_options`` (:meth:`CommandArguments.from_mapping`): an
+    objective added to the registry brings its flags to every command with no change there.
 
     Args:
         group: the parser or argument group.
@@ -788,25 +801,35 @@ def add_objective_arguments(
     names = available(trains)
     described = "; ".join(f"{name}: {objective_entry(name).help}" for name in names)
     group.add_argument("--objective", choices=names, default=default, help=described)
-    for option, users in _objective_options(trains).items():
+    for option, users in objective_options(trains).items():
         if option.name in own:
             continue
+        shared = option.name in SHARED_OBJECTIVE_OPTIONS
         help_text = f"{option.help} (--objective {', '.join(users)})"
+        if not shared:
+            defaults = sorted({_shown(o.default) for o in _declarations(option.name, trains)})
+            help_text += f"; default {' or '.join(defaults)}"
         if option.type is bool:
-            group.add_argument(option.flag, action="store_true", help=help_text)
+            group.add_argument(
+                option.flag, action="store_true", default=False if shared else None, help=help_text
+            )
         else:
             group.add_argument(
                 option.flag,
                 type=option.type,
-                default=option.default,
+                default=option.default if shared else None,
                 choices=option.choices,
                 help=help_text,
             )
 
 
-def _objective_options(trains: str) -> dict[Any, list[str]]:
-    """Every option of the objectives that train ``trains`` models, with the objectives that
-    take it (an option is shared by name)."""
+def _shown(value: Any) -> str:
+    return "the objective's" if value is None else str(value)
+
+
+def objective_options(trains: str | None = None) -> dict[Any, list[str]]:
+    """Every option of the objectives that train ``trains`` models (every objective's for
+    ``None``), with the objectives that take it (an option is shared by name)."""
     from latent_jax.objectives import available, objective_entry
 
     found: dict[str, Any] = {}
@@ -818,33 +841,73 @@ def _objective_options(trains: str) -> dict[Any, list[str]]:
     return {found[key]: users[key] for key in found}
 
 
-def check_objective_arguments(args: CommandArguments, trains: str = "vae") -> None:
-    """Refuses an objective option set to other than its default for an objective that does
-    not take it (``--k 3`` with ``--objective elbo``), naming the flag and the objectives.
+def _declarations(name: str, trains: str | None = None) -> list[Any]:
+    """Every objective's declaration of the option ``name`` (defaults may differ)."""
+    from latent_jax.objectives import available, objective_entry
+
+    return [
+        option
+        for objective in available(trains)
+        for option in objective_entry(objective).options
+        if option.name == name
+    ]
+
+
+def given_objective_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The objective options among parsed flags: every registered option but the shared ones
+    whose value is not ``None`` (given on the command line or by ``--config``)."""
+    names = {o.name for o in objective_options()} - set(SHARED_OBJECTIVE_OPTIONS)
+    return {k: v for k, v in values.items() if k in names and v is not None}
+
+
+def check_objective_arguments(args: CommandArguments, trains: str = "vae") -> CommandArguments:
+    """The arguments with the chosen objective's options complete; refuses an option of
+    another objective.
+
+    ``args.objective_options`` holds the options given; the result holds every option of
+    ``--objective``, its own default where none was given, so that ``config.json`` records
+    them all. An option of another objective is refused unless it carries that objective's
+    default (as a run's ``config.json`` written before options were per objective does).
+
+    Returns:
+        ``args`` with ``objective_options`` complete.
 
     Raises:
-        ValueError: naming the flag.
+        ValueError: naming the flag and the objectives that take it.
     """
     from latent_jax.objectives import objective_entry
 
-    taken = {option.name for option in objective_entry(args.objective).options}
-    for option, users in _objective_options(trains).items():
-        value = getattr(args, option.name, option.default)
-        if option.name not in taken and value != (False if option.type is bool else option.default):
-            shown = option.flag if option.type is bool else f"{option.flag} {value}"
-            raise ValueError(
-                f"{shown} is an option of --objective {' or '.join(users)}, not of "
-                f"--objective {args.objective}"
-            )
-    if "k" in taken:
-        require_at_least(args, 1, "k")
+    entry = objective_entry(args.objective)
+    taken = {option.name: option for option in entry.options}
+    users = {o.name: u for o, u in objective_options(trains).items()}
+    shared = {name: getattr(args, name) for name in SHARED_OBJECTIVE_OPTIONS if hasattr(args, name)}
+    given = dict(getattr(args, OBJECTIVE_OPTIONS_FIELD, {}))
+    for name, value in [*given.items(), *shared.items()]:
+        if name in taken or name not in users:
+            continue
+        defaults = [o.default for o in _declarations(name, trains)]
+        shared_default = name in SHARED_OBJECTIVE_OPTIONS and value == defaults[0]
+        if shared_default or (name not in SHARED_OBJECTIVE_OPTIONS and value in defaults):
+            continue
+        flag = "--" + name.replace("_", "-")
+        shown = flag if isinstance(value, bool) else f"{flag} {value}"
+        raise ValueError(
+            f"{shown} is an option of --objective {' or '.join(users[name])}, not of "
+            f"--objective {args.objective}"
+        )
+    complete = {
+        name: given.get(name, option.default)
+        for name, option in taken.items()
+        if name not in SHARED_OBJECTIVE_OPTIONS
+    }
+    return args.replace(**{OBJECTIVE_OPTIONS_FIELD: complete})
 
 
 def objective_from_flags(args: CommandArguments, model: Any, **supplied: Any) -> Any:
     """The objective ``--objective`` names, built with its options' flags.
 
     Args:
-        args: the flags.
+        args: the flags, checked by :func:`check_objective_arguments`.
         model: the model it trains.
         **supplied: what the command supplies itself (the ``vae`` command's ``beta_schedule``
             and ``beta_unit``, the run's ``epochs``); each is passed only to an objective
@@ -856,7 +919,8 @@ def objective_from_flags(args: CommandArguments, model: Any, **supplied: Any) ->
     from latent_jax.objectives import build_objective, objective_entry
 
     entry = objective_entry(args.objective)
-    options = {option.name: getattr(args, option.name) for option in entry.options}
+    options = dict(getattr(args, OBJECTIVE_OPTIONS_FIELD, {}))
+    options.update({n: getattr(args, n) for n in SHARED_OBJECTIVE_OPTIONS if entry.accepts(n)})
     options.update({k: v for k, v in supplied.items() if entry.accepts(k)})
     return build_objective(args.objective, model, **options)
 
@@ -1097,7 +1161,9 @@ def write_run_config(
     Returns:
         The path written.
     """
-    values = {k: _to_json(v) for k, v in args.values().items() if not callable(v)}
+    flags = args.values()
+    flags.update(flags.pop(OBJECTIVE_OPTIONS_FIELD, None) or {})  # each option a flag again
+    values = {k: _to_json(v) for k, v in flags.items() if not callable(v)}
     values = {k: v for k, v in values.items() if k not in _NOT_RECORDED}
     taken = {*data_flags, *model_flags, *training_flags.values(), "seed"}
     settings = {k: v for k, v in values.items() if k not in taken}

@@ -40,7 +40,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,11 +82,7 @@ class Arguments(common.RunArguments):
     objective: str
     likelihood: str
     binarize: bool
-    gamma: float
-    capacity_max: float
-    capacity_epochs: int | None
-    k: int
-    gradient_estimator: str
+    objective_options: Mapping[str, Any]
     beta_schedule: str
     beta_unit: str
     beta_max: float
@@ -173,8 +169,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_run_arguments(parser)
 
 
-def _check_args(args: Arguments) -> None:
-    """The flags checked before JAX starts and before the output folder exists."""
+def _check_args(args: Arguments) -> Arguments:
+    """The flags checked before JAX starts and before the output folder exists; returns them
+    with the objective's options complete."""
     if args.data is None:
         raise ValueError(
             "--data is required: a .npy or .csv file, an image folder, or a data set name"
@@ -187,7 +184,7 @@ def _check_args(args: Arguments) -> None:
         )
     common.require_at_least(args, 1, "latent_dim", "epochs", "batch_size", "max_test_rows")
     common.require_at_least(args, 1, "steps_per_call")
-    common.check_objective_arguments(args)
+    args = common.check_objective_arguments(args)
     if model_entry(args.model).kind == "autoencoder" and (
         args.objective != "elbo" or args.binarize
     ):
@@ -197,6 +194,7 @@ def _check_args(args: Arguments) -> None:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     _check_beta_arguments(args)
     common.check_run_arguments(args)
+    return args
 
 
 def _check_beta_arguments(args: Arguments) -> None:
@@ -309,7 +307,7 @@ def evaluation_key(seed: int) -> Any:
 def run(args: Arguments) -> dict:
     """Trains and writes the outputs; returns the metrics."""
     flags = common.RunFlags.from_flags(args)
-    _check_args(args)
+    args = _check_args(args)
     mesh, n_devices = _start(args)
     import jax
 

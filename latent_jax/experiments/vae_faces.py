@@ -35,6 +35,7 @@ import dataclasses
 import logging
 import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -165,11 +166,7 @@ class Arguments(common.RunArguments):
     likelihood: str | None
     objective: str
     binarize: bool
-    gamma: float
-    capacity_max: float
-    capacity_epochs: int | None
-    k: int
-    gradient_estimator: str
+    objective_options: Mapping[str, Any]
     beta_schedule: str | None
     beta_unit: str | None
     beta_max: float | None
@@ -286,7 +283,7 @@ def resolve_arguments(args: Arguments) -> Arguments:
     )
 
 
-def _check_args(args: Arguments) -> None:
+def _check_args(args: Arguments) -> Arguments:
     positive = ("hidden_dim", "latent_dim", "epochs", "batch_size")
     common.require_at_least(args, 1, *positive)
     common.require_at_least(args, 0, "log_every", "checkpoint_every")
@@ -295,8 +292,9 @@ def _check_args(args: Arguments) -> None:
     if not 0.0 < args.test_size < 1.0:
         raise ValueError(f"--test-size must be in (0, 1), got {args.test_size}")
     common.beta_schedule_from_flags(args)
-    common.check_objective_arguments(args)
+    args = common.check_objective_arguments(args)
     common.check_run_arguments(args)
+    return args
 
 
 def make_beta_schedule(args: Arguments, steps_per_epoch: int) -> schedules.Schedule:
@@ -321,7 +319,7 @@ def run(args: Arguments) -> dict:
     """Runs the experiment and returns the metrics written to ``metrics.json``."""
     flags = common.RunFlags.from_flags(args)
     args = resolve_arguments(args)
-    _check_args(args)
+    args = _check_args(args)
     dataset = load_data(args)
     x_train, x_test = dataset.x_train, dataset.x_test
     image_shape = tuple(int(d) for d in x_train.shape[1:])
