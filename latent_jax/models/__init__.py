@@ -6,7 +6,8 @@ data of a shape, and the one inference-mode apply.
   joins where it is defined (run files rebuild it; a named one is chosen for data by name).
 * :mod:`~latent_jax.models.mlp`, :mod:`~latent_jax.models.conv`, :mod:`~latent_jax.models.linear`,
   :mod:`~latent_jax.models.svdd`, :mod:`~latent_jax.models.gan`,
-  :mod:`~latent_jax.models.benchmark_nets` (pythae's benchmark networks): the models.
+  :mod:`~latent_jax.models.benchmark_nets` (pythae's benchmark networks),
+  :mod:`~latent_jax.models.factorvae` (a VAE with FactorVAE's discriminator): the models.
 * :mod:`~latent_jax.models.layers`: pooling with switches, unpooling, PyTorch-style transposed
   convolutions, masked BatchNorm.
 * :mod:`~latent_jax.models.factory`: the model for data of a shape (MLP or convolutional).
@@ -17,6 +18,7 @@ data of a shape, and the one inference-mode apply.
 # Importing a model module registers its models: every module of the library's models is
 # imported here, so that a run file can name any of them.
 from latent_jax.models import benchmark_nets as benchmark_nets
+from latent_jax.models import factorvae as factorvae
 from latent_jax.models import gan as gan
 from latent_jax.models import linear as linear
 from latent_jax.models import svdd as svdd

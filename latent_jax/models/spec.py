@@ -2,7 +2,8 @@
 
 A run's checkpoint records :func:`module_spec` of its model, e.g.
 ``{"class": "ConvVAE", "fields": {"latent_dim": 10, "encoder_convs": [{"ConvSpec": {...}}]}}``,
-and :func:`build_module` makes the module again. Only the classes registered with
+and :func:`build_module` makes the module again. A field holding another registered module
+(a wrapper around a VAE) is recorded as ``{"Module": <its spec>}``. Only the classes registered with
 :func:`latent_jax.models.registry.register_model` (latent_jax's own, and those of code the user
 imported) are ever built, and only from plain values and registered value types: a file never
 names an import path or holds pickled objects, so loading someone else's run cannot run their
@@ -30,7 +31,19 @@ class SpecError(ValueError):
     """A model description that latent_jax cannot (or will not) build."""
 
 
+# A field that holds a registered module (a wrapper's inner model) is recorded as its spec
+# under this tag.
+MODULE_TAG = "Module"
+
+
 def _encode(value: Any, where: str) -> Any:
+    if isinstance(value, nn.Module):
+        spec = module_spec(value)
+        if spec is None:
+            raise SpecError(
+                f"{where} holds a {type(value).__name__}, which is not a registered model class"
+            )
+        return {MODULE_TAG: spec}
     tag = type(value).__name__
     if value_types().get(tag) is type(value):
         return {tag: {k: _encode(v, where) for k, v in value._asdict().items()}}
@@ -44,6 +57,8 @@ def _encode(value: Any, where: str) -> Any:
 def _decode(value: Any, where: str) -> Any:
     if isinstance(value, list):
         return tuple(_decode(v, where) for v in value)
+    if isinstance(value, Mapping) and len(value) == 1 and MODULE_TAG in value:
+        return build_module(value[MODULE_TAG], where)
     if isinstance(value, Mapping):
         types = value_types()
         if len(value) != 1 or next(iter(value)) not in types:

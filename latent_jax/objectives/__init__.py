@@ -16,6 +16,8 @@
   built on the ELBO share).
 * :mod:`~latent_jax.objectives.iwae`: ``iwae``, the importance-weighted bound.
 * :mod:`~latent_jax.objectives.annealed`: ``annealed-vae``, the capacity-annealed β-VAE.
+* :mod:`~latent_jax.objectives.factorvae`: ``factorvae``, the VAE and a total-correlation
+  discriminator as two parameter groups.
 * :mod:`~latent_jax.objectives.svdd`: one-class Deep SVDD.
 
 Adding an objective: a module here that defines it and registers a builder
@@ -27,6 +29,7 @@ Training commands then take ``--objective NAME`` and its options as flags.
 from latent_jax.objectives import annealed as annealed
 from latent_jax.objectives import autoencoder as autoencoder
 from latent_jax.objectives import bound as bound
+from latent_jax.objectives import factorvae as factorvae
 from latent_jax.objectives import iwae as iwae
 from latent_jax.objectives import svdd as svdd
 from latent_jax.objectives import vae as vae
@@ -49,6 +52,7 @@ from latent_jax.objectives.base import (
     per_example_sse,
     split_variables,
 )
+from latent_jax.objectives.factorvae import factorvae_objective
 from latent_jax.objectives.iwae import GRADIENT_ESTIMATORS, iwae_objective
 from latent_jax.objectives.registry import (
     ObjectiveEntry,
@@ -89,6 +93,7 @@ __all__ = [
     "deep_svdd_objective",
     "denoising_objective",
     "describe_function",
+    "factorvae_objective",
     "grouped_objective",
     "iwae_objective",
     "masked_mean",

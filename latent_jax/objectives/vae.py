@@ -18,7 +18,7 @@ VAEs are called as ``model.apply(variables, x, key, train=train, mask=mask) ->
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -30,6 +30,7 @@ from latent_jax.gaussian import (
     bernoulli_log_likelihood,
     gaussian_log_likelihood,
     kl_standard_normal,
+    reparameterize,
 )
 from latent_jax.objectives.base import (
     Batch,
@@ -54,6 +55,7 @@ __all__ = [
     "LIKELIHOOD",
     "LIKELIHOODS",
     "ElboTerms",
+    "EncodedBatch",
     "bernoulli_binarize",
     "reconstruction_term",
     "vae_objective",
@@ -172,9 +174,16 @@ class ElboTerms:
         init_key, sample_key = jax.random.split(key)
         return self.caller.init(init_key, x, sample_key)
 
-    def __call__(
+    def encoded(
         self, params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, train: bool
-    ) -> tuple[Array, Array, dict]:
+    ) -> EncodedBatch:
+        """The batch through the VAE, per example: what objectives that weigh the codes
+        themselves need (the draws, the posterior's parameters), besides the two terms.
+
+        ``z`` is ``gaussian.reparameterize(sample_key, mean, logvar)``, the very draw the
+        model decodes (every VAE of the library draws with that function and that key; the
+        compiled program computes it once).
+        """
         batch, key = binarized(batch, key, self.binarize)
         sample_key, model_key = jax.random.split(key)
         out, new_state = self.caller.apply(params, model_state, batch, model_key, train, sample_key)
@@ -188,11 +197,42 @@ class ElboTerms:
         logvar_x = noise_logvar(
             self.model, params, model_state, self.learned_noise, self.obs_logvar
         )
-        rec = masked_mean(
-            reconstruction_term(self.likelihood, output, batch.x, logvar_x), batch.mask
+        mean, logvar = flatten_examples(mean), flatten_examples(logvar)
+        return EncodedBatch(
+            reconstruction=reconstruction_term(self.likelihood, output, batch.x, logvar_x),
+            kl=kl_standard_normal(mean, logvar),
+            mean=mean,
+            logvar=logvar,
+            z=reparameterize(sample_key, mean, logvar),
+            model_state=new_state,
         )
-        kl_values = kl_standard_normal(flatten_examples(mean), flatten_examples(logvar))
-        return rec, masked_mean(kl_values, batch.mask), new_state
+
+    def __call__(
+        self, params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, train: bool
+    ) -> tuple[Array, Array, dict]:
+        encoded = self.encoded(params, model_state, batch, key, train)
+        rec = masked_mean(encoded.reconstruction, batch.mask)
+        return rec, masked_mean(encoded.kl, batch.mask), encoded.model_state
+
+
+class EncodedBatch(NamedTuple):
+    r"""A batch through a VAE (:meth:`ElboTerms.encoded`).
+
+    Attributes:
+        reconstruction: the reconstruction term of each example, array of shape (batch,).
+        kl: :math:`D_{KL}(q(z|x_i)\,\|\,\mathcal{N}(0, I))` of each example, shape (batch,).
+        mean: the posterior means, array of shape (batch, latent_dim).
+        logvar: the posterior log-variances, shape (batch, latent_dim).
+        z: the reparameterized draws the model decoded, shape (batch, latent_dim).
+        model_state: the model's collections after the call (BatchNorm statistics).
+    """
+
+    reconstruction: Array
+    kl: Array
+    mean: Array
+    logvar: Array
+    z: Array
+    model_state: dict
 
 
 def vae_objective(
