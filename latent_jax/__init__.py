@@ -49,6 +49,8 @@ from latent_jax.objectives import iwae_objective as iwae_objective
 from latent_jax.objectives import vae_objective as vae_objective
 from latent_jax.runs import Run as Run
 from latent_jax.runs import load_run as load_run
+from latent_jax.samplers import GaussianMixtureSampler as GaussianMixtureSampler
+from latent_jax.samplers import TwoStageSampler as TwoStageSampler
 from latent_jax.train import TrainConfig as TrainConfig
 from latent_jax.train import TrainState as TrainState
 from latent_jax.train import fit as fit
@@ -69,6 +71,7 @@ __all__ = [
     "Dataset",
     "DeepSVDDConv",
     "DeepSVDDMLP",
+    "GaussianMixtureSampler",
     "GenerationScorer",
     "GroupedObjective",
     "LinearVAE",
@@ -77,6 +80,7 @@ __all__ = [
     "Run",
     "TrainConfig",
     "TrainState",
+    "TwoStageSampler",
     "annealed_vae_objective",
     "apply_inference",
     "autoencoder_objective",

@@ -95,13 +95,17 @@ def sample_prior(
     latent_dim: int | None = None,
     *,
     apply_kwargs: Mapping[str, Any] | None = None,
+    sampler: Any = None,
 ) -> Array:
-    """Decodes ``n`` draws from the model's prior (the tutorial's ``generate_images``).
+    """Decodes ``n`` draws from the model's prior (the tutorial's ``generate_images``), or from
+    an ex-post ``sampler`` of its latent space.
 
     The prior belongs to the model: a model with a ``sample_latents(key, n)`` method
     (:data:`PRIOR_METHOD`, called through ``model.apply`` so it may use the model's
     parameters, as a learned prior does) draws its own latents; any other model's prior is
-    the standard normal ``z = jax.random.normal(key, (n, latent_dim))``.
+    the standard normal ``z = jax.random.normal(key, (n, latent_dim))``. A ``sampler``
+    replaces either: ``z = sampler.sample(key, n)`` (a density fitted to the codes, such as
+    :class:`latent_jax.samplers.GaussianMixtureSampler`).
 
     Args:
         key: PRNG key of the draw.
@@ -110,14 +114,21 @@ def sample_prior(
         n: number of images.
         latent_dim: size of the latent space; default the model's ``latent_dim`` field.
         apply_kwargs: extra keyword arguments of ``decode``.
+        sampler: an object with ``latent_dim`` and ``sample(key, n) -> (n, latent_dim)``
+            (:mod:`latent_jax.samplers`), or ``None`` for the prior.
 
     Returns:
         Array of shape (n, *image_shape), in the model's units.
 
     Raises:
-        ValueError: for ``n`` below 1, or no ``latent_dim`` to draw in.
+        ValueError: for ``n`` below 1, no ``latent_dim`` to draw in, or a sampler whose
+            ``latent_dim`` is not the model's (or ``latent_dim``'s).
+        TypeError: for a sampler without ``sample`` and ``latent_dim``.
     """
     n = validation.check_int("n", n, 1)
+    if sampler is not None:
+        z = _sampler_draw(key, model, n, latent_dim, sampler)
+        return decode(model, variables, z, apply_kwargs=apply_kwargs)
     if callable(getattr(type(model), PRIOR_METHOD, None)):
         z = model.apply(variables, key, n, method=PRIOR_METHOD)
         return decode(model, variables, z, apply_kwargs=apply_kwargs)
@@ -132,6 +143,32 @@ def sample_prior(
     draw = _standard_normal() if at_top_level() else jax.random.normal
     z = draw(key, (n, latent_dim))
     return decode(model, variables, z, apply_kwargs=apply_kwargs)
+
+
+def _sampler_draw(key: Array, model: Any, n: int, latent_dim: int | None, sampler: Any) -> Array:
+    """``sampler.sample(key, n)``, its latent dimension checked against the model's."""
+    if not callable(getattr(sampler, "sample", None)) or not hasattr(sampler, "latent_dim"):
+        raise TypeError(
+            "sampler must have latent_dim and sample(key, n) (latent_jax.samplers), got "
+            f"{type(sampler).__name__}"
+        )
+    if latent_dim is None:
+        latent_dim = getattr(model, "latent_dim", None)
+    else:
+        latent_dim = validation.check_int("latent_dim", latent_dim, 1)
+    if latent_dim is not None and sampler.latent_dim != latent_dim:
+        raise ValueError(
+            f"the sampler draws codes of latent_dim {sampler.latent_dim} but "
+            f"{type(model).__name__} decodes latent_dim {latent_dim}: fit the sampler on this "
+            "model's codes"
+        )
+    z = sampler.sample(key, n)
+    if tuple(jnp.shape(z)) != (n, sampler.latent_dim):
+        raise ValueError(
+            f"sampler.sample(key, {n}) must return shape ({n}, {sampler.latent_dim}), got "
+            f"{tuple(jnp.shape(z))}"
+        )
+    return z
 
 
 @functools.cache
@@ -563,8 +600,10 @@ def generation_metrics(
     seed: int,
     likelihood: str = "sse",
     n_generated: int = N_GENERATED,
+    sampler: Any = None,
 ) -> dict[str, Any]:
-    """The generation score of ``n_generated`` images decoded from a trained model's prior.
+    """The generation score of ``n_generated`` images decoded from a trained model's prior (or
+    from an ex-post ``sampler`` of its latent space).
 
     The samples (:func:`sample_prior`, through :func:`decoder_mean`) are mapped back to pixel
     units with the data set's normalizer and clipped to [0, 1], then scored by a
@@ -582,6 +621,7 @@ def generation_metrics(
         seed: the samples' key (``fold_in(key(seed), 2)``) and the classifier's seed.
         likelihood: the objective's likelihood (:func:`decoder_mean`).
         n_generated: how many prior samples.
+        sampler: draws the codes instead of the prior (:func:`sample_prior`'s ``sampler``).
 
     Returns:
         ``{"confident_fraction", "label_entropy", "frechet_distance", "n_generated",
@@ -600,7 +640,7 @@ def generation_metrics(
         return np.clip(images, 0.0, 1.0)  # rounding of the inversion, and samples' excursions
 
     key = jax.random.fold_in(jax.random.key(seed), 2)
-    decoded = sample_prior(key, model, variables, n_generated)
+    decoded = sample_prior(key, model, variables, n_generated, sampler=sampler)
     samples = pixels(decoder_mean(decoded, likelihood))
     x_test = pixels(dataset.x_test)
     scorer = GenerationScorer.fit(pixels(dataset.x_train), dataset.y_train, random_state=seed)

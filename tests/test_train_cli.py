@@ -160,7 +160,8 @@ def test_train_builds_each_vae_objective_as_before_the_beta_flags(objective):
     )
     built = train_cli._objective(args, (12,), 100)
     entry = objective_entry(objective)
-    options = {o.name: getattr(args, o.name) for o in entry.options}
+    # What the flags gave before each objective's options came in one field: the defaults.
+    options = {o.name: getattr(args, o.name, o.default) for o in entry.options}
     if entry.accepts("epochs"):
         options["epochs"] = args.epochs
     before = build_objective(

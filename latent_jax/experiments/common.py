@@ -807,8 +807,11 @@ def add_objective_arguments(
         shared = option.name in SHARED_OBJECTIVE_OPTIONS
         help_text = f"{option.help} (--objective {', '.join(users)})"
         if not shared:
-            defaults = sorted({_shown(o.default) for o in _declarations(option.name, trains)})
-            help_text += f"; default {' or '.join(defaults)}"
+            # Each objective's own meaning and default of an option it shares by name.
+            help_text = "; ".join(
+                f"{objective}: {declared.help} (default {_shown(declared.default)})"
+                for objective, declared in _declarations(option.name, trains)
+            )
         if option.type is bool:
             group.add_argument(
                 option.flag, action="store_true", default=False if shared else None, help=help_text
@@ -841,12 +844,13 @@ def objective_options(trains: str | None = None) -> dict[Any, list[str]]:
     return {found[key]: users[key] for key in found}
 
 
-def _declarations(name: str, trains: str | None = None) -> list[Any]:
-    """Every objective's declaration of the option ``name`` (defaults may differ)."""
+def _declarations(name: str, trains: str | None = None) -> list[tuple[str, Any]]:
+    """Every objective that takes the option ``name``, with its declaration of it (help and
+    default may differ)."""
     from latent_jax.objectives import available, objective_entry
 
     return [
-        option
+        (objective, option)
         for objective in available(trains)
         for option in objective_entry(objective).options
         if option.name == name
@@ -885,7 +889,7 @@ def check_objective_arguments(args: CommandArguments, trains: str = "vae") -> Co
     for name, value in [*given.items(), *shared.items()]:
         if name in taken or name not in users:
             continue
-        defaults = [o.default for o in _declarations(name, trains)]
+        defaults = [o.default for _, o in _declarations(name, trains)]
         shared_default = name in SHARED_OBJECTIVE_OPTIONS and value == defaults[0]
         if shared_default or (name not in SHARED_OBJECTIVE_OPTIONS and value in defaults):
             continue

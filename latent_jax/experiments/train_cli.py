@@ -367,7 +367,8 @@ def run(args: Arguments) -> dict:
     last = history.last()
     scores = None
     if test is not None and jax.process_count() == 1:
-        scores = evaluate(objective, state, test, evaluation_key(args.seed))
+        # Scored against the training set's size, as the training run's test history.
+        scores = evaluate(objective, state, test, evaluation_key(args.seed), n_train=len(source))
     metrics = {
         "model": args.model,
         "n_train": len(source),

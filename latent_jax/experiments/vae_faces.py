@@ -17,12 +17,21 @@ metrics.json: the score of 1,000 images decoded from the prior, in pixel units, 
 test images (:func:`latent_jax.generate.generation_metrics`,
 :class:`latent_jax.generate.GenerationScorer`).
 
+``--sampler gmm`` or ``--sampler two-stage`` draws those images and samples.png from a density
+fitted after training to the training images' codes (posterior means) instead of the prior:
+a Gaussian mixture of ``--sampler-components`` full-covariance Gaussians (Ghosh et al. 2020)
+or a second VAE trained for ``--sampler-epochs`` (Dai & Wipf 2019), see
+:mod:`latent_jax.samplers`. The run folder keeps it in sampler.json
+(:func:`latent_jax.samplers.load_sampler`), and metrics.json records it under ``sampler``
+(its name, options and fit seconds).
+
 Writes into --out the run folder (:mod:`latent_jax.runs`; ``latent_jax.load_run(OUT)`` reloads
 the VAE): config.json (the resolved flags and the training config), metrics.json,
 history.csv (every metric, one row per epoch), normalizer.json (the normalization of the
-training images), checkpoints/; and the figures dataset_preview.png (the first 100
-training images), loss_curves.png, reconstructions.png (test images above their
-reconstructions), samples.png (10 images decoded from the prior), interpolation.png (10
+training images), checkpoints/, sampler.json (with ``--sampler gmm|two-stage``); and the
+figures dataset_preview.png (the first 100 training images), loss_curves.png,
+reconstructions.png (test images above their reconstructions), samples.png (10 images
+decoded from the prior, or the sampler), interpolation.png (10
 steps between the latent means of two training images) and traversal.png (each latent
 dimension swept over [-3, 3], the others fixed at the latent mean of the first training
 image). Images are shown de-normalized, on one grey scale: the training images' range.
@@ -35,13 +44,14 @@ import dataclasses
 import logging
 import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
-from latent_jax import generate, plots, runs, schedules
+from latent_jax import generate, plots, runs, samplers, schedules
 from latent_jax._deprecation import deprecated_names
 from latent_jax.data import Dataset
 from latent_jax.data import images as image_data
@@ -129,6 +139,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 10)
 MAX_TRAVERSAL_DIMS = 16
 N_SHOWN = 10
+# --sampler: the prior, or a density fitted to the codes (latent_jax.samplers).
+SAMPLER_CHOICES = ("gaussian", *samplers.SAMPLERS)
+SAMPLER_COMPONENTS = 10  # Ghosh et al. (2020), Section 4
+SAMPLER_EPOCHS = 100
+SAMPLER_TITLES = {"gmm": "Gaussian Mixture of the Codes", "two-stage": "Second-Stage VAE"}
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -177,6 +192,9 @@ class Arguments(common.RunArguments):
     beta_ratio: float | None
     beta_total: int | None
     beta_ramp: str | None
+    sampler: str
+    sampler_components: int
+    sampler_epochs: int
     log_every: int | None
     fast_compile: bool
     quiet: bool
@@ -237,6 +255,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_objective_arguments(model, own=("likelihood",))
     beta = parser.add_argument_group("beta schedule (loss = reconstruction + beta * KL)")
     common.add_beta_schedule_arguments(beta, SEED_DEFAULTS, resolved_later=True)
+    sampling = parser.add_argument_group("generation")
+    sampling.add_argument(
+        "--sampler",
+        choices=SAMPLER_CHOICES,
+        default="gaussian",
+        help="what samples.png and the generation score decode: the prior N(0, I) "
+        "('gaussian'), or a density fitted after training to the training images' codes "
+        "(posterior means), kept in the run folder's sampler.json: a Gaussian mixture ('gmm', "
+        "Ghosh et al. 2020) or a second VAE ('two-stage', Dai & Wipf 2019) (default: gaussian)",
+    )
+    sampling.add_argument(
+        "--sampler-components",
+        type=int,
+        default=SAMPLER_COMPONENTS,
+        help=f"Gaussians of --sampler gmm (default: {SAMPLER_COMPONENTS})",
+    )
+    sampling.add_argument(
+        "--sampler-epochs",
+        type=int,
+        default=SAMPLER_EPOCHS,
+        help=f"training epochs of --sampler two-stage's second VAE (default: {SAMPLER_EPOCHS})",
+    )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--log-every", type=int, help="log a line every N epochs (0: never)" + _default("log_every")
@@ -285,7 +325,9 @@ def resolve_arguments(args: Arguments) -> Arguments:
 
 def _check_args(args: Arguments) -> Arguments:
     positive = ("hidden_dim", "latent_dim", "epochs", "batch_size")
-    common.require_at_least(args, 1, *positive)
+    common.require_at_least(args, 1, *positive, "sampler_components", "sampler_epochs")
+    if args.sampler not in SAMPLER_CHOICES:
+        raise ValueError(f"--sampler must be one of {SAMPLER_CHOICES}, got {args.sampler!r}")
     common.require_at_least(args, 0, "log_every", "checkpoint_every")
     if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
@@ -322,6 +364,11 @@ def run(args: Arguments) -> dict:
     args = _check_args(args)
     dataset = load_data(args)
     x_train, x_test = dataset.x_train, dataset.x_test
+    if args.sampler == "gmm" and len(x_train) < args.sampler_components:
+        raise ValueError(
+            f"--sampler-components {args.sampler_components} needs as many training images, "
+            f"got {len(x_train)}"
+        )
     image_shape = tuple(int(d) for d in x_train.shape[1:])
     model = ConvVAE(image_shape=image_shape, hidden_dim=args.hidden_dim, latent_dim=args.latent_dim)
     steps_per_epoch = batches_per_epoch(len(x_train), args.batch_size)
@@ -329,6 +376,7 @@ def run(args: Arguments) -> dict:
     objective = common.objective_from_flags(
         args, model, beta_schedule=beta, beta_unit=args.beta_unit, epochs=args.epochs
     )
+    model = objective.model  # a wrapper (FactorVAE's) around the VAE, or the VAE
     config = TrainConfig(
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
@@ -358,11 +406,17 @@ def run(args: Arguments) -> dict:
     )
     state, history = fitted.state, fitted.history
 
-    figures = _figures(args, model, state.variables, dataset, history, out)
+    sampler, sampler_record = fit_sampler(args, model, state.variables, x_train, out)
+    figures = _figures(args, model, state.variables, dataset, history, out, sampler=sampler)
     generation = None
     if dataset.name in image_data.GENERATION_DATASETS:
         generation = generate.generation_metrics(
-            model, state.variables, dataset, seed=args.seed, likelihood=args.likelihood
+            model,
+            state.variables,
+            dataset,
+            seed=args.seed,
+            likelihood=args.likelihood,
+            sampler=sampler,
         )
     last = history.last()
     metrics = {
@@ -379,15 +433,18 @@ def run(args: Arguments) -> dict:
         "final_train_loss": last["train_loss"],
         "final_test_loss": last["test_loss"],
         "final_reconstruction_loss": last["train_reconstruction"],
-        "final_kl": last["train_kl"],
+        "final_kl": last.get("train_kl"),  # None: a deterministic encoder (RAE, WAE)
         # The IWAE bound has beta = 1; other objectives without a beta have none.
         "final_beta": last.get("train_beta", 1.0 if args.objective == "iwae" else None),
         "final_test_reconstruction_loss": last["test_reconstruction"],
-        "final_test_kl": last["test_kl"],
+        "final_test_kl": last.get("test_kl"),
+        # Every term the objective reports, at the last epoch (its regularizers among them).
+        "final": {k: v for k, v in last.items() if k not in ("epoch", "epoch_time")},
         "test_mse_per_pixel": figures.pop("test_mse_per_pixel"),
         "interpolation_train_indices": figures.pop("interpolation_train_indices"),
         "train_seconds": fitted.train_seconds,
         "compile_seconds": fitted.compile_seconds,
+        "sampler": sampler_record,
         "environment": common.environment_info(),
     }
     if "train_capacity" in last:  # the capacity-annealed objective's C at the end
@@ -397,6 +454,48 @@ def run(args: Arguments) -> dict:
     common.write_json(os.path.join(out, runs.METRICS), metrics)
     _print_summary(metrics, out)
     return metrics
+
+
+def fit_sampler(
+    args: Arguments, model: Any, variables: dict, x_train: Any, out: str
+) -> tuple[Any, dict[str, Any]]:
+    """Fits ``--sampler`` to the training images' codes (their posterior means) and saves it
+    in the run folder.
+
+    Args:
+        args: the resolved flags.
+        model: the trained VAE.
+        variables: its variables.
+        x_train: the training images, in the model's units.
+        out: the run folder; the sampler goes to its
+            :data:`~latent_jax.samplers.SAMPLER_FILE`.
+
+    Returns:
+        ``(sampler, record)``: the fitted sampler (``None`` for ``gaussian``, the prior) and
+        what ``metrics.json`` records of it under ``sampler``: its ``name``, ``file``,
+        ``fit_seconds``, ``options`` and the fit's ``info``.
+    """
+    if args.sampler == "gaussian":
+        return None, {"name": "gaussian", "file": None, "fit_seconds": 0.0}
+    start = time.perf_counter()
+    codes = np.asarray(generate.encode_mean(model, variables, x_train))
+    if args.sampler == "gmm":
+        options = {"n_components": args.sampler_components, "seed": args.seed}
+    else:
+        options = {"epochs": args.sampler_epochs, "seed": args.seed}
+    sampler = samplers.SAMPLERS[args.sampler].fit(codes, **options)
+    seconds = time.perf_counter() - start
+    samplers.save_sampler(os.path.join(out, samplers.SAMPLER_FILE), sampler)
+    record = {
+        "name": args.sampler,
+        "file": samplers.SAMPLER_FILE,
+        "fit_seconds": seconds,
+        "options": dict(sampler.options),
+        "info": {k: v for k, v in sampler.info.items() if k != "train_loss"},
+    }
+    if "train_loss" in sampler.info:
+        record["info"]["final_train_loss"] = sampler.info["train_loss"][-1]
+    return sampler, record
 
 
 def test_reconstructions(
@@ -433,8 +532,11 @@ def _figures(
     dataset: Dataset,
     history: History,
     out: str,
+    *,
+    sampler: Any = None,
 ) -> dict[str, Any]:
-    """Writes the six figures; returns the numbers computed on the way."""
+    """Writes the six figures (samples.png from ``sampler``, else the prior); returns the
+    numbers computed on the way."""
     normalizer = dataset.normalizer
 
     def display(images: Any) -> np.ndarray:
@@ -456,8 +558,9 @@ def _figures(
         "Train Loss": history["train_loss"],
         "Test Loss": history["test_loss"],
         "Reconstruction Loss": history["train_reconstruction"],
-        "KL Divergence": history["train_kl"],
     }
+    if "train_kl" in history:  # a deterministic encoder (RAE, WAE) has no KL term
+        curves["KL Divergence"] = history["train_kl"]
     plots.loss_curves(
         curves,
         os.path.join(out, "loss_curves.png"),
@@ -473,11 +576,14 @@ def _figures(
     )
 
     sample_key = jax.random.fold_in(jax.random.key(args.seed), 1)
-    samples = generate.sample_prior(sample_key, model, variables, N_SHOWN, args.latent_dim)
+    samples = generate.sample_prior(
+        sample_key, model, variables, N_SHOWN, args.latent_dim, sampler=sampler
+    )
+    source = "the Prior" if sampler is None else f"the {SAMPLER_TITLES[args.sampler]}"
     plots.image_strip(
         display(generate.decoder_mean(samples, args.likelihood)),
         os.path.join(out, "samples.png"),
-        "Images Generated from the Prior",
+        f"Images Generated from {source}",
         **scale,
     )
 
@@ -552,19 +658,27 @@ def _print_summary(metrics: dict, out: str) -> None:
         ),
         ("KL", metrics["final_kl"], metrics["final_test_kl"]),
     ]
+    shown = {"loss", "reconstruction", "kl", "beta"}
+    final = metrics.get("final", {})
+    for name in sorted({k.split("_", 1)[1] for k in final if k.startswith("train_")} - shown):
+        rows.append((name, final.get(f"train_{name}"), final.get(f"test_{name}")))
     print(
         f"VAE on {metrics['data']} ({metrics['n_train']} train / {metrics['n_test']} test "
         f"images of {'x'.join(map(str, metrics['image_shape']))}), latent "
         f"{metrics['latent_dim']}, after epoch {metrics['epochs']}, " + _beta_line(metrics)
     )
-    print(f"{'per image':<16} {'train':>12} {'test':>12}")
+    print(f"{'per image':<24} {'train':>12} {'test':>12}")
     for name, train, test in rows:
-        print(f"{name:<16} {train:>12.4f} {test:>12.4f}")
+        if train is not None:  # no KL for a deterministic encoder
+            test_text = "" if test is None else f"{test:>12.4f}"
+            print(f"{name:<24} {train:>12.4f} {test_text}")
     print(f"test reconstruction MSE per pixel (data units): {metrics['test_mse_per_pixel']:.5g}")
     if "generation" in metrics:
         score, real = metrics["generation"], metrics["generation"]["real_test_halves"]
+        source = metrics.get("sampler", {}).get("name", "gaussian")
+        source = "prior" if source == "gaussian" else source
         print(
-            f"generation ({score['n_generated']} prior samples; real test images in "
+            f"generation ({score['n_generated']} {source} samples; real test images in "
             f"brackets): confident fraction {score['confident_fraction']:.3f} "
             f"[{real['confident_fraction']:.3f}], label entropy {score['label_entropy']:.3f} "
             f"[{real['label_entropy']:.3f}] of log 10 = 2.303, Frechet distance "

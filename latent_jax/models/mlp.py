@@ -211,3 +211,32 @@ class VAE(nn.Module):
         mean, logvar = self.encode(x, train=train)
         z = reparameterize(key, mean, logvar)
         return self.decode(z, train=train), mean, logvar
+
+
+@register_model
+class LearnedNoiseVAE(VAE):
+    r"""The MLP :class:`VAE` with a learned observation log-variance: a Gaussian decoder
+    :math:`p(x|z) = \mathcal{N}(x; \mathrm{decoder}(z), \gamma I)` whose :math:`\log\gamma`, one
+    scalar, is a parameter (Dai & Wipf 2019, "Diagnosing and Enhancing VAE Models", Section 4,
+    learn :math:`\gamma`). Train it with ``vae_objective(model, likelihood="gaussian",
+    obs_logvar="learned")``; everything else is :class:`VAE`'s.
+
+    Attributes:
+        init_obs_logvar: the initial :math:`\log\gamma` (the parameter ``obs_logvar``).
+    """
+
+    init_obs_logvar: float = 0.0
+
+    def __post_init__(self) -> None:
+        validation.check_real("init_obs_logvar", self.init_obs_logvar)
+        super().__post_init__()
+
+    def setup(self) -> None:
+        super().setup()
+        self.obs_logvar = self.param(
+            "obs_logvar", nn.initializers.constant(self.init_obs_logvar), ()
+        )
+
+    def observation_logvar(self) -> Array:
+        """The learned :math:`\\log\\gamma`, a scalar."""
+        return self.obs_logvar

@@ -18,6 +18,14 @@
 * :mod:`~latent_jax.objectives.annealed`: ``annealed-vae``, the capacity-annealed β-VAE.
 * :mod:`~latent_jax.objectives.factorvae`: ``factorvae``, the VAE and a total-correlation
   discriminator as two parameter groups.
+* :mod:`~latent_jax.objectives.rae`: ``rae-l2`` and ``rae-gp``, regularized (deterministic)
+  autoencoders trained on a VAE's mean code.
+* :mod:`~latent_jax.objectives.tcvae`: ``beta-tcvae``, the β-TCVAE (the KL term split into
+  index-code mutual information, total correlation and dimension-wise KL, weighed apart).
+* :mod:`~latent_jax.objectives.dip`: ``dip-vae-i`` and ``dip-vae-ii``, DIP-VAE (a penalty on
+  the codes' covariance minus the identity).
+* :mod:`~latent_jax.objectives.mmd`: ``infovae-mmd`` and ``wae-mmd``, the aggregate posterior
+  matched to the prior by the maximum mean discrepancy (InfoVAE, the Wasserstein autoencoder).
 * :mod:`~latent_jax.objectives.svdd`: one-class Deep SVDD.
 
 Adding an objective: a module here that defines it and registers a builder
@@ -29,9 +37,13 @@ Training commands then take ``--objective NAME`` and its options as flags.
 from latent_jax.objectives import annealed as annealed
 from latent_jax.objectives import autoencoder as autoencoder
 from latent_jax.objectives import bound as bound
+from latent_jax.objectives import dip as dip
 from latent_jax.objectives import factorvae as factorvae
 from latent_jax.objectives import iwae as iwae
+from latent_jax.objectives import mmd as mmd
+from latent_jax.objectives import rae as rae
 from latent_jax.objectives import svdd as svdd
+from latent_jax.objectives import tcvae as tcvae
 from latent_jax.objectives import vae as vae
 from latent_jax.objectives.annealed import annealed_vae_objective
 from latent_jax.objectives.autoencoder import autoencoder_objective, denoising_objective
@@ -52,8 +64,11 @@ from latent_jax.objectives.base import (
     per_example_sse,
     split_variables,
 )
+from latent_jax.objectives.dip import dip_vae_objective
 from latent_jax.objectives.factorvae import factorvae_objective
 from latent_jax.objectives.iwae import GRADIENT_ESTIMATORS, iwae_objective
+from latent_jax.objectives.mmd import mmd_objective
+from latent_jax.objectives.rae import rae_objective
 from latent_jax.objectives.registry import (
     ObjectiveEntry,
     Option,
@@ -63,6 +78,7 @@ from latent_jax.objectives.registry import (
     register_objective,
 )
 from latent_jax.objectives.svdd import deep_svdd_objective
+from latent_jax.objectives.tcvae import beta_tcvae_objective
 from latent_jax.objectives.vae import (
     BETA_UNITS,
     LIKELIHOODS,
@@ -86,6 +102,7 @@ __all__ = [
     "autoencoder_objective",
     "available",
     "bernoulli_binarize",
+    "beta_tcvae_objective",
     "bind_dataset_size",
     "build_objective",
     "combined_loss",
@@ -93,13 +110,16 @@ __all__ = [
     "deep_svdd_objective",
     "denoising_objective",
     "describe_function",
+    "dip_vae_objective",
     "factorvae_objective",
     "grouped_objective",
     "iwae_objective",
     "masked_mean",
+    "mmd_objective",
     "objective_entry",
     "per_example_mse",
     "per_example_sse",
+    "rae_objective",
     "register_objective",
     "split_variables",
     "vae_objective",

@@ -1,0 +1,163 @@
+"""The VAE family on mnist-5k: every regularized autoencoder beside the plain VAE.
+
+Each objective of ``latent-jax vae --objective NAME`` trains the same convolutional VAE (the
+``mnist-demo`` preset: mnist-5k's 4,000 training digits resized to 14x14, latent size 8, Adam
+at 1e-3, batch 32) for the same epochs and seed, at the objective's own defaults (the paper's
+where it gives them). Every run folder's ``metrics.json`` gives the test reconstruction, the
+objective's own terms at the last epoch (``final``), and the generation score of 1,000 images
+decoded from the sampler's codes (``generation``: confident fraction, label entropy, Fréchet
+distance in the scorer's feature space; :class:`latent_jax.generate.GenerationScorer`). The
+ex-post samplers (``--sampler gmm``, ``two-stage``) are fitted on the training codes of the
+same trained model (the same seed trains the same weights). Run as
+
+    python benchmarks/bench_vae_family.py [--epochs 10] [--out runs/vae-family] [--only NAME ...]
+
+Writes benchmarks/results/vae_family.json (the table's numbers) and keeps the run folders
+(figures: samples.png, reconstructions.png, ...) under OUT/, with samples_grid.png, ten
+samples of every row, one row each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+from PIL import Image
+
+from latent_jax.cli import main
+
+# (row name, objective, its flags, sampler)
+RUNS = [
+    ("vae", "elbo", ["--beta-schedule", "constant", "--beta-max", "1"], "gaussian"),
+    ("vae + gmm", "elbo", ["--beta-schedule", "constant", "--beta-max", "1"], "gmm"),
+    ("vae + two-stage", "elbo", ["--beta-schedule", "constant", "--beta-max", "1"], "two-stage"),
+    ("beta-tcvae (mws)", "beta-tcvae", [], "gaussian"),
+    ("beta-tcvae (mss)", "beta-tcvae", ["--estimator", "mss"], "gaussian"),
+    ("factorvae", "factorvae", [], "gaussian"),
+    ("dip-vae-i", "dip-vae-i", [], "gaussian"),
+    ("dip-vae-ii", "dip-vae-ii", [], "gaussian"),
+    ("infovae-mmd", "infovae-mmd", [], "gaussian"),
+    ("wae-mmd", "wae-mmd", [], "gaussian"),
+    ("rae-l2", "rae-l2", [], "gaussian"),
+    ("rae-l2 + gmm", "rae-l2", [], "gmm"),
+    ("rae-gp", "rae-gp", [], "gaussian"),
+    ("rae-gp + gmm", "rae-gp", [], "gmm"),
+]
+# The terms every objective reports besides its regularizers.
+COMMON_TERMS = ("loss", "reconstruction", "beta", "vae_loss")
+
+
+def _folder(name: str) -> str:
+    return name.replace(" + ", "-").replace(" (", "-").replace(")", "").replace(" ", "-")
+
+
+def _run(argv: list[str], folder: str) -> dict:
+    start = time.perf_counter()
+    code = main(argv)
+    if code:
+        raise SystemExit(f"latent-jax {' '.join(argv)} failed with exit status {code}")
+    with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
+        metrics = json.load(handle)
+    metrics["wall_seconds"] = time.perf_counter() - start
+    return metrics
+
+
+def _row(name: str, objective: str, sampler: str, metrics: dict) -> dict:
+    final = metrics.get("final", {})
+    terms = {
+        key[len("test_") :]: value
+        for key, value in final.items()
+        if key.startswith("test_") and key[len("test_") :] not in COMMON_TERMS
+    }
+    generation = metrics.get("generation") or {}
+    return {
+        "name": name,
+        "objective": objective,
+        "sampler": sampler,
+        "test_reconstruction": metrics["final_test_reconstruction_loss"],
+        "test_mse_per_pixel": metrics["test_mse_per_pixel"],
+        "test_terms": terms,
+        "generation": {
+            k: generation.get(k)
+            for k in ("confident_fraction", "label_entropy", "frechet_distance")
+        },
+        "real_test_halves": generation.get("real_test_halves"),
+        "train_seconds": metrics["train_seconds"],
+        "sampler_info": metrics.get("sampler"),
+    }
+
+
+def _samples_grid(folders: list[tuple[str, str]], path: str) -> None:
+    """samples.png of each run, stacked one above the other."""
+    images = [
+        Image.open(os.path.join(folder, "samples.png")).convert("RGB") for _, folder in folders
+    ]
+    width = max(image.width for image in images)
+    grid = Image.new("RGB", (width, sum(image.height for image in images)), "white")
+    top = 0
+    for image in images:
+        grid.paste(image, (0, top))
+        top += image.height
+    grid.save(path)
+
+
+def _table(rows: list[dict]) -> str:
+    lines = [
+        "| model | sampler | test rec. (SSE/image) | MSE/pixel | its terms (test) | confident | "
+        "label entropy | Fréchet |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        terms = ", ".join(f"{k} {v:.3g}" for k, v in sorted(row["test_terms"].items()))
+        g = row["generation"]
+        lines.append(
+            f"| {row['name']} | {row['sampler']} | {row['test_reconstruction']:.2f} | "
+            f"{row['test_mse_per_pixel']:.4f} | {terms} | {g['confident_fraction']:.3f} | "
+            f"{g['label_entropy']:.3f} | {g['frechet_distance']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main_bench() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=os.path.join("runs", "vae-family"))
+    parser.add_argument("--only", nargs="*", default=None, help="row names to run")
+    parser.add_argument(
+        "--results", default=os.path.join("benchmarks", "results", "vae_family.json")
+    )
+    args = parser.parse_args()
+    shared = ["--preset", "mnist-demo", "--epochs", str(args.epochs), "--seed", str(args.seed)]
+    shared += ["--quiet", "--overwrite"]
+    rows, folders = [], []
+    for name, objective, flags, sampler in RUNS:
+        if args.only and name not in args.only:
+            continue
+        folder = os.path.join(args.out, _folder(name))
+        argv = ["vae", *shared, "--objective", objective, *flags, "--sampler", sampler]
+        print(f"== {name}: latent-jax {' '.join(argv)}", flush=True)
+        metrics = _run([*argv, "--out", folder], folder)
+        rows.append(_row(name, objective, sampler, metrics))
+        folders.append((name, folder))
+    result = {
+        "data": "mnist-5k (14x14)",
+        "preset": "mnist-demo",
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "rows": rows,
+    }
+    os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
+    with open(args.results, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2)
+    _samples_grid(folders, os.path.join(args.out, "samples_grid.png"))
+    print(_table(rows))
+    print(f"results in {args.results}; figures under {args.out}/")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main_bench()
