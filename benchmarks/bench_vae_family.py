@@ -10,7 +10,7 @@ distance in the scorer's feature space; :class:`latent_jax.generate.GenerationSc
 ex-post samplers (``--sampler gmm``, ``two-stage``) are fitted on the training codes of the
 same trained model (the same seed trains the same weights). Run as
 
-    python benchmarks/bench_vae_family.py [--epochs 10] [--out runs/vae-family] [--only NAME ...]
+    python benchmarks/bench_vae_family.py [--epochs 30] [--out runs/vae-family] [--only NAME ...]
 
 Writes benchmarks/results/vae_family.json (the table's numbers) and keeps the run folders
 (figures: samples.png, reconstructions.png, ...) under OUT/, with samples_grid.png, ten
@@ -123,7 +123,7 @@ def _table(rows: list[dict]) -> str:
 
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join("runs", "vae-family"))
     parser.add_argument("--only", nargs="*", default=None, help="row names to run")

@@ -22,7 +22,6 @@ from latent_jax.objectives.base import (
     check_model,
     check_reconstruction,
     context_loss,
-    flatten_examples,
     masked_mean,
 )
 from latent_jax.objectives.registry import Option, register_objective
@@ -31,6 +30,7 @@ from latent_jax.objectives.vae import (
     LIKELIHOOD,
     binarized,
     check_noise,
+    check_posterior,
     noise_logvar,
     reconstruction_term,
 )
@@ -38,20 +38,6 @@ from latent_jax.objectives.vae import (
 __all__ = ["GRADIENT_ESTIMATORS", "iwae_objective"]
 
 GRADIENT_ESTIMATORS = ("standard", "dreg")
-
-
-def _check_posterior(posterior: Any, x: Array) -> tuple[Array, Array]:
-    if not isinstance(posterior, tuple | list) or len(posterior) != 2:
-        raise TypeError(
-            f"a VAE's encode must return (mean, logvar), got {type(posterior).__name__}"
-        )
-    mean, logvar = (flatten_examples(jnp.asarray(a)) for a in posterior)
-    if mean.shape != logvar.shape or mean.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"a VAE's encode returned mean {mean.shape} and logvar {logvar.shape} for "
-            f"{x.shape[0]} examples: expected two arrays of shape ({x.shape[0]}, latent_dim)"
-        )
-    return mean, logvar
 
 
 def iwae_objective(
@@ -153,7 +139,7 @@ def iwae_objective(
         batch, key = binarized(batch, key, binarize)
         sample_key, model_key = jax.random.split(key)
         posterior, state = encoder.apply(params, model_state, batch, model_key, train)
-        mean, logvar = _check_posterior(posterior, batch.x)
+        mean, logvar = check_posterior(posterior, batch.x)
         n = batch.x.shape[0]
         eps = jax.random.normal(sample_key, (k, *mean.shape), mean.dtype)
         z = bound.draw_latents(mean, logvar, eps)

@@ -49,12 +49,9 @@ from latent_jax.objectives.base import (
     Batch,
     Context,
     Metrics,
-    ModelCaller,
     Objective,
     check_model,
-    check_reconstruction,
     context_loss,
-    flatten_examples,
     masked_mean,
 )
 from latent_jax.objectives.registry import Option, register_objective
@@ -62,10 +59,7 @@ from latent_jax.objectives.vae import (
     BINARIZE,
     LIKELIHOOD,
     ElboTerms,
-    binarized,
-    check_noise,
-    noise_logvar,
-    reconstruction_term,
+    MeanCodeTerms,
 )
 
 __all__ = ["KERNELS", "MMD_KINDS", "mmd_kernel", "mmd_objective", "mmd_u_statistic"]
@@ -290,13 +284,9 @@ def mmd_objective(
             return value, (metrics, encoded.model_state)
 
     else:
-        for method in ("encode", "decode"):
-            if not callable(getattr(model, method, None)):
-                raise TypeError(
-                    f"wae needs a model with encode and decode methods, got {type(model).__name__}"
-                )
-        learned_noise = check_noise(model, likelihood, obs_logvar)
-        encoder, decoder = ModelCaller(model, "encode"), ModelCaller(model, "decode")
+        deterministic = MeanCodeTerms(
+            model, likelihood=likelihood, binarize=binarize, obs_logvar=obs_logvar
+        )
 
         @context_loss
         def loss(
@@ -306,18 +296,11 @@ def mmd_objective(
             key: Array,
             context: Context,
         ) -> tuple[Array, tuple[Metrics, dict]]:
-            train = context.train
-            rows, model_key = binarized(batch, key, terms.binarize)
-            posterior, state = encoder.apply(params, model_state, rows, model_key, train)
-            if not isinstance(posterior, tuple | list) or len(posterior) != 2:
-                raise TypeError(
-                    f"a VAE's encode must return (mean, logvar), got {type(posterior).__name__}"
-                )
-            codes = flatten_examples(posterior[0])
-            output, state = decoder.apply(params, state, rows._replace(x=codes), model_key, train)
-            check_reconstruction(output, rows.x, "the VAE's decode")
-            logvar_x = noise_logvar(model, params, model_state, learned_noise, obs_logvar)
-            rec = masked_mean(reconstruction_term(likelihood, output, rows.x, logvar_x), rows.mask)
+            code = deterministic.encode(params, model_state, batch, key, context.train)
+            codes = code.z
+            output, state = deterministic.decoding(params, code, context.train)(codes)
+            values = deterministic.reconstruction(params, model_state, output, code.batch)
+            rec = masked_mean(values, batch.mask)
             divergence = mmd(codes, batch.mask, key)
             value = rec + jnp.float32(lambda_mmd) * divergence
             metrics = {"loss": value, "reconstruction": rec, "mmd": divergence}

@@ -39,22 +39,16 @@ from latent_jax.objectives.base import (
     Batch,
     Context,
     Metrics,
-    ModelCaller,
     Objective,
-    check_model,
     check_reconstruction,
     context_loss,
-    flatten_examples,
     masked_mean,
 )
 from latent_jax.objectives.registry import Option, register_objective
 from latent_jax.objectives.vae import (
     BINARIZE,
     LIKELIHOOD,
-    binarized,
-    check_noise,
-    noise_logvar,
-    reconstruction_term,
+    MeanCodeTerms,
 )
 
 __all__ = ["REGULARIZERS", "decoder_l2", "rae_objective"]
@@ -97,20 +91,6 @@ def decoder_l2(params: Mapping[str, Any], model: Any = None) -> Array:
     for leaf in jax.tree.leaves(params[DECODER]):
         total = total + jnp.sum(jnp.square(jnp.asarray(leaf, jnp.float32)))
     return total
-
-
-def _check_posterior(posterior: Any, x: Array) -> Array:
-    """The encoder's means, shape (batch, latent_dim), from ``encode``'s (mean, logvar)."""
-    if not isinstance(posterior, tuple | list) or len(posterior) != 2:
-        raise TypeError(
-            f"a VAE's encode must return (mean, logvar), got {type(posterior).__name__}"
-        )
-    mean = flatten_examples(jnp.asarray(posterior[0]))
-    if mean.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"a VAE's encode returned means of shape {mean.shape} for {x.shape[0]} examples"
-        )
-    return mean
 
 
 def rae_objective(
@@ -209,24 +189,15 @@ def rae_objective(
             weight; with ``"l2"``, at ``init`` or in the loss, for a model without a
             ``"decoder"`` parameter subtree.
     """
-    check_model(model)
-    for method in ("encode", "decode"):
-        if not callable(getattr(model, method, None)):
-            raise TypeError(
-                f"model must be a VAE with encode and decode methods, got {type(model).__name__}"
-            )
     regularizer = validation.check_choice("regularizer", regularizer, REGULARIZERS)
     beta = validation.check_real("beta", beta, nonnegative=True)
     lambda_reg = validation.check_real("lambda_reg", lambda_reg, nonnegative=True)
-    learned_noise = check_noise(model, likelihood, obs_logvar)
-    binarize = validation.check_bool("binarize", binarize)
-    caller = ModelCaller(model)
-    encoder, decoder = ModelCaller(model, "encode"), ModelCaller(model, "decode")
+    terms = MeanCodeTerms(model, likelihood=likelihood, binarize=binarize, obs_logvar=obs_logvar)
+    binarize = terms.binarize
     penalty_name = "decoder_l2" if regularizer == "l2" else "gradient_penalty"
 
     def init(key: Array, x: Array) -> dict:
-        init_key, sample_key = jax.random.split(key)
-        variables = caller.init(init_key, x, sample_key)
+        variables = terms.init(key, x)
         if regularizer == "l2":
             decoder_l2(variables.get("params", {}), model)
         return variables
@@ -235,14 +206,9 @@ def rae_objective(
     def loss(
         params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, context: Context
     ) -> tuple[Array, tuple[Metrics, dict]]:
-        train = context.train
-        batch, key = binarized(batch, key, binarize)
-        posterior, encoded_state = encoder.apply(params, model_state, batch, key, train)
-        z = _check_posterior(posterior, batch.x)
-
-        def decode(codes: Array) -> tuple[Array, dict]:
-            return decoder.apply(params, encoded_state, batch._replace(x=codes), key, train)
-
+        code = terms.encode(params, model_state, batch, key, context.train)
+        batch, z = code.batch, code.z
+        decode = terms.decoding(params, code, context.train)
         if regularizer == "gp":
             output, pullback, state = jax.vjp(decode, z, has_aux=True)
             check_reconstruction(output, batch.x, "the VAE's decode")
@@ -251,10 +217,8 @@ def rae_objective(
             penalty = masked_mean(jnp.sum(jnp.square(gradient), axis=-1), batch.mask)
         else:
             output, state = decode(z)
-            check_reconstruction(output, batch.x, "the VAE's decode")
             penalty = decoder_l2(params, model)
-        logvar_x = noise_logvar(model, params, model_state, learned_noise, obs_logvar)
-        rec = masked_mean(reconstruction_term(likelihood, output, batch.x, logvar_x), batch.mask)
+        rec = masked_mean(terms.reconstruction(params, model_state, output, batch), batch.mask)
         code_norm = masked_mean(0.5 * jnp.sum(jnp.square(z), axis=-1), batch.mask)
         rec, code_norm, penalty = (jnp.asarray(v, jnp.float32) for v in (rec, code_norm, penalty))
         value = rec + jnp.float32(beta) * code_norm + jnp.float32(lambda_reg) * penalty

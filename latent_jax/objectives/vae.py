@@ -17,7 +17,7 @@ VAEs are called as ``model.apply(variables, x, key, train=train, mask=mask) ->
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -56,7 +56,10 @@ __all__ = [
     "LIKELIHOODS",
     "ElboTerms",
     "EncodedBatch",
+    "MeanCode",
+    "MeanCodeTerms",
     "bernoulli_binarize",
+    "check_posterior",
     "reconstruction_term",
     "vae_objective",
 ]
@@ -233,6 +236,121 @@ class EncodedBatch(NamedTuple):
     logvar: Array
     z: Array
     model_state: dict
+
+
+def check_posterior(posterior: Any, x: Array) -> tuple[Array, Array]:
+    """A VAE's ``encode`` output checked: ``(mean, logvar)``, each of shape (batch,
+    latent_dim) for the batch ``x``.
+
+    Raises:
+        TypeError: for anything but a pair.
+        ValueError: for shapes that do not match each other or the batch.
+    """
+    if not isinstance(posterior, tuple | list) or len(posterior) != 2:
+        raise TypeError(
+            f"a VAE's encode must return (mean, logvar), got {type(posterior).__name__}"
+        )
+    mean, logvar = (flatten_examples(jnp.asarray(a)) for a in posterior)
+    if mean.shape != logvar.shape or mean.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"a VAE's encode returned mean {mean.shape} and logvar {logvar.shape} for "
+            f"{x.shape[0]} examples: expected two arrays of shape ({x.shape[0]}, latent_dim)"
+        )
+    return mean, logvar
+
+
+class MeanCode(NamedTuple):
+    """A batch through a VAE's encoder used deterministically (:meth:`MeanCodeTerms.encode`).
+
+    Attributes:
+        batch: the batch the model saw (binarized when the objective binarizes).
+        z: the codes, the posterior means, array of shape (batch, latent_dim).
+        model_state: the model's collections after the encoder (BatchNorm statistics).
+        key: the model's key for the decoder (its ``dropout`` stream).
+    """
+
+    batch: Batch
+    z: Array
+    model_state: dict
+    key: Array
+
+
+class MeanCodeTerms:
+    r"""A VAE as a deterministic autoencoder, for the objectives that train it so (RAE, WAE):
+    the code is the posterior mean :math:`z = \mu(x)`, decoded without noise; the encoder's
+    log-variance is not used.
+
+    Keys: with ``binarize`` the inputs are drawn binary with a key split off first (as
+    :class:`ElboTerms` does); the rest is the model's key for ``encode`` and ``decode``.
+    Both are called with ``train`` and ``mask`` where they declare them, so in training mode
+    BatchNorm uses the real rows' statistics and the encoder's and the decoder's updates both
+    come back.
+
+    Args:
+        model: a linen VAE with ``encode(x) -> (mean, logvar)``, ``decode(z)`` and
+            ``model(x, key)`` (for initialization).
+        likelihood: ``"sse"``, ``"gaussian"`` or ``"bernoulli"``.
+        binarize: train on dynamically binarized inputs.
+        obs_logvar: the Gaussian likelihood's log-variance, or ``"learned"``.
+
+    Raises:
+        TypeError: for a model without ``encode`` and ``decode``, or a non-bool ``binarize``.
+    """
+
+    def __init__(
+        self, model: nn.Module, *, likelihood: str, binarize: bool, obs_logvar: float | str
+    ):
+        check_model(model)
+        for method in ("encode", "decode"):
+            if not callable(getattr(model, method, None)):
+                raise TypeError(
+                    "model must be a VAE with encode and decode methods, got "
+                    f"{type(model).__name__}"
+                )
+        self.model = model
+        self.likelihood = likelihood
+        self.learned_noise = check_noise(model, likelihood, obs_logvar)
+        self.obs_logvar = obs_logvar
+        self.binarize = validation.check_bool("binarize", binarize)
+        self.caller = ModelCaller(model)
+        self.encoder, self.decoder = ModelCaller(model, "encode"), ModelCaller(model, "decode")
+
+    def init(self, key: Array, x: Array) -> dict:
+        """The VAE's variables for inputs ``x`` (an init key and a draw key split off ``key``)."""
+        init_key, sample_key = jax.random.split(key)
+        return self.caller.init(init_key, x, sample_key)
+
+    def encode(
+        self, params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, train: bool
+    ) -> MeanCode:
+        r"""The batch's codes :math:`\mu(x)`."""
+        batch, key = binarized(batch, key, self.binarize)
+        posterior, state = self.encoder.apply(params, model_state, batch, key, train)
+        mean, _ = check_posterior(posterior, batch.x)
+        return MeanCode(batch, mean, state, key)
+
+    def decoding(
+        self, params: Any, code: MeanCode, train: bool
+    ) -> Callable[[Array], tuple[Array, dict]]:
+        """``decode(z) -> (output, model_state)`` after :meth:`encode` (a function of the
+        codes alone, for a gradient with respect to them)."""
+
+        def decode(z: Array) -> tuple[Array, dict]:
+            rows = code.batch._replace(x=z)
+            return self.decoder.apply(params, code.model_state, rows, code.key, train)
+
+        return decode
+
+    def reconstruction(
+        self, params: Any, model_state: Mapping[str, Any], output: Array, batch: Batch
+    ) -> Array:
+        """The reconstruction term of each example for the decoder's ``output``, shape
+        (batch,)."""
+        check_reconstruction(output, batch.x, "the VAE's decode")
+        logvar_x = noise_logvar(
+            self.model, params, model_state, self.learned_noise, self.obs_logvar
+        )
+        return reconstruction_term(self.likelihood, output, batch.x, logvar_x)
 
 
 def vae_objective(
