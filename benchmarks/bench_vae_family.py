@@ -13,8 +13,8 @@ same trained model (the same seed trains the same weights). Run as
     python benchmarks/bench_vae_family.py [--epochs 30] [--out runs/vae-family] [--only NAME ...]
 
 Writes benchmarks/results/vae_family.json (the table's numbers) and keeps the run folders
-(figures: samples.png, reconstructions.png, ...) under OUT/, with samples_grid.png, ten
-samples of every row, one row each.
+(figures: samples.png, reconstructions.png, ...) under OUT/, with samples_grid.png: twelve
+samples of every row's model and sampler, one labelled row each.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import os
 import time
 
 import numpy as np
-from PIL import Image
 
 from latent_jax.cli import main
 
@@ -90,18 +89,35 @@ def _row(name: str, objective: str, sampler: str, metrics: dict) -> dict:
     }
 
 
-def _samples_grid(folders: list[tuple[str, str]], path: str) -> None:
-    """samples.png of each run, stacked one above the other."""
-    images = [
-        Image.open(os.path.join(folder, "samples.png")).convert("RGB") for _, folder in folders
-    ]
-    width = max(image.width for image in images)
-    grid = Image.new("RGB", (width, sum(image.height for image in images)), "white")
-    top = 0
-    for image in images:
-        grid.paste(image, (0, top))
-        top += image.height
-    grid.save(path)
+def _samples_grid(folders: list[tuple[str, str]], seed: int, path: str, n: int = 12) -> None:
+    """``n`` samples of every run, one labelled row each, in pixel units: the run's model
+    and sampler reloaded from its folder, decoded as ``latent-jax vae`` decodes samples.png."""
+    import jax
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from latent_jax import generate, runs, samplers
+
+    fig, axes = plt.subplots(len(folders), n, figsize=(n * 0.6, len(folders) * 0.66))
+    axes = np.atleast_2d(axes)
+    key = jax.random.fold_in(jax.random.key(seed), 1)
+    for row, (name, folder) in enumerate(folders):
+        run = runs.load_run(folder)
+        sampler_file = os.path.join(folder, samplers.SAMPLER_FILE)
+        sampler = samplers.load_sampler(sampler_file) if os.path.exists(sampler_file) else None
+        images = generate.sample_prior(key, run.model, run.variables, n, sampler=sampler)
+        images = np.asarray(generate.decoder_mean(images, run.config["settings"]["likelihood"]))
+        images = run.normalizer.inverse_transform(images) if run.normalizer else images
+        for col in range(n):
+            axes[row, col].imshow(np.clip(images[col, ..., 0], 0, 1), cmap="gray", vmin=0, vmax=1)
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.subplots_adjust(left=0.2, right=0.99, top=0.99, bottom=0.01, wspace=0.05, hspace=0.05)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _table(rows: list[dict]) -> str:
@@ -153,7 +169,7 @@ def main_bench() -> None:
     os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
     with open(args.results, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
-    _samples_grid(folders, os.path.join(args.out, "samples_grid.png"))
+    _samples_grid(folders, args.seed, os.path.join(args.out, "samples_grid.png"))
     print(_table(rows))
     print(f"results in {args.results}; figures under {args.out}/")
 

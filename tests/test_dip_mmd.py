@@ -418,7 +418,7 @@ def test_bad_settings_are_named():
         mmd_objective(MODEL, kind="wae", alpha=0.0)
     with pytest.raises(ValueError, match="likelihood"):
         mmd_objective(MODEL, likelihood="poisson")
-    with pytest.raises(TypeError, match="model must be a VAE with encode and decode methods, got Dense"):
+    with pytest.raises(TypeError, match="a VAE with encode and decode methods, got Dense"):
         mmd_objective(nn.Dense(3), kind="wae")
     with pytest.raises(ValueError, match=r"mask must have shape \(2,\)"):
         dip_covariance(np.zeros((2, 3)), np.zeros((2, 3)), np.ones(3), "i")
