@@ -105,7 +105,10 @@ def sample_prior(
     parameters, as a learned prior does) draws its own latents; any other model's prior is
     the standard normal ``z = jax.random.normal(key, (n, latent_dim))``. A ``sampler``
     replaces either: ``z = sampler.sample(key, n)`` (a density fitted to the codes, such as
-    :class:`latent_jax.samplers.GaussianMixtureSampler`).
+    :class:`latent_jax.samplers.GaussianMixtureSampler`). A sampler with a ``decode_method``
+    other than ``"decode"`` draws what that method of the model decodes instead: a VQ-VAE's
+    grids of code indices (:class:`latent_jax.samplers.PixelCNNPrior`, decoded by
+    ``VQVAE.decode_indices``), checked against the model by the sampler's ``check_model``.
 
     Args:
         key: PRNG key of the draw.
@@ -115,7 +118,8 @@ def sample_prior(
         latent_dim: size of the latent space; default the model's ``latent_dim`` field.
         apply_kwargs: extra keyword arguments of ``decode``.
         sampler: an object with ``latent_dim`` and ``sample(key, n) -> (n, latent_dim)``
-            (:mod:`latent_jax.samplers`), or ``None`` for the prior.
+            (:mod:`latent_jax.samplers`), or ``None`` for the prior; or one with
+            ``decode_method`` and ``sample(key, n)`` (whose draws that method decodes).
 
     Returns:
         Array of shape (n, *image_shape), in the model's units.
@@ -126,6 +130,11 @@ def sample_prior(
         TypeError: for a sampler without ``sample`` and ``latent_dim``.
     """
     n = validation.check_int("n", n, 1)
+    if sampler is not None and getattr(sampler, "decode_method", "decode") != "decode":
+        codes = _code_grid_draw(key, model, n, sampler)
+        return predict(
+            model, variables, codes, method=sampler.decode_method, apply_kwargs=apply_kwargs
+        )
     if sampler is not None:
         z = _sampler_draw(key, model, n, latent_dim, sampler)
         return decode(model, variables, z, apply_kwargs=apply_kwargs)
@@ -169,6 +178,28 @@ def _sampler_draw(key: Array, model: Any, n: int, latent_dim: int | None, sample
             f"{tuple(jnp.shape(z))}"
         )
     return z
+
+
+def _code_grid_draw(key: Array, model: Any, n: int, sampler: Any) -> Array:
+    """``sampler.sample(key, n)`` for a sampler whose draws the model's
+    ``sampler.decode_method`` decodes (a VQ-VAE's code grids), checked against the model."""
+    method = sampler.decode_method
+    if not callable(getattr(sampler, "sample", None)):
+        raise TypeError(f"sampler must have sample(key, n), got {type(sampler).__name__}")
+    if not isinstance(method, str) or not callable(getattr(type(model), method, None)):
+        raise TypeError(
+            f"the sampler's draws are decoded by {method!r}, which {type(model).__name__} "
+            "does not have"
+        )
+    check = getattr(sampler, "check_model", None)
+    if callable(check):
+        check(model)
+    codes = sampler.sample(key, n)
+    if jnp.ndim(codes) < 1 or jnp.shape(codes)[0] != n:
+        raise ValueError(
+            f"sampler.sample(key, {n}) must return {n} rows, got shape {tuple(jnp.shape(codes))}"
+        )
+    return codes
 
 
 @functools.cache

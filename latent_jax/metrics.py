@@ -74,6 +74,10 @@ __all__ = [
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
+# A model's own prior density (the VampPrior's), used in the bounds where it has one.
+PRIOR_DENSITY = "log_prior"
+
+
 def _noise_logvar(model: Any, variables: Any, obs_logvar: Any) -> Any:
     """The observation log-variance: ``obs_logvar``, or the model's when it is learned."""
     params, model_state = split_variables(variables)
@@ -93,6 +97,15 @@ def _decode(model: Any, variables: Any, z: Array) -> Array:
     return apply_inference(model, variables, z, method="decode")
 
 
+def _log_prior(model: Any, variables: Any, z: Array) -> Array | None:
+    """``log p(z)`` of a model with a prior of its own (``log_prior``, a VampPrior), shape
+    ``z.shape[:-1]``; ``None`` for the standard normal."""
+    if not callable(getattr(type(model), PRIOR_DENSITY, None)):
+        return None
+    flat = jnp.reshape(z, (-1, z.shape[-1]))
+    return jnp.reshape(apply_inference(model, variables, flat, method=PRIOR_DENSITY), z.shape[:-1])
+
+
 def _log_weights(
     model: Any,
     variables: Any,
@@ -110,7 +123,8 @@ def _log_weights(
     output = _decode(model, variables, jnp.reshape(z, (m * batch, -1)))
     x_rep = jnp.broadcast_to(x, (m, *x.shape)).reshape((m * batch, *x.shape[1:]))
     log_px = log_likelihood(x_rep, output, likelihood, noise).reshape((m, batch))
-    return bound.log_weights(log_px, z, bound.log_posterior_of_noise(logvar, eps))
+    log_qz = bound.log_posterior_of_noise(logvar, eps)
+    return bound.log_weights(log_px, z, log_qz, _log_prior(model, variables, z))
 
 
 @functools.partial(
@@ -201,12 +215,19 @@ def _elbo_kernel(
     mean, logvar = _encode(model, variables, x)
     noise = _noise_logvar(model, variables, obs_logvar)
 
+    own_prior = callable(getattr(type(model), PRIOR_DENSITY, None))
+
     def one(i: Array) -> Array:
         eps = jax.random.normal(jax.random.fold_in(key, i), mean.shape, mean.dtype)
-        output = _decode(model, variables, bound.draw_latents(mean, logvar, eps))
-        return log_likelihood(x, output, likelihood, noise)
+        z = bound.draw_latents(mean, logvar, eps)
+        log_px = log_likelihood(x, _decode(model, variables, z), likelihood, noise)
+        if own_prior:  # no closed-form KL: log p(z) - log q(z|x) at the draw
+            log_pz = _log_prior(model, variables, z)
+            return log_px + log_pz - bound.log_posterior_of_noise(logvar, eps)
+        return log_px
 
-    return bound.elbo(lax.map(one, jnp.arange(num_samples)), mean, logvar)
+    terms = lax.map(one, jnp.arange(num_samples))
+    return jnp.mean(terms, axis=0) if own_prior else bound.elbo(terms, mean, logvar)
 
 
 def elbo(
@@ -221,7 +242,11 @@ def elbo(
 ) -> Array:
     r"""The ELBO estimator :math:`\frac1S\sum_s \log p(x|z_s) - D_{KL}(q(z|x)\,\|\,p(z))`.
 
-    The KL term in closed form, the reconstruction term averaged over ``num_samples`` draws
+    For a model with a prior of its own (a ``log_prior(z)`` method, as
+    :class:`latent_jax.models.vampprior.VampPrior`) the KL term has no closed form and every
+    term is sampled: :math:`\frac1S\sum_s [\log p(x|z_s) + \log p(z_s) - \log q(z_s|x)]`;
+    :func:`iwae_bound` scores such a model under its prior too. Otherwise:
+    the KL term in closed form, the reconstruction term averaged over ``num_samples`` draws
     (sample ``s`` uses ``fold_in(key, s)``, as in :func:`iwae_bound`). Its expectation is
     :math:`\mathcal{L}_1`; with β = 1 it is minus the loss of
     :func:`latent_jax.objectives.vae_objective` (except for ``"sse"``, scored here as a

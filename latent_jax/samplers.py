@@ -31,6 +31,16 @@ rebuild a sampler drawing the very same codes for the same key). :func:`save_sam
     codes = generate.encode_mean(model, variables, x_train)
     sampler = GaussianMixtureSampler.fit(codes, n_components=10, seed=0)
     images = generate.sample_prior(key, model, variables, 16, sampler=sampler)
+
+A VQ-VAE's codes are discrete, a grid of codebook indices per image, and its prior is fitted
+to them likewise, by an autoregressive model:
+
+* :class:`PixelCNNPrior`: a PixelCNN over the grids of code indices (van den Oord et al.
+  2017, "Neural Discrete Representation Learning", Section 3.1), fitted to
+  ``VQVAE.encode_indices`` of the training images. Its ``sample(key, n)`` draws index grids
+  of shape (n, h, w), which the model's ``decode_method`` (``"decode_indices"``) decodes;
+  :func:`latent_jax.generate.sample_prior` calls that method for a sampler that names one.
+  ``latent-jax train --model vq-vae`` fits one after training (:data:`CODE_GRID_SAMPLERS`).
 """
 
 from __future__ import annotations
@@ -56,16 +66,20 @@ from sklearn.mixture import GaussianMixture
 
 from latent_jax import validation
 from latent_jax.models.mlp import LearnedNoiseVAE
+from latent_jax.models.pixelcnn import PixelCNN
 from latent_jax.models.spec import build_module, module_spec
 from latent_jax.objectives.vae import vae_objective
+from latent_jax.objectives.vqvae import pixelcnn_objective
 from latent_jax.runs.checkpoint import atomic_write
 from latent_jax.train import TrainConfig, fit
 
 __all__ = [
+    "CODE_GRID_SAMPLERS",
     "COVARIANCE_TYPES",
     "SAMPLERS",
     "SAMPLER_FILE",
     "GaussianMixtureSampler",
+    "PixelCNNPrior",
     "TwoStageSampler",
     "load_sampler",
     "sampler_from_dict",
@@ -353,26 +367,24 @@ def _encode_tree(tree: Any) -> Any:
     return {"shape": list(array.shape), "float32": base64.b64encode(array.tobytes()).decode()}
 
 
-def _decode_tree(tree: Any, expected: Any, where: str) -> Any:
+def _decode_tree(tree: Any, expected: Any, where: str, kind: str = "two-stage") -> Any:
     """:func:`_encode_tree`'s data as float32 arrays of the structure and shapes of
     ``expected``."""
     if isinstance(expected, Mapping):
         if not isinstance(tree, Mapping) or set(tree) != set(expected):
             got = sorted(tree) if isinstance(tree, Mapping) else type(tree).__name__
-            raise ValueError(
-                f"two-stage sampler data {where}: expected {sorted(expected)}, got {got}"
-            )
-        return {k: _decode_tree(tree[k], expected[k], f"{where}/{k}") for k in expected}
+            raise ValueError(f"{kind} sampler data {where}: expected {sorted(expected)}, got {got}")
+        return {k: _decode_tree(tree[k], expected[k], f"{where}/{k}", kind) for k in expected}
     try:
         array = np.frombuffer(base64.b64decode(tree["float32"], validate=True), "<f4")
         array = array.reshape(tuple(tree["shape"]))
     except (KeyError, TypeError, ValueError, binascii.Error) as err:
         raise ValueError(
-            f"two-stage sampler data {where} are not an encoded float32 array: {err}"
+            f"{kind} sampler data {where} are not an encoded float32 array: {err}"
         ) from None
     if array.shape != expected.shape:
         raise ValueError(
-            f"two-stage sampler data {where} must have shape {expected.shape}, got {array.shape}"
+            f"{kind} sampler data {where} must have shape {expected.shape}, got {array.shape}"
         )
     return jnp.asarray(array.astype(np.float32))
 
@@ -566,7 +578,281 @@ class TwoStageSampler:
         )
 
 
+# ------------------------------------------------------- the PixelCNN prior of a VQ-VAE's codes
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _pixelcnn_draw(
+    model: nn.Module, variables: Any, key: jax.Array, n: int, grid_shape: tuple[int, int]
+) -> Any:
+    height, width = grid_shape
+    positions = height * width
+
+    def step(position: Any, grid: Any) -> Any:
+        logits = model.apply(variables, grid).reshape(n, positions, -1)
+        here = jax.lax.dynamic_index_in_dim(logits, position, axis=1, keepdims=False)
+        draw = jax.random.categorical(jax.random.fold_in(key, position), here)
+        flat = grid.reshape(n, positions).at[:, position].set(draw.astype(jnp.int32))
+        return flat.reshape(n, height, width)
+
+    grid = jnp.zeros((n, height, width), jnp.int32)
+    return jax.lax.fori_loop(0, positions, step, grid)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _pixelcnn_log_likelihood(model: nn.Module, variables: Any, indices: Any) -> Any:
+    log_p = jax.nn.log_softmax(model.apply(variables, indices), axis=-1)
+    picked = jnp.take_along_axis(log_p, indices[..., None], axis=-1)[..., 0]
+    return picked.reshape(indices.shape[0], -1).sum(axis=-1)
+
+
+def _index_grids(indices: Any, codebook_size: int) -> np.ndarray:
+    """Code grids as an int32 (n, h, w) array of indices in [0, codebook_size)."""
+    grids = np.asarray(
+        validation.check_array(
+            "indices", indices, ndim=3, axes="(n_grids, height, width)", dtype="numeric"
+        )
+    )
+    if grids.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers (code indices), got dtype {grids.dtype}")
+    if grids.min() < 0 or grids.max() >= codebook_size:
+        raise ValueError(
+            f"indices must be in [0, {codebook_size}) (codebook_size={codebook_size}), got "
+            f"values from {grids.min()} to {grids.max()}"
+        )
+    return grids.astype(np.int32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PixelCNNPrior:
+    r"""An autoregressive prior over a VQ-VAE's grids of code indices (van den Oord et al.
+    2017, Section 3.1: the prior, uniform while the VQ-VAE trains, is fitted afterwards to the
+    codes of the training set by a PixelCNN).
+
+    A :class:`~latent_jax.models.pixelcnn.PixelCNN` models :math:`p(k) = \prod_i p(k_i \mid
+    k_{<i})` over the grid's positions in raster order; :meth:`sample` draws a grid position
+    by position (``h * w`` passes of the network, a ``jax.lax.fori_loop``), and the VQ-VAE's
+    :meth:`~latent_jax.models.vqvae.VQVAE.decode_indices` (:attr:`decode_method`) decodes it:
+    ``generate.sample_prior(key, vqvae, variables, n, sampler=prior)``. Without it the
+    VQ-VAE's own prior (each position's code uniform and independent) decodes to patches of
+    unrelated codes, not images.
+
+    Build one with :meth:`fit`.
+
+    Attributes:
+        model: the PixelCNN.
+        variables: its variables (``{"params": ...}``), float32.
+        grid_shape: (h, w) of the grids it draws.
+        options: the fit's settings (``features``, ``kernel_size``, ``residual_blocks``,
+            ``epochs``, ``batch_size``, ``learning_rate``, ``seed``).
+        info: what the fit reported (``n_grids``; per epoch ``train_nll``, the mean negative
+            log-likelihood of a grid in nats; ``uniform_nll``, that of the uniform prior,
+            :math:`h w \log K`).
+    """
+
+    model: PixelCNN
+    variables: Mapping[str, Any]
+    grid_shape: tuple[int, int]
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    name = "pixelcnn"
+    # The model's method that decodes a draw (generate.sample_prior calls it).
+    decode_method = "decode_indices"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, PixelCNN):
+            raise TypeError(f"model must be a PixelCNN, got {type(self.model).__name__}")
+        try:
+            grid = tuple(int(s) for s in self.grid_shape)
+        except (TypeError, ValueError):
+            grid = ()
+        if len(grid) != 2 or min(grid) < 1:
+            raise ValueError(f"grid_shape must be (height, width) >= 1, got {self.grid_shape!r}")
+        object.__setattr__(self, "grid_shape", grid)
+
+    @classmethod
+    def fit(
+        cls,
+        indices: Any,
+        *,
+        codebook_size: int,
+        features: int = 64,
+        kernel_size: int = 5,
+        residual_blocks: int = 4,
+        epochs: int = 20,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        seed: int = 0,
+        quiet: bool = True,
+    ) -> PixelCNNPrior:
+        """Trains the PixelCNN on code grids with the library's engine
+        (:func:`latent_jax.train.fit`, Adam) on their negative log-likelihood
+        (:func:`latent_jax.objectives.pixelcnn_objective`).
+
+        Args:
+            indices: int array of shape (n_grids, h, w), the training set's code indices
+                (``VQVAE.encode_indices``), in [0, codebook_size).
+            codebook_size: K, the VQ-VAE's codebook size.
+            features: the PixelCNN's channels.
+            kernel_size: its first (type-A) layer's odd kernel size.
+            residual_blocks: its residual blocks.
+            epochs: training epochs, >= 1.
+            batch_size: grids per batch, >= 1.
+            learning_rate: Adam's step size, > 0.
+            seed: the root key of the training (initialization, shuffling).
+            quiet: no progress bar.
+
+        Returns:
+            The fitted prior.
+
+        Raises:
+            TypeError, ValueError: for indices that are not an integer (n, h, w) array in
+                range, or a bad option (naming it).
+            latent_jax.train.NonFiniteLossError: if the training diverges.
+        """
+        codebook_size = validation.check_int("codebook_size", codebook_size, 1)
+        grids = _index_grids(indices, codebook_size)
+        epochs = validation.check_int("epochs", epochs, 1)
+        batch_size = validation.check_int("batch_size", batch_size, 1)
+        learning_rate = validation.check_real("learning_rate", learning_rate, positive=True)
+        seed = validation.check_int("seed", seed, 0)
+        quiet = validation.check_bool("quiet", quiet)
+        model = PixelCNN(
+            codebook_size=codebook_size,
+            features=features,
+            kernel_size=kernel_size,
+            residual_blocks=residual_blocks,
+        )
+        config = TrainConfig(
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            epochs=epochs,
+            seed=seed,
+            quiet=quiet,
+            log_every=0,
+        )
+        objective = pixelcnn_objective(model)
+        data = grids.astype(np.float32)  # the engine's rows are float32 (exact integers)
+        state, history = fit(objective, data, None, config, jax.random.key(seed))
+        height, width = grids.shape[1:]
+        return cls(
+            model=model,
+            variables={"params": state.params},
+            grid_shape=(height, width),
+            options={
+                "features": model.features,
+                "kernel_size": model.kernel_size,
+                "residual_blocks": model.residual_blocks,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "seed": seed,
+            },
+            info={
+                "n_grids": len(grids),
+                "train_nll": [float(v) for v in history["train_loss"]],
+                "uniform_nll": height * width * math.log(codebook_size),
+            },
+        )
+
+    @property
+    def codebook_size(self) -> int:
+        """K, the number of codes."""
+        return int(self.model.codebook_size)
+
+    def check_model(self, model: Any) -> None:
+        """Refuses a model whose codebook size or code grid is not the prior's.
+
+        Raises:
+            ValueError: naming both.
+        """
+        size = getattr(model, "codebook_size", None)
+        grid = tuple(getattr(model, "grid_shape", ()) or ())
+        if size != self.codebook_size or grid != self.grid_shape:
+            raise ValueError(
+                f"the prior draws {self.grid_shape[0]}x{self.grid_shape[1]} grids of "
+                f"{self.codebook_size} codes but {type(model).__name__} has "
+                f"codebook_size={size} and grid_shape={grid}: fit the prior on this model's "
+                "codes"
+            )
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """``n`` code grids drawn position by position (raster order).
+
+        Args:
+            key: a ``jax.random`` key.
+            n: the number of draws, >= 1 (static under ``jax.jit``).
+
+        Returns:
+            int32 array of shape (n, h, w).
+        """
+        key = validation.check_key("key", key)
+        return _pixelcnn_draw(self.model, self.variables, key, _n(n), self.grid_shape)
+
+    def log_likelihood(self, indices: Any) -> jax.Array:
+        """:math:`\\log p(k)` of each grid, in nats.
+
+        Args:
+            indices: int array of shape (n_grids, h, w) in [0, codebook_size).
+
+        Returns:
+            float32 array of shape (n_grids,).
+        """
+        grids = _index_grids(indices, self.codebook_size)
+        if grids.shape[1:] != self.grid_shape:
+            raise ValueError(
+                f"indices must be grids of shape {self.grid_shape}, got {grids.shape[1:]}"
+            )
+        return _pixelcnn_log_likelihood(self.model, self.variables, jnp.asarray(grids))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON data that :meth:`from_dict` rebuilds the prior from (the model as its
+        :func:`~latent_jax.models.spec.module_spec`, its float32 parameters exact)."""
+        return {
+            "sampler": self.name,
+            "format": FORMAT_VERSION,
+            "grid_shape": list(self.grid_shape),
+            "codebook_size": self.codebook_size,
+            "options": dict(self.options),
+            "info": dict(self.info),
+            "model": module_spec(self.model),
+            "variables": _encode_tree(self.variables),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PixelCNNPrior:
+        """The prior :meth:`to_dict` described.
+
+        Raises:
+            ValueError: for data of another sampler or format, another model, or parameters
+                of the wrong structure or shapes.
+        """
+        data = _check_tag(data, cls.name)
+        model = build_module(data.get("model"), "pixelcnn sampler model")
+        if not isinstance(model, PixelCNN):
+            raise ValueError(f"a pixelcnn sampler's model is a PixelCNN, got {model!r}")
+        grid = data.get("grid_shape")
+        if not isinstance(grid, list | tuple) or len(grid) != 2:
+            raise ValueError(f"pixelcnn sampler data need grid_shape [h, w], got {grid!r}")
+        height, width = (validation.check_int("grid_shape", s, 1) for s in grid)
+        zeros = jnp.zeros((1, height, width), jnp.int32)
+        expected = jax.eval_shape(lambda: model.init(jax.random.key(0), zeros))
+        variables = _decode_tree(data.get("variables"), expected, "variables", cls.name)
+        return cls(
+            model=model,
+            variables=variables,
+            grid_shape=(height, width),
+            options=dict(data.get("options", {})),
+            info=dict(data.get("info", {})),
+        )
+
+
 # ------------------------------------------------------------------------------- persistence
+
+# Samplers of a VQ-VAE's code grids (decoded by the model's decode_method, not decode):
+# load_sampler reads them too, but they are no choice of the VAE commands' --sampler.
+CODE_GRID_SAMPLERS: dict[str, type] = {PixelCNNPrior.name: PixelCNNPrior}
 
 SAMPLERS: dict[str, type] = {
     GaussianMixtureSampler.name: GaussianMixtureSampler,
@@ -574,9 +860,9 @@ SAMPLERS: dict[str, type] = {
 }
 
 
-def sampler_from_dict(data: Mapping[str, Any]) -> GaussianMixtureSampler | TwoStageSampler:
+def sampler_from_dict(data: Mapping[str, Any]) -> Any:
     """The sampler that ``to_dict()`` data describe, whichever its kind (``data["sampler"]``,
-    a key of :data:`SAMPLERS`).
+    a key of :data:`SAMPLERS` or :data:`CODE_GRID_SAMPLERS`).
 
     Raises:
         TypeError: for data that are not a mapping.
@@ -585,9 +871,13 @@ def sampler_from_dict(data: Mapping[str, Any]) -> GaussianMixtureSampler | TwoSt
     if not isinstance(data, Mapping):
         raise TypeError(f"sampler data must be a mapping (to_dict()), got {type(data).__name__}")
     name = data.get("sampler")
-    if name not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {tuple(SAMPLERS)}, got sampler={name!r}")
-    return SAMPLERS[name].from_dict(data)
+    classes = {**SAMPLERS, **CODE_GRID_SAMPLERS}
+    if name not in classes:
+        raise ValueError(
+            f"sampler must be one of {tuple(SAMPLERS)} (or, of a VQ-VAE's code grids, one of "
+            f"{tuple(CODE_GRID_SAMPLERS)}), got sampler={name!r}"
+        )
+    return classes[name].from_dict(data)
 
 
 def save_sampler(path: str | os.PathLike, sampler: Any) -> str:
@@ -601,7 +891,7 @@ def save_sampler(path: str | os.PathLike, sampler: Any) -> str:
     return path
 
 
-def load_sampler(path: str | os.PathLike) -> GaussianMixtureSampler | TwoStageSampler:
+def load_sampler(path: str | os.PathLike) -> Any:
     """The sampler :func:`save_sampler` wrote to ``path`` (a run folder's
     :data:`SAMPLER_FILE`).
 

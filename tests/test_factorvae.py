@@ -207,6 +207,13 @@ def test_the_model_is_recorded_with_its_vae_and_rebuilt():
     assert model.latent_dim == 3
 
 
+def test_a_factorvae_model_is_taken_as_it_is():
+    """A reloaded FactorVAE (run.model) builds its objective again, with the given sizes."""
+    model = FactorVAE(vae=SMALL_VAE, discriminator_width=4, discriminator_depth=1)
+    objective = factorvae_objective(model, discriminator_width=6, discriminator_depth=2)
+    assert objective.model == FactorVAE(vae=SMALL_VAE, discriminator_width=6, discriminator_depth=2)
+
+
 def test_bad_settings_are_refused_by_name():
     with pytest.raises(ValueError, match="gamma"):
         factorvae_objective(SMALL_VAE, gamma=-1.0)

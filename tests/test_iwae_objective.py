@@ -266,8 +266,9 @@ def test_train_command_trains_an_iwae_and_its_config_round_trips(tmp_path, capsy
     with pytest.raises(SystemExit):
         cli.parse_args(["train", "--objective", "vae"])
     assert cli.main(["train", "--data", str(data), "--k", "3", "--out", str(tmp_path / "x")]) != 0
-    assert (
-        "--k 3 is an option of --objective iwae, not of --objective elbo" in capsys.readouterr().err
+    users = "ciwae or iwae or miwae or piwae"
+    assert f"--k 3 is an option of --objective {users}, not of --objective elbo" in (
+        capsys.readouterr().err
     )
     assert not (tmp_path / "x").exists()
 

@@ -44,9 +44,12 @@ def _loss(objective, variables, x, epoch: int, key=KEY):
 def test_every_objective_is_listed_by_its_command_line_name():
     family = ("beta-tcvae", "dip-vae-i", "dip-vae-ii", "factorvae", "infovae-mmd", "rae-gp")
     family += ("rae-l2", "wae-mmd")
+    family += ("ciwae", "miwae", "piwae")
+    family += ("vamp",)
     assert objectives.available() == tuple(
-        sorted(("annealed-vae", "autoencoder", "elbo", "iwae", *family))
+        sorted(("annealed-vae", "autoencoder", "elbo", "iwae", "vq-vae", *family))
     )
+    assert objectives.available("vq-vae") == ("vq-vae",)
     assert objectives.available("vae") == tuple(sorted(("annealed-vae", "elbo", "iwae", *family)))
     entry = objectives.objective_entry("annealed-vae")
     assert entry.trains == "vae" and entry.accepts("gamma") and not entry.accepts("k")
@@ -165,7 +168,8 @@ def test_the_vae_command_takes_the_annealed_objective(tmp_path, capsys):
 
 def test_every_library_model_is_registered_and_the_named_ones_are_chosen_by_name():
     names = registry.model_entries()
-    assert set(names) == {"ae", "vae", "conv-vae", "conv-ae", "pythae-mnist-vae"}
+    assert set(names) == {"ae", "vae", "conv-vae", "conv-ae", "pythae-mnist-vae", "vq-vae"}
+    assert set(registry.model_entries(kind="vq-vae")) == {"vq-vae"}
     assert registry.model_entry("pythae-mnist-vae").cls is PythaeMNISTVAE
     assert set(registry.model_entries(kind="vae")) == {"vae", "conv-vae", "pythae-mnist-vae"}
     with pytest.raises(ValueError, match="model must be one of"):

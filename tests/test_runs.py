@@ -18,6 +18,7 @@ from latent_jax.models.factorvae import FactorVAE
 from latent_jax.models.inference import predict
 from latent_jax.models.mlp import Autoencoder
 from latent_jax.models.spec import MODEL_CLASSES, SpecError, build_module, module_spec
+from latent_jax.models.vampprior import VampPrior
 from latent_jax.objectives import autoencoder_objective, vae_objective
 from latent_jax.runs import checkpoint as ckpt
 from latent_jax.train import TrainConfig, fit, fit_many
@@ -43,8 +44,9 @@ def test_every_registered_model_round_trips_through_its_json_spec():
     for module in (
         conv,
         Autoencoder(input_dim=5, hidden_dims=(4, 3)),
-        *(cls() for cls in MODEL_CLASSES.values() if cls is not FactorVAE),
+        *(cls() for cls in MODEL_CLASSES.values() if cls not in (FactorVAE, VampPrior)),
         FactorVAE(vae=conv, discriminator_width=7),  # a wrapper: its VAE is a nested spec
+        VampPrior(vae=conv, n_pseudo_inputs=7, pseudo_input_range=(0.0, 1.0)),
     ):
         spec = json.loads(json.dumps(module_spec(module)))
         assert build_module(spec) == module

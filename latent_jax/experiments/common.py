@@ -777,7 +777,10 @@ OBJECTIVE_OPTIONS_FIELD = "objective_options"
 
 
 def add_objective_arguments(
-    group: Any, trains: str = "vae", default: str = "elbo", own: tuple[str, ...] = ()
+    group: Any,
+    trains: str | tuple[str, ...] = "vae",
+    default: str | None = "elbo",
+    own: tuple[str, ...] = (),
 ) -> None:
     """Registers ``--objective`` (the registered objectives that train ``trains`` models,
     :func:`latent_jax.objectives.available`) and every option of theirs as a flag.
@@ -791,8 +794,8 @@ def add_objective_arguments(
 
     Args:
         group: the parser or argument group.
-        trains: ``"vae"`` or ``"autoencoder"``.
-        default: the objective without the flag.
+        trains: ``"vae"`` or ``"autoencoder"`` (or a tuple of kinds: their objectives).
+        default: the objective without the flag (``None``: the command decides).
         own: options the command registers itself, with defaults of its own (the ``vae``
             command's ``likelihood``, which its presets set).
     """
@@ -830,7 +833,7 @@ def _shown(value: Any) -> str:
     return "the objective's" if value is None else str(value)
 
 
-def objective_options(trains: str | None = None) -> dict[Any, list[str]]:
+def objective_options(trains: str | tuple[str, ...] | None = None) -> dict[Any, list[str]]:
     """Every option of the objectives that train ``trains`` models (every objective's for
     ``None``), with the objectives that take it (an option is shared by name)."""
     from latent_jax.objectives import available, objective_entry
@@ -844,7 +847,7 @@ def objective_options(trains: str | None = None) -> dict[Any, list[str]]:
     return {found[key]: users[key] for key in found}
 
 
-def _declarations(name: str, trains: str | None = None) -> list[tuple[str, Any]]:
+def _declarations(name: str, trains: str | tuple[str, ...] | None = None) -> list[tuple[str, Any]]:
     """Every objective that takes the option ``name``, with its declaration of it (help and
     default may differ)."""
     from latent_jax.objectives import available, objective_entry
@@ -864,7 +867,9 @@ def given_objective_options(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in names and v is not None}
 
 
-def check_objective_arguments(args: CommandArguments, trains: str = "vae") -> CommandArguments:
+def check_objective_arguments(
+    args: CommandArguments, trains: str | tuple[str, ...] = "vae"
+) -> CommandArguments:
     """The arguments with the chosen objective's options complete; refuses an option of
     another objective.
 

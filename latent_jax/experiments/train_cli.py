@@ -28,6 +28,15 @@ reparameterized gradient). ``--likelihood`` chooses the reconstruction term and
 binarization, with ``--likelihood bernoulli``; the test rows are binarized with the fixed
 evaluation key). The ``--beta-*`` flags schedule β of ``--objective elbo`` (a β-VAE; constant 1
 by default), as in ``latent-jax vae`` (:class:`latent_jax.schedules.BetaSchedule`).
+
+Each model trains with the objectives of its kind (the registry's ``kind`` and ``trains``), and
+``--objective`` defaults to its kind's: ``elbo`` for the VAEs, ``vq-vae`` for ``--model
+vq-vae`` (van den Oord et al. 2017: reconstruction, codebook and commitment terms;
+``--codebook-size``, ``--commitment``, ``--ema``). After a VQ-VAE trains, a PixelCNN prior is
+fitted to the training images' code grids for ``--prior-epochs`` epochs and kept in the run
+folder's sampler.json (:class:`latent_jax.samplers.PixelCNNPrior`; ``--prior-epochs 0`` fits
+none): ``generate.sample_prior(key, run.model, run.variables, n,
+sampler=samplers.load_sampler(...))`` generates from it.
 """
 
 from __future__ import annotations
@@ -55,6 +64,12 @@ logger = logging.getLogger(__name__)
 # The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
 DATA_FLAGS = ("data", "image_size", "test_size", "max_test_rows")
 MODEL_FLAGS = ("model", "latent_dim", "hidden_dims")
+# The kinds of model whose objectives --objective offers, and each kind's objective without
+# the flag (an autoencoder trains on the mean squared error whatever it names).
+OBJECTIVE_KINDS = ("vae", "vq-vae")
+DEFAULT_OBJECTIVES = {"autoencoder": "elbo", "vae": "elbo", "vq-vae": "vq-vae"}
+# Epochs of the PixelCNN prior fitted to a VQ-VAE's training codes (--prior-epochs).
+PRIOR_EPOCHS = 20
 
 
 # The plain ELBO: beta = 1 throughout.
@@ -79,7 +94,7 @@ class Arguments(common.RunArguments):
     latent_dim: int
     hidden_dims: Sequence[int]
     image_size: tuple[int, int] | None
-    objective: str
+    objective: str | None
     likelihood: str
     binarize: bool
     objective_options: Mapping[str, Any]
@@ -109,6 +124,7 @@ class Arguments(common.RunArguments):
     process_id: int | None
     stream: bool
     steps_per_call: int
+    prior_epochs: int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,8 +151,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MLP encoder widths, comma-separated (the decoder mirrors them)",
     )
     parser.add_argument("--image-size", type=_image_size, default=None, help="resize to HxW")
-    vae = parser.add_argument_group("VAE objective (--model vae or conv-vae)")
-    common.add_objective_arguments(vae)
+    vae = parser.add_argument_group(
+        "objective (of a VAE or the VQ-VAE; default: the model's kind's, elbo or vq-vae)"
+    )
+    common.add_objective_arguments(vae, trains=OBJECTIVE_KINDS, default=None)
+    prior = parser.add_argument_group("VQ-VAE prior (--model vq-vae)")
+    prior.add_argument(
+        "--prior-epochs",
+        type=int,
+        default=PRIOR_EPOCHS,
+        help="epochs of the PixelCNN prior fitted to the training codes after training, kept "
+        "in sampler.json (0: none)",
+    )
     beta = parser.add_argument_group(
         "beta schedule of --objective elbo (loss = reconstruction + beta * KL)"
     )
@@ -184,17 +210,46 @@ def _check_args(args: Arguments) -> Arguments:
         )
     common.require_at_least(args, 1, "latent_dim", "epochs", "batch_size", "max_test_rows")
     common.require_at_least(args, 1, "steps_per_call")
-    args = common.check_objective_arguments(args)
+    common.require_at_least(args, 0, "prior_epochs")
+    if args.objective is None:
+        args = args.replace(objective=DEFAULT_OBJECTIVES[model_entry(args.model).kind])
+    args = common.check_objective_arguments(args, trains=OBJECTIVE_KINDS)
     if model_entry(args.model).kind == "autoencoder" and (
         args.objective != "elbo" or args.binarize
     ):
         vaes = " or ".join(model_entries(kind="vae"))
         raise ValueError(f"--objective {args.objective} and --binarize need --model {vaes}")
+    _check_model_kind(args)
     if not math.isfinite(args.learning_rate) or args.learning_rate <= 0:
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
     _check_beta_arguments(args)
     common.check_run_arguments(args)
     return args
+
+
+def _check_model_kind(args: Arguments) -> None:
+    """Refuses an objective of another kind of model than ``--model``'s, and the VQ-VAE's
+    prior flag on another model."""
+    from latent_jax.objectives import available, objective_entry
+
+    kind = model_entry(args.model).kind
+    trains = objective_entry(args.objective).trains
+    if kind != "autoencoder" and trains != kind:
+        models = " or ".join(model_entries(kind=trains))
+        raise ValueError(
+            f"--objective {args.objective} trains --model {models}, not --model {args.model} "
+            f"(its objectives: {', '.join(available(kind))})"
+        )
+    if kind != "vq-vae" and args.prior_epochs != PRIOR_EPOCHS:
+        raise ValueError(
+            f"--prior-epochs sets the PixelCNN prior of --model vq-vae; it does nothing for "
+            f"--model {args.model}"
+        )
+    if kind == "vq-vae" and args.prior_epochs and args.num_processes not in (None, 1):
+        raise ValueError(
+            "--prior-epochs fits the PixelCNN prior in one process: with --num-processes "
+            "pass --prior-epochs 0 and fit latent_jax.samplers.PixelCNNPrior afterwards"
+        )
 
 
 def _check_beta_arguments(args: Arguments) -> None:
@@ -291,6 +346,52 @@ def _objective(args: Arguments, shape: tuple[int, ...], n_train: int):
     )
 
 
+def fit_prior(args: Arguments, model: Any, variables: Any, source: Any, out: str) -> dict:
+    """Fits the PixelCNN prior to the training images' code grids and keeps it in the run
+    folder (:data:`latent_jax.samplers.SAMPLER_FILE`).
+
+    Args:
+        args: the resolved flags (``--prior-epochs``; the run's batch size, learning rate and
+            seed train the prior too).
+        model: the trained VQ-VAE.
+        variables: its variables.
+        source: the training rows (in memory or streamed).
+        out: the run folder.
+
+    Returns:
+        What ``metrics.json`` records of the prior under ``prior``: its ``name``, ``file``,
+        ``fit_seconds``, ``options`` and the fit's ``info`` (``n_grids``, ``uniform_nll``,
+        ``final_train_nll``: nats per code grid).
+    """
+    from latent_jax import samplers
+    from latent_jax.data import streaming
+    from latent_jax.models.inference import predict
+
+    start = time.perf_counter()
+    grids = [
+        np.asarray(predict(model, variables, rows, method="encode_indices", batch_size=1024))
+        for rows in streaming.iter_chunks(source)
+    ]
+    prior = samplers.PixelCNNPrior.fit(
+        np.concatenate(grids),
+        codebook_size=model.codebook_size,
+        epochs=args.prior_epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        quiet=args.quiet,
+    )
+    samplers.save_sampler(os.path.join(out, samplers.SAMPLER_FILE), prior)
+    info = {k: v for k, v in prior.info.items() if k != "train_nll"}
+    return {
+        "name": prior.name,
+        "file": samplers.SAMPLER_FILE,
+        "fit_seconds": time.perf_counter() - start,
+        "options": dict(prior.options),
+        "info": {**info, "final_train_nll": prior.info["train_nll"][-1]},
+    }
+
+
 @contextlib.contextmanager
 def _no_writers() -> Iterator[list]:
     """No per-epoch files: the processes other than 0 write nothing."""
@@ -384,6 +485,8 @@ def run(args: Arguments) -> dict:
         "history": history.to_dict(),
         "environment": common.environment_info(),
     }
+    if writer and model_entry(args.model).kind == "vq-vae" and args.prior_epochs:
+        metrics["prior"] = fit_prior(args, objective.model, state.variables, source, out)
     if writer:
         common.record_resumptions(out, config.checkpoint_dir)
         common.write_json(os.path.join(out, runs.METRICS), metrics)

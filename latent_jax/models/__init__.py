@@ -7,7 +7,11 @@ data of a shape, and the one inference-mode apply.
 * :mod:`~latent_jax.models.mlp`, :mod:`~latent_jax.models.conv`, :mod:`~latent_jax.models.linear`,
   :mod:`~latent_jax.models.svdd`, :mod:`~latent_jax.models.gan`,
   :mod:`~latent_jax.models.benchmark_nets` (pythae's benchmark networks),
-  :mod:`~latent_jax.models.factorvae` (a VAE with FactorVAE's discriminator): the models.
+  :mod:`~latent_jax.models.factorvae` (a VAE with FactorVAE's discriminator),
+  :mod:`~latent_jax.models.vampprior` (a VAE with the VampPrior): the models; wrappers call
+  the VAE they hold through :mod:`~latent_jax.models.wrapping`.
+* :mod:`~latent_jax.models.vqvae` (the VQ-VAE: a codebook-quantized conv autoencoder) and
+  :mod:`~latent_jax.models.pixelcnn` (a PixelCNN over code grids, its prior).
 * :mod:`~latent_jax.models.layers`: pooling with switches, unpooling, PyTorch-style transposed
   convolutions, masked BatchNorm.
 * :mod:`~latent_jax.models.factory`: the model for data of a shape (MLP or convolutional).
@@ -21,7 +25,10 @@ from latent_jax.models import benchmark_nets as benchmark_nets
 from latent_jax.models import factorvae as factorvae
 from latent_jax.models import gan as gan
 from latent_jax.models import linear as linear
+from latent_jax.models import pixelcnn as pixelcnn
 from latent_jax.models import svdd as svdd
+from latent_jax.models import vampprior as vampprior
+from latent_jax.models import vqvae as vqvae
 from latent_jax.models.conv import ConvAutoencoder as ConvAutoencoder
 from latent_jax.models.conv import ConvVAE as ConvVAE
 from latent_jax.models.factory import CONV_MIN_SIZE as CONV_MIN_SIZE

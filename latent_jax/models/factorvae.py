@@ -12,15 +12,13 @@ and samples like any VAE run. The objective is
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
-
 import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
 from latent_jax import validation
 from latent_jax.models.registry import register_model
+from latent_jax.models.wrapping import inner_keywords
 
 __all__ = ["FactorVAE", "TotalCorrelationDiscriminator"]
 
@@ -56,18 +54,6 @@ class TotalCorrelationDiscriminator(nn.Module):
         return nn.Dense(1, name="logit")(h)[:, 0]
 
 
-def _keywords(module: nn.Module, method: str, train: bool, mask: Array | None) -> dict[str, Any]:
-    """``train`` and ``mask`` for the inner model's ``method``, where it declares them."""
-    parameters = inspect.signature(getattr(type(module), method)).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    keywords: dict[str, Any] = {}
-    if "train" in parameters or takes_any:
-        keywords["train"] = train
-    if "mask" in parameters and mask is not None:
-        keywords["mask"] = mask
-    return keywords
-
-
 @register_model
 class FactorVAE(nn.Module):
     """A VAE with FactorVAE's total-correlation discriminator beside it.
@@ -100,7 +86,7 @@ class FactorVAE(nn.Module):
     ) -> tuple[Array, Array, Array]:
         """The inner VAE's ``(reconstruction, mean, logvar)``; at initialization the
         discriminator's parameters are made too (from a code of the VAE)."""
-        out = self.vae(x, key, **_keywords(self.vae, "__call__", train, mask))
+        out = self.vae(x, key, **inner_keywords(self.vae, "__call__", train, mask))
         if self.is_initializing():
             self.discriminator(jnp.reshape(out[1], (out[1].shape[0], -1)))
         return out
@@ -109,11 +95,11 @@ class FactorVAE(nn.Module):
         self, x: Array, *, train: bool = False, mask: Array | None = None
     ) -> tuple[Array, Array]:
         """The inner VAE's posterior ``(mean, logvar)``, each of shape (batch, latent_dim)."""
-        return self.vae.encode(x, **_keywords(self.vae, "encode", train, mask))
+        return self.vae.encode(x, **inner_keywords(self.vae, "encode", train, mask))
 
     def decode(self, z: Array, *, train: bool = False, mask: Array | None = None) -> Array:
         """The inner VAE's decoder output for codes of shape (batch, latent_dim)."""
-        return self.vae.decode(z, **_keywords(self.vae, "decode", train, mask))
+        return self.vae.decode(z, **inner_keywords(self.vae, "decode", train, mask))
 
     def discriminate(self, z: Array) -> Array:
         """The discriminator's logits :math:`\\log D(z) - \\log(1 - D(z))`, shape (batch,)."""

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 
 from latent_jax import validation
-from latent_jax.models.registry import KINDS, ModelEntry, model_entry
+from latent_jax.models.registry import ModelEntry, model_entry
 
 __all__ = [
     "ARCHITECTURES",
@@ -27,6 +27,8 @@ __all__ = [
     "resolve_architecture",
 ]
 
+# The kinds of model model_for_data builds (a "vq-vae" model is chosen by its name only).
+KINDS = ("autoencoder", "vae")
 # Images at least this tall and wide get convolutional models with architecture="auto".
 CONV_MIN_SIZE = 32
 ARCHITECTURES = ("auto", "mlp", "conv")

@@ -36,7 +36,7 @@ __all__ = [
     "value_types",
 ]
 
-KINDS = ("autoencoder", "vae")
+KINDS = ("autoencoder", "vae", "vq-vae")
 ARCHITECTURES = ("mlp", "conv")
 
 
@@ -49,8 +49,10 @@ class ModelEntry:
             (``"vae"``, ``"conv-vae"``).
         cls: the linen module class; ``cls.for_data(feature_shape, latent_dim=..., **options)``
             builds it for examples of ``feature_shape``.
-        kind: ``"autoencoder"`` (``model(x) -> reconstruction``) or ``"vae"``
-            (``model(x, key) -> (reconstruction, mean, logvar)``, with ``encode``/``decode``).
+        kind: ``"autoencoder"`` (``model(x) -> reconstruction``), ``"vae"``
+            (``model(x, key) -> (reconstruction, mean, logvar)``, with ``encode``/``decode``)
+            or ``"vq-vae"`` (``model(x) -> VQOutput``, :mod:`latent_jax.models.vqvae`),
+            trained by the objectives registered for that kind.
         architecture: ``"mlp"`` (it sees flattened examples) or ``"conv"`` (images).
         help: one line for ``--help``.
     """
@@ -81,7 +83,7 @@ def register_model(
         cls: the class (when used as ``@register_model``).
         name: the name to choose it by for data (needs ``kind``, ``architecture`` and a
             ``for_data`` classmethod); ``None`` registers it for run files only.
-        kind: ``"autoencoder"`` or ``"vae"``.
+        kind: ``"autoencoder"``, ``"vae"`` or ``"vq-vae"``.
         architecture: ``"mlp"`` or ``"conv"``.
         help: one line for ``--help``.
 

@@ -15,6 +15,9 @@
   :class:`~latent_jax.objectives.vae.ElboTerms` (the bound's two terms, which objectives
   built on the ELBO share).
 * :mod:`~latent_jax.objectives.iwae`: ``iwae``, the importance-weighted bound.
+* :mod:`~latent_jax.objectives.miwae`: ``miwae``, ``piwae`` and ``ciwae``, Rainforth et al.'s
+  bounds (the mean of several IWAE bounds; the decoder on IWAE and the encoder on MIWAE; the
+  ELBO and the IWAE bound combined).
 * :mod:`~latent_jax.objectives.annealed`: ``annealed-vae``, the capacity-annealed β-VAE.
 * :mod:`~latent_jax.objectives.factorvae`: ``factorvae``, the VAE and a total-correlation
   discriminator as two parameter groups.
@@ -26,6 +29,11 @@
   the codes' covariance minus the identity).
 * :mod:`~latent_jax.objectives.mmd`: ``infovae-mmd`` and ``wae-mmd``, the aggregate posterior
   matched to the prior by the maximum mean discrepancy (InfoVAE, the Wasserstein autoencoder).
+* :mod:`~latent_jax.objectives.vamp`: ``vamp``, the VAE with a VampPrior (the prior a mixture
+  of the encoder's posteriors at K learned pseudo-inputs).
+* :mod:`~latent_jax.objectives.vqvae`: ``vq-vae``, the VQ-VAE (reconstruction, codebook and
+  commitment terms; it trains models of kind ``"vq-vae"``), and the cross-entropy of its
+  PixelCNN prior over code grids.
 * :mod:`~latent_jax.objectives.svdd`: one-class Deep SVDD.
 
 Adding an objective: a module here that defines it and registers a builder
@@ -40,11 +48,14 @@ from latent_jax.objectives import bound as bound
 from latent_jax.objectives import dip as dip
 from latent_jax.objectives import factorvae as factorvae
 from latent_jax.objectives import iwae as iwae
+from latent_jax.objectives import miwae as miwae
 from latent_jax.objectives import mmd as mmd
 from latent_jax.objectives import rae as rae
 from latent_jax.objectives import svdd as svdd
 from latent_jax.objectives import tcvae as tcvae
 from latent_jax.objectives import vae as vae
+from latent_jax.objectives import vamp as vamp
+from latent_jax.objectives import vqvae as vqvae
 from latent_jax.objectives.annealed import annealed_vae_objective
 from latent_jax.objectives.autoencoder import autoencoder_objective, denoising_objective
 from latent_jax.objectives.base import (
@@ -67,6 +78,7 @@ from latent_jax.objectives.base import (
 from latent_jax.objectives.dip import dip_vae_objective
 from latent_jax.objectives.factorvae import factorvae_objective
 from latent_jax.objectives.iwae import GRADIENT_ESTIMATORS, iwae_objective
+from latent_jax.objectives.miwae import ciwae_objective, miwae_objective, piwae_objective
 from latent_jax.objectives.mmd import mmd_objective
 from latent_jax.objectives.rae import rae_objective
 from latent_jax.objectives.registry import (
@@ -85,6 +97,8 @@ from latent_jax.objectives.vae import (
     bernoulli_binarize,
     vae_objective,
 )
+from latent_jax.objectives.vamp import vamp_objective
+from latent_jax.objectives.vqvae import pixelcnn_objective, vq_vae_objective
 
 __all__ = [
     "BETA_UNITS",
@@ -105,6 +119,7 @@ __all__ = [
     "beta_tcvae_objective",
     "bind_dataset_size",
     "build_objective",
+    "ciwae_objective",
     "combined_loss",
     "context_loss",
     "deep_svdd_objective",
@@ -115,12 +130,17 @@ __all__ = [
     "grouped_objective",
     "iwae_objective",
     "masked_mean",
+    "miwae_objective",
     "mmd_objective",
     "objective_entry",
     "per_example_mse",
     "per_example_sse",
+    "piwae_objective",
+    "pixelcnn_objective",
     "rae_objective",
     "register_objective",
     "split_variables",
     "vae_objective",
+    "vamp_objective",
+    "vq_vae_objective",
 ]

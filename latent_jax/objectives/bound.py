@@ -125,18 +125,22 @@ def log_posterior_of_noise(logvar: Array, eps: Array) -> Array:
     return -0.5 * jnp.sum(math.log(2 * math.pi) + logvar + jnp.square(eps), axis=-1)
 
 
-def log_weights(log_px: Array, z: Array, log_qz: Array) -> Array:
-    r"""The importance log-weights :math:`\log p(x|z) + \log \mathcal{N}(z; 0, I) - \log q(z|x)`.
+def log_weights(log_px: Array, z: Array, log_qz: Array, log_pz: Array | None = None) -> Array:
+    r"""The importance log-weights :math:`\log p(x|z) + \log p(z) - \log q(z|x)`.
 
     Args:
         log_px: :math:`\log p(x|z_i)`, array of shape (k, batch).
         z: the draws, array of shape (k, batch, latent_dim).
         log_qz: :math:`\log q(z_i|x)`, array of shape (k, batch).
+        log_pz: :math:`\log p(z_i)` under the model's prior, array of shape (k, batch);
+            ``None``: the standard normal :math:`\log \mathcal{N}(z_i; 0, I)`.
 
     Returns:
         Array of shape (k, batch).
     """
-    return log_px + gaussian_log_likelihood(z, 0.0, 0.0) - log_qz
+    if log_pz is None:
+        log_pz = gaussian_log_likelihood(z, 0.0, 0.0)
+    return log_px + log_pz - log_qz
 
 
 def importance_weighted_bound(log_w: Array) -> Array:

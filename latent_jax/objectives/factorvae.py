@@ -133,7 +133,7 @@ def factorvae_objective(
     width = validation.check_int("discriminator_width", discriminator_width, 1)
     depth = validation.check_int("discriminator_depth", discriminator_depth, 1)
     if isinstance(model, FactorVAE):
-        model = model.replace(discriminator_width=width, discriminator_depth=depth)
+        model = model.clone(discriminator_width=width, discriminator_depth=depth)
     else:
         model = FactorVAE(vae=model, discriminator_width=width, discriminator_depth=depth)
     terms = ElboTerms(model, likelihood=likelihood, binarize=binarize, obs_logvar=obs_logvar)

@@ -33,7 +33,7 @@ __all__ = [
     "register_objective",
 ]
 
-TRAINS = ("autoencoder", "vae")
+TRAINS = ("autoencoder", "vae", "vq-vae")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +67,7 @@ class ObjectiveEntry:
     Attributes:
         name: its ``--objective`` name.
         build: ``build(model, **options) -> Objective``.
-        trains: the kind of model it trains: ``"autoencoder"`` or ``"vae"``.
+        trains: the kind of model it trains: ``"autoencoder"``, ``"vae"`` or ``"vq-vae"``.
         options: the settings a command sets as flags.
         help: one line for ``--help``.
     """
@@ -98,7 +98,8 @@ def register_objective(
 
     Args:
         name: the ``--objective`` name.
-        trains: ``"autoencoder"`` or ``"vae"``, the models it trains.
+        trains: ``"autoencoder"``, ``"vae"`` or ``"vq-vae"``, the models it trains (the
+            ``kind`` of :func:`latent_jax.models.registry.register_model`).
         options: its settings, each a keyword of ``build``.
         help: one line for ``--help``.
 
@@ -131,14 +132,16 @@ def _load_library_objectives() -> None:
     import latent_jax.objectives  # noqa: F401
 
 
-def available(trains: str | None = None) -> tuple[str, ...]:
+def available(trains: str | tuple[str, ...] | None = None) -> tuple[str, ...]:
     """The registered objectives' names, sorted.
 
     Args:
-        trains: only those for this kind of model (``"autoencoder"`` or ``"vae"``).
+        trains: only those for this kind of model (``"autoencoder"``, ``"vae"`` or
+            ``"vq-vae"``), or for any of a tuple of kinds.
     """
     _load_library_objectives()
-    return tuple(sorted(name for name, e in _ENTRIES.items() if trains in (None, e.trains)))
+    kinds = (trains,) if isinstance(trains, str) or trains is None else tuple(trains)
+    return tuple(sorted(name for name, e in _ENTRIES.items() if None in kinds or e.trains in kinds))
 
 
 def objective_entry(name: str) -> ObjectiveEntry:

@@ -56,6 +56,7 @@ __all__ = [
     "LIKELIHOODS",
     "ElboTerms",
     "EncodedBatch",
+    "EncoderDecoderTerms",
     "MeanCode",
     "MeanCodeTerms",
     "bernoulli_binarize",
@@ -275,16 +276,10 @@ class MeanCode(NamedTuple):
     key: Array
 
 
-class MeanCodeTerms:
-    r"""A VAE as a deterministic autoencoder, for the objectives that train it so (RAE, WAE):
-    the code is the posterior mean :math:`z = \mu(x)`, decoded without noise; the encoder's
-    log-variance is not used.
-
-    Keys: with ``binarize`` the inputs are drawn binary with a key split off first (as
-    :class:`ElboTerms` does); the rest is the model's key for ``encode`` and ``decode``.
-    Both are called with ``train`` and ``mask`` where they declare them, so in training mode
-    BatchNorm uses the real rows' statistics and the encoder's and the decoder's updates both
-    come back.
+class EncoderDecoderTerms:
+    """A VAE called through its ``encode`` and ``decode`` (each with ``train`` and ``mask``
+    where it declares them), for the objectives that draw or decode the codes themselves
+    (:class:`MeanCodeTerms`; the multi-sample bounds of :mod:`latent_jax.objectives.miwae`).
 
     Args:
         model: a linen VAE with ``encode(x) -> (mean, logvar)``, ``decode(z)`` and
@@ -320,6 +315,29 @@ class MeanCodeTerms:
         init_key, sample_key = jax.random.split(key)
         return self.caller.init(init_key, x, sample_key)
 
+    def reconstruction(
+        self, params: Any, model_state: Mapping[str, Any], output: Array, batch: Batch
+    ) -> Array:
+        """The reconstruction term of each example for the decoder's ``output``, shape
+        (batch,)."""
+        check_reconstruction(output, batch.x, "the VAE's decode")
+        logvar_x = noise_logvar(
+            self.model, params, model_state, self.learned_noise, self.obs_logvar
+        )
+        return reconstruction_term(self.likelihood, output, batch.x, logvar_x)
+
+
+class MeanCodeTerms(EncoderDecoderTerms):
+    r"""A VAE as a deterministic autoencoder, for the objectives that train it so (RAE, WAE):
+    the code is the posterior mean :math:`z = \mu(x)`, decoded without noise; the encoder's
+    log-variance is not used.
+
+    Keys: with ``binarize`` the inputs are drawn binary with a key split off first (as
+    :class:`ElboTerms` does); the rest is the model's key for ``encode`` and ``decode``.
+    In training mode BatchNorm uses the real rows' statistics and the encoder's and the
+    decoder's updates both come back. Arguments as :class:`EncoderDecoderTerms`.
+    """
+
     def encode(
         self, params: Any, model_state: Mapping[str, Any], batch: Batch, key: Array, train: bool
     ) -> MeanCode:
@@ -340,17 +358,6 @@ class MeanCodeTerms:
             return self.decoder.apply(params, code.model_state, rows, code.key, train)
 
         return decode
-
-    def reconstruction(
-        self, params: Any, model_state: Mapping[str, Any], output: Array, batch: Batch
-    ) -> Array:
-        """The reconstruction term of each example for the decoder's ``output``, shape
-        (batch,)."""
-        check_reconstruction(output, batch.x, "the VAE's decode")
-        logvar_x = noise_logvar(
-            self.model, params, model_state, self.learned_noise, self.obs_logvar
-        )
-        return reconstruction_term(self.likelihood, output, batch.x, logvar_x)
 
 
 def vae_objective(
