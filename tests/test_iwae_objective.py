@@ -12,7 +12,7 @@ from cli_checks import assert_config_round_trips
 from numerics import assert_bitwise, assert_close, assert_trees_close
 
 from latent_jax import cli
-from latent_jax.experiments import iwae_table1
+from latent_jax.experiments import common, iwae_table1
 from latent_jax.models.conv import ConvSpec, ConvVAE
 from latent_jax.models.mlp import VAE
 from latent_jax.objectives import (
@@ -312,3 +312,47 @@ def test_iwae_table1_runs_end_to_end(tmp_path):
         assert len(result["kl_per_dim"]) == 50
     assert "vae vs iwae-k2" in metrics["paired_tests_nll"]
     assert (out / "iwae_table1.png").is_file() and (out / "iwae-k2" / "history.csv").is_file()
+
+
+def test_iwae_table1_rows_name_registered_objectives_and_are_checked_first(tmp_path, capsys):
+    """--rows: pythae's table as objectives of the registry; a bad row is refused by name
+    before any folder exists."""
+    row = iwae_table1.parse_row("ciwae:k=64,beta=0.05")
+    assert row.objective == "ciwae" and row.options == (("k", 64), ("beta", 0.05))
+    assert row.name == "ciwae-k64-beta0.05" and row.name in iwae_table1.PYTHAE_NLL
+    names = [iwae_table1.parse_row(text).name for text in iwae_table1.PYTHAE_ROWS]
+    assert names == list(iwae_table1.PYTHAE_NLL)
+    assert iwae_table1.objective_name(1) == "vae" and iwae_table1.objective_name(5) == "iwae-k5"
+    with pytest.raises(ValueError, match="NAME:option=number"):
+        iwae_table1.parse_row("miwae:m=eight")
+    out = tmp_path / "table"
+    for rows, message in (
+        (["miwae:q=3"], "--rows miwae-q3: objective 'miwae' takes no"),
+        (["iwae:k=2", "iwae:k=2"], "names an objective twice"),
+    ):
+        argv = ["iwae-table1", "--rows", *rows, "--out", str(out)]
+        assert cli.main(argv) == cli.EXIT_ERROR
+        assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_iwae_table1_runs_pythaes_rows_end_to_end(tmp_path):
+    out = tmp_path / "table"
+    argv = ["iwae-table1", "--rows", "miwae:m=2,k=2", "vamp:pseudo_inputs=3", "--seeds", "2"]
+    argv += ["--epochs-scale", "0.0001", "--batch-size", "1000", "--nll-k", "4"]
+    argv += ["--nll-images", "8", "--quiet"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["objectives"]) == {"miwae-m2-k2", "vamp-pseudo_inputs3"}
+    vamp = metrics["objectives"]["vamp-pseudo_inputs3"]
+    assert vamp["objective"] == "vamp" and vamp["options"] == {"pseudo_inputs": 3}
+    assert all(np.isfinite(vamp["test_nll_nats"]["runs"]))
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["rows"] == ["miwae:m=2,k=2", "vamp:pseudo_inputs=3"]
+    # A config file's rows read back as the flag parses them, one entry each.
+    parser = cli._subparsers(cli.build_parser())["iwae-table1"]
+    values = common.config_defaults(
+        {"model": {"rows": config["model"]["rows"]}}, parser, "iwae-table1"
+    )
+    assert values["rows"] == config["model"]["rows"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import fractions
 import json
@@ -1335,6 +1336,13 @@ def _training_flags(
             )
 
 
+def _one_value(action: argparse.Action) -> argparse.Action:
+    """``action`` taking one value (the elements of a flag of several)."""
+    single = copy.copy(action)
+    single.nargs = None
+    return single
+
+
 def _flag_value(action: argparse.Action, value: Any, where: str, label: str) -> Any:
     """A config file's ``value`` as the flag of ``action`` would parse it."""
     flag = action.option_strings[-1]
@@ -1344,6 +1352,9 @@ def _flag_value(action: argparse.Action, value: Any, where: str, label: str) -> 
         return value
     if value is None:
         return None
+    if isinstance(value, list | tuple) and action.nargs in ("+", "*"):
+        # A flag of several values (--rows A B): each element as the flag parses it.
+        return [_flag_value(_one_value(action), v, where, label) for v in value]
     if isinstance(value, list | tuple):
         text = ",".join(str(v) for v in value)
     elif isinstance(value, bool):

@@ -17,6 +17,13 @@ iwae_objective`). ``--epochs-scale s`` shortens the run and keeps the staircase:
 ``max(1, round(s 3^i))`` passes instead of 3^i (:func:`staircase_passes`), so every one of the
 8 learning rates gets at least one pass (s = 1: the paper's 3,280 passes; s < 1/4374: 8).
 
+``--rows`` compares other objectives of the registry on the same protocol instead, each
+``NAME`` or ``NAME:option=value,...``: pythae's reproducibility table on MNIST is ``--rows
+elbo iwae:k=50 miwae:m=8,k=8 piwae:m=8,k=8 ciwae:k=64,beta=0.05 vamp:pseudo_inputs=500``
+(Rainforth et al. 2018's bounds and Tomczak & Welling 2018's VampPrior, scored under its own
+prior); metrics.json carries pythae's number and its reference beside each row
+(:data:`PYTHAE_NLL`).
+
 Evaluation, the same for every objective and seed: the test images are binarized once with a
 fixed key (:func:`test_binarization_key`), the NLL is ``-iwae_bound`` with ``--nll-k``
 samples on the first ``--nll-images`` of them (in batches, with the same keys for every
@@ -54,21 +61,43 @@ from latent_jax.data import images as image_data
 from latent_jax.data.mnist import MNIST_5K
 from latent_jax.experiments import common
 from latent_jax.models.mlp import VAE
-from latent_jax.objectives import GRADIENT_ESTIMATORS, bernoulli_binarize, iwae_objective
+from latent_jax.objectives import GRADIENT_ESTIMATORS, bernoulli_binarize
 from latent_jax.train import TrainConfig, fit_many
 
 logger = logging.getLogger(__name__)
 
 # Table 1 of Burda et al. (2016), MNIST, one stochastic layer: test NLL in nats.
 PAPER_NLL = {"vae": 86.76, "iwae-k5": 85.54, "iwae-k50": 84.78}
+# pythae's reproducibility table on MNIST (examples/scripts/reproducibility/README.md): the
+# row's test NLL as pythae obtains it and the reference it reproduces (the paper's or the
+# official code's), nats. Its VAE and VAMP rows use other architectures and statically
+# binarized MNIST; its IWAE, MIWAE, PIWAE and CIWAE rows this one (784-200-200-50 tanh, batch 20).
+PYTHAE_NLL = {
+    "vae": {"pythae": 89.78, "reference": 89.9},
+    "iwae-k50": {"pythae": 86.82, "reference": 87.1},
+    "miwae-m8-k8": {"pythae": 85.09, "reference": 84.97},
+    "piwae-m8-k8": {"pythae": 84.58, "reference": 84.46},
+    "ciwae-k64-beta0.05": {"pythae": 84.74, "reference": 84.57},
+    "vamp-pseudo_inputs500": {"pythae": 85.79, "reference": 85.57},
+}
+# Every row of pythae's table, as --rows takes them.
+PYTHAE_ROWS = (
+    "elbo",
+    "iwae:k=50",
+    "miwae:m=8,k=8",
+    "piwae:m=8,k=8",
+    "ciwae:k=64,beta=0.05",
+    "vamp:pseudo_inputs=500",
+)
 PAPER_PASSES = 3280  # sum of 3^i, i = 0..7
 PAPER_STAGES = 8
 HIDDEN_DIMS = (200, 200)
+MNIST_PIXELS = 784
 LATENT_DIM = 50
 ADAM_EPS = 1e-4
 # The flags config.json keeps under "data" and "model" (the rest: "training", "settings").
 DATA_FLAGS = ("nll_images",)
-MODEL_FLAGS = ("k",)
+MODEL_FLAGS = ("k", "rows")
 TRAINING_FLAGS = {"learning_rate": "learning_rate", "batch_size": "batch_size"}
 NLL_BATCH = 100  # test images per compiled IWAE call
 NLL_CHUNK = 250  # IWAE samples decoded at once
@@ -87,10 +116,74 @@ def _k_list(text: str) -> list[int]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Row:
+    """One objective of the table: a registered objective and its options.
+
+    Attributes:
+        objective: the registered name (``elbo``, ``iwae``, ``miwae``, ``vamp``, ...).
+        options: its options, as ``build_objective`` takes them.
+    """
+
+    objective: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The row's folder and key: ``vae`` for the ELBO, else the objective and its options
+        (``iwae-k50``, ``miwae-m8-k8``, ``ciwae-k64-beta0.05``)."""
+        if self.objective == "elbo" and not self.options:
+            return "vae"
+        return "-".join(
+            [
+                self.objective,
+                *(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in self.options),
+            ]
+        )
+
+
+def parse_row(text: str) -> Row:
+    """``NAME`` or ``NAME:option=value,...`` (``miwae:m=8,k=8``), values as numbers.
+
+    Raises:
+        ValueError: for an option without a value, or a value that is not a number.
+    """
+    name, _, rest = text.strip().partition(":")
+    options = []
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, equals, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not equals or number is None:
+            raise ValueError(f"expected NAME:option=number,..., got {text!r}")
+        whole = number.is_integer() and not any(c in value for c in ".eE")
+        options.append((key.strip(), int(number) if whole else number))
+    return Row(name, tuple(options))
+
+
+def _row_flag(text: str) -> str:
+    """A ``--rows`` entry, checked (:func:`parse_row`) and kept as written for config.json."""
+    try:
+        parse_row(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text.strip()
+
+
+def rows_of(args: Arguments) -> list[Row]:
+    """The table's rows: ``--rows``, or the IWAE paper's (``--k``: the VAE for k = 1)."""
+    if args.rows:
+        return [parse_row(text) for text in args.rows]
+    return [Row("elbo") if k == 1 else Row("iwae", (("k", k),)) for k in args.k]
+
+
+@dataclasses.dataclass(frozen=True)
 class Arguments(common.RunArguments):
     """The flags of ``latent-jax iwae-table1``, typed (:func:`add_arguments` defines them)."""
 
     k: Sequence[int]
+    rows: Sequence[str] | None
     seeds: int
     epochs_scale: float
     batch_size: int
@@ -110,6 +203,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_k_list,
         default=[1, 5, 50],
         help="importance samples of each objective, comma-separated (1: the VAE)",
+    )
+    parser.add_argument(
+        "--rows",
+        type=_row_flag,
+        nargs="+",
+        default=None,
+        help="objectives to compare instead of --k's, each NAME or NAME:option=value,... "
+        f"(pythae's reproducibility table: {' '.join(PYTHAE_ROWS)})",
     )
     parser.add_argument("--seeds", type=int, default=3, help="runs per objective")
     parser.add_argument(
@@ -151,7 +252,20 @@ def _check_args(args: Arguments) -> None:
         raise ValueError(f"--epochs-scale must be > 0, got {args.epochs_scale}")
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
+    names = [row.name for row in rows_of(args)]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--rows names an objective twice: {names}")
+    model = _model(MNIST_PIXELS)
+    for row in rows_of(args):  # an unknown objective or option, before any folder exists
+        _objective(row, model, args)
     common.check_run_arguments(args)
+
+
+def _model(input_dim: int) -> VAE:
+    """The paper's VAE: 784-200-200-50 tanh encoder, the mirror decoder."""
+    return VAE(
+        input_dim=input_dim, hidden_dims=HIDDEN_DIMS, latent_dim=LATENT_DIM, activation="tanh"
+    )
 
 
 def staircase_passes(epochs_scale: float) -> list[int]:
@@ -196,7 +310,22 @@ def staircase_schedule(
 
 def objective_name(k: int) -> str:
     """``"vae"`` for k = 1 (the ELBO), ``"iwae-k{k}"`` otherwise."""
-    return "vae" if k == 1 else f"iwae-k{k}"
+    return Row("elbo").name if k == 1 else Row("iwae", (("k", k),)).name
+
+
+def _objective(row: Row, model: VAE, args: Arguments) -> Any:
+    """The row's objective on the table's VAE: Bernoulli likelihood, dynamic binarization."""
+    from latent_jax.objectives import build_objective
+
+    options = dict(row.options)
+    if row.objective == "iwae":
+        options.setdefault("gradient_estimator", args.gradient_estimator)
+    try:
+        return build_objective(
+            row.objective, model, likelihood="bernoulli", binarize=True, **options
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--rows {row.name}: {err}") from err
 
 
 def test_binarization_key(seed: int) -> jax.Array:
@@ -273,12 +402,7 @@ def run(args: Arguments) -> dict:
     x_train, x_test = load_split()
     n_nll = min(args.nll_images, len(x_test))
     x_test_binary = np.asarray(bernoulli_binarize(test_binarization_key(args.seed), x_test))
-    model = VAE(
-        input_dim=x_train.shape[1],
-        hidden_dims=HIDDEN_DIMS,
-        latent_dim=LATENT_DIM,
-        activation="tanh",
-    )
+    model = _model(x_train.shape[1])
     batch = min(args.batch_size, len(x_train))
     passes = staircase_passes(args.epochs_scale)
     epochs, steps_per_epoch = sum(passes), -(-len(x_train) // batch)
@@ -311,14 +435,12 @@ def run(args: Arguments) -> dict:
     root = jax.random.key(args.seed)
     keys = jax.random.split(jax.random.fold_in(root, 1), args.seeds)
     results: dict[str, Any] = {}
-    for k in args.k:
-        name = objective_name(k)
+    for row in rows_of(args):
+        name = row.name
         run_dir = common.prepare_output_dir(os.path.join(out, name))
         run_config = config(run_dir)
         write(run_dir, training=run_config, run=name)
-        objective = iwae_objective(
-            model, k, likelihood="bernoulli", binarize=True, gradient=args.gradient_estimator
-        )
+        objective = _objective(row, model, args)
         flags = common.RunFlags.from_flags(args)
         fitted = common.fit_in_folder(
             run_dir, flags, fit_many, objective, x_train, x_test, run_config, keys
@@ -328,7 +450,7 @@ def run(args: Arguments) -> dict:
         start = time.perf_counter()
         scores = [
             _score(
-                model,
+                objective.model,
                 jax.tree.map(lambda leaf, i=i: leaf[i], state.params),
                 x_test_binary[:n_nll],
                 x_test_binary,
@@ -338,16 +460,23 @@ def run(args: Arguments) -> dict:
             for i in range(args.seeds)
         ]
         results[name] = {
-            "k": k,
+            "objective": row.objective,
+            "options": dict(row.options),
             "test_nll_nats": _summary([s["nll_nats"] for s in scores]),
             "test_elbo": _summary([s["elbo"] for s in scores]),
             "active_units": _summary([s["active_units"] for s in scores]),
             "kl": _summary([float(np.sum(s["kl_per_dim"])) for s in scores]),
             "kl_per_dim": np.mean([s["kl_per_dim"] for s in scores], axis=0).tolist(),
-            "final_train_bound": _summary(history["train_iwae_bound"][:, -1]),
-            "final_test_bound": _summary(history["test_iwae_bound"][:, -1]),
-            "final_train_ess": _summary(history["train_ess"][:, -1]),
+            "final_train_loss": _summary(history["train_loss"][:, -1]),
+            "final_test_loss": _summary(history["test_loss"][:, -1]),
+            **{
+                f"final_{split}_{term}": _summary(history[f"{split}_{term}"][:, -1])
+                for split in ("train", "test")
+                for term in ("iwae_bound", "ess")
+                if f"{split}_{term}" in history
+            },
             "paper_nll_nats": PAPER_NLL.get(name),
+            "pythae_nll_nats": PYTHAE_NLL.get(name),
             "train_seconds": train_seconds,
             "evaluation_seconds": time.perf_counter() - start,
         }
@@ -443,12 +572,12 @@ def _print_summary(payload: dict, out: str) -> None:
         f"{payload['seeds']} seeds; NLL by IWAE k={payload['nll_k']} on "
         f"{payload['nll_images']} test images, mean ± std over seeds"
     )
-    print(f"{'objective':<12} {'NLL (nats)':>16} {'paper':>8} {'active units':>14} {'KL':>14}")
+    print(f"{'objective':<22} {'NLL (nats)':>16} {'paper':>8} {'active units':>14} {'KL':>14}")
     for name, r in payload["objectives"].items():
         nll, au, kl = r["test_nll_nats"], r["active_units"], r["kl"]
         paper = "" if r["paper_nll_nats"] is None else f"{r['paper_nll_nats']:.2f}"
         print(
-            f"{name:<12} {nll['mean']:>8.2f} ± {nll['std']:<5.2f} {paper:>8} "
+            f"{name:<22} {nll['mean']:>8.2f} ± {nll['std']:<5.2f} {paper:>8} "
             f"{au['mean']:>7.1f} ± {au['std']:<4.1f} {kl['mean']:>7.2f} ± {kl['std']:<4.2f}"
         )
     for pair, test in payload["paired_tests_nll"].items():
