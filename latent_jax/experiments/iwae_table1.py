@@ -548,7 +548,7 @@ def table_figure(results: dict[str, Any], path: str, n_nll: int, nll_k: int) -> 
             ax.scatter(p + np.asarray(offsets), seeds, color="black", s=16, label=None)
         ax.scatter([], [], color="black", s=16, label="one seed each")
         ax.set_xlim(-0.5, len(names) - 0.5)
-        ax.set_xticks(positions, names)
+        ax.set_xticks(positions, names, rotation=25, ha="right")
         ax.set_ylabel(label)
         ax.legend(loc="best")
     axes[0].set_title("Test NLL per objective (dots: seeds)")
