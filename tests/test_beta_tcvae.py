@@ -164,6 +164,7 @@ def test_the_estimates_match_the_papers_formulas(estimator):
 
 @pytest.mark.numerics
 @pytest.mark.parametrize("estimator", ["mws", "mss"])
+@pytest.mark.slow
 def test_padding_rows_change_nothing(estimator):
     z, mean, logvar = _codes(5, 3)
     pad = np.full((3, 3), np.nan, np.float32)
@@ -365,6 +366,7 @@ def test_building_by_name_takes_the_papers_defaults():
     }
 
 
+@pytest.mark.slow
 def test_training_on_correlated_data_lowers_the_loss():
     rng = np.random.default_rng(3)
     factors = rng.normal(size=(96, 2))
@@ -378,6 +380,7 @@ def test_training_on_correlated_data_lowers_the_loss():
     assert {"train_tc", "train_mutual_info", "test_dimwise_kl"} <= set(history.to_dict())
 
 
+@pytest.mark.slow
 def test_train_takes_the_beta_tcvae_objective_its_flags_and_records_them(tmp_path, capsys):
     data = tmp_path / "x.npy"
     np.save(data, _rows(60))

@@ -361,6 +361,7 @@ def test_wae_decodes_the_mean_code_and_weighs_its_mmd(tiny, kernel):
     ],
     ids=lambda o: o.name,
 )
+@pytest.mark.slow
 def test_padding_rows_change_neither_loss_nor_gradient(tiny, objective):
     params, state, batch = tiny
     real = MASK > 0
@@ -455,6 +456,7 @@ def _assert_trained(out, names):
     return json.loads((out / "config.json").read_text())["settings"]
 
 
+@pytest.mark.slow
 def test_train_takes_dip_vae_ii_and_records_its_options(tmp_path):
     out = tmp_path / "dip"
     argv = [*_train_argv(tmp_path), "--objective", "dip-vae-ii", "--lambda-od", "2"]
@@ -465,6 +467,7 @@ def test_train_takes_dip_vae_ii_and_records_its_options(tmp_path):
     assert_config_round_trips(out, "train")
 
 
+@pytest.mark.slow
 def test_train_takes_wae_mmd_and_refuses_what_it_does_not_take(tmp_path, capsys):
     out = tmp_path / "wae"
     argv = [*_train_argv(tmp_path), "--objective", "wae-mmd"]

@@ -116,6 +116,7 @@ def test_both_losses_are_the_papers_formulas(padding):
     assert_close(metrics["loss"], rec + kl + 3.0 * tc + loss_d, ops=240)
 
 
+@pytest.mark.slow
 def test_each_group_is_differentiated_into_its_own_parameters_only():
     objective = factorvae_objective(SMALL_VAE, discriminator_width=5, discriminator_depth=1)
     batch = _batch(6)
@@ -223,6 +224,7 @@ def test_bad_settings_are_refused_by_name():
         factorvae_objective("vae")
 
 
+@pytest.mark.slow
 def test_train_takes_factorvae_records_it_and_reloads_it(tmp_path):
     data = tmp_path / "x.npy"
     np.save(data, np.random.default_rng(0).normal(size=(60, 6)).astype(np.float32))

@@ -308,6 +308,7 @@ def _assert_padding_changes_nothing(objective, x, real):
 
 
 @pytest.mark.parametrize("name", ["miwae", "piwae", "ciwae"])
+@pytest.mark.slow
 def test_padding_rows_change_neither_loss_nor_gradient(name):
     x = _grey(8, seed=3)
     _assert_padding_changes_nothing(_objective(name, SMALL_VAE, 2, 2, 0.5, "bernoulli"), x, 5)
@@ -420,6 +421,7 @@ RUNS = {
 
 
 @pytest.mark.parametrize("objective", list(RUNS))
+@pytest.mark.slow
 def test_train_takes_the_objectives_their_flags_and_records_them(tmp_path, objective):
     flags, settings, target = RUNS[objective]
     data = tmp_path / "x.npy"

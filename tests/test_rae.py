@@ -124,6 +124,7 @@ def test_the_terms_match_the_papers_formulas_in_float64(likelihood):
 
 
 @pytest.mark.numerics
+@pytest.mark.slow
 def test_the_gradient_penalty_of_a_conv_decoder_matches_a_float64_finite_difference():
     # In inference mode each row is decoded on its own: the penalty is ||J(z_i)^T 1||^2.
     x = _images(3)
@@ -178,6 +179,7 @@ def test_without_weights_it_is_the_plain_deterministic_autoencoder():
     [(SMALL_VAE, "l2"), (SMALL_VAE, "gp"), (CONV_VAE, "l2"), (CONV_VAE, "gp")],
     ids=["mlp-l2", "mlp-gp", "conv-l2", "conv-gp"],
 )
+@pytest.mark.slow
 def test_padding_rows_change_neither_loss_nor_gradient_nor_batch_statistics(model, regularizer):
     x = _images(5) if model is CONV_VAE else _rows(5)
     padded = np.concatenate([x, np.full((3, *x.shape[1:]), 40.0, np.float32)])
@@ -208,6 +210,7 @@ def test_padding_rows_change_neither_loss_nor_gradient_nor_batch_statistics(mode
 
 
 @pytest.mark.numerics
+@pytest.mark.slow
 def test_dynamic_binarization_scores_a_fresh_draw_like_the_elbo_does():
     x = _images(4)
     key = jax.random.key(3)
@@ -298,6 +301,7 @@ def test_the_decoder_l2_needs_a_decoder_subtree_and_names_the_model():
 
 
 @pytest.mark.parametrize("objective", ["rae-gp", "rae-l2"])
+@pytest.mark.slow
 def test_train_takes_the_rae_objectives_their_flags_and_records_them(tmp_path, objective):
     data = tmp_path / "x.npy"
     np.save(data, _rows(60))
@@ -327,6 +331,7 @@ def test_train_takes_the_rae_objectives_their_flags_and_records_them(tmp_path, o
     assert samples.shape == (3, 6) and bool(jnp.all(jnp.isfinite(samples)))
 
 
+@pytest.mark.slow
 def test_a_conv_rae_with_batchnorm_fits_reloads_and_samples(tmp_path):
     x = _images(24)
     objective = rae_objective(CONV_VAE, regularizer="gp", beta=1e-2, lambda_reg=1e-3)

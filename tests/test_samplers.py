@@ -163,6 +163,7 @@ def test_mixture_draws_are_pure_jax_under_jit(correlated_codes):
     assert_close(jitted(key, 8), sampler.sample(key, 8), ops=NORMAL_OPS + 6)
 
 
+@pytest.mark.slow
 def test_two_stage_sampler_trains_and_draws_codes_of_their_scale(two_stage, two_clusters):
     losses = np.asarray(two_stage.info["train_loss"])
     assert losses.shape == (40,) and np.all(np.isfinite(losses))
@@ -311,6 +312,7 @@ def test_the_samplers_are_top_level_names():
     assert latent_jax.TwoStageSampler is TwoStageSampler
 
 
+@pytest.mark.slow
 def test_vae_command_fits_saves_and_records_its_sampler(tmp_path, capsys):
     defaults = cli.parse_command(["vae"])
     assert (defaults.sampler, defaults.sampler_components) == ("gaussian", 10)

@@ -115,6 +115,7 @@ def test_pseudo_inputs_start_at_the_authors_initialization_and_take_the_datas_sh
     assert_bitwise(clipped.apply(variables, method="pseudo_inputs"), np.clip(raw, 0.0, 1.0))
 
 
+@pytest.mark.slow
 def test_sample_latents_draws_from_the_mixture_and_sample_prior_decodes_them():
     model = VampPrior(vae=SMALL_VAE, n_pseudo_inputs=3)
     variables = _spread_pseudo_inputs(model.init(KEY, _batch().x, KEY), scale=3.0)
@@ -279,6 +280,7 @@ def test_padding_rows_change_neither_loss_nor_gradient():
 
 
 @pytest.mark.numerics
+@pytest.mark.slow
 def test_a_batch_norm_vae_keeps_its_prior_on_running_statistics():
     """A convolutional VAE with BatchNorm: image pseudo-inputs, the components encoded in
     inference mode, so only the data's pass updates the statistics."""
@@ -373,6 +375,7 @@ def test_bad_settings_are_refused_by_name():
 # -------------------------------------------------------------------------- the command line
 
 
+@pytest.mark.slow
 def test_train_takes_vamp_records_it_reloads_it_and_samples_its_prior(tmp_path):
     data = tmp_path / "x.npy"
     np.save(data, np.random.default_rng(0).normal(size=(60, 6)).astype(np.float32))

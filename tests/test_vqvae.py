@@ -273,6 +273,7 @@ def test_the_moving_average_update_is_the_papers():
 
 
 @pytest.mark.numerics
+@pytest.mark.slow
 def test_the_ema_codebook_moves_in_training_mode_from_the_real_rows_only():
     x = _images(5, seed=7)
     mask = np.array([1, 1, 0, 1, 0], np.float32)
@@ -305,6 +306,7 @@ def test_the_ema_codebook_moves_in_training_mode_from_the_real_rows_only():
 
 @pytest.mark.numerics
 @pytest.mark.parametrize("model", [MODEL, EMA_MODEL], ids=["gradient", "ema"])
+@pytest.mark.slow
 def test_padding_rows_change_neither_loss_gradient_nor_codebook(model):
     x = _images(4, seed=8)
     padded = np.concatenate([x, 100.0 * _images(3, seed=9)])
@@ -355,6 +357,7 @@ def _toy_grids(n: int, seed: int) -> np.ndarray:
     return np.stack([np.stack([first, first], -1), np.stack([below, below], -1)], 1)
 
 
+@pytest.mark.slow
 def test_the_pixelcnn_prior_learns_a_grid_distribution_and_round_trips(tmp_path):
     grids = _toy_grids(256, seed=10)
     prior = PixelCNNPrior.fit(
@@ -396,6 +399,7 @@ def test_the_prior_and_its_data_are_checked():
 # -------------------------------------------------------------------- generation and errors
 
 
+@pytest.mark.slow
 def test_sample_prior_decodes_the_priors_index_grids_and_checks_the_model():
     variables = MODEL.init(KEY, _images(1))
     prior = PixelCNNPrior.fit(
@@ -460,6 +464,7 @@ def test_the_objective_sets_the_models_codebook_by_option():
     assert VQVAE.for_data((28, 28, 1), latent_dim=4).grid_shape == (7, 7)
 
 
+@pytest.mark.slow
 def test_train_trains_a_vq_vae_fits_its_prior_reloads_and_samples(tmp_path, capsys):
     data = tmp_path / "x.npy"
     np.save(data, _images(48, seed=13))
