@@ -202,6 +202,7 @@ def tiny():
     return params, state, _batch(x, real=4)
 
 
+@pytest.mark.slow
 @pytest.mark.numerics
 @pytest.mark.parametrize("binarize", [False, True])
 def test_miwae_with_one_group_is_iwae(tiny, binarize):

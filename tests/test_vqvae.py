@@ -94,6 +94,7 @@ def _paper_terms(z_e, codebook):
     return squared, k
 
 
+@pytest.mark.slow
 @pytest.mark.numerics
 def test_quantization_picks_the_nearest_codebook_entry():
     rng = np.random.default_rng(1)
