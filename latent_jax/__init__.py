@@ -1,12 +1,15 @@
 """latent_jax: latent representations in JAX.
 
-PCA, probabilistic PCA and robust PCA, autoencoders, denoising autoencoders, anomaly detection
-(Deep SVDD among it), variational autoencoders, β-VAEs and IWAEs, and GANs, with one compiled
+PCA, probabilistic PCA, robust PCA, factor analysis, incremental and kernel PCA, ICA,
+autoencoders, denoising autoencoders, anomaly detection (Deep SVDD among it), variational
+autoencoders, β-VAEs and IWAEs, and GANs, with one compiled
 training engine. The names most programs need are re-exported here (``__all__``); the
 packages hold the rest, each mapping its modules in its docstring: ``latent_jax.linear``,
 ``latent_jax.data``, ``latent_jax.objectives``, ``latent_jax.models``, ``latent_jax.train``,
 ``latent_jax.detectors``, ``latent_jax.runs``.
 """
+
+from latent_jax import disentanglement as disentanglement
 
 # The old module of the same name as the function, imported first so that the function
 # below is what latent_jax.robust_pca stays (a later import of the module finds it loaded).
@@ -17,13 +20,19 @@ from latent_jax.adversarial import gan_objective as gan_objective
 from latent_jax.anomaly import AnomalyDetector as AnomalyDetector
 from latent_jax.data import Dataset as Dataset
 from latent_jax.data import split_dataset as split_dataset
+from latent_jax.data.dsprites import DSprites as DSprites
 from latent_jax.data.streaming import fit_pca_source as fit_pca_source
+from latent_jax.data.streaming import partial_fit_source as partial_fit_source
 from latent_jax.gaussian import kl_diag_gaussians as kl_diag_gaussians
 from latent_jax.gaussian import kl_standard_normal as kl_standard_normal
 from latent_jax.gaussian import reparameterize as reparameterize
 from latent_jax.generate import GenerationScorer as GenerationScorer
 from latent_jax.generate import generation_score as generation_score
 from latent_jax.linear import PCA as PCA
+from latent_jax.linear import FactorAnalysis as FactorAnalysis
+from latent_jax.linear import FastICA as FastICA
+from latent_jax.linear import IncrementalPCA as IncrementalPCA
+from latent_jax.linear import KernelPCA as KernelPCA
 from latent_jax.linear import PCAState as PCAState
 from latent_jax.linear import RobustPCA as RobustPCA
 from latent_jax.linear import fit_pca as fit_pca
@@ -68,12 +77,17 @@ __all__ = [
     "Autoencoder",
     "ConvAutoencoder",
     "ConvVAE",
+    "DSprites",
     "Dataset",
     "DeepSVDDConv",
     "DeepSVDDMLP",
+    "FactorAnalysis",
+    "FastICA",
     "GaussianMixtureSampler",
     "GenerationScorer",
     "GroupedObjective",
+    "IncrementalPCA",
+    "KernelPCA",
     "LinearVAE",
     "PCAState",
     "RobustPCA",
@@ -86,6 +100,7 @@ __all__ = [
     "autoencoder_objective",
     "deep_svdd_objective",
     "denoising_objective",
+    "disentanglement",
     "fit",
     "fit_many",
     "fit_pca",
@@ -100,6 +115,7 @@ __all__ = [
     "kl_standard_normal",
     "load_run",
     "model_for_data",
+    "partial_fit_source",
     "reparameterize",
     "robust_pca",
     "split_dataset",

@@ -34,6 +34,10 @@ Backends (``method``) and their anomaly scores:
   \sigma^2 I)` under the closed-form probabilistic PCA (:math:`\sigma^2` floored at
   :data:`RANK_RTOL` times the largest eigenvalue, so that ``n_components`` at the data's
   numerical rank, a constant feature say, still gives finite scores and threshold);
+* ``"fa"``: negative log-likelihood :math:`-\log \mathcal{N}(x; \bar x, W^\top W + \Psi)`
+  under factor analysis (:class:`~latent_jax.linear.FactorAnalysis`, fitted by EM): one noise
+  variance per feature where ``"ppca"`` has one for all, so a feature that is noisy in the
+  normal data does not dominate the score;
 * ``"robust-pca"``: the ``"pca"`` statistics against the principal subspace of the low-rank
   part :math:`L` of the training data, from principal component pursuit
   (:class:`~latent_jax.linear.RobustPCA`: :math:`X = L + S`, :math:`S` sparse, default
@@ -57,7 +61,7 @@ Backends (``method``) and their anomaly scores:
   The draws use the same standard-normal noise for every example (fixed by ``seed``), so an
   example's score does not depend on the other rows of ``X``.
 
-The default ``n_components="auto"`` of pca/ppca keeps the fewest components that explain
+The default ``n_components="auto"`` of pca/ppca/fa keeps the fewest components that explain
 90% of the variance, but at most ``r - 1`` of the ``r`` directions in which the training data
 vary (eigenvalues above round-off, at most ``min(n_samples - 1, n_features)``): a residual
 subspace with real variance always remains, so the reconstruction error is never round-off.
@@ -252,13 +256,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
     The constructor stores its arguments as given; ``fit`` validates them.
 
     Args:
-        method: ``"pca"``, ``"ppca"``, ``"robust-pca"``, ``"autoencoder"``, ``"vae"`` or
-            ``"deep-svdd"``.
+        method: ``"pca"``, ``"ppca"``, ``"fa"``, ``"robust-pca"``, ``"autoencoder"``,
+            ``"vae"`` or ``"deep-svdd"``.
         contamination: the expected fraction of anomalies in the training data, in (0, 0.5];
             sets ``threshold_`` to the ``1 - contamination`` quantile of the training scores.
             May be ``None`` when ``threshold`` is given.
         threshold: an explicit anomaly-score threshold; overrides ``contamination``.
-        n_components: pca/ppca/robust-pca: an int, a variance fraction in (0, 1) (the fewest
+        n_components: pca/ppca/fa/robust-pca: an int, a variance fraction in (0, 1) (the fewest
             components that explain at least that much), ``"kaiser"`` (the eigenvalues above
             their mean, over the ``min(n - 1, d)`` a sample of n rows can make non-zero) or
             ``"auto"`` (90% of the variance, at most one fewer than the directions the data
@@ -298,8 +302,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         feature_names_in_: the column names of a DataFrame ``X``, when it had string names.
         feature_shape_: tuple, the shape of one example as stored ((features,) or
             (height, width, channels)).
-        n_components_: int, the principal components used (pca/ppca/robust-pca), else
-            ``None``.
+        n_components_: int, the principal components (or factors) used
+            (pca/ppca/fa/robust-pca), else ``None``.
         options_: dict, every parameter after ``method``, ``contamination`` and
             ``threshold``, validated and resolved.
         history_: the training :class:`~latent_jax.train.History` (autoencoder/vae/

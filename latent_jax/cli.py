@@ -80,6 +80,10 @@ SUBCOMMANDS = {
     ),
     "anomaly": ("anomaly", "anomaly detection: PCA, PPCA, AE, VAE against IsolationForest, OCSVM"),
     "one-class": ("one_class", "one-class MNIST (Ruff et al.): Deep SVDD and every detector"),
+    "disentangle": (
+        "disentangle",
+        "a VAE of the family on procedural dSprites, scored by every disentanglement metric",
+    ),
 }
 # Old subcommand names, accepted for one release with a DeprecationWarning: old -> new.
 DEPRECATED_SUBCOMMANDS = {"evaluate": "evaluate-vae"}

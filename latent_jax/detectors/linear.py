@@ -1,6 +1,7 @@
-r"""The linear detectors, fitted in closed form: ``pca`` (the reconstruction error or Hotelling's
-:math:`T^2`), ``ppca`` (the negative log-likelihood of probabilistic PCA) and ``robust-pca``
-(the ``pca`` statistics on the low-rank part of principal component pursuit).
+r"""The linear detectors: ``pca`` (the reconstruction error or Hotelling's :math:`T^2`),
+``ppca`` (the negative log-likelihood of probabilistic PCA) and ``robust-pca`` (the ``pca``
+statistics on the low-rank part of principal component pursuit), fitted in closed form, and
+``fa`` (the negative log-likelihood of factor analysis, fitted by EM).
 
 See :mod:`latent_jax.anomaly` for the statistics and the ``n_components`` rules.
 """
@@ -185,3 +186,49 @@ class RobustPCABackend(_LinearBackend):
     def fitted_rows(self, flat: np.ndarray) -> np.ndarray:
         # Everything works on the low-rank part: the gross errors removed.
         return linear.RobustPCA().fit(flat).low_rank_
+
+
+@register_backend
+class FABackend(_LinearBackend):
+    """``fa``: the negative log-likelihood under factor analysis
+    (:class:`~latent_jax.linear.FactorAnalysis`: one noise variance per feature, where
+    ``ppca`` has one for all), with ``n_components`` factors chosen by the ``pca`` rules."""
+
+    method = "fa"
+
+    def uses_residual(self) -> bool:
+        # Each feature keeps a noise variance of its own: no residual subspace is needed.
+        return False
+
+    def fit_state(self, flat: np.ndarray, q: int, eigenvalues: np.ndarray) -> Any:
+        del eigenvalues
+        return linear.FactorAnalysis(q).fit(flat)
+
+    def score_block(self, xs: np.ndarray) -> np.ndarray:
+        return -self.state.score_samples(xs.reshape(len(xs), -1))
+
+    def arrays(self) -> dict[str, Any]:
+        names = ("mean_", "components_", "noise_variance_")
+        return {"fa": {name.rstrip("_"): getattr(self.state, name) for name in names}}
+
+    def metadata(self) -> dict[str, Any]:
+        return {"architecture": None, "pca": None}
+
+    @classmethod
+    def restore(
+        cls,
+        options: Mapping[str, Any],
+        feature_shape: tuple[int, ...],
+        meta: Mapping[str, Any],
+        tree: Mapping[str, Any],
+    ) -> DetectorBackend:
+        backend = cls(options, feature_shape)
+        arrays = {name: np.asarray(value) for name, value in tree["fa"].items()}
+        state = linear.FactorAnalysis(meta["n_components"])
+        state.mean_ = arrays["mean"]
+        state.components_ = arrays["components"]
+        state.noise_variance_ = arrays["noise_variance"]
+        state.n_features_in_ = arrays["mean"].shape[0]
+        backend.state = state
+        backend.n_components = meta["n_components"]
+        return backend

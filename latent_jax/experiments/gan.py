@@ -97,7 +97,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"{', '.join(image_data.DATASET_NAMES)}, an AT&T-layout folder, any image folder, "
         "or a .npy/.npz array of images",
     )
-    data.add_argument("--data-dir", default="data", help="where the AT&T or MNIST files are")
+    data.add_argument(
+        "--data-dir",
+        default="data",
+        help="where the AT&T or MNIST files are (DeepMind's .npz for --data dsprites)",
+    )
     data.add_argument("--download", action="store_true", help="fetch missing data; needs network")
     data.add_argument(
         "--size", type=_size, default=None, help="resize images to HEIGHT,WIDTH (at least 4,4)"

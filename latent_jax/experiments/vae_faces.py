@@ -222,7 +222,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--data-dir",
         help="where the AT&T folder is for --data att, and the folder holding mnist/ or "
-        "fashion-mnist/ (their IDX files or .npz)" + _default("data_dir"),
+        "fashion-mnist/ (their IDX files or .npz); for --data dsprites, DeepMind's .npz to "
+        "use their images instead of drawn ones" + _default("data_dir"),
     )
     data.add_argument(
         "--download",

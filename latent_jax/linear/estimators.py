@@ -1,12 +1,13 @@
 """The scikit-learn estimator of PCA and probabilistic PCA, :class:`PCA`: ``fit``/``transform``/
 ``inverse_transform``/``score_samples`` and attributes ending in ``_``, for pipelines. It passes
 scikit-learn's ``check_estimator`` and computes float64 data in float64 inside a scoped
-``jax.enable_x64(True)``, whatever the global setting.
+``jax.enable_x64(True)``, whatever the global setting. Its methods after ``fit`` (projections,
+the probabilistic PCA density and covariance) are those of any fitted PCA, ``_PCAModel``, which
+:class:`~latent_jax.linear.IncrementalPCA` shares.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import jax
@@ -15,9 +16,10 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from latent_jax import validation
+from latent_jax.linear import estimator_support as support
 from latent_jax.linear.kernels import (
     PCAState,
     _check_block_rows,
@@ -30,50 +32,96 @@ from latent_jax.linear.kernels import (
 )
 from latent_jax.linear.pca import _fit, _VarianceOverflowError
 
-# --------------------------------------------------------------------------------------------
-# scikit-learn estimator
-# --------------------------------------------------------------------------------------------
 
+class _PCAModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """The methods of a fitted PCA: projections, the probabilistic PCA density and covariance.
 
-def _sklearn_validate_data(estimator: BaseEstimator, X: Any, **kwargs: Any) -> np.ndarray:
-    """``sklearn.utils.validation.validate_data`` (scikit-learn >= 1.6) or its older method.
-
-    A ragged nested list is refused with a message that says so, not NumPy's own.
+    Subclasses fit ``mean_``, ``components_``, ``explained_variance_``, ``noise_variance_`` and
+    ``n_components_``, and have a ``whiten`` parameter.
     """
-    try:
-        from sklearn.utils.validation import validate_data
-    except ImportError:  # scikit-learn 1.5
-        validate_data = type(estimator)._validate_data
-    try:
-        return validate_data(estimator, X, **kwargs)
-    except ValueError as err:
-        if "inhomogeneous" not in str(err):
-            raise
-        raise ValueError(
-            f"X must be a rectangular array; got a ragged nested sequence ({err})"
-        ) from err
+
+    def _check_input(self, X: ArrayLike) -> np.ndarray:
+        check_is_fitted(self)
+        return support.validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: a transformer that keeps float32 and float64."""
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _dtype(self, x: np.ndarray) -> np.dtype:
+        """The dtype a method computes and returns in: the wider of the fit's and ``x``'s."""
+        return support.wider_dtype(x, self.components_)
+
+    def _kernel_args(self, dtype: np.dtype) -> tuple[Array, Array, Array]:
+        """The fitted mean, components and variances as device arrays of ``dtype``."""
+        return tuple(
+            jax.device_put(np.asarray(a, dtype=dtype))
+            for a in (self.mean_, self.components_, self.explained_variance_)
+        )
+
+    def transform(self, X: ArrayLike) -> np.ndarray:
+        """Codes of ``X``, array of shape (n_samples, n_components_)."""
+        return self._transform(self._check_input(X))
+
+    def _transform(self, x: np.ndarray) -> np.ndarray:
+        dtype = self._dtype(x)
+        with support.precision_scope(dtype):
+            mean, components, variance = self._kernel_args(dtype)
+            z = _encode_kernel(mean, components, variance, _to_device(x, dtype), bool(self.whiten))
+            return support.host(z, dtype)
+
+    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
+        """Maps codes, array of shape (n_samples, n_components_), back to data space."""
+        check_is_fitted(self)
+        z = support.check_codes(X, self.n_components_)
+        dtype = self._dtype(z)
+        with support.precision_scope(dtype):
+            mean, components, variance = self._kernel_args(dtype)
+            x = _decode_kernel(mean, components, variance, _to_device(z, dtype), bool(self.whiten))
+            return support.host(x, dtype)
+
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
+        """Probabilistic PCA log-likelihood of each row of ``X``, array of shape (n_samples,)."""
+        x = self._check_input(X)
+        dtype = self._dtype(x)
+        with support.precision_scope(dtype):
+            mean, components, variance = self._kernel_args(dtype)
+            noise = jnp.asarray(self.noise_variance_, dtype)
+            log_p = _log_likelihood_kernel(mean, components, variance, noise, _to_device(x, dtype))
+            return support.host(log_p, dtype)
+
+    def score(self, X: ArrayLike, y: Any = None) -> float:
+        """Average probabilistic PCA log-likelihood of the rows of ``X``."""
+        return float(np.mean(self.score_samples(X)))
+
+    def get_covariance(self) -> np.ndarray:
+        """Model covariance ``W W^T + noise_variance_ I``, of shape (n_features, n_features)."""
+        check_is_fitted(self)
+        dtype = self.components_.dtype
+        with support.precision_scope(dtype):
+            _, components, variance = self._kernel_args(dtype)
+            noise = jnp.asarray(self.noise_variance_, dtype)
+            return support.host(_ppca_covariance_kernel(components, variance, noise), dtype)
+
+    def get_precision(self) -> np.ndarray:
+        """Inverse of :meth:`get_covariance`, from the eigenvalues (no matrix inversion)."""
+        check_is_fitted(self)
+        spectrum = np.maximum(self.explained_variance_, self.noise_variance_)
+        v = self.components_
+        precision = (v.T / spectrum) @ v
+        if v.shape[0] < v.shape[1]:
+            rest = np.eye(v.shape[1], dtype=v.dtype) - v.T @ v
+            precision = precision + rest / self.noise_variance_
+        return precision
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.components_.shape[0]
 
 
-def _precision_scope(dtype: np.dtype) -> contextlib.AbstractContextManager:
-    """A context in which JAX computes in ``dtype``: 64-bit types for float64, else nothing.
-
-    ``jax.enable_x64(True)`` is a scoped (thread-local) override of ``jax_enable_x64``: it
-    leaves the setting of the rest of the program as it was.
-    """
-    if np.dtype(dtype) != np.float64:
-        return contextlib.nullcontext()
-    enable_x64 = getattr(jax, "enable_x64", None)
-    if enable_x64 is None:  # older JAX
-        from jax.experimental import enable_x64
-    return enable_x64(True)
-
-
-def _host(x: Array, dtype: np.dtype) -> np.ndarray:
-    """A JAX result as an ordinary, writeable NumPy array of ``dtype`` (a copy)."""
-    return np.array(x, dtype=dtype)
-
-
-class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class PCA(_PCAModel):
     """Principal component analysis with scikit-learn's interface, computed in JAX.
 
     A drop-in for ``sklearn.decomposition.PCA`` in pipelines: the same learned attributes with
@@ -125,12 +173,6 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_components = n_components
         self.whiten = whiten
 
-    def __sklearn_tags__(self):
-        """scikit-learn's tags: a transformer that keeps float32 and float64."""
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
-
     def fit(self, X: ArrayLike, y: Any = None) -> PCA:
         """Fits the model to ``X``, array of shape (n_samples, n_features); returns ``self``.
 
@@ -146,14 +188,14 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _fit_data(self, X: ArrayLike) -> np.ndarray:
         """Fits; returns ``X`` as validated."""
         validation.check_bool("whiten", self.whiten)
-        x = _sklearn_validate_data(
+        x = support.validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=True
         )
         n_samples, n_features = x.shape
         n_components = _check_n_components(self.n_components, n_samples, n_features)
         dtype = x.dtype
         try:
-            with _precision_scope(dtype):
+            with support.precision_scope(dtype):
                 state = _fit(x, n_components, 1, _check_block_rows(None, n_features), "X")
         except _VarianceOverflowError:
             if dtype == np.float64:
@@ -162,10 +204,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             # below about 1e-19).
             x = x.astype(np.float64)
             dtype = x.dtype
-            with _precision_scope(dtype):
+            with support.precision_scope(dtype):
                 state = _fit(x, n_components, 1, _check_block_rows(None, n_features), "X")
-        with _precision_scope(dtype):
-            host = [_host(a, dtype) for a in state[:7]]
+        with support.precision_scope(dtype):
+            host = [support.host(a, dtype) for a in state[:7]]
         self.state_ = PCAState(*host, n_samples=n_samples, ddof=state.ddof)
         (
             self.mean_,
@@ -181,85 +223,6 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_samples_ = n_samples
         return x
 
-    def _check_input(self, X: ArrayLike) -> np.ndarray:
-        check_is_fitted(self)
-        return _sklearn_validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-
-    def _dtype(self, x: np.ndarray) -> np.dtype:
-        """The dtype a method computes and returns in: the wider of the fit's and ``x``'s."""
-        return np.result_type(x.dtype, self.components_.dtype)
-
-    def _kernel_args(self, dtype: np.dtype) -> tuple[Array, Array, Array]:
-        """The fitted mean, components and variances as device arrays of ``dtype``."""
-        return tuple(
-            jax.device_put(np.asarray(a, dtype=dtype))
-            for a in (self.mean_, self.components_, self.explained_variance_)
-        )
-
-    def transform(self, X: ArrayLike) -> np.ndarray:
-        """Codes of ``X``, array of shape (n_samples, n_components_)."""
-        return self._transform(self._check_input(X))
-
-    def _transform(self, x: np.ndarray) -> np.ndarray:
-        dtype = self._dtype(x)
-        with _precision_scope(dtype):
-            mean, components, variance = self._kernel_args(dtype)
-            z = _encode_kernel(mean, components, variance, _to_device(x, dtype), bool(self.whiten))
-            return _host(z, dtype)
-
     def fit_transform(self, X: ArrayLike, y: Any = None) -> np.ndarray:
         """Fits to ``X`` and returns its codes, array of shape (n_samples, n_components_)."""
         return self._transform(self._fit_data(X))
-
-    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
-        """Maps codes, array of shape (n_samples, n_components_), back to data space."""
-        check_is_fitted(self)
-        z = check_array(X, input_name="X", dtype=[np.float64, np.float32])
-        if z.shape[1] != self.n_components_:
-            raise ValueError(
-                f"X has {z.shape[1]} columns, but inverse_transform expects n_components_="
-                f"{self.n_components_} codes per row."
-            )
-        dtype = self._dtype(z)
-        with _precision_scope(dtype):
-            mean, components, variance = self._kernel_args(dtype)
-            x = _decode_kernel(mean, components, variance, _to_device(z, dtype), bool(self.whiten))
-            return _host(x, dtype)
-
-    def score_samples(self, X: ArrayLike) -> np.ndarray:
-        """Probabilistic PCA log-likelihood of each row of ``X``, array of shape (n_samples,)."""
-        x = self._check_input(X)
-        dtype = self._dtype(x)
-        with _precision_scope(dtype):
-            mean, components, variance = self._kernel_args(dtype)
-            noise = jnp.asarray(self.noise_variance_, dtype)
-            log_p = _log_likelihood_kernel(mean, components, variance, noise, _to_device(x, dtype))
-            return _host(log_p, dtype)
-
-    def score(self, X: ArrayLike, y: Any = None) -> float:
-        """Average probabilistic PCA log-likelihood of the rows of ``X``."""
-        return float(np.mean(self.score_samples(X)))
-
-    def get_covariance(self) -> np.ndarray:
-        """Model covariance ``W W^T + noise_variance_ I``, of shape (n_features, n_features)."""
-        check_is_fitted(self)
-        dtype = self.components_.dtype
-        with _precision_scope(dtype):
-            _, components, variance = self._kernel_args(dtype)
-            noise = jnp.asarray(self.noise_variance_, dtype)
-            return _host(_ppca_covariance_kernel(components, variance, noise), dtype)
-
-    def get_precision(self) -> np.ndarray:
-        """Inverse of :meth:`get_covariance`, from the eigenvalues (no matrix inversion)."""
-        check_is_fitted(self)
-        spectrum = np.maximum(self.explained_variance_, self.noise_variance_)
-        v = self.components_
-        precision = (v.T / spectrum) @ v
-        if v.shape[0] < v.shape[1]:
-            rest = np.eye(v.shape[1], dtype=v.dtype) - v.T @ v
-            precision = precision + rest / self.noise_variance_
-        return precision
-
-    @property
-    def _n_features_out(self) -> int:
-        return self.components_.shape[0]

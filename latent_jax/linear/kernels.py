@@ -280,6 +280,83 @@ def _blocked_moments(x: Array, block_rows: int) -> tuple[Array, Array, Array]:
     return acc
 
 
+def _flip_rows(rows: Array) -> Array:
+    """``rows`` with deterministic signs: the largest-magnitude entry of each row is positive
+    (scikit-learn's ``svd_flip`` with ``u_based_decision=False``)."""
+    pivot = jnp.argmax(jnp.abs(rows), axis=1)
+    signs = jnp.sign(jnp.take_along_axis(rows, pivot[:, None], axis=1))
+    return rows * jnp.where(signs == 0, 1.0, signs).astype(rows.dtype)
+
+
+def _randomized_eigh(
+    m: Array,
+    key: Array,
+    n_components: int,
+    n_iter: int,
+    oversamples: int = 10,
+    tol: float | None = None,
+) -> tuple[Array, Array]:
+    """The ``n_components`` largest eigenvalues (descending) and their eigenvectors (columns)
+    of the symmetric ``m``, by a randomized subspace iteration and the Rayleigh-Ritz projection.
+
+    A Gaussian test matrix of ``n_components + oversamples`` columns (at most the order of
+    ``m``) is multiplied by ``m`` and orthonormalized (QR) after each product (Halko,
+    Martinsson & Tropp, 2011, Algorithm 4.4); the eigendecomposition of ``m`` projected on
+    that subspace gives the result. With ``tol=None`` the product is taken ``n_iter + 1``
+    times; with a ``tol``, until the Ritz pairs' residuals :math:`\\lVert m v_j - \\theta_j
+    v_j\\rVert` fall below ``tol`` times the largest :math:`|\\theta|` (a ``lax.while_loop``,
+    at most ``n_iter + 1`` products). When the subspace would be the whole space
+    (``n_components + oversamples >= m.shape[0]``), the result is exact and so computed
+    directly, by ``jnp.linalg.eigh`` of ``m``.
+    """
+    order = m.shape[0]
+    width = min(n_components + oversamples, order)
+    if width == order:
+        values, vectors = jnp.linalg.eigh(m)
+        return values[::-1][:n_components], vectors[:, ::-1][:, :n_components]
+
+    def product(basis):
+        return jnp.matmul(m, basis, precision=_HIGHEST)
+
+    def ritz(basis, image):
+        """Ritz values (descending) and vectors of ``basis``, and their relative residual."""
+        projected = jnp.matmul(basis.T, image, precision=_HIGHEST)
+        values, small = jnp.linalg.eigh(0.5 * (projected + projected.T))
+        values, small = values[::-1][:n_components], small[:, ::-1][:, :n_components]
+        vectors = jnp.matmul(basis, small, precision=_HIGHEST)
+        residual = jnp.matmul(image, small, precision=_HIGHEST) - vectors * values
+        scale = jnp.maximum(jnp.max(jnp.abs(values)), jnp.finfo(m.dtype).tiny)
+        return values, vectors, jnp.max(jnp.linalg.norm(residual, axis=0)) / scale
+
+    test = jax.random.normal(key, (order, width), m.dtype)
+    basis = jnp.linalg.qr(product(test))[0]
+    if tol is None:
+        for _ in range(n_iter):
+            basis = jnp.linalg.qr(product(basis))[0]
+        values, vectors, _ = ritz(basis, product(basis))
+        return values, vectors
+
+    def body(carry):
+        i, basis, *_ = carry
+        image = product(basis)
+        values, vectors, residual = ritz(basis, image)
+        return i + 1, jnp.linalg.qr(image)[0], values, vectors, residual
+
+    def cond(carry):
+        i, *_, residual = carry
+        return (i <= n_iter) & (residual >= tol)
+
+    start = (
+        jnp.int32(0),
+        basis,
+        jnp.zeros((n_components,), m.dtype),
+        jnp.zeros((order, n_components), m.dtype),
+        jnp.asarray(jnp.inf, m.dtype),
+    )
+    _, _, values, vectors, _ = lax.while_loop(cond, body, start)
+    return values, vectors
+
+
 def _finalize(
     count: Array, mean: Array, scatter: Array, n_components: int, ddof: int
 ) -> tuple[Array, ...]:
@@ -290,11 +367,7 @@ def _finalize(
     sq_singular, vectors = jnp.linalg.eigh(scatter)
     # eigh sorts ascending; round-off can make the eigenvalues of a PSD matrix slightly negative.
     sq_singular = jnp.maximum(sq_singular[::-1], 0.0)
-    components = vectors[:, ::-1][:, :n_components].T
-    # Deterministic signs: the largest-magnitude entry of each component is positive.
-    pivot = jnp.argmax(jnp.abs(components), axis=1)
-    signs = jnp.sign(components[jnp.arange(n_components), pivot])
-    components = components * jnp.where(signs == 0, 1.0, signs).astype(dtype)[:, None]
+    components = _flip_rows(vectors[:, ::-1][:, :n_components].T)
 
     eigenvalues = sq_singular / (n - ddof)
     total = jnp.sum(eigenvalues)

@@ -68,7 +68,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from latent_jax import validation
-from latent_jax.linear import estimators, kernels
+from latent_jax.linear import estimator_support as support
+from latent_jax.linear import kernels
 from latent_jax.linear import pca as pca_lib
 
 __all__ = ["SVD_SOLVERS", "RobustPCA", "RobustPCAInfo", "default_tol", "robust_pca"]
@@ -410,7 +411,7 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         return self
 
     def _fit_data(self, X: ArrayLike) -> np.ndarray:
-        x = estimators._sklearn_validate_data(
+        x = support.validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=True
         )
         n, d = x.shape
@@ -421,14 +422,14 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         )
         if self.n_components is not None:
             kernels._check_n_components(self.n_components, n, d)
-        with estimators._precision_scope(dtype):
+        with support.precision_scope(dtype):
             low, sparse, info = _run(kernels._to_device(x, dtype), *params, solver)
             # One PCA of every axis (one compiled program per shape), cut to n_components_.
             state = pca_lib._fit(low, min(n, d), 1, kernels._check_block_rows(None, d))
-            self.low_rank_ = estimators._host(low, dtype)
-            self.sparse_ = estimators._host(sparse, dtype)
+            self.low_rank_ = support.host(low, dtype)
+            self.sparse_ = support.host(sparse, dtype)
             mean, components, eigenvalues, _, ratio, singular = (
-                estimators._host(a, dtype) for a in state[:6]
+                support.host(a, dtype) for a in state[:6]
             )
         rank = _numerical_rank(eigenvalues, n, d, params[1])
         q = max(rank, 1) if self.n_components is None else int(self.n_components)
@@ -459,7 +460,7 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     def transform(self, X: ArrayLike) -> np.ndarray:
         """Codes ``(X - mean_) @ components_.T``, array of shape (n_samples, n_components_)."""
         check_is_fitted(self)
-        x = estimators._sklearn_validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        x = support.validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return self._transform(x)
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
