@@ -55,6 +55,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_compile.py
 	$(BIN)/python benchmarks/bench_time_to_result.py
+	$(BIN)/python benchmarks/bench_vs_pythae.py
+	$(BIN)/python benchmarks/bench_linear.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

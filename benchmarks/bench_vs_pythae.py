@@ -515,37 +515,33 @@ def _summary(runs: list[dict]) -> list[dict]:
 
 
 def _table(rows: list[dict]) -> str:
+    """The markdown table of ``benchmarks/README.md``: medians, and pythae's time over
+    latent_jax's (above 1: latent_jax is ahead)."""
     lines = [
-        "| model | epochs | pythae train s | latent_jax cold | latent_jax warm | pythae / warm "
-        "| pythae process s | latent_jax warm process s | s/epoch pythae | s/epoch latent_jax "
-        "| first epoch pythae | first epoch cold / warm | test score pythae | latent_jax |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | epochs | pythae s | latent_jax cold s | latent_jax warm s | pythae / cold "
+        "| pythae / warm | s/epoch pythae | s/epoch latent_jax | first epoch pythae "
+        "| first epoch latent_jax cold / warm | test score pythae | test score latent_jax |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    cells = {(r["model"], r["epochs"], r["variant"]): r for r in rows}
 
-    def get(model: str, epochs: int, variant: str) -> dict:
-        for row in rows:
-            if (row["model"], row["epochs"], row["variant"]) == (model, epochs, variant):
-                return row
-        return {}
+    def score(row: dict) -> str:
+        value = row.get("test_nll") or row.get("test_sse_per_digit")
+        return "" if value is None else f"{value:.2f}"
 
-    def fmt(value: float | None, digits: int = 2) -> str:
-        return "—" if value is None else f"{value:.{digits}f}"
-
-    for model in MODELS:
-        for epochs in sorted({r["epochs"] for r in rows if r["model"] == model}):
-            p, c, w = (get(model, epochs, v) for v in VARIANTS)
-            if not p:
-                continue
-            score = "test_nll" if p.get("test_nll") is not None else "test_sse_per_digit"
-            ratio = p["train_s"] / w["train_s"] if w.get("train_s") else None
-            lines.append(
-                f"| {model} | {epochs} | {fmt(p['train_s'])} | {fmt(c.get('train_s'))} | "
-                f"{fmt(w.get('train_s'))} | **{fmt(ratio)}x** | {fmt(p['process_s'])} | "
-                f"{fmt(w.get('process_s'))} | {fmt(p['steady_s_per_epoch'], 3)} | "
-                f"{fmt(w.get('steady_s_per_epoch'), 3)} | {fmt(p['first_epoch_s'])} | "
-                f"{fmt(c.get('first_epoch_s'))} / {fmt(w.get('first_epoch_s'))} | "
-                f"{fmt(p.get(score))} | {fmt(w.get(score) or c.get(score))} |"
-            )
+    for model, epochs, variant in cells:
+        if variant != "pythae":
+            continue
+        p, c, w = (cells.get((model, epochs, v), {}) for v in VARIANTS)
+        if not (c and w):
+            continue
+        lines.append(
+            f"| {model} | {epochs} | {p['train_s']:.2f} | {c['train_s']:.2f} | "
+            f"{w['train_s']:.2f} | {p['train_s'] / c['train_s']:.2f}x | "
+            f"**{p['train_s'] / w['train_s']:.2f}x** | {p['steady_s_per_epoch']:.3f} | "
+            f"{w['steady_s_per_epoch']:.3f} | {p['first_epoch_s']:.2f} | "
+            f"{c['first_epoch_s']:.2f} / {w['first_epoch_s']:.2f} | {score(p)} | {score(w)} |"
+        )
     return "\n".join(lines)
 
 
