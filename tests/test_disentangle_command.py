@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from latent_jax import cli
-from latent_jax.experiments import disentangle
+from latent_jax.experiments import common, disentangle
 
 
 @pytest.mark.parametrize("size", [64, 32])
@@ -82,3 +82,13 @@ def test_disentangle_trains_scores_and_writes_every_metric(tmp_path):
         assert os.path.getsize(out / figure) > 0
     config = json.loads((out / "config.json").read_text())
     assert config["command"] == "disentangle"
+
+
+def test_the_likelihood_is_bernoulli_unless_asked_and_reaches_the_objective():
+    args = cli.parse_command(["disentangle", "--out", "unused"])
+    assert args.likelihood == "bernoulli"
+    model = disentangle.dsprites_vae(32, latent_dim=3)
+    objective = common.objective_from_flags(common.check_objective_arguments(args), model)
+    assert objective.spec["likelihood"] == "bernoulli"
+    args = cli.parse_command(["disentangle", "--likelihood", "sse", "--out", "unused"])
+    assert args.likelihood == "sse"

@@ -55,6 +55,7 @@ from latent_jax.data.dsprites import FACTOR_NAMES, VARIANTS, DSprites
 from latent_jax.disentanglement.information import discretized_information
 from latent_jax.experiments import common
 from latent_jax.models.conv import ConvSpec, ConvVAE
+from latent_jax.objectives import LIKELIHOODS
 from latent_jax.train import TrainConfig, fit_many
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,13 @@ class Arguments(common.RunArguments):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Registers this command's flags."""
     model = parser.add_argument_group("model and objective")
-    common.add_objective_arguments(model, "vae", default="elbo")
+    model.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        default="bernoulli",
+        help="reconstruction term (default: bernoulli, disentanglement_lib's, on the pixels)",
+    )
+    common.add_objective_arguments(model, "vae", default="elbo", own=("likelihood",))
     common.add_beta_schedule_arguments(model, BETA_DEFAULTS)
     model.add_argument("--latent-dim", type=int, default=10, help="latent size (default 10)")
     data = parser.add_argument_group("data")
@@ -362,7 +369,11 @@ def run(args: Arguments) -> dict:
     values = np.linspace(-2.0, 2.0, 9)
     grid = generate.latent_traversal(trained, first, x=jnp.asarray(x_test[0]), values=values)
     plots.traversal_grid(
-        np.asarray(grid), values, os.path.join(out, "traversal.png"), vmin=0.0, vmax=1.0
+        np.asarray(generate.decoder_mean(grid, args.likelihood)),
+        values,
+        os.path.join(out, "traversal.png"),
+        vmin=0.0,
+        vmax=1.0,
     )
     _data_page(data, os.path.join(out, "data.png"))
     history = fitted.history
