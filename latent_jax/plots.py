@@ -862,7 +862,9 @@ def information_matrix(
         )
     codes, factors = matrix.shape
     fig, ax = plt.subplots(figsize=(2.0 + 1.0 * factors, 1.2 + 0.45 * codes))
-    image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=max(1.0, float(matrix.max())))
+    image = ax.imshow(
+        matrix, cmap="viridis", vmin=0.0, vmax=max(1.0, float(matrix.max())), aspect="auto"
+    )
     for (row, col), value in np.ndenumerate(matrix):
         colour = "black" if value > 0.6 else "white"
         ax.text(col, row, f"{value:.2f}", ha="center", va="center", color=colour, fontsize=8)
