@@ -1,0 +1,217 @@
+"""The disentanglement study, Locatello et al. (ICML 2019) style, shortened for a CPU.
+
+Every model of disentanglement_lib's unsupervised study (their Table 2 of hyper-parameters),
+at three of its six values each, several seeds per value trained at once through
+``latent-jax disentangle --seeds K`` (one compiled program per model and value, the seeds
+vmapped), every metric of :mod:`latent_jax.disentanglement` on every seed:
+
+========================  ===============================  ===============================
+model                     disentanglement_lib's values     here
+========================  ===============================  ===============================
+β-VAE (``elbo``)          β ∈ {1, 2, 4, 6, 8, 16}          β ∈ {1, 4, 16}
+AnnealedVAE               C_max ∈ {5, 10, 25, 50, 75, 100}  C_max ∈ {5, 25, 100}, γ = 1000
+β-TC-VAE                  β ∈ {1, 2, 4, 6, 8, 10}          β ∈ {1, 4, 10} (MSS estimator)
+FactorVAE                 γ ∈ {10, 20, 30, 40, 50, 100}    γ ∈ {10, 30, 100}
+DIP-VAE-I                 λ_od ∈ {1, 2, 5, 10, 20, 50},    λ_od ∈ {1, 5, 50}, λ_d = 10 λ_od
+                          λ_d = 10 λ_od
+DIP-VAE-II                λ_od as DIP-VAE-I, λ_d = λ_od    λ_od ∈ {1, 5, 50}, λ_d = λ_od
+========================  ===============================  ===============================
+
+How it is shortened (``--preset cpu``, the default): 32×32 images (2×2 blocks averaged,
+disentanglement_lib's network with one convolution fewer on each side), 10,000 training images
+drawn from the factor grid, 10 epochs at batch 64 and Adam 1e-3 (disentanglement_lib: 64×64,
+300,000 steps at batch 64 and 1e-4: about 190 times the images seen here), 4 seeds (theirs:
+50), the metrics at a fifth of disentanglement_lib's sample sizes and DCI from the lasso.
+``--preset quick`` is a smoke run of minutes. Each model and value is one run folder under
+``--out`` (``latent-jax disentangle``'s layout); this script gathers their metrics.json into
+``benchmarks/results/disentanglement_study/study.json`` and draws:
+
+* ``metrics_by_model.png``: each metric's values over seeds, per model and value (their
+  Figure 7 kind);
+* ``rank_correlation.png``: Spearman's rank correlation between the metrics over every trained
+  model (their Figure 2 kind);
+* the traversals of the best and the worst seed by MIG of one model are the run folders'
+  ``traversal.png`` (seed 0) and can be drawn for any seed with ``generate.latent_traversal``.
+
+Usage::
+
+    python benchmarks/bench_disentanglement_study.py                  # the CPU study
+    python benchmarks/bench_disentanglement_study.py --preset quick   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from latent_jax import plots
+from latent_jax.cli import main as latent_jax
+from latent_jax.experiments.disentangle import METRIC_KEYS
+
+RESULTS = Path(__file__).resolve().parent / "results" / "disentanglement_study"
+
+# (model, label of the value, the objective's flags) for each run of the grid.
+GRID = [
+    *[("beta-vae", f"beta={b}", ["--beta-max", str(b)]) for b in (1, 4, 16)],
+    *[
+        ("annealed-vae", f"C={c}", ["--objective", "annealed-vae", "--capacity-max", str(c)])
+        for c in (5, 25, 100)
+    ],
+    *[
+        (
+            "beta-tcvae",
+            f"beta={b}",
+            ["--objective", "beta-tcvae", "--beta", str(b), "--estimator", "mss"],
+        )
+        for b in (1, 4, 10)
+    ],
+    *[
+        ("factorvae", f"gamma={g}", ["--objective", "factorvae", "--gamma", str(g)])
+        for g in (10, 30, 100)
+    ],
+    *[
+        (
+            "dip-vae-i",
+            f"lod={lod}",
+            ["--objective", "dip-vae-i", "--lambda-od", str(lod), "--lambda-d", str(10 * lod)],
+        )
+        for lod in (1, 5, 50)
+    ],
+    *[
+        (
+            "dip-vae-ii",
+            f"lod={lod}",
+            ["--objective", "dip-vae-ii", "--lambda-od", str(lod), "--lambda-d", str(lod)],
+        )
+        for lod in (1, 5, 50)
+    ],
+]
+
+PRESETS = {
+    "cpu": [
+        "--image-size",
+        "32",
+        "--train-images",
+        "10000",
+        "--epochs",
+        "10",
+        "--seeds",
+        "4",
+        "--learning-rate",
+        "1e-3",
+        "--metric-scale",
+        "0.2",
+        "--dci-importance",
+        "lasso",
+    ],
+    "quick": [
+        "--image-size",
+        "32",
+        "--train-images",
+        "512",
+        "--test-images",
+        "64",
+        "--epochs",
+        "1",
+        "--seeds",
+        "2",
+        "--metric-scale",
+        "0.01",
+        "--dci-importance",
+        "lasso",
+    ],
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--only", nargs="+", help="models of the grid to run (default: all)")
+    parser.add_argument("--out", default="runs/disentanglement-study", help="run folders")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    rows = []
+    started = time.perf_counter()
+    for model, label, flags in GRID:
+        if args.only and model not in args.only:
+            continue
+        folder = os.path.join(args.out, model, label.replace("=", "-"))
+        argv_run = ["disentangle", *flags, *PRESETS[args.preset], "--quiet"]
+        argv_run += ["--overwrite", "--out", folder]
+        clock = time.perf_counter()
+        if latent_jax(argv_run):
+            raise SystemExit(f"latent-jax {' '.join(argv_run)} failed")
+        with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
+            metrics = json.load(handle)
+        rows.append(
+            {
+                "model": model,
+                "value": label,
+                "folder": folder,
+                "seconds": time.perf_counter() - clock,
+                "train_seconds": metrics["train_seconds"],
+                "metric_seconds": metrics["metric_seconds"],
+                "runs": [{key: run[key] for key in METRIC_KEYS} for run in metrics["runs"]],
+            }
+        )
+        print(
+            f"{model:>13} {label:<10} {rows[-1]['seconds']:7.1f} s  MIG "
+            f"{np.median([r['mig'] for r in rows[-1]['runs']]):.3f}",
+            flush=True,
+        )
+    args.results.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "preset": args.preset,
+        "flags": PRESETS[args.preset],
+        "rows": rows,
+        "total_minutes": (time.perf_counter() - started) / 60,
+    }
+    seeds = [run for row in rows for run in row["runs"]]
+    table = np.array([[run[key] for key in METRIC_KEYS] for run in seeds])
+    correlation = stats.spearmanr(table).correlation if len(seeds) > 2 else None
+    payload["spearman"] = None if correlation is None else np.asarray(correlation).tolist()
+    (args.results / "study.json").write_text(json.dumps(payload, indent=1))
+    if correlation is not None:
+        _correlation_map(np.asarray(correlation), args.results / "rank_correlation.png")
+    _metric_boxes(rows, args.results / "metrics_by_model.png")
+    print(f"wrote {args.results}")
+
+
+def _correlation_map(correlation: np.ndarray, path: Path) -> None:
+    """Spearman's rank correlation between the metrics, values written in the cells."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 8))
+    image = ax.imshow(correlation, cmap="RdBu_r", vmin=-1.0, vmax=1.0)
+    for (row, col), value in np.ndenumerate(correlation):
+        ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(METRIC_KEYS)), METRIC_KEYS, rotation=45, ha="right")
+    ax.set_yticks(range(len(METRIC_KEYS)), METRIC_KEYS)
+    ax.set_title("Spearman rank correlation between metrics, every seed of every model")
+    fig.colorbar(image, ax=ax, fraction=0.05)
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+
+
+def _metric_boxes(rows: list[dict], path: Path) -> None:
+    """One panel per metric: each model and value's seeds as a box."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 3, figsize=(18, 12), sharex=True)
+    labels = [f"{row['model']}\n{row['value']}" for row in rows]
+    for ax, key in zip(axes.ravel(), METRIC_KEYS, strict=True):
+        ax.boxplot([[run[key] for run in row["runs"]] for row in rows])
+        ax.set_title(key)
+        ax.set_xticks(range(1, len(rows) + 1), labels, rotation=90, fontsize=7)
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    main()
