@@ -139,6 +139,7 @@ def test_denoisers_beat_the_noisy_input(digits_run):
     assert psnr["noisy"][0] > psnr["noisy"][1] and psnr["dae"][0] > psnr["dae"][1]
 
 
+@pytest.mark.slow
 def test_experiment_on_a_table_with_masking_noise(tmp_path):
     rng = np.random.default_rng(0)
     table = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 10))

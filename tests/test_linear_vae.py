@@ -103,6 +103,7 @@ def test_training_reaches_the_ppca_optimum(data):
     assert math.isclose(noise, float(state.noise_variance), rel_tol=0.02)
 
 
+@pytest.mark.slow
 def test_command_writes_the_contracted_metrics(tmp_path, capsys):
     out = tmp_path / "run"
     flags = ["--n-samples", "300", "--input-dim", "6", "--signal-variances", "4,2"]

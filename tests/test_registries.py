@@ -152,6 +152,7 @@ def test_train_takes_the_annealed_objective_its_flags_and_records_them(tmp_path,
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_the_vae_command_takes_the_annealed_objective(tmp_path, capsys):
     out = tmp_path / "faces"
     argv = ["vae", "--preset", "cpu-demo", "--epochs", "2", "--objective", "annealed-vae"]
@@ -249,6 +250,7 @@ def test_pythaes_mnist_vae_has_pythaes_layout_and_size():
         PythaeMNISTVAE.for_data((32, 32, 1), latent_dim=4)
 
 
+@pytest.mark.slow
 def test_pythaes_mnist_vae_trains_reloads_and_samples(tmp_path):
     model = PythaeMNISTVAE(latent_dim=3, encoder_features=(4, 4, 8, 8), decoder_features=(8, 4))
     x = np.random.default_rng(0).uniform(size=(24, 28, 28, 1)).astype(np.float32)

@@ -393,7 +393,11 @@ def _interrupt(tmp_path: Path, signum: int) -> tuple[subprocess.CompletedProcess
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), out, command
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+# SIGTERM takes the same path as SIGINT (interrupts.training), so it runs in the slow suite.
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)],
+)
 def test_a_signal_checkpoints_the_run_and_says_how_to_resume(tmp_path, signum, code):
     done, out, command = _interrupt(tmp_path, signum)
     assert done.returncode == code, done.stderr
