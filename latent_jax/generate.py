@@ -50,7 +50,12 @@ _PARALLEL_COSINE = 1.0 - 1e-6
 
 
 def encode_mean(
-    model: Any, variables: Any, x: Array, *, apply_kwargs: Mapping[str, Any] | None = None
+    model: Any,
+    variables: Any,
+    x: Array,
+    *,
+    apply_kwargs: Mapping[str, Any] | None = None,
+    repeated: bool | None = None,
 ) -> Array:
     """The posterior mean (or the autoencoder's code) of a batch.
 
@@ -59,11 +64,15 @@ def encode_mean(
         variables: its variables.
         x: array of shape (batch, *image_shape).
         apply_kwargs: extra keyword arguments of ``encode`` (see the module docstring).
+        repeated: True when the call is one of many of the same shape (a metric's batches):
+            compiled to run fast rather than to compile fast (see ``inference.predict``).
 
     Returns:
         Array of shape (batch, latent_dim).
     """
-    out = predict(model, variables, x, method="encode", apply_kwargs=apply_kwargs)
+    out = predict(
+        model, variables, x, method="encode", apply_kwargs=apply_kwargs, repeated=repeated
+    )
     return out[0] if isinstance(out, tuple | list) else out
 
 

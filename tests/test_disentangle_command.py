@@ -77,8 +77,10 @@ def test_disentangle_trains_scores_and_writes_every_metric(tmp_path):
         assert 0.0 <= metrics[key] <= 1.0
         assert len(metrics["summary"][key]["runs"]) == 2
         assert metrics[key] == pytest.approx(np.median(metrics["summary"][key]["runs"]))
+    for key in disentangle.CORRELATION_KEYS:
+        assert all(value >= 0.0 for value in metrics["summary"][key]["runs"])
     assert np.asarray(metrics["mutual_information"]).shape == (10, 5)
-    for figure in ("traversal.png", "mutual_information.png", "data.png"):
+    for figure in ("traversal.png", "traversal_run1.png", "mutual_information.png", "data.png"):
         assert os.path.getsize(out / figure) > 0
     config = json.loads((out / "config.json").read_text())
     assert config["command"] == "disentangle"

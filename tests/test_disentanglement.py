@@ -405,7 +405,72 @@ ERRORS = [
     (lambda: dis.mutual_information_matrix(np.zeros((5, 2)), np.zeros((4, 2), int)), ValueError,
      r"factors must have one row per row of codes \(5\)"),
     (lambda: dis.dci_from_importance(np.ones((1, 3))), ValueError, "at least 2 codes and 2"),
+    (lambda: dis.gaussian_total_correlation(np.ones((2, 3))), ValueError,
+     r"symmetric \(d, d\) matrix, got shape \(2, 3\)"),
+    (lambda: dis.gaussian_total_correlation(np.ones((2, 2))), ValueError, "positive definite"),
+    (lambda: dis.gaussian_wasserstein_correlation(np.diag([1.0, 0.0])), ValueError,
+     "positive diagonal"),
+    (lambda: dis.unsupervised_scores(lambda x: identity(x)[:, :1], DATA, KEY, num_train=40),
+     ValueError, "at least 2 codes"),
 ]  # fmt: skip
+
+
+def _spd(d, seed):
+    a = np.random.default_rng(seed).normal(size=(d, d))
+    return a @ a.T + 0.5 * np.eye(d)
+
+
+def test_gaussian_total_correlation_is_the_kl_from_the_product_of_marginals():
+    assert dis.gaussian_total_correlation(np.diag([0.5, 2.0, 9.0])) == pytest.approx(0.0, abs=1e-12)
+    rho = 0.8
+    two = np.array([[4.0, rho * 6.0], [rho * 6.0, 9.0]])
+    assert dis.gaussian_total_correlation(two) == pytest.approx(-0.5 * math.log(1 - rho**2))
+    cov = _spd(5, 3)
+    product = np.diag(np.diag(cov))
+    # KL(N(0, cov) || N(0, product)) by its textbook formula, with inverse and determinants.
+    kl = 0.5 * (
+        np.trace(np.linalg.inv(product) @ cov)
+        - 5
+        + math.log(np.linalg.det(product) / np.linalg.det(cov))
+    )
+    assert dis.gaussian_total_correlation(cov) == pytest.approx(kl, rel=1e-9)
+
+
+def test_gaussian_wasserstein_correlation_matches_the_symmetric_closed_form():
+    assert dis.gaussian_wasserstein_correlation(np.diag([1.0, 3.0])) == pytest.approx(0.0, abs=1e-9)
+    cov = _spd(4, 5)
+    # W2^2(N(0, S), N(0, D)) = tr S + tr D - 2 tr (D^1/2 S D^1/2)^1/2, through eigenvalues.
+    half = np.diag(np.sqrt(np.diag(cov)))
+    eigenvalues = np.linalg.eigvalsh(half @ cov @ half)
+    want = 2 * np.trace(cov) - 2 * np.sum(np.sqrt(eigenvalues))
+    assert dis.gaussian_wasserstein_correlation(cov) == pytest.approx(want, rel=1e-7)
+
+
+def test_unsupervised_scores_zero_for_independent_codes_closed_form_for_mixed_ones():
+    independent = dis.unsupervised_scores(identity, DATA, KEY, num_train=4000)
+    # The sample covariance of independent factors: TC ~ d(d-1)/4n nats of estimation bias.
+    assert 0.0 <= independent["gaussian_total_correlation"] < 0.02
+    assert independent["num_constant_codes"] == 0.0
+    mixing = np.eye(10) + 0.6 * np.eye(10, k=1)
+    mixed = dis.unsupervised_scores(lambda x: identity(x) @ mixing, DATA, KEY, num_train=4000)
+    want = dis.gaussian_total_correlation(mixing.T @ mixing)
+    assert mixed["gaussian_total_correlation"] == pytest.approx(want, rel=0.1)
+    assert (
+        mixed["gaussian_wasserstein_correlation"] > independent["gaussian_wasserstein_correlation"]
+    )
+    # Neighbouring codes share a factor: their discretized information is far above the bias.
+    assert mixed["mutual_info_score"] > 2 * independent["mutual_info_score"]
+    # Constant codes are independent of the rest: left out of the Gaussian scores, counted.
+    padded = dis.unsupervised_scores(
+        lambda x: np.hstack([identity(x) @ mixing, np.zeros((len(x), 2))]),
+        DATA,
+        KEY,
+        num_train=4000,
+    )
+    assert padded["num_constant_codes"] == 2.0
+    assert padded["gaussian_total_correlation"] == pytest.approx(
+        mixed["gaussian_total_correlation"], rel=1e-9
+    )
 
 
 @pytest.mark.parametrize(("call", "error", "message"), ERRORS)

@@ -16,6 +16,8 @@ encoder's posterior mean, or any function); ``ground_truth_data`` is any object 
   :func:`dci_from_importance`.
 * :mod:`~latent_jax.disentanglement.modularity`: :func:`modularity_explicitness` (Ridgeway &
   Mozer 2018) and :func:`modularity_score`.
+* :mod:`~latent_jax.disentanglement.unsupervised`: :func:`unsupervised_scores`, the Gaussian
+  total correlation of the codes and its kin (no factors needed).
 * :mod:`~latent_jax.disentanglement.suite`: :func:`evaluate_all`, every metric at once.
 * :mod:`~latent_jax.disentanglement.information`: :func:`histogram_discretize` and
   :func:`mutual_information_matrix` (``jax.numpy``).
@@ -43,6 +45,11 @@ from latent_jax.disentanglement.mig import mig, mutual_information_gap
 from latent_jax.disentanglement.modularity import modularity_explicitness, modularity_score
 from latent_jax.disentanglement.sap import sap
 from latent_jax.disentanglement.suite import METRICS, evaluate_all
+from latent_jax.disentanglement.unsupervised import (
+    gaussian_total_correlation,
+    gaussian_wasserstein_correlation,
+    unsupervised_scores,
+)
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -56,6 +63,8 @@ __all__ = [
     "dci_from_importance",
     "evaluate_all",
     "factor_vae_score",
+    "gaussian_total_correlation",
+    "gaussian_wasserstein_correlation",
     "histogram_discretize",
     "mig",
     "modularity_explicitness",
@@ -63,4 +72,5 @@ __all__ = [
     "mutual_information_gap",
     "mutual_information_matrix",
     "sap",
+    "unsupervised_scores",
 ]

@@ -45,5 +45,7 @@ DEFAULT_SAMPLE_SIZES = MappingProxyType(
         "sap": MappingProxyType({"num_train": 10_000, "num_test": 5_000}),
         "dci": MappingProxyType({"num_train": 10_000, "num_test": 5_000}),
         "modularity_explicitness": MappingProxyType({"num_train": 10_000, "num_test": 5_000}),
+        # unsupervised_study_v1/metric_configs/unsupervised.gin
+        "unsupervised_scores": MappingProxyType({"num_train": 10_000}),
     }
 )

@@ -16,14 +16,17 @@ options as flags. ``--seeds K`` trains K runs at once as one vmapped program
 
 Each run's representation is its encoder's posterior mean, scored by
 :func:`latent_jax.disentanglement.evaluate_all` on freshly sampled factors and images (the
-metrics' sample sizes are disentanglement_lib's times ``--metric-scale``).
+metrics' sample sizes are disentanglement_lib's times ``--metric-scale``), and the total
+correlation of a Gaussian fitted to its codes, sampled and mean
+(:func:`latent_jax.disentanglement.unsupervised_scores`, keys ``*_sampled`` and ``*_mean``).
 
 Writes into --out the run folder (:mod:`latent_jax.runs`: config.json, history.csv,
 checkpoints/) and metrics.json: every metric of the interface (``beta_vae_score``,
 ``factor_vae_score``, ``mig``, ``sap``, ``dci_disentanglement``, ``dci_completeness``,
 ``dci_informativeness``, ``modularity``, ``explicitness``) as the median over the runs, with
 each run's values (``runs``) and the interquartile range; figures: ``traversal.png`` (each
-latent of run 0 swept around an image's code), ``mutual_information.png`` (the
+latent of run 0 swept around an image's code; ``traversal_run{k}.png`` for each further
+run), ``mutual_information.png`` (the
 factor-latent mutual information of run 0, normalized by each factor's entropy, the matrix of
 MIG) and ``data.png`` (training images, each row one shape at growing scale).
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import logging
 import os
 import time
@@ -55,6 +59,7 @@ from latent_jax.data.dsprites import FACTOR_NAMES, VARIANTS, DSprites
 from latent_jax.disentanglement.information import discretized_information
 from latent_jax.experiments import common
 from latent_jax.models.conv import ConvSpec, ConvVAE
+from latent_jax.models.inference import predict
 from latent_jax.objectives import LIKELIHOODS
 from latent_jax.train import TrainConfig, fit_many
 
@@ -83,6 +88,9 @@ METRIC_KEYS = (
     "modularity",
     "explicitness",
 )
+# The total correlation of a Gaussian fitted to the codes, of the sampled representation (what
+# β-TC-VAE and FactorVAE penalize) and of the mean one (Locatello et al. 2019, Section 5.1).
+CORRELATION_KEYS = ("gaussian_total_correlation_sampled", "gaussian_total_correlation_mean")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,7 +242,7 @@ def downsample(images: Any, image_size: int) -> np.ndarray:
 
 
 def representation(
-    model: ConvVAE, variables: Any, image_size: int
+    model: ConvVAE, variables: Any, image_size: int, key: Any = None
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The representation a metric scores: dSprites observations -> the posterior mean.
 
@@ -242,14 +250,22 @@ def representation(
         model: the VAE.
         variables: one run's variables.
         image_size: the model's image size (observations are downsampled to it).
+        key: None for the posterior mean; a ``jax.random`` key for the *sampled*
+            representation, a draw of q(z|x) (call ``i`` draws with ``fold_in(key, i)``).
 
     Returns:
         ``fn(observations of shape (n, 64, 64, c)) -> codes of shape (n, latent_dim)``.
     """
+    calls = itertools.count()
 
     def fn(observations: np.ndarray) -> np.ndarray:
         x = jnp.asarray(downsample(observations, image_size))
-        return np.asarray(generate.encode_mean(model, variables, x))
+        # The metrics call this thousands of times on small batches: compiled to run fast.
+        if key is None:
+            return np.asarray(generate.encode_mean(model, variables, x, repeated=True))
+        mean, logvar = predict(model, variables, x, method="encode", repeated=True)
+        noise = jax.random.normal(jax.random.fold_in(key, next(calls)), mean.shape)
+        return np.asarray(mean + jnp.exp(0.5 * logvar) * noise)
 
     return fn
 
@@ -257,6 +273,20 @@ def representation(
 def _run_variables(state: Any, index: int) -> dict:
     select = lambda leaf: leaf[index]  # noqa: E731
     return {"params": jax.tree.map(select, state.params), **jax.tree.map(select, state.model_state)}
+
+
+def _correlations(
+    model: ConvVAE, variables: Any, args: Arguments, data: DSprites, key: Any
+) -> dict[str, float]:
+    """:func:`~latent_jax.disentanglement.unsupervised_scores` of the sampled and mean codes."""
+    sizes = {"num_train": max(2, round(10_000 * args.metric_scale))}
+    sample_key, data_key = jax.random.split(jax.random.fold_in(key, 7))
+    scores = {}
+    for kind, draw in (("sampled", sample_key), ("mean", None)):
+        fn = representation(model, variables, args.image_size, key=draw)
+        found = disentanglement.unsupervised_scores(fn, data, data_key, **sizes)
+        scores.update({f"{name}_{kind}": value for name, value in found.items()})
+    return scores
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
@@ -346,15 +376,16 @@ def run(args: Arguments) -> dict:
     for index in range(args.seeds):
         variables = _run_variables(fitted.state, index)
         started = time.perf_counter()
-        scores.append(
-            disentanglement.evaluate_all(
-                representation(trained, variables, args.image_size),
-                data,
-                jax.random.fold_in(metric_key, index),
-                scale=args.metric_scale,
-                options={"dci": {"importance": args.dci_importance}},
-            )
+        run_key = jax.random.fold_in(metric_key, index)
+        score = disentanglement.evaluate_all(
+            representation(trained, variables, args.image_size),
+            data,
+            run_key,
+            scale=args.metric_scale,
+            options={"dci": {"importance": args.dci_importance}},
         )
+        score.update(_correlations(trained, variables, args, data, run_key))
+        scores.append(score)
         scoring_seconds.append(time.perf_counter() - started)
     first = _run_variables(fitted.state, 0)
     factors, observations = data.sample(jax.random.fold_in(metric_key, 10**6), 10_000)
@@ -367,14 +398,20 @@ def run(args: Arguments) -> dict:
         title="I(z_j; v_k) / H(v_k), run 0",
     )
     values = np.linspace(-2.0, 2.0, 9)
-    grid = generate.latent_traversal(trained, first, x=jnp.asarray(x_test[0]), values=values)
-    plots.traversal_grid(
-        np.asarray(generate.decoder_mean(grid, args.likelihood)),
-        values,
-        os.path.join(out, "traversal.png"),
-        vmin=0.0,
-        vmax=1.0,
-    )
+    figures = {"traversal.png": 0, **{f"traversal_run{k}.png": k for k in range(1, args.seeds)}}
+    for name, index in figures.items():
+        variables = first if index == 0 else _run_variables(fitted.state, index)
+        grid = generate.latent_traversal(
+            trained, variables, x=jnp.asarray(x_test[0]), values=values
+        )
+        plots.traversal_grid(
+            np.asarray(generate.decoder_mean(grid, args.likelihood)),
+            values,
+            os.path.join(out, name),
+            title=f"Latent traversal, run {index} (MIG {scores[index]['mig']:.3f})",
+            vmin=0.0,
+            vmax=1.0,
+        )
     _data_page(data, os.path.join(out, "data.png"))
     history = fitted.history
     payload: dict[str, Any] = {
@@ -382,7 +419,9 @@ def run(args: Arguments) -> dict:
     }
     payload.update(
         {
-            "summary": {name: _summary([s[name] for s in scores]) for name in METRIC_KEYS},
+            "summary": {
+                name: _summary([s[name] for s in scores]) for name in METRIC_KEYS + CORRELATION_KEYS
+            },
             "runs": scores,
             "objective": args.objective,
             "objective_options": dict(args.objective_options),
@@ -406,8 +445,8 @@ def run(args: Arguments) -> dict:
 
 def _print_summary(payload: dict, out: str) -> None:
     print(f"{payload['objective']} on {payload['data']}, {payload['seeds']} run(s)")
-    for name in METRIC_KEYS:
+    for name in METRIC_KEYS + CORRELATION_KEYS:
         entry = payload["summary"][name]
         q1, q3 = entry["iqr"]
-        print(f"{name:<22} {entry['median']:.3f}  (IQR {q1:.3f}-{q3:.3f})")
+        print(f"{name:<34} {entry['median']:.3f}  (IQR {q1:.3f}-{q3:.3f})")
     print(f"Outputs in {out}/")

@@ -136,6 +136,7 @@ def predict(
     method: str = "__call__",
     apply_kwargs: Mapping[str, Any] | None = None,
     batch_size: int | None = None,
+    repeated: bool | None = None,
 ) -> Any:
     """:func:`apply_inference` compiled once per model, method and shape, over row blocks.
 
@@ -149,13 +150,18 @@ def predict(
         batch_size: rows per compiled call; None runs all rows at once. Blocks are
             concatenated along the first axis, so the method must return one array (or a
             tuple of arrays) with a row per input.
+        repeated: whether the program runs many times, so it is compiled to run fast (a
+            metric's encoder called on thousands of small batches), or once, compiled fast;
+            None decides by the number of rows (more than 1,024: repeated).
 
     Returns:
         What the method returns for all ``n`` rows.
     """
     kwargs = inference_kwargs(model, method, apply_kwargs)
     n = int(np.shape(x)[0])
-    once = n <= _FEW_ROWS
+    if repeated is not None and not isinstance(repeated, bool):
+        raise TypeError(f"repeated must be True, False or None, got {repeated!r}")
+    once = n <= _FEW_ROWS if repeated is None else not repeated
     if batch_size is None:
         return _run(model, variables, (x, *extra), method, kwargs, once)
     batch_size = validation.check_int("batch_size", batch_size, 1)
