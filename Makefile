@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install test test-isa test-slow lint format demo bench clean
+.PHONY: install test test-isa test-slow lint format demo docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,18 @@ demo: $(STAMP)
 	@echo "Conv VAE on the 100 bundled LFW faces (tutorial example 2): samples.png, interpolation.png, traversal.png in runs/vae-faces/"
 	@echo "Conv VAE on 5,000 MNIST digits at 14x14: samples.png and the generation score in runs/vae-mnist/metrics.json"
 
+# The documentation site, into docs/_build/html: the notebook pages executed, warnings as errors.
+DOCS_STAMP := $(VENV)/.docs-stamp
+$(DOCS_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	rm -rf docs/_build docs/api/generated
+	$(BIN)/python -m sphinx -W --keep-going -j 2 -q -b html docs docs/_build/html
+	$(BIN)/python -m pytest -q -m slow -n 2 tests/test_code_blocks.py
+	@echo "docs/_build/html/index.html"
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python benchmarks/bench_pca.py
@@ -59,4 +71,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_linear.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache docs/_build docs/api/generated docs/jupyter_execute

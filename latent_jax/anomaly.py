@@ -294,7 +294,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         seed: seed of the network's initialization, training and the VAE's draws.
         quiet: no progress bar.
 
-    Attributes (after ``fit``):
+    ``fit`` sets the attributes.
+
+    Attributes:
         decision_scores_: array of shape (n_samples,), the training data's anomaly scores.
         labels_: int array of shape (n_samples,), the training data's labels (1 = anomaly).
         threshold_: float, the anomaly score above which ``predict`` flags an example.

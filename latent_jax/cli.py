@@ -164,6 +164,7 @@ class SuggestingParser(argparse.ArgumentParser):
     (``--lerning-rate`` -> ``--learning-rate``, ``vea`` -> ``vae``)."""
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        """argparse's ``parse_args``, with the nearest flag suggested for an unknown one."""
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             target = _subparsers(self).get(getattr(parsed, "command", None)) or self

@@ -49,9 +49,11 @@ class GroundTruthData(Protocol):
     @property
     def num_factors(self) -> int: ...
 
-    def sample_factors(self, key: jax.Array, n: int) -> Any: ...
+    def sample_factors(self, key: jax.Array, n: int) -> Any:
+        """``n`` draws of the factors: int array of shape (n, num_factors)."""
 
-    def sample_observations_from_factors(self, factors: np.ndarray, key: jax.Array) -> Any: ...
+    def sample_observations_from_factors(self, factors: np.ndarray, key: jax.Array) -> Any:
+        """One observation per row of ``factors``: array of shape (n, ...observation)."""
 
 
 def check_ground_truth_data(ground_truth_data: Any) -> tuple[int, ...]:

@@ -33,11 +33,11 @@ of each row is positive; scikit-learn leaves LAPACK's signs); the rotations ``va
 ``quartimax`` (Kaiser, 1958) are scikit-learn's iteration, compiled.
 
 References:
-    C. M. Bishop, "Pattern Recognition and Machine Learning", Springer, 2006, §12.2.4.
-    D. Barber, "Bayesian Reasoning and Machine Learning", Cambridge University Press, 2012,
-    Algorithm 21.1.
-    H. F. Kaiser, "The varimax criterion for analytic rotation in factor analysis",
-    Psychometrika 23(3), 1958.
+    - Bishop, C. M., "Pattern Recognition and Machine Learning", Springer, 2006, §12.2.4.
+    - Barber, D., "Bayesian Reasoning and Machine Learning", Cambridge University Press,
+      2012, Algorithm 21.1.
+    - Kaiser, H. F., "The varimax criterion for analytic rotation in factor analysis",
+      Psychometrika 23(3), 1958.
 """
 
 from __future__ import annotations

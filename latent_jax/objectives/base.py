@@ -268,6 +268,7 @@ def masked_mean(values: Array, mask: Array) -> Array:
 
 
 def flatten_examples(x: Array) -> Array:
+    """Array of shape (batch, ...features) as (batch, features)."""
     return jnp.reshape(x, (x.shape[0], -1))
 
 
@@ -315,6 +316,7 @@ def call_options(model: Any, method: str = "__call__") -> tuple[bool, bool]:
 
 
 def check_model(model: Any) -> None:
+    """Raises TypeError unless ``model`` is a ``flax.linen`` module."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a flax.linen Module, got {type(model).__name__}")
 
@@ -335,6 +337,7 @@ class ModelCaller:
         self.takes_train, self.takes_mask = call_options(model, method)
 
     def init(self, key: Array, x: Array, *extra: Any) -> dict:
+        """The model's variables for inputs ``x``, initialized in inference mode."""
         params_key, dropout_key = jax.random.split(key)
         kwargs = {"train": False} if self.takes_train else {}
         variables = self.model.init(
@@ -351,6 +354,8 @@ class ModelCaller:
         train: bool,
         *extra: Any,
     ) -> tuple[Any, dict]:
+        """``(output, new_model_state)`` of the model on ``batch.x`` (and ``extra``): in
+        training mode with BatchNorm's updated statistics, else with ``model_state``."""
         kwargs: dict[str, Any] = {}
         if self.takes_train:
             kwargs["train"] = train
@@ -369,6 +374,8 @@ class ModelCaller:
 
 
 def check_reconstruction(reconstruction: Any, x: Array, what: str) -> Array:
+    """Raises TypeError or ValueError, naming ``what``, unless the model's output is an array
+    of the inputs' shape; returns it."""
     if not hasattr(reconstruction, "shape"):
         raise TypeError(f"{what} must return an array, got {type(reconstruction).__name__}")
     if reconstruction.shape != x.shape:

@@ -123,6 +123,7 @@ def check_noise(model: Any, likelihood: Any, obs_logvar: Any) -> bool:
 def noise_logvar(
     model: nn.Module, params: Any, model_state: Mapping[str, Any], learned: bool, obs_logvar: Any
 ) -> Any:
+    """The Gaussian likelihood's log-variance: the model's learned one, or ``obs_logvar``."""
     if learned:
         return model.apply({"params": params, **model_state}, method="observation_logvar")
     return obs_logvar
