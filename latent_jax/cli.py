@@ -34,7 +34,7 @@ from typing import Any
 
 import latent_jax
 from latent_jax._deprecation import warn_deprecated
-from latent_jax.experiments import common
+from latent_jax.experiments import common, tracking
 from latent_jax.runs.locks import FolderInUseError
 from latent_jax.train import interrupts
 from latent_jax.train.driver import NonFiniteLossError
@@ -331,7 +331,7 @@ def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     common.enable_compile_cache(arguments)
     failed = True
     try:
-        with interrupts.stop_on_signals():
+        with interrupts.stop_on_signals(), tracking.command_tracker(arguments, args.command):
             args.run(arguments)
         failed = False
     except EXPECTED_ERRORS as error:

@@ -10,8 +10,9 @@ import latent_jax
 
 PACKAGE = pathlib.Path(latent_jax.__file__).parent
 EXPERIMENTS = PACKAGE / "experiments"
-# The run scaffold every command shares, and the alias module kept for one release.
-SHARED = {"common"}
+# The run scaffold every command shares (and its tracker), and the alias module kept for one
+# release.
+SHARED = {"common", "tracking"}
 ALIASES = {"evaluate"}
 
 

@@ -8,6 +8,7 @@ import contextlib
 import copy
 import dataclasses
 import fractions
+import importlib.util
 import json
 import logging
 import math
@@ -115,6 +116,9 @@ class RunArguments(CommandArguments):
 
     config: str | None
     tensorboard: bool
+    tracker: str | None
+    tracker_uri: str | None
+    tracker_project: str
     no_compile_cache: bool
     lr_schedule: str
     clip_norm: float | None
@@ -406,11 +410,17 @@ _LAYOUT_KEYS = (
     "resumed",
 )
 # Flags that say how to run, not what: never recorded, never read back from a config file.
+# Flags that say where outputs go, not what the run computes: config.json leaves them out.
 _NOT_RECORDED = ("command", "run", "verbose", "config", "out", "resume", "override")
+_NOT_RECORDED += ("tracker", "tracker_uri", "tracker_project")
 # A run checkpoints about this many times by default (--checkpoint-every): a kill loses at
 # most 5% of the run, and the writes (three fsync-ed files each) stay a small part of it.
 _DEFAULT_CHECKPOINTS_PER_RUN = 20
 TENSORBOARD_DIR = "tensorboard"
+# --tracker: the experiment trackers (latent_jax.train.trackers) and their defaults.
+TRACKERS = ("mlflow", "wandb")
+DEFAULT_TRACKER_PROJECT = "latent_jax"
+DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"
 
 
 def add_run_arguments(
@@ -442,6 +452,28 @@ def add_run_arguments(
         "--tensorboard",
         action="store_true",
         help=f"also write TensorBoard event files under OUT/{TENSORBOARD_DIR} (needs tensorboardX)",
+    )
+    group.add_argument(
+        "--tracker",
+        choices=TRACKERS,
+        default=None,
+        help="also log the run to an experiment tracker: its settings, every epoch's metrics, "
+        "and at the end OUT's metrics.json, config.json, history.csv and figures (mlflow: "
+        "pip install -e '.[mlflow]'; wandb: pip install -e '.[wandb]', WANDB_MODE=offline "
+        "works without an account)",
+    )
+    group.add_argument(
+        "--tracker-uri",
+        metavar="URI",
+        default=None,
+        help="mlflow: the tracking URI (default: $MLFLOW_TRACKING_URI, else "
+        f"{DEFAULT_MLFLOW_URI}); wandb: the folder of its local run files (default: OUT)",
+    )
+    group.add_argument(
+        "--tracker-project",
+        metavar="NAME",
+        default=DEFAULT_TRACKER_PROJECT,
+        help="the MLflow experiment or W&B project (default: %(default)s)",
     )
     add_compile_cache_argument(group)
     group.add_argument(
@@ -1102,9 +1134,15 @@ def check_run_arguments(args: CommandArguments) -> None:
             import tensorboardX  # noqa: F401
         except ImportError:
             raise ValueError(
-                "--tensorboard needs the tensorboardX package: "
-                "pip install 'latent-jax[tensorboard]'"
+                "--tensorboard needs the tensorboardX package: pip install -e '.[tensorboard]'"
             ) from None
+    tracker = getattr(args, "tracker", None)
+    if tracker is not None:
+        module = {"mlflow": "mlflow", "wandb": "wandb"}[tracker]
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(
+                f"--tracker {tracker} needs the {module} package: pip install -e '.[{tracker}]'"
+            )
 
 
 def train_options(flags: RunFlags) -> dict[str, Any]:
@@ -1114,7 +1152,8 @@ def train_options(flags: RunFlags) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def history_writers(run_dir: str, flags: RunFlags) -> Iterator[list[Any]]:
-    """The per-epoch callbacks of a run folder's model: ``history.csv``, TensorBoard events.
+    """The per-epoch callbacks of a run folder's model: ``history.csv``, TensorBoard events
+    and the command's experiment tracker (:mod:`latent_jax.experiments.tracking`).
 
     Args:
         run_dir: the run folder (``history.csv`` and ``tensorboard/`` go in it).
@@ -1124,9 +1163,13 @@ def history_writers(run_dir: str, flags: RunFlags) -> Iterator[list[Any]]:
         The callbacks for :func:`~latent_jax.train.fit`; the TensorBoard writer is closed on
         exit.
     """
+    from latent_jax.experiments import tracking
     from latent_jax.train.callbacks import HistoryCSV, TensorBoardWriter
 
     callbacks: list[Any] = [HistoryCSV(os.path.join(run_dir, runs.HISTORY))]
+    tracker = tracking.epoch_callback(run_dir)
+    if tracker is not None:
+        callbacks.append(tracker)
     writer = None
     if flags.tensorboard:
         writer = TensorBoardWriter(os.path.join(run_dir, TENSORBOARD_DIR))

@@ -17,6 +17,7 @@ The package, one job a module:
 * :mod:`~latent_jax.train.driver`: the one loop between compiled calls.
 * :mod:`~latent_jax.train.trainers`: the public trainers and :func:`evaluate`.
 * :mod:`~latent_jax.train.callbacks`: per-epoch writers of the history (CSV, TensorBoard).
+* :mod:`~latent_jax.train.trackers`: the experiment trackers as callbacks (MLflow, W&B).
 
 How an epoch runs:
 
@@ -95,6 +96,8 @@ from latent_jax.train.state import History as History
 from latent_jax.train.state import TrainState as TrainState
 from latent_jax.train.state import init_state as init_state
 from latent_jax.train.state import state_from_variables as state_from_variables
+from latent_jax.train.trackers import MLflowLogger as MLflowLogger
+from latent_jax.train.trackers import WandbLogger as WandbLogger
 from latent_jax.train.trainers import evaluate as evaluate
 from latent_jax.train.trainers import fit as fit
 from latent_jax.train.trainers import fit_many as fit_many
