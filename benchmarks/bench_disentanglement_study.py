@@ -35,9 +35,13 @@ drawn from the factor grid, 10 epochs at batch 64 and Adam 1e-3 (disentanglement
 * ``traversal_best_worst.png``: the traversals of the best and the worst seed by MIG of the
   model and value whose seeds differ most in MIG, side by side.
 
-``--seed-scaling 1 8`` also times what the seeds cost: the β-VAE (β = 4) trained with 1 and
-with 8 seeds in one program each (``train_seconds``, compilation included), into
+``--seed-scaling 1 8`` also times what the seeds cost: the β-VAE (β = 4) trained for 3 epochs
+with 1 and with 8 seeds in one program each (``train_seconds``, compilation included), into
 ``study.json``'s ``seed_scaling``.
+
+A run folder that holds its ``metrics.json`` is kept (``--rerun`` trains it again), so an
+interrupted study continues where it stopped; a run that fails is recorded in
+``study.json``'s ``failed`` and the others go on.
 
 Usage::
 
@@ -53,11 +57,13 @@ import os
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 from scipy import stats
 
-from latent_jax import plots
+from latent_jax import DSprites, load_run, plots
 from latent_jax.cli import main as latent_jax
+from latent_jax.experiments import disentangle
 from latent_jax.experiments.disentangle import CORRELATION_KEYS, METRIC_KEYS
 
 # What is gathered from each seed: the metrics and the total correlations.
@@ -144,6 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="runs/disentanglement-study", help="run folders")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="train every run again (default: a run folder with its metrics.json is kept)",
+    )
+    parser.add_argument(
         "--seed-scaling",
         type=int,
         nargs="*",
@@ -152,20 +163,29 @@ def main(argv: list[str] | None = None) -> None:
         help="also train the β-VAE (β = 4) with each of these seed counts and time it",
     )
     args = parser.parse_args(argv)
-    rows = []
+    rows, failed = [], []
     started = time.perf_counter()
     for model, label, flags in GRID:
         if args.only and model not in args.only:
             continue
         folder = os.path.join(args.out, model, label.replace("=", "-"))
         clock = time.perf_counter()
-        metrics = _disentangle([*flags, *PRESETS[args.preset]], folder)
+        done = os.path.join(folder, "metrics.json")
+        try:
+            if os.path.exists(done) and not args.rerun:
+                metrics = _kept(folder)
+            else:
+                metrics = _disentangle([*flags, *PRESETS[args.preset]], folder)
+        except SystemExit as error:  # one failed run does not lose the others
+            print(error, flush=True)
+            failed.append({"model": model, "value": label, "error": str(error)})
+            continue
         rows.append(
             {
                 "model": model,
                 "value": label,
                 "folder": folder,
-                "seconds": time.perf_counter() - clock,
+                "seconds": metrics.get("seconds", time.perf_counter() - clock),
                 "train_seconds": metrics["train_seconds"],
                 "metric_seconds": metrics["metric_seconds"],
                 "runs": [{key: run[key] for key in KEYS} for run in metrics["runs"]],
@@ -185,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows,
         "total_minutes": study_minutes,
         "seed_scaling": scaling,
+        "failed": failed,
     }
     seeds = [run for row in rows for run in row["runs"]]
     table = np.array([[run[key] for key in KEYS] for run in seeds])
@@ -201,18 +222,56 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _disentangle(flags: list[str], folder: str) -> dict:
-    """Runs ``latent-jax disentangle`` into ``folder`` and returns its metrics.json."""
+    """Runs ``latent-jax disentangle`` into ``folder`` and returns its metrics.json (with the
+    command's wall time as ``seconds``, kept in the file for a later gathering)."""
     argv = ["disentangle", *flags, "--quiet", "--overwrite", "--out", folder]
+    clock = time.perf_counter()
     if latent_jax(argv):
         raise SystemExit(f"latent-jax {' '.join(argv)} failed")
-    with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
-        return json.load(handle)
+    path = os.path.join(folder, "metrics.json")
+    with open(path, encoding="utf-8") as handle:
+        metrics = json.load(handle)
+    metrics["seconds"] = time.perf_counter() - clock
+    Path(path).write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def _kept(folder: str) -> dict:
+    """A finished run folder's metrics.json; the total correlations scored again from its
+    checkpoint when the file predates their current definition (collapsed codes pruned)."""
+    path = Path(folder) / "metrics.json"
+    metrics = json.loads(path.read_text())
+    if all("num_collapsed_codes_mean" in run for run in metrics["runs"]):
+        return metrics
+    run = load_run(folder)
+    config = run.config
+    data = DSprites(config["data"]["variant"], npz=config["data"]["data_dir"])
+    metric_key = disentangle.run_keys(config["seed"])[2]
+    for index, scores in enumerate(metrics["runs"]):
+        for stale in [key for key in scores if key.endswith(("_sampled", "_mean"))]:
+            del scores[stale]
+        scores.update(
+            disentangle.correlation_scores(
+                run.model,
+                run.select(index).variables,
+                data,
+                jax.random.fold_in(metric_key, index),
+                image_size=config["data"]["image_size"],
+                scale=config["settings"]["metric_scale"],
+            )
+        )
+    for key in CORRELATION_KEYS:
+        metrics["summary"][key] = disentangle.summary([run[key] for run in metrics["runs"]])
+    path.write_text(json.dumps(metrics, indent=1))
+    print(f"{folder}: kept, its total correlations scored again", flush=True)
+    return metrics
 
 
 def _seed_cost(count: int, args: argparse.Namespace) -> dict:
     """The β-VAE (β = 4) trained with ``count`` seeds at once, metrics at a hundredth."""
     flags = [*PRESETS[args.preset], "--beta-max", "4", "--metric-scale", "0.01"]
     flags[flags.index("--seeds") + 1] = str(count)
+    flags[flags.index("--epochs") + 1] = "3"  # the ratio is what is measured
     folder = os.path.join(args.out, "seed-scaling", f"seeds-{count}")
     seconds = _disentangle(flags, folder)["train_seconds"]
     print(f"{count} seed(s) trained in {seconds:.1f} s", flush=True)

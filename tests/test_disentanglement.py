@@ -450,7 +450,7 @@ def test_unsupervised_scores_zero_for_independent_codes_closed_form_for_mixed_on
     independent = dis.unsupervised_scores(identity, DATA, KEY, num_train=4000)
     # The sample covariance of independent factors: TC ~ d(d-1)/4n nats of estimation bias.
     assert 0.0 <= independent["gaussian_total_correlation"] < 0.02
-    assert independent["num_constant_codes"] == 0.0
+    assert independent["num_collapsed_codes"] == 0.0
     mixing = np.eye(10) + 0.6 * np.eye(10, k=1)
     mixed = dis.unsupervised_scores(lambda x: identity(x) @ mixing, DATA, KEY, num_train=4000)
     want = dis.gaussian_total_correlation(mixing.T @ mixing)
@@ -460,14 +460,17 @@ def test_unsupervised_scores_zero_for_independent_codes_closed_form_for_mixed_on
     )
     # Neighbouring codes share a factor: their discretized information is far above the bias.
     assert mixed["mutual_info_score"] > 2 * independent["mutual_info_score"]
-    # Constant codes are independent of the rest: left out of the Gaussian scores, counted.
+    # Collapsed codes (a constant one, one of tiny variance tied to a factor, which makes the
+    # covariance singular to round-off) are left out of the Gaussian scores and counted.
     padded = dis.unsupervised_scores(
-        lambda x: np.hstack([identity(x) @ mixing, np.zeros((len(x), 2))]),
+        lambda x: np.hstack(
+            [identity(x) @ mixing, np.zeros((len(x), 1)), 1e-9 * identity(x)[:, :1]]
+        ),
         DATA,
         KEY,
         num_train=4000,
     )
-    assert padded["num_constant_codes"] == 2.0
+    assert padded["num_collapsed_codes"] == 2.0
     assert padded["gaussian_total_correlation"] == pytest.approx(
         mixed["gaussian_total_correlation"], rel=1e-9
     )

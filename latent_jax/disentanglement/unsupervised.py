@@ -19,10 +19,12 @@ representation (a draw of :math:`q(z \mid x)`, what the decoder sees) and of the
 
 Each is 0 for independent codes (the first two for uncorrelated ones).
 
-Departure from disentanglement_lib: a code with zero variance over the sample (a collapsed
-dimension of a VAE, common) makes :math:`\log \det \Sigma` infinite there; here such codes
-are left out of the two Gaussian scores (they are independent of every other code) and
-counted in ``num_constant_codes``.
+Departure from disentanglement_lib: a collapsed dimension of a VAE's mean representation
+(common) varies by almost nothing, which makes :math:`\Sigma` singular to round-off and
+:math:`-\log \det \Sigma` as large as round-off allows (disentanglement_lib reports that
+number, or fails); here the codes whose standard deviation over the sample is below
+``prune_threshold`` (0.05, the FactorVAE score's rule for a collapsed dimension) are left out
+of the two Gaussian scores and counted in ``num_collapsed_codes``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from latent_jax import validation
 from latent_jax.disentanglement.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_NUM_BINS,
+    DEFAULT_PRUNE_THRESHOLD,
     DEFAULT_SAMPLE_SIZES,
 )
 from latent_jax.disentanglement.ground_truth import CodeSampler
@@ -98,6 +101,7 @@ def unsupervised_scores(
     *,
     num_train: int = _SIZES["num_train"],
     num_bins: int = DEFAULT_NUM_BINS,
+    prune_threshold: float = DEFAULT_PRUNE_THRESHOLD,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, float]:
     """How correlated a representation's codes are, over observations of the data.
@@ -110,22 +114,25 @@ def unsupervised_scores(
         key: a ``jax.random`` key; the same key gives the same score.
         num_train: observations drawn (disentanglement_lib: 10000).
         num_bins: histogram bins per code for ``mutual_info_score`` (20).
+        prune_threshold: codes whose standard deviation is below this are collapsed, left
+            out of the Gaussian scores (0.05).
         batch_size: observations per call of ``representation_fn``.
 
     Returns:
         ``gaussian_total_correlation``, ``gaussian_wasserstein_correlation``,
         ``gaussian_wasserstein_correlation_norm``, ``mutual_info_score`` and
-        ``num_constant_codes``.
+        ``num_collapsed_codes``.
     """
     key = validation.check_key("key", key)
     num_train = validation.check_int("num_train", num_train, 2)
     num_bins = validation.check_int("num_bins", num_bins, 1)
+    prune_threshold = validation.check_real("prune_threshold", prune_threshold, positive=True)
     codes, _ = CodeSampler(representation_fn, ground_truth_data, batch_size).sample(key, num_train)
     num_codes = codes.shape[1]
     if num_codes < 2:
         raise ValueError(f"unsupervised_scores needs at least 2 codes, got {num_codes}")
-    varying = codes.std(axis=0) > 0
-    scores = {"num_constant_codes": float(num_codes - varying.sum())}
+    varying = codes.std(axis=0) >= prune_threshold
+    scores = {"num_collapsed_codes": float(num_codes - varying.sum())}
     if varying.sum() >= 1:
         cov = np.atleast_2d(np.cov(codes[:, varying], rowvar=False))
         scores["gaussian_total_correlation"] = gaussian_total_correlation(cov)

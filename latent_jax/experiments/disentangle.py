@@ -275,21 +275,41 @@ def _run_variables(state: Any, index: int) -> dict:
     return {"params": jax.tree.map(select, state.params), **jax.tree.map(select, state.model_state)}
 
 
-def _correlations(
-    model: ConvVAE, variables: Any, args: Arguments, data: DSprites, key: Any
+def correlation_scores(
+    model: ConvVAE, variables: Any, data: DSprites, key: Any, *, image_size: int, scale: float
 ) -> dict[str, float]:
-    """:func:`~latent_jax.disentanglement.unsupervised_scores` of the sampled and mean codes."""
-    sizes = {"num_train": max(2, round(10_000 * args.metric_scale))}
+    """:func:`~latent_jax.disentanglement.unsupervised_scores` of a run's sampled and mean codes.
+
+    Args:
+        model: the VAE.
+        variables: one run's variables.
+        data: the dSprites source.
+        key: the run's metric key (``fold_in(metric_key(seed), run)``).
+        image_size: the model's image size.
+        scale: the metrics' sample sizes' scale (``--metric-scale``).
+
+    Returns:
+        Every key of ``unsupervised_scores`` with ``_sampled`` and ``_mean`` appended.
+    """
+    sizes = {"num_train": max(2, round(10_000 * scale))}
     sample_key, data_key = jax.random.split(jax.random.fold_in(key, 7))
     scores = {}
     for kind, draw in (("sampled", sample_key), ("mean", None)):
-        fn = representation(model, variables, args.image_size, key=draw)
+        fn = representation(model, variables, image_size, key=draw)
         found = disentanglement.unsupervised_scores(fn, data, data_key, **sizes)
         scores.update({f"{name}_{kind}": value for name, value in found.items()})
     return scores
 
 
-def _summary(values: Sequence[float]) -> dict[str, Any]:
+def run_keys(seed: int) -> tuple[Any, Any, Any]:
+    """The keys of a run of the command with ``--seed``: data, training and metrics (run ``k``
+    is scored with ``fold_in(metrics, k)``)."""
+    data_key, train_key, metric_key = jax.random.split(jax.random.key(seed), 3)
+    return data_key, train_key, metric_key
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """The median, interquartile range and values of a metric over the runs."""
     array = np.asarray(values, np.float64)
     q1, median, q3 = np.percentile(array, [25, 50, 75])
     return {"median": float(median), "iqr": [float(q1), float(q3)], "runs": array.tolist()}
@@ -330,8 +350,7 @@ def run(args: Arguments) -> dict:
     if args.seeds > 1:
         distributed.use_cpu_cores()  # spread the runs over the cores (before JAX starts)
     data = DSprites(args.variant, npz=args.data_dir)
-    root = jax.random.key(args.seed)
-    data_key, train_key, metric_key = jax.random.split(root, 3)
+    data_key, train_key, metric_key = run_keys(args.seed)
     n_total = args.train_images + args.test_images
     started = time.perf_counter()
     _, images = data.sample(data_key, n_total)
@@ -384,7 +403,16 @@ def run(args: Arguments) -> dict:
             scale=args.metric_scale,
             options={"dci": {"importance": args.dci_importance}},
         )
-        score.update(_correlations(trained, variables, args, data, run_key))
+        score.update(
+            correlation_scores(
+                trained,
+                variables,
+                data,
+                run_key,
+                image_size=args.image_size,
+                scale=args.metric_scale,
+            )
+        )
         scores.append(score)
         scoring_seconds.append(time.perf_counter() - started)
     first = _run_variables(fitted.state, 0)
@@ -420,7 +448,7 @@ def run(args: Arguments) -> dict:
     payload.update(
         {
             "summary": {
-                name: _summary([s[name] for s in scores]) for name in METRIC_KEYS + CORRELATION_KEYS
+                name: summary([s[name] for s in scores]) for name in METRIC_KEYS + CORRELATION_KEYS
             },
             "runs": scores,
             "objective": args.objective,
