@@ -164,7 +164,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     rows, failed = [], []
-    started = time.perf_counter()
     for model, label, flags in GRID:
         if args.only and model not in args.only:
             continue
@@ -196,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{np.median([r['mig'] for r in rows[-1]['runs']]):.3f}",
             flush=True,
         )
-    study_minutes = (time.perf_counter() - started) / 60
+    # Each setting's own wall time (kept in its metrics.json), so a study continued over
+    # several invocations still adds up.
+    study_minutes = sum(row["seconds"] for row in rows) / 60
     scaling = [_seed_cost(count, args) for count in args.seed_scaling]
     args.results.mkdir(parents=True, exist_ok=True)
     payload = {

@@ -37,6 +37,8 @@ exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints"]
 html_theme = "sphinx_book_theme"
 html_title = "latent_jax"
 html_theme_options = {"show_toc_level": 2, "home_page_in_toc": True}
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 
 # The API reference: each module's own public names (imports are documented where they are
 # defined, so a name re-exported by a package is not described twice).
