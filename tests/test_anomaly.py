@@ -371,6 +371,7 @@ def experiment_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_experiment_writes_metrics_and_figures(experiment_run):
     out = experiment_run
     metrics = json.loads((out / "metrics.json").read_text())
@@ -397,6 +398,7 @@ def test_experiment_writes_metrics_and_figures(experiment_run):
     assert loaded.method == "vae" and loaded.feature_shape_ == (25, 25, 1)
 
 
+@pytest.mark.slow
 def test_the_folder_reloads_the_neural_detector_that_scored_the_saved_auroc(experiment_run):
     out = experiment_run
     assert_config_round_trips(out, "anomaly")

@@ -23,6 +23,7 @@ def study(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_writes_metrics_history_and_figures(study):
     result = json.loads((study / "metrics.json").read_text())
     assert result["likelihood"] == "bernoulli" and result["seeds"] == SEEDS
@@ -43,6 +44,7 @@ def test_writes_metrics_history_and_figures(study):
     assert json.loads((study / "cyclical" / "config.json").read_text())["run"] == "cyclical"
 
 
+@pytest.mark.slow
 def test_the_folder_reloads_the_seeds_that_scored_the_saved_elbos(study):
     assert_config_round_trips(study, "beta-study")
     saved = json.loads((study / "metrics.json").read_text())["schedules"]

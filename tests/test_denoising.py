@@ -84,6 +84,7 @@ def digits_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_experiment_writes_metrics_and_figures(digits_run):
     out = digits_run
     metrics = json.loads((out / "metrics.json").read_text())
@@ -110,6 +111,7 @@ def test_experiment_writes_metrics_and_figures(digits_run):
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 20
 
 
+@pytest.mark.slow
 def test_the_folder_reloads_the_dae_that_scores_the_saved_mse(digits_run):
     out = digits_run
     assert_config_round_trips(out, "denoise")
@@ -129,6 +131,7 @@ def test_the_folder_reloads_the_dae_that_scores_the_saved_mse(digits_run):
     assert clean.model == built.model and clean.history["epoch"].tolist() == list(range(1, 21))
 
 
+@pytest.mark.slow
 def test_denoisers_beat_the_noisy_input(digits_run):
     metrics = json.loads((digits_run / "metrics.json").read_text())
     psnr = metrics["psnr"]

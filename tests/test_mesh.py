@@ -155,6 +155,7 @@ def report(tmp_path_factory) -> tuple[dict, str]:
 # a learning rate's step, 1e-3 or more.
 
 
+@pytest.mark.slow
 def test_four_devices_train_the_same_parameters_as_one(report):
     values, _ = report
     assert values["devices"] == 4
@@ -170,6 +171,7 @@ def test_fsdp_sharding_and_several_runs_on_four_devices(tmp_path):
     assert values["many_gap"] < 1e-5
 
 
+@pytest.mark.slow
 def test_conv_vae_with_batch_norm_matches_one_device(report):
     values, _ = report
     assert values["conv_gap"] < 1e-5
@@ -177,6 +179,7 @@ def test_conv_vae_with_batch_norm_matches_one_device(report):
     assert values["bn_moved"] > 1e-3  # the running statistics did change
 
 
+@pytest.mark.slow
 def test_batches_and_rows_are_sharded_parameters_replicated(report):
     values, _ = report
     # Every batch the loss saw was split over the 4 devices along its rows.
@@ -187,6 +190,7 @@ def test_batches_and_rows_are_sharded_parameters_replicated(report):
     assert values["param_specs"] == ["P()"]
 
 
+@pytest.mark.slow
 def test_checkpoint_written_on_four_devices_restores_on_one(report):
     _, out = report
     saved = np.load(os.path.join(out, "mlp.npz"))
@@ -209,6 +213,7 @@ def test_checkpoint_written_on_four_devices_restores_on_one(report):
     assert history.num_epochs == 5 and int(more.epoch) == 5
 
 
+@pytest.mark.slow
 def test_runs_spread_over_devices_match_one_device_without_communication(report):
     values, _ = report
     assert values["cpu_cores_set"] == 0  # XLA_FLAGS already forced 4 devices

@@ -49,6 +49,7 @@ def test_names_and_flattening():
     assert flat == {"a": "1", "b.c": "[1, 2]", "b.d.e": "None", "f": "{}"}
 
 
+@pytest.mark.slow
 def test_mlflow_logger_records_params_each_epoch_and_files(tmp_path):
     uri = _uri(tmp_path)
     folder = tmp_path / "run"
@@ -75,6 +76,7 @@ def test_mlflow_logger_records_params_each_epoch_and_files(tmp_path):
     assert [a.path for a in client.list_artifacts(logger.run_id)] == ["metrics.json"]
 
 
+@pytest.mark.slow
 def test_a_run_that_raises_is_marked_failed_and_seeds_are_separate_metrics(tmp_path):
     uri = _uri(tmp_path)
     keys = jax.random.split(jax.random.key(0), 2)
@@ -172,6 +174,7 @@ def test_wandb_offline_command_run_read_back(tmp_path, monkeypatch):
     assert config["command"] == "reduce" and config["epochs"] == "3"
 
 
+@pytest.mark.slow
 def test_wandb_logger_as_a_callback(tmp_path):
     logger = WandbLogger("unit", directory=tmp_path, mode="offline", config={"a": {"b": 1}})
     config = TrainConfig(epochs=2, batch_size=16, quiet=True)
