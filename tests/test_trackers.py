@@ -29,6 +29,12 @@ pytestmark = [
 X = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """MLflow keeps a local store's artifacts in ./mlruns and W&B its files in ./wandb."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _objective():
     return autoencoder_objective(Autoencoder(input_dim=6, hidden_dims=(4,), latent_dim=2))
 
