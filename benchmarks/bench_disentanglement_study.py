@@ -318,7 +318,7 @@ def _best_and_worst(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(16, 9))
     picks = ((int(np.argmax(mig)), "best"), (int(np.argmin(mig)), "worst"))
     for ax, (index, which) in zip(axes, picks, strict=True):
-        name = "traversal.png" if index == 0 else f"traversal_run{index}.png"
+        name = disentangle.traversal_file(index)
         ax.imshow(np.asarray(Image.open(os.path.join(row["folder"], name))))
         ax.set_title(f"{which} seed (run {index}), MIG {mig[index]:.3f}")
         ax.axis("off")

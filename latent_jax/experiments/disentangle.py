@@ -301,6 +301,12 @@ def correlation_scores(
     return scores
 
 
+def traversal_file(index: int) -> str:
+    """The traversal figure of run ``index``: ``traversal.png`` for run 0 (the interface's
+    name), ``traversal_run{k}.png`` for the others."""
+    return "traversal.png" if index == 0 else f"traversal_run{index}.png"
+
+
 def run_keys(seed: int) -> tuple[Any, Any, Any]:
     """The keys of a run of the command with ``--seed``: data, training and metrics (run ``k``
     is scored with ``fold_in(metrics, k)``)."""
@@ -426,16 +432,15 @@ def run(args: Arguments) -> dict:
         title="I(z_j; v_k) / H(v_k), run 0",
     )
     values = np.linspace(-2.0, 2.0, 9)
-    figures = {"traversal.png": 0, **{f"traversal_run{k}.png": k for k in range(1, args.seeds)}}
-    for name, index in figures.items():
-        variables = first if index == 0 else _run_variables(fitted.state, index)
+    for index in range(args.seeds):
+        variables = _run_variables(fitted.state, index)
         grid = generate.latent_traversal(
             trained, variables, x=jnp.asarray(x_test[0]), values=values
         )
         plots.traversal_grid(
             np.asarray(generate.decoder_mean(grid, args.likelihood)),
             values,
-            os.path.join(out, name),
+            os.path.join(out, traversal_file(index)),
             title=f"Latent traversal, run {index} (MIG {scores[index]['mig']:.3f})",
             vmin=0.0,
             vmax=1.0,
