@@ -23,13 +23,25 @@ not scikit-learn (where it is higher for inliers).
 
 Backends (``method``) and their anomaly scores:
 
-* ``"pca"``: with ``statistic="reconstruction"`` (the default) the squared reconstruction error
+* ``"pca"``: with ``statistic="mahalanobis"`` (the default) the squared Mahalanobis distance
+  :math:`(x - \bar x)^\top \hat\Sigma^{-1} (x - \bar x)` under Ledoit & Wolf's shrunk
+  covariance :math:`\hat\Sigma = (1-\alpha) S + \alpha \mu I` (:math:`\alpha` their
+  analytic shrinkage, :math:`\mu` the mean variance): every principal direction weighted by
+  the inverse of its shrunk variance, so an example is flagged whether it is unusual inside
+  the normal data's main directions or off them, and no direction's round-off variance can
+  dominate; it equals scikit-learn's ``LedoitWolf().fit(X).mahalanobis(X)`` on the
+  standardized data, and ``n_components`` does not enter it. With
+  ``statistic="reconstruction"`` the squared reconstruction error
   :math:`\lVert x - \hat x\rVert^2` after projecting onto the first ``n_components``
   principal axes (the Q or SPE statistic); with ``statistic="hotelling"`` Hotelling's
   :math:`T^2 = \sum_k z_k^2 / \lambda_k`, the Mahalanobis distance inside that subspace
   (:math:`z_k` the principal coordinates, :math:`\lambda_k` their variances), which flags
   examples that are unusual *within* the normal data's main directions. The two are the
-  classical pair of PCA monitoring statistics (Jackson & Mudholkar, 1979);
+  classical pair of PCA monitoring statistics (Jackson & Mudholkar, 1979); the default
+  weighs both parts, which is what a table with unknown anomalies needs
+  (``benchmarks/README.md``, "Detectors against PyOD"). PyOD's ``PCA`` sums the distances
+  between the standardized example and each principal axis, divided by the axis's variance
+  ratio, which ranks examples nearly as their standardized norm does;
 * ``"ppca"``: negative log-likelihood :math:`-\log \mathcal{N}(x; \bar x, WW^\top +
   \sigma^2 I)` under the closed-form probabilistic PCA (:math:`\sigma^2` floored at
   :data:`RANK_RTOL` times the largest eigenvalue, so that ``n_components`` at the data's
@@ -102,7 +114,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, validate_data
 
-from latent_jax import detectors, runs, validation
+from latent_jax import detectors, persistent_cache, runs, validation
 from latent_jax._deprecation import warn_deprecated
 from latent_jax.data import Standardizer
 from latent_jax.detectors import TrainingRun
@@ -133,8 +145,12 @@ METHODS = detectors.methods()
 SCALINGS = ("auto", "feature", "global", "none")
 VAE_LIKELIHOODS = ("gaussian", "bernoulli")
 PROBA_METHODS = ("linear", "unify")
-# Rows scored per compiled call (bounds memory; the result does not depend on it).
+# Rows scored per call (bounds memory; the result does not depend on it).
 SCORE_BATCH = 1024
+# Trained methods score blocks of exactly this many rows (the last one padded): one compiled
+# program, so an example's score does not depend on how many rows it came with (XLA's
+# round-off can change with the batch's shape).
+NETWORK_SCORE_ROWS = 256
 CHECKPOINT_KIND = runs.DETECTOR_KIND
 # 1: the first format ("options": every option resolved); 2: "params" (get_params()).
 CHECKPOINT_VERSION = 2
@@ -145,12 +161,12 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "n_components": "auto",
     "statistic": None,
     "architecture": "auto",
-    "hidden_dims": (128, 64),
+    "hidden_dims": "auto",
     "channels": (16, 32),
-    "latent_dim": 8,
+    "latent_dim": "auto",
     "epochs": 100,
     "batch_size": 32,
-    "learning_rate": 1e-3,
+    "learning_rate": "auto",
     "lr_schedule": "constant",
     "clip_norm": None,
     "likelihood": "gaussian",
@@ -192,8 +208,12 @@ def _check_n_components(n: Any) -> int | float | str:
 
 
 def _check_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Every option validated, in the form the backends use."""
+    """Every option validated, in the form the backends use (``"auto"`` resolved to the
+    method's default, :attr:`~latent_jax.detectors.DetectorBackend.defaults`)."""
     out = dict(options)
+    for name, value in detectors.backend_class(method).defaults.items():
+        if isinstance(out[name], str) and out[name] == "auto":
+            out[name] = value
     out["n_components"] = _check_n_components(out["n_components"])
     out["statistic"] = _check_statistic(method, out["statistic"])
     validation.check_choice("architecture", out["architecture"], ARCHITECTURES)
@@ -267,19 +287,21 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             their mean, over the ``min(n - 1, d)`` a sample of n rows can make non-zero) or
             ``"auto"`` (90% of the variance, at most one fewer than the directions the data
             vary in; see the module docstring).
-        statistic: the anomaly score: pca/robust-pca: ``"reconstruction"`` or
-            ``"hotelling"``; vae:
+        statistic: the anomaly score: pca: ``"mahalanobis"``, ``"reconstruction"`` or
+            ``"hotelling"``; robust-pca: ``"reconstruction"`` or ``"hotelling"``; vae:
             ``"elbo"`` or
             ``"reconstruction_probability"``; ``None``: the method's default.
         architecture: autoencoder/vae/deep-svdd: ``"auto"``, ``"mlp"`` or ``"conv"``.
-        hidden_dims: MLP widths (the conv VAE's dense width is the first).
+        hidden_dims: MLP widths (the conv VAE's dense width is the first); ``"auto"``:
+            (128, 64), deep-svdd (64,).
         channels: the convolutional stages' channels (deep-svdd: the paper's MNIST network
             has (8, 4), with 5x5 kernels).
-        latent_dim: autoencoder/vae code size; deep-svdd: the representation's size (the
-            paper's: 32).
+        latent_dim: autoencoder/vae code size; deep-svdd: the representation's size;
+            ``"auto"``: 8, deep-svdd the paper's 32.
         epochs: training epochs.
         batch_size: training rows per step.
-        learning_rate: Adam's step size.
+        learning_rate: Adam's step size; ``"auto"``: 1e-3, deep-svdd the paper's 1e-4 (a
+            larger step collapses more of the data onto the centre in 100 epochs).
         lr_schedule: the learning rate over the run (:class:`~latent_jax.train.TrainConfig`).
         clip_norm: gradient clipping norm, or ``None``.
         likelihood: vae: ``"gaussian"`` with fixed log-variance ``obs_logvar``, or
@@ -325,12 +347,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         n_components: int | float | str = "auto",
         statistic: str | None = None,
         architecture: str = "auto",
-        hidden_dims: Sequence[int] = (128, 64),
+        hidden_dims: Sequence[int] | str = "auto",
         channels: Sequence[int] = (16, 32),
-        latent_dim: int = 8,
+        latent_dim: int | str = "auto",
         epochs: int = 100,
         batch_size: int = 32,
-        learning_rate: float = 1e-3,
+        learning_rate: float | str = "auto",
         lr_schedule: str = "constant",
         clip_norm: float | None = None,
         likelihood: str = "gaussian",
@@ -475,6 +497,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         Warns:
             NoResidualWarning: pca/ppca, when the components kept leave no direction in which
                 the training data vary (the reconstruction error would be round-off).
+
+        Note:
+            Turns on JAX's persistent compilation cache unless JAX has one or
+            ``LATENT_JAX_NO_COMPILE_CACHE`` is set
+            (:func:`latent_jax.persistent_cache.enable_default`): a second fit on data of the
+            same shape loads its compiled programs instead of compiling them again.
         """
         del y
         options = self._validate_params()
@@ -487,6 +515,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
                 f"deep-svdd), not method={self.method!r}"
             )
         x = self._validate_X(X, reset=True)
+        persistent_cache.enable_default()
         self.options_ = options
         self._scaling = backend_type.scaling(options, x)
         self._scaler = self._fit_scaler(x)
@@ -569,10 +598,17 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             )
 
     def _score(self, xs: np.ndarray) -> np.ndarray:
-        """Scores of standardized examples, computed in blocks of :data:`SCORE_BATCH` rows."""
+        """Scores of standardized examples, computed in blocks of :data:`SCORE_BATCH` rows
+        (trained methods: :data:`NETWORK_SCORE_ROWS`, the last block padded with zeros)."""
         score = self.backend_.score_block
-        blocks = [score(xs[i : i + SCORE_BATCH]) for i in range(0, len(xs), SCORE_BATCH)]
-        return np.concatenate(blocks).astype(np.float64)
+        if not self.backend_.trains:
+            blocks = [score(xs[i : i + SCORE_BATCH]) for i in range(0, len(xs), SCORE_BATCH)]
+            return np.concatenate(blocks).astype(np.float64)
+        rows = NETWORK_SCORE_ROWS
+        padded = np.zeros((-(-len(xs) // rows) * rows, *xs.shape[1:]), xs.dtype)
+        padded[: len(xs)] = xs
+        blocks = [score(padded[i : i + rows]) for i in range(0, len(padded), rows)]
+        return np.concatenate(blocks)[: len(xs)].astype(np.float64)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """PyOD's anomaly scores: higher = more anomalous.
@@ -801,6 +837,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             }
         else:
             params = dict(meta["params"])
+        pca_meta = meta.get("pca") or {}
+        if params["method"] == "pca" and params.get("statistic") is None:
+            if "shrinkage" not in pca_meta:
+                # Saved when the reconstruction error was pca's default statistic.
+                params["statistic"] = "reconstruction"
         for name in ("hidden_dims", "channels"):
             if isinstance(params.get(name), list):
                 params[name] = tuple(params[name])

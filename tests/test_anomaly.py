@@ -9,6 +9,7 @@ import pytest
 from cli_checks import assert_config_round_trips
 from numerics import assert_bitwise, assert_close, assert_trees_bitwise
 from PIL import Image
+from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA as SkPCA
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
@@ -48,7 +49,7 @@ TEST_INLIERS, _ = _synthetic(seed=1)
 @pytest.fixture(scope="module")
 def fitted():
     detectors = {
-        "pca": AnomalyDetector("pca", n_components=2).fit(INLIERS),
+        "pca": AnomalyDetector("pca", n_components=2, statistic="reconstruction").fit(INLIERS),
         "ppca": AnomalyDetector("ppca", n_components=2).fit(INLIERS),
         "autoencoder": AnomalyDetector("autoencoder", **FAST).fit(INLIERS),
         "vae": AnomalyDetector("vae", obs_logvar=-2.0, **FAST).fit(INLIERS),
@@ -56,10 +57,13 @@ def fitted():
     detectors["vae-recprob"] = detectors["vae"].rescored("reconstruction_probability")
     detectors["pca-hotelling"] = detectors["pca"].rescored("hotelling")
     assert detectors["pca-hotelling"].statistic == "hotelling"
+    detectors["pca-mahalanobis"] = detectors["pca"].rescored("mahalanobis")
     return detectors
 
 
-@pytest.mark.parametrize("name", ["pca", "ppca", "autoencoder", "vae", "vae-recprob"])
+@pytest.mark.parametrize(
+    "name", ["pca", "pca-mahalanobis", "ppca", "autoencoder", "vae", "vae-recprob"]
+)
 def test_planted_outliers_score_higher_than_inliers(fitted, name):
     detector = fitted[name]
     inlier_scores = detector.decision_function(TEST_INLIERS)
@@ -70,7 +74,9 @@ def test_planted_outliers_score_higher_than_inliers(fitted, name):
     assert np.all(detector.predict(OUTLIERS) == 1)
 
 
-@pytest.mark.parametrize("name", ["pca", "ppca", "autoencoder", "vae", "vae-recprob"])
+@pytest.mark.parametrize(
+    "name", ["pca", "pca-mahalanobis", "ppca", "autoencoder", "vae", "vae-recprob"]
+)
 def test_predict_marks_the_contamination_fraction_of_the_training_data(fitted, name):
     detector = fitted[name]
     labels = detector.predict(INLIERS)
@@ -103,12 +109,29 @@ def test_explicit_threshold_and_decision_function():
 
 
 def test_pca_scores_agree_with_scikit_learn():
-    detector = AnomalyDetector("pca", n_components=3).fit(INLIERS)
+    detector = AnomalyDetector("pca", n_components=3, statistic="reconstruction").fit(INLIERS)
     scaler = StandardScaler().fit(INLIERS)
     reference = SkPCA(3).fit(scaler.transform(INLIERS))
     z = scaler.transform(OUTLIERS)
     expected = np.sum((z - reference.inverse_transform(reference.transform(z))) ** 2, axis=1)
     np.testing.assert_allclose(detector.decision_function(OUTLIERS), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(300, 12), (40, 60)])
+def test_default_pca_score_is_the_ledoit_wolf_mahalanobis_distance(shape):
+    # More rows than features (every direction spanned), and fewer (the complement of the
+    # rows' span weighted by 1 / (alpha * mu)).
+    rng = np.random.default_rng(4)
+    mixing = rng.normal(size=(shape[1], shape[1])) * np.linspace(2.0, 0.1, shape[1])
+    x = rng.normal(size=shape) @ mixing
+    test = rng.normal(size=(25, shape[1])) @ mixing + rng.normal(size=(25, shape[1]))
+    detector = AnomalyDetector("pca").fit(x)
+    assert detector.options_["statistic"] == "mahalanobis"
+    scaler = StandardScaler().fit(x)
+    reference = LedoitWolf().fit(scaler.transform(x))
+    np.testing.assert_allclose(detector.backend_.shrinkage, reference.shrinkage_, rtol=1e-5)
+    expected = reference.mahalanobis(scaler.transform(test))
+    np.testing.assert_allclose(detector.decision_function(test), expected, rtol=1e-4)
 
 
 def test_hotelling_score_is_the_mahalanobis_distance_in_the_principal_subspace():
@@ -148,7 +171,7 @@ def test_kaiser_rule_keeps_the_eigenvalues_above_their_mean():
 def test_variance_fraction_picks_the_components_scikit_learn_picks():
     x = np.random.default_rng(3).normal(size=(300, 12)) * np.linspace(3, 0.2, 12)
     for fraction in (0.5, 0.8, 0.95):
-        detector = AnomalyDetector("pca", n_components=fraction)
+        detector = AnomalyDetector("pca", n_components=fraction, statistic="reconstruction")
         reference = SkPCA(fraction).fit(StandardScaler().fit_transform(x))
         if reference.n_components_ < 12:
             detector.fit(x)
@@ -310,7 +333,7 @@ def test_nan_input_is_a_clear_error(fitted):
         ),
         (lambda: AnomalyDetector("pca").fit(np.ones(5)), ValueError, "Expected 2D array"),
         (
-            lambda: AnomalyDetector("pca").fit(INLIERS[:, :1]),
+            lambda: AnomalyDetector("pca", statistic="reconstruction").fit(INLIERS[:, :1]),
             ValueError,
             r"needs at least 2 features, got 1 feature\(s\)",
         ),

@@ -76,3 +76,27 @@ def test_a_second_process_reuses_the_first_ones_programs(tmp_path):
     assert entries  # compiled programs were written
     assert run() == first  # the same numbers from the cached programs
     assert set(os.listdir(cache)) == entries  # nothing new to compile
+
+
+def test_detectors_turn_the_cache_on_unless_told_not_to_or_jax_has_one(monkeypatch, tmp_path):
+    import jax
+    import numpy as np
+
+    from latent_jax import AnomalyDetector
+
+    x = np.random.default_rng(0).normal(size=(50, 4))
+    previous = jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv(persistent_cache.DIR_VARIABLE, str(tmp_path / "cache"))
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        AnomalyDetector("pca").fit(x)  # the test suite's environment: disabled
+        assert jax.config.jax_compilation_cache_dir is None
+        monkeypatch.delenv(persistent_cache.DISABLE_VARIABLE)
+        AnomalyDetector("pca").fit(x)
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+        # A folder JAX already has (the user's) is kept.
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "theirs"))
+        AnomalyDetector("pca").fit(x)
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "theirs")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", previous)

@@ -49,6 +49,8 @@ class DetectorBackend:
         statistics: the anomaly statistics it can compute, the default first; empty when it
             has one (its ``statistic`` option is then ``None``).
         trains: whether fitting trains a network (checkpoints, callbacks, history).
+        defaults: the values of the estimator's ``"auto"`` options (``hidden_dims``,
+            ``latent_dim``, ``learning_rate``) for this method.
         options: every option of the detector, validated.
         feature_shape: the shape of one example.
         n_components: the components kept (linear backends), else ``None``.
@@ -57,6 +59,12 @@ class DetectorBackend:
 
     method: ClassVar[str]
     statistics: ClassVar[tuple[str, ...]] = ()
+    # What the estimator's "auto" options resolve to for this method.
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "hidden_dims": (128, 64),
+        "latent_dim": 8,
+        "learning_rate": 1e-3,
+    }
     trains: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any], feature_shape: tuple[int, ...]):

@@ -211,7 +211,10 @@ def _check_args(args: Arguments) -> None:
 
 
 def _options(args: Arguments, method: str) -> dict[str, Any]:
-    if method in ("pca", "ppca"):
+    if method == "pca":
+        # The tutorial's reconstruction error, on --n-components (Hotelling's T^2 beside it).
+        return {"n_components": args.n_components, "statistic": "reconstruction"}
+    if method == "ppca":
         return {"n_components": args.n_components}
     options = {
         "architecture": args.architecture,

@@ -227,7 +227,10 @@ def min_max_scaling(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray,
 
 def _detector(args: Arguments, method: str, seed: int) -> AnomalyDetector:
     """The latent_jax detector of ``method`` with the flags' settings."""
-    if method in ("pca", "ppca"):
+    if method == "pca":
+        # The recorded table's statistic (the Q statistic of Ruff et al.'s PCA-style baseline).
+        return AnomalyDetector(method, statistic="reconstruction")
+    if method == "ppca":
         return AnomalyDetector(method)
     shared = {
         "batch_size": args.batch_size,
