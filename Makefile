@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_time_to_result.py
 	$(BIN)/python benchmarks/bench_vs_pythae.py
 	$(BIN)/python benchmarks/bench_linear.py
+	$(BIN)/python benchmarks/bench_vs_pyod.py --pca-timing
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache docs/_build docs/api/generated docs/jupyter_execute
