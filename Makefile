@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install test test-isa test-slow lint format demo docs bench clean
+.PHONY: install test test-isa test-slow lint format demo docs bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_vs_pythae.py
 	$(BIN)/python benchmarks/bench_linear.py
 	$(BIN)/python benchmarks/bench_vs_pyod.py --pca-timing
+
+# The GPU suite: every GPU measurement in one command (about 8 minutes on one H100), into
+# benchmarks/results/gpu_suite.json and .md. It installs JAX for CUDA 12 in the virtual
+# environment; on a machine whose own Python has JAX for its GPU and no package index, run
+# `PYTHONPATH=. python3 benchmarks/gpu_suite.py` instead.
+bench-gpu: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,cuda]"
+	$(BIN)/python benchmarks/gpu_suite.py --out benchmarks/results/gpu_suite.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache docs/_build docs/api/generated docs/jupyter_execute

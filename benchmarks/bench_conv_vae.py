@@ -51,6 +51,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import utilization
 from torch_reference.faces_vae import (
     BATCH_SIZE,
     BETA_MAX,
@@ -217,6 +218,9 @@ def main() -> None:
     jax_wall = statistics.median(r["wall_seconds"] for r in jax_runs)
     torch_rate, jax_rate = trained / torch_s, trained / jax_s
     seed_images = SEED_EPOCHS * SEED_TRAIN_IMAGES
+    # MFU: XLA's cost analysis of one compiled step, over the step time and the peak.
+    step_flops = utilization.step_flops(objective, config, images)
+    peak, peak_source = utilization.peak_flops("float32")
     summary = {
         "images": len(images),
         "data": source,
@@ -236,6 +240,10 @@ def main() -> None:
         "jax_compile_seconds": cold["wall_seconds"] - jax_wall,
         "seed_run_torch_hours": seed_images / torch_rate / 3600,
         "seed_run_jax_hours": seed_images / jax_rate / 3600,
+        "xla_flops_per_step": step_flops,
+        "jax_mfu": utilization.mfu(step_flops, jax_s / steps, peak),
+        "peak_source": peak_source,
+        "machine": utilization.machine(),
     }
     write_record(
         args.output,

@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import utilization
 from torch_reference.example1 import train_autoencoder
 from torch_reference.record import write_record
 
@@ -57,19 +57,6 @@ def training_flops(n_train: int, n_test: int, epochs: int) -> float:
     """Matrix-product FLOPs of ``epochs`` epochs: 3x forward per trained example, 1x per tested."""
     forward = 2 * sum(i * o for i, o in LAYERS)
     return float(epochs * (3 * n_train + n_test) * forward)
-
-
-def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """Float32 matrix-multiply throughput of XLA on this machine, GFLOP/s (median)."""
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    product = jax.jit(lambda x: x @ x)
-    product(a).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        product(a).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times) / 1e9
 
 
 def time_jax(objective, data, config, key, *, many: int = 0, spread: bool = True):
@@ -145,7 +132,11 @@ def main() -> None:
     many_s = statistics.median(r["seconds"] for r in many_runs)
     one_device_s = statistics.median(r["seconds"] for r in one_device_runs)
     flops = training_flops(len(data.x_train), len(data.x_test), args.epochs)
-    peak = matmul_peak_gflops()
+    peak, peak_source = utilization.peak_flops("float32")
+    peak /= 1e9
+    # MFU: XLA's cost analysis of one compiled step, over the step time and the peak.
+    step_flops = utilization.step_flops(objective, config, data.x_train)
+    steps = args.epochs * -(-len(data.x_train) // config.batch_size)
     summary = {
         "epochs": args.epochs,
         "repeats": args.repeats,
@@ -168,8 +159,12 @@ def main() -> None:
         "many_test_mse_std": float(np.std([m for r in many_runs for m in r["test_mse"]], ddof=1)),
         "training_gflop": flops / 1e9,
         "matmul_peak_gflops": peak,
+        "peak_source": peak_source,
         "jax_fraction_of_peak": flops / jax_s / 1e9 / peak,
         "torch_fraction_of_peak": flops / torch_s / 1e9 / peak,
+        "xla_flops_per_step": step_flops,
+        "jax_mfu": utilization.mfu(step_flops, jax_s / steps, peak * 1e9),
+        "machine": utilization.machine(),
     }
     write_record(
         args.output,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import utilization
 
 from latent_jax import schedules
 from latent_jax.data import load_tabular
@@ -74,6 +75,8 @@ def measure(objective, x, config: TrainConfig, repeats: int) -> dict:
         jax.block_until_ready(state.params)
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
+    flops = utilization.step_flops(objective, config, x)
+    peak, source = utilization.peak_flops(config.compute_dtype)
     return {
         "samples": len(x),
         "batch_size": config.batch_size,
@@ -84,6 +87,10 @@ def measure(objective, x, config: TrainConfig, repeats: int) -> dict:
         "times": times,
         "samples_per_second": config.epochs * len(x) / median,
         "ms_per_step": 1e3 * median / steps,
+        "xla_flops_per_step": flops,
+        "mfu": utilization.mfu(flops, median / steps, peak),
+        "peak_flops": peak,
+        "peak_source": source,
     }
 
 
@@ -106,10 +113,16 @@ def main() -> None:
         r = results[name]
         print(
             f"  {r['samples_per_second']:.0f} samples/s, {r['ms_per_step']:.3f} ms/step "
-            f"(batch {r['batch_size']}), compile {r['compile_seconds']:.1f} s",
+            f"(batch {r['batch_size']}), MFU {100 * r['mfu']:.1f}%, compile "
+            f"{r['compile_seconds']:.1f} s",
             flush=True,
         )
-    record = {"benchmark": "train_step", "environment": environment_info(), "results": results}
+    record = {
+        "benchmark": "train_step",
+        "environment": environment_info(),
+        "machine": utilization.machine(),
+        "results": results,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(record, indent=2) + "\n")
     print(f"written to {args.output}")

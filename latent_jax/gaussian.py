@@ -49,8 +49,13 @@ def reparameterize(key: Array, mean: ArrayLike, logvar: ArrayLike) -> Array:
     mean = jnp.asarray(mean)
     logvar = jnp.asarray(logvar)
     shape = jnp.broadcast_shapes(mean.shape, logvar.shape)
-    dtype = jnp.result_type(mean, logvar, jnp.float32)
-    eps = jax.random.normal(key, shape, dtype)
+    # The draw keeps the parameters' floating dtype (bfloat16 under mixed precision), float32
+    # for anything else; it is made in float32 either way, so a bfloat16 run sees the same
+    # noise, rounded.
+    dtype = jnp.result_type(mean, logvar)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.float32
+    eps = jax.random.normal(key, shape, jnp.promote_types(dtype, jnp.float32)).astype(dtype)
     return mean + jnp.exp(0.5 * logvar) * eps
 
 

@@ -201,6 +201,9 @@ def check_array(
                     f"to float ({err})"
                 ) from err
     kind = np.dtype(array.dtype).kind
+    # bfloat16 (mixed precision) is a floating dtype NumPy knows only as an extension ("V").
+    if kind == "V" and jnp.issubdtype(array.dtype, jnp.floating):
+        kind = "f"
     if kind == "c":
         raise TypeError(f"{name} must be real, got complex dtype {array.dtype}")
     if kind not in "biuf":
@@ -230,7 +233,7 @@ def check_array(
         array = array.astype(dtype, copy=False)
     elif kind != "f":
         array = array.astype(np.float32)
-    if finite and np.dtype(array.dtype).kind == "f" and array.size:
+    if finite and kind == "f" and array.size:
         _raise_if_not_finite(name, array)
     return array
 

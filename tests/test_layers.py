@@ -24,6 +24,9 @@ from latent_jax.models.layers import (
     max_unpool,
 )
 
+# Compiled training: benchmarks/gpu_suite.py runs these on the device (pytest -m device).
+pytestmark = pytest.mark.device
+
 
 def _conv_transpose_reference(x, w, stride, padding, output_padding=(0, 0)):
     """PyTorch's ConvTranspose2d by its definition, in float64 NumPy (channels last).

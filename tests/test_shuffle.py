@@ -11,6 +11,9 @@ from scipy import stats
 
 from latent_jax.shuffle import permutation
 
+# Compiled training: benchmarks/gpu_suite.py runs these on the device (pytest -m device).
+pytestmark = pytest.mark.device
+
 
 @settings(max_examples=8, deadline=None)
 @given(n=st.integers(1, 5000), seed=st.integers(0, 2**31 - 1))

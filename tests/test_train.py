@@ -48,6 +48,9 @@ from latent_jax.train import (
     make_train_step,
 )
 
+# Compiled training: benchmarks/gpu_suite.py runs these on the device (pytest -m device).
+pytestmark = pytest.mark.device
+
 KEY = jax.random.key(0)
 FAST = {"xla_backend_optimization_level": 0}
 # 10 rows in batches of 4: two full batches and a ragged one of 2 rows. Two epochs per call,

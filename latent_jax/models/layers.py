@@ -38,6 +38,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from latent_jax import validation
+from latent_jax.models import implementations
 
 IntOrPair = int | tuple[int, int]
 
@@ -569,7 +570,7 @@ def conv_general_dilated(
         and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
         == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
     )
-    if not fast:
+    if not fast or implementations.use_stock("conv_gradient"):
         return jax.lax.conv_general_dilated(
             lhs,
             rhs,
@@ -641,7 +642,32 @@ def conv_transpose(
             x.shape[1 + axis], kernel.shape[axis], strides[axis], pads[axis], out_pads[axis]
         )
     dtype = jnp.result_type(x, kernel)
+    if implementations.use_stock("conv_transpose"):
+        return _stock_conv_transpose(x.astype(dtype), kernel.astype(dtype), strides, pads, out_pads)
     return _conv_transpose(x.astype(dtype), kernel.astype(dtype), strides, pads, out_pads)
+
+
+def _stock_conv_transpose(
+    x: Array,
+    kernel: Array,
+    strides: tuple[int, int],
+    pads: tuple[int, int],
+    out_pads: tuple[int, int],
+) -> Array:
+    """:func:`conv_transpose` as JAX writes it: the input dilated by the stride
+    (``lhs_dilation``), correlated with the flipped kernel; JAX's own gradients."""
+    kh, kw = kernel.shape[:2]
+    padding = [
+        (k - 1 - p, k - 1 - p + op) for k, p, op in zip((kh, kw), pads, out_pads, strict=True)
+    ]
+    return jax.lax.conv_general_dilated(
+        x,
+        kernel[::-1, ::-1],
+        window_strides=(1, 1),
+        padding=padding,
+        lhs_dilation=strides,
+        dimension_numbers=_NHWC,
+    )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))

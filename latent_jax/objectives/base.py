@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from latent_jax import validation
+from latent_jax import precision, validation
 
 Metrics = dict[str, Array]
 LossFn = Callable[..., tuple[Array, tuple[Metrics, dict]]]
@@ -355,22 +355,54 @@ class ModelCaller:
         *extra: Any,
     ) -> tuple[Any, dict]:
         """``(output, new_model_state)`` of the model on ``batch.x`` (and ``extra``): in
-        training mode with BatchNorm's updated statistics, else with ``model_state``."""
+        training mode with BatchNorm's updated statistics, else with ``model_state``.
+
+        Inside a reduced-precision :func:`latent_jax.precision.scope`, the model computes
+        in that dtype: its floating parameters and inputs are cast to it, its floating
+        outputs back to float32. The model state (BatchNorm's running statistics) stays
+        float32: flax's BatchNorm computes its statistics in float32 and casts its output
+        to the dtype of its input.
+        """
+        dtype = precision.compute_dtype()
+        if dtype is None:
+            return self._apply(params, model_state, batch.x, key, train, batch.mask, extra)
+        cast = precision.cast_floating
+        out, new_state = self._apply(
+            cast(params, dtype),
+            model_state,
+            cast(batch.x, dtype),
+            key,
+            train,
+            batch.mask,
+            cast(extra, dtype),
+        )
+        return cast(out, jnp.float32), cast(new_state, jnp.float32)
+
+    def _apply(
+        self,
+        params: Any,
+        model_state: Mapping[str, Any],
+        x: Array,
+        key: Array,
+        train: bool,
+        mask: Array,
+        extra: tuple,
+    ) -> tuple[Any, dict]:
         kwargs: dict[str, Any] = {}
         if self.takes_train:
             kwargs["train"] = train
         if self.takes_mask:
-            kwargs["mask"] = batch.mask > 0
+            kwargs["mask"] = mask > 0
         variables = {"params": params, **model_state}
         rngs = {"dropout": key}
         if self.method is not None:
             kwargs["method"] = self.method
         if train and model_state:
             out, updates = self.model.apply(
-                variables, batch.x, *extra, rngs=rngs, mutable=list(model_state), **kwargs
+                variables, x, *extra, rngs=rngs, mutable=list(model_state), **kwargs
             )
             return out, {**model_state, **updates}
-        return self.model.apply(variables, batch.x, *extra, rngs=rngs, **kwargs), dict(model_state)
+        return self.model.apply(variables, x, *extra, rngs=rngs, **kwargs), dict(model_state)
 
 
 def check_reconstruction(reconstruction: Any, x: Array, what: str) -> Array:

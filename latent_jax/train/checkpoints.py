@@ -57,6 +57,7 @@ CHANGEABLE_FIELDS = (
     "b1",
     "b2",
     "group_optimizers",
+    "compute_dtype",
     "epochs",
     DATA,
 )

@@ -97,13 +97,14 @@ def cache_for(objective: Objective) -> CompileCache:
 
 
 def optimizer_key(config: TrainConfig, plan: Plan) -> tuple:
-    """What defines the run's optimizer (part of every compiled program's key)."""
+    """What defines the run's optimizer and the dtype its models compute in (part of every
+    compiled program's key)."""
     groups = tuple(
         (group, tuple(sorted(settings.items(), key=lambda item: item[0])))
         for group, settings in sorted((config.group_optimizers or {}).items())
     )
     values = (getattr(config, name) for name in OPTIMIZER_FIELDS)
-    return (*values, groups, config.epochs * plan.n_batches)
+    return (*values, groups, config.epochs * plan.n_batches, config.compute_dtype)
 
 
 def initializer(

@@ -9,7 +9,7 @@ from typing import Any
 
 import optax
 
-from latent_jax import validation
+from latent_jax import precision, validation
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "warmup-cosine", "exponential")
@@ -45,6 +45,7 @@ RESUME_FIELDS = (
     "min_delta",
     "group_optimizers",
     "group_updates",
+    "compute_dtype",
 )
 # warmup-cosine without warmup_steps warms up over this fraction of the run's steps.
 _DEFAULT_WARMUP_FRACTION = 0.05
@@ -152,6 +153,10 @@ class TrainConfig:
             parameters the previous groups just updated, as in Goodfellow et al.'s and
             DCGAN's training loops) or ``"simultaneous"`` (every gradient taken at the
             batch's starting parameters).
+        compute_dtype: ``"float32"`` or ``"bfloat16"``: the dtype the models compute in
+            during training and the run's evaluation (mixed precision,
+            :mod:`latent_jax.precision`: parameters, optimizer state, losses and KL terms
+            stay float32).
     """
 
     learning_rate: float = 1e-3
@@ -181,6 +186,7 @@ class TrainConfig:
     compiler_options: Mapping[str, Any] | None = None
     group_optimizers: Mapping[str, Mapping[str, Any]] | None = None
     group_updates: str = "alternating"
+    compute_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         validation.check_real("learning_rate", self.learning_rate, positive=True)
@@ -226,6 +232,7 @@ class TrainConfig:
                 raise TypeError(f"compiler_options must be a dict of str keys, got {options!r}")
             object.__setattr__(self, "compiler_options", dict(options))
         validation.check_choice("group_updates", self.group_updates, GROUP_UPDATES)
+        precision.check_compute_dtype(self.compute_dtype)
         if self.group_optimizers is not None:
             object.__setattr__(self, "group_optimizers", self._checked_groups())
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from latent_jax import validation
+from latent_jax import precision, validation
 from latent_jax.objectives import GroupedObjective, Objective, bind_dataset_size
 from latent_jax.runs import locks
 from latent_jax.train.checkpoints import check_allow_changes
@@ -101,7 +101,8 @@ def _train(
     folder = checkpoint_folder(config, resume)
     # One writer per checkpoint directory (process 0 writes them): a second fails at once.
     writer = folder is not None and jax.process_index() == 0
-    with locks.folder_lock(folder) if writer else contextlib.nullcontext():
+    lock = locks.folder_lock(folder) if writer else contextlib.nullcontext()
+    with lock, precision.scope(config.compute_dtype):
         return drive(
             objective,
             batches,
