@@ -48,7 +48,10 @@ def test_compute_dtype_is_checked_and_round_trips():
     assert TrainConfig().compute_dtype == "float32"
 
 
-@pytest.mark.parametrize("kind", ["mlp-autoencoder", "mlp-vae", "conv-vae"])
+@pytest.mark.parametrize(
+    "kind",
+    ["mlp-autoencoder", "mlp-vae", pytest.param("conv-vae", marks=pytest.mark.slow)],
+)
 def test_bfloat16_losses_follow_float32_and_state_stays_float32(kind):
     if kind == "mlp-autoencoder":
         objective = autoencoder_objective(

@@ -21,6 +21,7 @@ from jax import Array
 from jax.sharding import PartitionSpec
 
 from latent_jax import distributed
+from latent_jax.models import implementations
 from latent_jax.objectives import Objective
 from latent_jax.train.config import OPTIMIZER_FIELDS, TrainConfig
 from latent_jax.train.epoch import (
@@ -97,14 +98,16 @@ def cache_for(objective: Objective) -> CompileCache:
 
 
 def optimizer_key(config: TrainConfig, plan: Plan) -> tuple:
-    """What defines the run's optimizer and the dtype its models compute in (part of every
-    compiled program's key)."""
+    """What defines the run's optimizer, the dtype its models compute in and the convolution
+    gradients they trace (:mod:`latent_jax.models.implementations`): part of every compiled
+    program's key."""
     groups = tuple(
         (group, tuple(sorted(settings.items(), key=lambda item: item[0])))
         for group, settings in sorted((config.group_optimizers or {}).items())
     )
     values = (getattr(config, name) for name in OPTIMIZER_FIELDS)
-    return (*values, groups, config.epochs * plan.n_batches, config.compute_dtype)
+    kernels = tuple(sorted(implementations.stock_components()))
+    return (*values, groups, config.epochs * plan.n_batches, config.compute_dtype, kernels)
 
 
 def initializer(
