@@ -11,9 +11,9 @@ fresh process (XLA reads ``XLA_FLAGS`` once):
   and of the MLP VAE (784-500-20, tanh, Bernoulli, batch 128), trained by ``fit``;
 
 under XLA's default, ``--xla_cpu_max_isa=AVX2`` and ``=SSE4_2`` (the instruction sets of
-older CPUs, on this one), one thread (``--xla_cpu_multi_thread_eigen=false`` and one
-intra-op thread), and the same products and steps in PyTorch (oneDNN/MKL) with 2 threads
-and with 1. Every result records the CPU's flags (:func:`utilization.machine`).
+older CPUs, on this one), Eigen single-threaded (``--xla_cpu_multi_thread_eigen=false``),
+XLA's oneDNN and XNNPACK paths (``--xla_cpu_use_onednn``, ``--xla_cpu_use_xnnpack``), and
+the same products and steps in PyTorch (oneDNN/MKL) with 2 threads and with 1. Every result records the CPU's flags (:func:`utilization.machine`).
 
 Usage::
 
@@ -36,7 +36,9 @@ XLA_CONFIGS = {
     "XLA default": "",
     "XLA max ISA AVX2": "--xla_cpu_max_isa=AVX2",
     "XLA max ISA SSE4_2": "--xla_cpu_max_isa=SSE4_2",
-    "XLA one thread": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "XLA Eigen single-threaded": "--xla_cpu_multi_thread_eigen=false",
+    "XLA with oneDNN": "--xla_cpu_use_onednn=true",
+    "XLA with XNNPACK": "--xla_cpu_use_xnnpack=true",
 }
 TORCH_CONFIGS = {"PyTorch 2 threads": 2, "PyTorch 1 thread": 1}
 # The MLP VAE's two large products at batch 128.
