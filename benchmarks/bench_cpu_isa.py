@@ -13,7 +13,8 @@ fresh process (XLA reads ``XLA_FLAGS`` once):
 under XLA's default, ``--xla_cpu_max_isa=AVX2`` and ``=SSE4_2`` (the instruction sets of
 older CPUs, on this one), Eigen single-threaded (``--xla_cpu_multi_thread_eigen=false``),
 XLA's oneDNN and XNNPACK paths (``--xla_cpu_use_onednn``, ``--xla_cpu_use_xnnpack``), and
-the same products and steps in PyTorch (oneDNN/MKL) with 2 threads and with 1. Every result records the CPU's flags (:func:`utilization.machine`).
+the same products and steps in PyTorch (oneDNN/MKL) with 2 threads and with 1. Every result
+records the CPU's flags (:func:`utilization.machine`).
 
 Usage::
 
