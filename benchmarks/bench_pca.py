@@ -114,9 +114,13 @@ def machine_info() -> dict:
     import jax
     import sklearn
 
+    from utilization import cpu_flags
+
     info = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_flags": cpu_flags(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
