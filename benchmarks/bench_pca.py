@@ -113,7 +113,6 @@ def max_rel_diff(got, ref) -> float:
 def machine_info() -> dict:
     import jax
     import sklearn
-
     from utilization import cpu_flags
 
     info = {
