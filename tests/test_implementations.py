@@ -54,7 +54,14 @@ def test_the_selection_leaves_the_cpus_numbers_unchanged(monkeypatch):
     assert any(not np.array_equal(a, b) for a, b in leaves)  # not the cached program
 
 
-@pytest.mark.parametrize(("stride", "padding", "output_padding"), [(2, 1, 1), (2, 0, 0), (3, 2, 1)])
+@pytest.mark.parametrize(
+    ("stride", "padding", "output_padding"),
+    [
+        (2, 1, 1),
+        pytest.param(2, 0, 0, marks=pytest.mark.slow),
+        pytest.param(3, 2, 1, marks=pytest.mark.slow),
+    ],
+)
 def test_stock_transposed_convolution_equals_latent_jaxs(
     monkeypatch, stride, padding, output_padding
 ):

@@ -87,6 +87,7 @@ def runs(tmp_path_factory) -> tuple[list, str]:
     return [dict(np.load(out / f"params_{pid}.npz")) for pid in (0, 1)], str(out)
 
 
+@pytest.mark.slow  # two processes compile and train: 21 s of the default run's budget
 def test_both_processes_agree_on_the_final_parameters(runs):
     (first, second), _ = runs
     assert first.keys() == second.keys()
@@ -94,6 +95,7 @@ def test_both_processes_agree_on_the_final_parameters(runs):
         assert_bitwise(first[name], second[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_two_processes_train_what_one_device_trains(runs):
     (first, _), out = runs
     x = np.load(os.path.join(out, "x.npy"))

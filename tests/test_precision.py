@@ -50,7 +50,11 @@ def test_compute_dtype_is_checked_and_round_trips():
 
 @pytest.mark.parametrize(
     "kind",
-    ["mlp-autoencoder", "mlp-vae", pytest.param("conv-vae", marks=pytest.mark.slow)],
+    [
+        pytest.param("mlp-autoencoder", marks=pytest.mark.slow),
+        "mlp-vae",
+        pytest.param("conv-vae", marks=pytest.mark.slow),
+    ],
 )
 def test_bfloat16_losses_follow_float32_and_state_stays_float32(kind):
     if kind == "mlp-autoencoder":
