@@ -125,8 +125,12 @@ def test_a_refused_command_opens_no_tracker_run(tmp_path):
 def _wandb_records(path: Path):
     """The records of a W&B run file: LevelDB's log format (a 7-byte header, 32 KiB blocks of
     checksummed chunks), each record a wandb_internal_pb2.Record."""
+    import wandb
     from wandb.proto import wandb_internal_pb2
 
+    # W&B's service process writes the file; run.finish() can return before it has flushed
+    # the last records (seen under load), wandb.teardown() waits for the service to exit.
+    wandb.teardown()
     data = path.read_bytes()
     ident, magic, version = struct.unpack("<4sHB", data[:7])
     assert (ident, magic, version) == (b":W&B", 0xBEE1, 0)
