@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from latent_jax import validation
 
-__all__ = ["COMPUTE_DTYPES", "cast_floating", "compute_dtype", "scope"]
+__all__ = ["COMPUTE_DTYPES", "cast_floating", "check_compute_dtype", "compute_dtype", "scope"]
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 

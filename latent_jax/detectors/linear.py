@@ -196,7 +196,9 @@ class _LinearBackend(DetectorBackend):
                 stacklevel=3,
             )
         self.state = self.fit_state(flat, q, full)
-        self.shrinkage = ledoit_wolf_shrinkage(flat, eigenvalues)
+        # Kept whatever the statistic, so that rescored("mahalanobis") needs no refit.
+        has_mahalanobis = "mahalanobis" in self.statistics
+        self.shrinkage = ledoit_wolf_shrinkage(flat, eigenvalues) if has_mahalanobis else None
         self.n_components = q
 
     def score_block(self, xs: np.ndarray) -> np.ndarray:
@@ -238,7 +240,9 @@ class _LinearBackend(DetectorBackend):
 
     def metadata(self) -> dict[str, Any]:
         counts = {"n_samples": int(self.state.n_samples), "ddof": int(self.state.ddof)}
-        return {"architecture": None, "pca": {**counts, "shrinkage": self.shrinkage}}
+        if self.shrinkage is not None:
+            counts["shrinkage"] = self.shrinkage
+        return {"architecture": None, "pca": counts}
 
     @classmethod
     def restore(
