@@ -71,7 +71,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_linear.py
 	$(BIN)/python benchmarks/bench_vs_pyod.py --pca-timing
 
-# The GPU suite: every GPU measurement in one command (about 8 minutes on one H100), into
+# The GPU suite: every GPU measurement in one command (at most 9 minutes: its --budget), into
 # benchmarks/results/gpu_suite.json and .md. It installs JAX for CUDA 12 in the virtual
 # environment; on a machine whose own Python has JAX for its GPU and no package index, run
 # `PYTHONPATH=. python3 benchmarks/gpu_suite.py` instead.

@@ -60,3 +60,23 @@ def test_a_failed_part_is_a_row_not_the_end(tmp_path):
     assert "| example1 | gpu:NVIDIA H100 | failed: RuntimeError: out of memory |" in table
     assert "| fit_many | gpu:NVIDIA H100 | fit_many 8 seeds, time over one | 1.2 |" in table
     assert "skipped: pythae is not installed" in table
+
+
+def test_parts_past_the_budget_are_skipped_and_the_record_is_still_written(tmp_path):
+    out = tmp_path / "suite.json"
+    assert gpu_suite.main(["--budget", "1", "--parts", "pca", "fit_many", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    for name in ("pca", "fit_many"):
+        assert record["parts"][name]["status"] == "skipped"
+        assert "budget is spent" in record["parts"][name]["reason"]
+
+
+def test_device_test_counts_survive_a_run_cut_short():
+    stdout = "....sF..x. [ 40%]\n...E\n"
+    assert gpu_suite._progress_counts(stdout) == {
+        "passed": 10,
+        "failures": 1,
+        "errors": 1,
+        "skipped": 2,
+        "tests": 14,
+    }
