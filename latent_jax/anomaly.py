@@ -601,13 +601,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
         """Scores of standardized examples, computed in blocks of :data:`SCORE_BATCH` rows
         (trained methods: :data:`NETWORK_SCORE_ROWS`, the last block padded with zeros)."""
         score = self.backend_.score_block
-        if not self.backend_.trains:
-            blocks = [score(xs[i : i + SCORE_BATCH]) for i in range(0, len(xs), SCORE_BATCH)]
-            return np.concatenate(blocks).astype(np.float64)
-        rows = NETWORK_SCORE_ROWS
-        padded = np.zeros((-(-len(xs) // rows) * rows, *xs.shape[1:]), xs.dtype)
-        padded[: len(xs)] = xs
-        blocks = [score(padded[i : i + rows]) for i in range(0, len(padded), rows)]
+        rows = NETWORK_SCORE_ROWS if self.backend_.trains else SCORE_BATCH
+        blocks = []
+        for start in range(0, len(xs), rows):
+            block = xs[start : start + rows]
+            if self.backend_.trains and len(block) < rows:  # only the last block is padded
+                padding = np.zeros((rows - len(block), *xs.shape[1:]), xs.dtype)
+                block = np.concatenate([block, padding])
+            blocks.append(score(block))
         return np.concatenate(blocks)[: len(xs)].astype(np.float64)
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -837,11 +838,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator, metaclass=_RenamedKeywords):
             }
         else:
             params = dict(meta["params"])
-        pca_meta = meta.get("pca") or {}
-        if params["method"] == "pca" and params.get("statistic") is None:
-            if "shrinkage" not in pca_meta:
-                # Saved when the reconstruction error was pca's default statistic.
-                params["statistic"] = "reconstruction"
+        saved_before_mahalanobis = "shrinkage" not in (meta.get("pca") or {})
+        if (
+            params["method"] == "pca"
+            and params.get("statistic") is None
+            and saved_before_mahalanobis
+        ):
+            # Saved when the reconstruction error was pca's default statistic.
+            params["statistic"] = "reconstruction"
         for name in ("hidden_dims", "channels"):
             if isinstance(params.get(name), list):
                 params[name] = tuple(params[name])

@@ -2,9 +2,9 @@
 
 :class:`latent_jax.train.TrainConfig`'s ``compute_dtype="bfloat16"`` runs the engine's loss
 inside :func:`scope`. While a scope is active, :class:`latent_jax.objectives.base.ModelCaller`
-(the one place where objectives call a model) casts the floating parameters, model state
-and inputs of each call to the compute dtype and casts the model's floating outputs back to
-float32. So:
+(the one place where objectives call a model) casts the floating parameters and inputs of
+each call to the compute dtype and the model's floating outputs back to float32; the model
+state (BatchNorm's running statistics) is passed as it is. So:
 
 * the parameters and the optimizer state stay float32 (the cast sits inside the loss, and
   its gradient is the cast back);

@@ -35,6 +35,13 @@ RANK_RTOL = 1e-5
 _HOST_BLOCK_ROWS = 65536
 
 
+def _centred_blocks(flat: np.ndarray, mean: np.ndarray):
+    """The rows of ``flat`` minus ``mean`` in float64, :data:`_HOST_BLOCK_ROWS` at a time
+    (no full-size float64 copy)."""
+    for start in range(0, len(flat), _HOST_BLOCK_ROWS):
+        yield flat[start : start + _HOST_BLOCK_ROWS] - mean
+
+
 def host_pca(flat: np.ndarray, n_components: int | None = None) -> linear.PCAState:
     """PCA of host rows by LAPACK, without compilation: :func:`latent_jax.linear.fit_pca`'s
     result (``ddof=1``; the components' signs may differ) as float32 NumPy arrays.
@@ -54,8 +61,7 @@ def host_pca(flat: np.ndarray, n_components: int | None = None) -> linear.PCASta
     m = min(n, d) if n_components is None else n_components
     mean = flat.mean(axis=0, dtype=np.float64)
     scatter = np.zeros((d, d))
-    for start in range(0, n, _HOST_BLOCK_ROWS):
-        block = flat[start : start + _HOST_BLOCK_ROWS] - mean
+    for block in _centred_blocks(flat, mean):
         scatter += block.T @ block
     eigenvalues, vectors = np.linalg.eigh(scatter / (n - 1))
     eigenvalues = np.clip(eigenvalues[::-1], 0.0, None)
@@ -92,9 +98,12 @@ def ledoit_wolf_shrinkage(flat: np.ndarray, eigenvalues: np.ndarray) -> float:
     n, d = flat.shape
     biased = np.asarray(eigenvalues, np.float64) * (n - 1) / n  # S = X^T X / n, centred X
     mu = biased.sum() / d
-    centred = flat - flat.mean(axis=0, dtype=np.float64)
+    mean = flat.mean(axis=0, dtype=np.float64)
     # sum_ij (x_i x_i^T)_jk^2 = sum_i ||x_i||^4, and ||S||_F^2 = sum of squared eigenvalues.
-    fourth = float(np.sum(np.square(np.einsum("ij,ij->i", centred, centred))))
+    fourth = sum(
+        float(np.sum(np.square(np.einsum("ij,ij->i", block, block))))
+        for block in _centred_blocks(flat, mean)
+    )
     frobenius = float(np.sum(np.square(biased)))
     beta = (fourth / n - frobenius) / (d * n)
     delta = (frobenius - 2.0 * mu * biased.sum() + d * mu * mu) / d
