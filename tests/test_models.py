@@ -248,6 +248,9 @@ def test_conv_vae_batchnorm_train_and_eval(small_vae):
     assert out["decode"].shape == (7, 8, 8, 1)
 
 
+# 14 s: the masked BatchNorm layer itself is checked in tests/test_layers.py; this is the
+# whole convolutional VAE.
+@pytest.mark.slow
 def test_conv_vae_masked_rows_do_not_enter_batchnorm(small_vae):
     # The padding rows of a ragged batch: wild values, masked out. Real rows' outputs and the
     # running statistics must equal those of the unpadded batch.

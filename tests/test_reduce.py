@@ -102,6 +102,9 @@ def test_scatter_uses_the_true_class_labels(seed_run):
     assert all(codes.shape == (8000, 5) for codes in captured["panels"].values())
 
 
+# 14 s: fit_many's runs equal the single runs in tests/test_train.py; this is the command's
+# --seeds end to end.
+@pytest.mark.slow
 def test_several_seeds_train_different_models_and_seed_zero_is_the_single_run(tmp_path):
     table = np.random.default_rng(0).normal(size=(120, 6)).astype(np.float32)
     path = tmp_path / "table.npy"
